@@ -1,0 +1,131 @@
+"""Complexity benchmark: parameters, GFLOPs and CPU/GPU latency of models side by side.
+
+Conventions (shared/design/meco.md): FLOPs counted by torch.utils.flop_counter on the
+inference form at batch 1 (1 multiply-add = 2 FLOPs; VQ distance matmuls included);
+latency at batch 1 after warm-up, all models in one process, interleaved round-robin
+so that machine noise hits every model alike; medians and p90 of repeated runs.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Iterable
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+@dataclass
+class BenchRow:
+    model: str
+    params_m: float
+    gflops: float
+    latency_ms: float
+    latency_p90_ms: float
+    fps: float
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.update(d.pop("extra"))
+        return d
+
+
+def count_params(model: nn.Module) -> int:
+    """All parameters, frozen ones included (re-parameterised kernels are real storage)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+@torch.inference_mode()
+def count_flops(model: nn.Module, image: torch.Tensor) -> float:
+    with FlopCounterMode(display=False) as counter:
+        model(image)
+    return float(counter.get_total_flops())
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    idx = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[idx]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.inference_mode()
+def measure_latency(models: dict[str, nn.Module], image: torch.Tensor, warmup: int = 2, repeats: int = 10,
+                    progress: bool = True) -> dict[str, list[float]]:
+    """Per-model forward times in ms, interleaved; the model order rotates every round."""
+    names = list(models)
+    for _ in range(warmup):
+        for name in names:
+            models[name](image)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    rounds: Iterable[int] = range(repeats)
+    if progress:
+        from tqdm import tqdm
+
+        rounds = tqdm(rounds, desc="latency", unit="round", leave=False)
+    for r in rounds:
+        order = names[r % len(names):] + names[:r % len(names)]
+        for name in order:
+            _sync(image.device)
+            start = time.perf_counter()
+            models[name](image)
+            _sync(image.device)
+            times[name].append((time.perf_counter() - start) * 1e3)
+    return times
+
+
+def benchmark(models: dict[str, nn.Module], size: tuple[int, int], device: str = "cpu", warmup: int = 2,
+              repeats: int = 10, extras: dict[str, dict] | None = None, progress: bool = True) -> list[BenchRow]:
+    """Benchmark models as built, in eval mode, on one input size.
+
+    Models are not converted here: 'mlore' is MLoRE's training form and 'mlore_reparam'
+    its re-parameterised inference form, and both belong in the table.
+    """
+    dev = torch.device(device)
+    image = torch.rand(1, 3, *size, device=dev)
+    prepared = {name: model.to(dev).eval() for name, model in models.items()}
+    flops = {n: count_flops(m, image) for n, m in prepared.items()}
+    times = measure_latency(prepared, image, warmup, repeats, progress)
+    rows = []
+    for name, model in prepared.items():
+        median = statistics.median(times[name])
+        rows.append(BenchRow(name, count_params(model) / 1e6, flops[name] / 1e9, median,
+                             percentile(times[name], 90), 1e3 / median, (extras or {}).get(name, {})))
+    return rows
+
+
+def render_table(rows: list[BenchRow], ref: str | None, title: str) -> "rich.table.Table":  # noqa: F821
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in ("model", "params M", "GFLOPs", "ms median", "ms p90", "FPS"):
+        table.add_column(col, justify="right" if col != "model" else "left")
+    reference = next((r for r in rows if r.model == ref), None)
+    if reference:
+        for col in ("params x", "FLOPs x", "FPS x"):
+            table.add_column(f"{col} {ref}", justify="right")
+    for r in rows:
+        cells = [r.model, f"{r.params_m:.2f}", f"{r.gflops:.2f}", f"{r.latency_ms:.1f}",
+                 f"{r.latency_p90_ms:.1f}", f"{r.fps:.2f}"]
+        if reference:
+            cells += [f"{r.params_m / reference.params_m:.3f}", f"{r.gflops / reference.gflops:.3f}",
+                      f"{r.fps / reference.fps:.3f}"]
+        table.add_row(*cells)
+    return table
+
+
+def add_ratios(rows: list[BenchRow], ref: str | None) -> None:
+    """Store ratios to the reference model in each row's extras (for the JSON)."""
+    reference = next((r for r in rows if r.model == ref), None)
+    if reference is None:
+        return
+    for r in rows:
+        r.extra.update(ref=ref, params_ratio=r.params_m / reference.params_m,
+                       gflops_ratio=r.gflops / reference.gflops, fps_ratio=r.fps / reference.fps)

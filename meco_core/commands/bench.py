@@ -1,0 +1,94 @@
+"""`meco bench`: params, GFLOPs, latency and FPS of models side by side (or an N/k ablation)."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'384x512' -> (384, 512) as (H, W)."""
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like HxW, e.g. 384x512; got {text!r}") from None
+    if h <= 0 or w <= 0:
+        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
+    return h, w
+
+
+def int_list(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("bench", help="complexity benchmark: params, GFLOPs, latency, FPS",
+                              description=__doc__)
+    p.add_argument("--models", default="meco,mlore,mlore_reparam,taskexpert",
+                   help="comma-separated registry names (default: %(default)s)")
+    p.add_argument("--backbone", default="vit_small_patch16_224")
+    p.add_argument("--size", type=parse_size, default=(384, 512), help="input HxW (default 384x512)")
+    p.add_argument("--channels", type=int, default=None, help="decoder width C (default: model default)")
+    p.add_argument("--num-classes", type=int, default=5)
+    p.add_argument("--ref", default="mlore", help="reference model for ratios (default: %(default)s)")
+    p.add_argument("--experts", type=int_list, default=None, help="MECO ablation: N list, paired with --topk")
+    p.add_argument("--topk", type=int_list, default=None, help="MECO ablation: k list, paired with --experts")
+    p.add_argument("--checkpoint", default=None, help="benchmark the model stored in this checkpoint")
+    p.add_argument("--device", default="cpu", help="cpu | cuda[:n]")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", default=None, help="write {'rows': [...]} here")
+    p.set_defaults(handler=run)
+
+
+def _build_set(args) -> tuple[dict, dict[str, dict], str | None, str]:
+    from meco_core import build_model
+    from meco_core.checkpoint import build_from_checkpoint
+
+    common = {"backbone": args.backbone, "num_classes": args.num_classes}
+    if args.channels:
+        common["channels"] = args.channels
+    if args.checkpoint:
+        model, ckpt = build_from_checkpoint(args.checkpoint)
+        label = f"{ckpt['model_name']} ({Path(args.checkpoint).name})"
+        return {label: model}, {}, None, f"checkpoint {args.checkpoint}"
+    if args.experts or args.topk:
+        if not (args.experts and args.topk) or len(args.experts) != len(args.topk):
+            raise SystemExit("--experts and --topk are paired lists of equal length, e.g. 5,10,15,20 and 3,6,9,12")
+        models, extras = {}, {}
+        for n, k in zip(args.experts, args.topk):
+            label = f"meco N={n} k={k}"
+            models[label] = build_model("meco", num_experts=n, top_k=k, **common)
+            extras[label] = {"experts": n, "topk": k}
+        return models, extras, None, "MECO N/k ablation"
+    names = [m.strip() for m in args.models.split(",") if m.strip()]
+    models = {n: build_model(n, **common) for n in names}
+    return models, {}, args.ref if args.ref in models else None, "models side by side"
+
+
+def run(args) -> int:
+    import torch
+    from rich.console import Console
+
+    from meco_core.bench import add_ratios, benchmark, render_table
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"--device {args.device}: CUDA is not available on this machine; use --device cpu")
+    models, extras, ref, what = _build_set(args)
+    rows = benchmark(models, args.size, args.device, args.warmup, args.repeats, extras)
+    add_ratios(rows, ref)
+    h, w = args.size
+    title = (f"{what}: {args.backbone if not args.checkpoint else ''} {h}x{w}, batch 1, {args.device}, "
+             f"{torch.get_num_threads()} threads, median of {args.repeats}")
+    Console(width=max(120, Console().width)).print(render_table(rows, ref, title))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        payload = {"size": [h, w], "device": args.device, "threads": torch.get_num_threads(),
+                   "backbone": args.backbone, "rows": [r.to_dict() for r in rows]}
+        Path(args.json).write_text(json.dumps(payload, indent=2))
+    return 0

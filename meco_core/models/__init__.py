@@ -1,0 +1,96 @@
+"""Model registry in the spirit of timm's `create_model`: `build_model(name, **config)`.
+
+Every model = shared ViT backbone + its own decoder + shared stage fusion and heads, so
+the comparisons isolate the decoders. Config keys common to all models:
+  backbone, backbone_weights, backbone_kwargs, taps, tasks, num_classes, max_depth,
+  channels (decoder width C), head_upsample, drop_path_rate
+plus each decoder's own keys (see `model_config_keys(name)`).
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable
+
+from torch import nn
+
+from .backbone import ViTBackbone
+from .meco import MecoDecoder
+from .mlore import MLoReDecoder
+from .multitask import TASKS, MultiTaskModel
+from .plain import PlainDecoder
+from .taskexpert import TaskExpertDecoder
+
+COMMON_DEFAULTS: dict[str, Any] = {
+    "backbone": "vit_small_patch16_224",
+    "backbone_weights": None,
+    "backbone_kwargs": {},
+    "taps": None,
+    "tasks": list(TASKS),
+    "num_classes": 5,
+    "max_depth": 80.0,
+    "channels": 256,
+    "head_upsample": 0,
+    "drop_path_rate": 0.0,
+}
+
+# name -> (decoder class, fixed overrides, whether the name implies inference form)
+_REGISTRY: dict[str, tuple[Callable[..., nn.Module], dict[str, Any], bool]] = {
+    "meco": (MecoDecoder, {}, False),
+    "mlore": (MLoReDecoder, {}, False),
+    "mlore_reparam": (MLoReDecoder, {}, True),
+    "taskexpert": (TaskExpertDecoder, {}, False),
+    "plain": (PlainDecoder, {}, False),
+    "single_depth": (PlainDecoder, {"tasks": ["depth"]}, False),
+    "single_segmentation": (PlainDecoder, {"tasks": ["segmentation"]}, False),
+}
+
+# Config names accepted by every decoder signature that are filled in by build_model.
+_DECODER_FILLED = ("in_dim", "num_stages", "tasks", "channels")
+
+
+def list_models() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def model_config_keys(name: str) -> dict[str, Any]:
+    """All config keys `name` accepts with their defaults."""
+    decoder_cls, overrides, _ = _lookup(name)
+    params = inspect.signature(decoder_cls.__init__).parameters
+    own = {k: p.default for k, p in params.items() if k != "self" and k not in _DECODER_FILLED}
+    return {**COMMON_DEFAULTS, **own, **overrides}
+
+
+def _lookup(name: str):
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; available: {', '.join(list_models())}")
+    return _REGISTRY[name]
+
+
+def build_model(name: str, **config: Any) -> MultiTaskModel:
+    """Build a registered model. Unknown config keys are an error that lists the valid ones."""
+    decoder_cls, overrides, inference_form = _lookup(name)
+    valid = model_config_keys(name)
+    unknown = sorted(set(config) - set(valid))
+    if unknown:
+        raise ValueError(f"model {name!r} does not take {unknown}; valid keys: {sorted(valid)}")
+    for key, value in overrides.items():
+        if key in config and config[key] != value:
+            raise ValueError(f"model {name!r} fixes {key}={value!r}; got {config[key]!r}")
+    cfg = {**valid, **config}
+    bad_tasks = set(cfg["tasks"]) - set(TASKS)
+    if bad_tasks or not cfg["tasks"]:
+        raise ValueError(f"tasks must be a non-empty subset of {TASKS}, got {cfg['tasks']}")
+    backbone = ViTBackbone(cfg["backbone"], taps=cfg["taps"], weights=cfg["backbone_weights"],
+                           drop_path_rate=cfg["drop_path_rate"], **cfg["backbone_kwargs"])
+    decoder_kwargs = {k: cfg[k] for k in inspect.signature(decoder_cls.__init__).parameters
+                      if k in cfg and k not in ("tasks", "channels")}
+    decoder = decoder_cls(in_dim=backbone.embed_dim, num_stages=len(backbone.taps), tasks=list(cfg["tasks"]),
+                          channels=cfg["channels"], **decoder_kwargs)
+    model = MultiTaskModel(name, cfg, backbone, decoder, list(cfg["tasks"]), cfg["num_classes"],
+                           cfg["max_depth"], cfg["head_upsample"])
+    if inference_form:
+        model.prepare_for_inference()
+    return model
+
+
+__all__ = ["build_model", "list_models", "model_config_keys", "MultiTaskModel", "ViTBackbone", "TASKS"]
