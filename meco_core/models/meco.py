@@ -12,6 +12,9 @@ expressiveness:
    and this removes T-1 of the decoder's most expensive convolutions.
 3. Extractor z_t = 1x1 conv + BN + GELU of P_l.
 4. Router r_t on z_t picks k of N expert codebooks per image; Q_t = sum_n w_n q_n(z_t).
+   The router emits a query vector; expert n's logit is its cosine similarity with the
+   mean codeword of codebook n (times a learned temperature). The router thus owns no
+   per-expert weights: adding an expert adds exactly its K*C codebook entries.
    At inference only the k selected codebooks are searched (one batched matmul), so
    FLOPs grow with k and parameters with N (exactly N*K*C per stage).
 5. Task codebook s_t = q(z_t) in E_t.
@@ -20,10 +23,11 @@ expressiveness:
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .layers import conv_norm_act
-from .router import TaskRouter, load_balance_loss
+from .router import RouterNet, check_routing, load_balance_loss, route
 from .vq import Codebooks
 
 
@@ -36,14 +40,21 @@ class MecoStage(nn.Module):
         self.fuse = conv_norm_act(in_dim, channels, 1)
         self.generic = nn.Conv2d(channels, channels, 3, padding=1)
         self.extractor = nn.ModuleDict({t: conv_norm_act(channels, channels, 1) for t in tasks})
-        self.router = nn.ModuleDict({t: TaskRouter(channels, num_experts, top_k, routing, router_position)
-                                     for t in tasks})
+        check_routing(routing, top_k, num_experts)
+        self.top_k, self.routing = top_k, routing
+        self.router = nn.ModuleDict({t: RouterNet(channels, channels, router_position) for t in tasks})
+        self.router_temperature = nn.Parameter(torch.tensor(10.0))
         self.expert_codebooks = Codebooks(num_experts, codebook_size, channels, codebook_update,
                                           restart_every=restart_every)
         self.task_codebooks = nn.ModuleDict({t: Codebooks(1, task_codebook_size, channels, codebook_update,
                                                           restart_every=restart_every) for t in tasks})
         self.out = nn.ModuleDict({t: nn.Sequential(nn.BatchNorm2d(channels), nn.GELU(),
                                                    nn.Conv2d(channels, channels, 1)) for t in tasks})
+
+    def route(self, task: str, z: torch.Tensor):
+        query = F.normalize(self.router[task](z), dim=1)
+        keys = F.normalize(self.expert_codebooks.embed.mean(dim=1), dim=1)          # (N, C) prototypes
+        return route(self.router_temperature * query @ keys.t(), self.top_k, self.routing, self.training)
 
     def forward(self, feature: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         p = self.fuse(feature)
@@ -56,7 +67,7 @@ class MecoStage(nn.Module):
         one_w = torch.ones(b, 1, dtype=p.dtype, device=p.device)
         for t in self.tasks:
             z = self.extractor[t](p)
-            routing = self.router[t](z)
+            routing = self.route(t, z)
             tokens = z.flatten(2).transpose(1, 2)                                      # (B, M, C)
             q_experts, loss_e = self.expert_codebooks(tokens, routing.indices, routing.weights)
             q_task, loss_t = self.task_codebooks[t](tokens, zero_idx, one_w)

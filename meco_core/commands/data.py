@@ -1,0 +1,135 @@
+"""`meco data ...`: convert datasets into the meco-dataset/1 format (see meco_core.data.format).
+
+Subcommands:
+  camvid     CamVid (SegNet layout) -> labels-only dataset, camvid classes
+  rellis     one RELLIS-3D camera+lidar frame -> sparse depth + golf labels
+  synth      synthetic scenes (meco_core.data.synth)
+  from-bag   rosbag (ROS 1/2) camera + lidar -> dataset (meco_core.data.bag_import)
+  make-bag   dataset -> rosbag for replay tests (meco_core.data.make_bag)
+The last three delegate to `main_from_args(args)` of their module, which receives the
+parsed options of its subcommand (`meco data SOURCE --help`); converters are imported only when their subcommand runs.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Callable
+
+
+def _size(text: str) -> tuple[int, int]:
+    """'HxW' -> (height, width)."""
+    try:
+        h, w = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must be HxW, e.g. 240x320, not {text!r}") from None
+    if h <= 0 or w <= 0:
+        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
+    return h, w
+
+
+def _run_camvid(args: argparse.Namespace) -> int:
+    from meco_core.data.camvid import convert_camvid
+
+    counts = convert_camvid(args.root, args.out, limit=args.limit, splits=args.splits)
+    print(f"CamVid -> {args.out}: " + ", ".join(f"{s} {n}" for s, n in counts.items()))
+    return 0
+
+
+def _run_rellis(args: argparse.Namespace) -> int:
+    from meco_core.data.rellis import convert_rellis_frame
+
+    stats = convert_rellis_frame(args.root, args.out, split=args.split, direction=args.direction)
+    for key, value in stats.items():
+        print(f"  {key}: {value:.4f}" if isinstance(value, float) else f"  {key}: {value}")
+    agree = stats["label_agreement"]
+    ok = agree == agree and agree > 0.5  # NaN when no labels
+    verdict = "OK" if ok else "SUSPICIOUS: check transforms.yaml direction / calibration"
+    print(
+        f"RELLIS -> {args.out}: {stats['points_in_image']} lidar points in the image, "
+        f"label agreement {agree:.3f} (other direction {stats['label_agreement_other_direction']:.3f}), "
+        f"direction {stats['direction']}: {verdict}"
+    )
+    return 0 if ok else 1
+
+
+def _delegate(module: str) -> Callable[[argparse.Namespace], int]:
+    """Handler calling `meco_core.data.<module>.main_from_args(args)`, with a clear error if absent."""
+
+    def run(args: argparse.Namespace) -> int:
+        full = f"meco_core.data.{module}"
+        try:
+            mod = importlib.import_module(full)
+        except ModuleNotFoundError as exc:
+            if exc.name != full:
+                raise
+            print(f"meco data {args.data_command}: {full} is not available in this installation", file=sys.stderr)
+            return 2
+        if not hasattr(mod, "main_from_args"):
+            print(f"meco data {args.data_command}: {full} has no main_from_args(args)", file=sys.stderr)
+            return 2
+        return int(mod.main_from_args(args) or 0)
+
+    return run
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("data", help="convert datasets to the meco format", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.set_defaults(handler=lambda args: (parser.print_help(), 2)[1])
+    sub = parser.add_subparsers(dest="data_command", metavar="SOURCE")
+
+    p = sub.add_parser("camvid", help="CamVid (train/ trainannot/ val/ valannot/ [test/ testannot/])")
+    p.add_argument("--root", required=True, help="CamVid folder")
+    p.add_argument("--out", required=True, help="output dataset root")
+    p.add_argument("--limit", type=int, default=None, help="first N images per split (quick tests)")
+    p.add_argument("--splits", nargs="+", default=None, help="subset of train val test (default: all found)")
+    p.set_defaults(handler=_run_camvid)
+
+    p = sub.add_parser("rellis", help="one RELLIS-3D frame: image + Ouster scan -> sparse depth + golf labels")
+    p.add_argument("--root", required=True, help="folder with frame*.jpg/.png, *.bin, *.label, camera_info.txt, transforms.yaml")
+    p.add_argument("--out", required=True, help="output dataset root")
+    p.add_argument("--split", default="test")
+    p.add_argument("--direction", choices=("auto", "as-is", "inverse"), default="auto",
+                   help="how transforms.yaml maps lidar to camera; auto = best label agreement")
+    p.set_defaults(handler=_run_rellis)
+
+    p = sub.add_parser("synth", help="synthetic golf-course scenes with exact depth and labels")
+    p.add_argument("--out", required=True, help="output dataset root")
+    p.add_argument("--n", type=int, default=100, help="number of samples")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split", default="train")
+    p.add_argument("--size", type=_size, default=(240, 320), help="HxW (parsed to a (height, width) tuple)")
+    p.add_argument("--lidar-beams", type=int, choices=(0, 32, 64), default=0,
+                   help="0 = dense depth, else simulate a lidar with this many beams (sparse depth)")
+    p.set_defaults(handler=_delegate("synth"))
+
+    p = sub.add_parser("from-bag", help="rosbag (ROS 1 .bag or ROS 2 folder) camera + lidar -> dataset")
+    p.add_argument("--bag", required=True, help="bag file or ROS 2 bag folder")
+    p.add_argument("--out", required=True, help="output dataset root")
+    p.add_argument("--image-topic", default=None, help="sensor_msgs/Image or CompressedImage (default: the only one)")
+    p.add_argument("--cloud-topic", default=None, help="sensor_msgs/PointCloud2 (default: the only one; none = no depth)")
+    p.add_argument("--info-topic", default=None, help="sensor_msgs/CameraInfo (default: the only one)")
+    p.add_argument("--split", default="train")
+    p.add_argument("--tolerance-ms", type=float, default=50.0, help="max |t_image - t_cloud| to pair messages")
+    p.add_argument("--extrinsics", default=None,
+                   help="YAML with T_camera_lidar (q: w x y z, t: x y z); default: from /tf_static in the bag")
+    p.add_argument("--class-set", default="golf", help="class set name written to dataset.yaml")
+    p.add_argument("--every", type=int, default=1, help="keep every N-th image")
+    p.add_argument("--limit", type=int, default=None, help="stop after N samples")
+    p.set_defaults(handler=_delegate("bag_import"))
+
+    p = sub.add_parser("make-bag", help="dataset split -> rosbag (images, camera_info, optional lidar) for replay")
+    p.add_argument("--data", required=True, help="meco dataset root")
+    p.add_argument("--split", default="test")
+    p.add_argument("--out", required=True, help="output bag path")
+    p.add_argument("--storage", choices=("sqlite3", "mcap", "ros1"), default="sqlite3")
+    p.add_argument("--rate", type=float, default=10.0, help="frames per second (message stamps)")
+    p.add_argument("--lidar", action="store_true", help="also write the depth as a PointCloud2")
+    p.add_argument("--image-topic", default="/camera/image_raw")
+    p.add_argument("--info-topic", default="/camera/camera_info")
+    p.add_argument("--cloud-topic", default="/lidar/points")
+    p.add_argument("--camera-frame", default="camera_optical_frame")
+    p.add_argument("--lidar-frame", default="lidar")
+    p.add_argument("--limit", type=int, default=None, help="first N samples")
+    p.set_defaults(handler=_delegate("make_bag"))

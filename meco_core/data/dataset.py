@@ -1,0 +1,222 @@
+"""torch Dataset over one or several meco-dataset/1 roots, with multi-task-safe augmentation.
+
+Every sample yields the same keys whatever the dataset carries, so one batch can mix
+CamVid (labels only), RELLIS (sparse lidar + labels) and synthetic data (dense depth):
+missing depth is all 0 (= invalid) with `has_depth=False`, missing labels are all 255
+with `has_seg=False`; losses mask on those.
+
+Geometric augmentation moves image, depth and labels together:
+- scale: image bilinear (area when shrinking), labels and depth nearest (pixel-centre
+  aligned, cv2.INTER_NEAREST_EXACT, so both sample the same source pixels) *without
+  interpolation* (mixing a foreground and a background lidar return would invent a
+  surface in between); when shrinking, lidar points that nearest sampling would skip are
+  scattered back (nearest point wins), so sparse depth is not thinned. Depth values are
+  kept: resizing is a zoom of the same camera (focal length x s), metric distances do
+  not change. (Zooming does change apparent object size at a fixed depth; keep
+  `scale_range` narrow when the deployment camera is fixed and depth matters most.)
+- crop (random when training, centred otherwise), padded with 0 image / 0 depth /
+  255 labels when the image is smaller than the crop;
+- horizontal flip; photometric jitter (brightness, contrast, saturation, hue) on the
+  image only.
+Randomness comes from torch's generator, so `torch.manual_seed` and DataLoader workers
+(each seeded by torch) give reproducible, non-repeating augmentation.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from meco_core.classes import ClassSet, get_class_set, get_remap
+from meco_core.data.format import DatasetReader, Sample
+from meco_core.geometry import sparse_depth_image
+
+PathLike = str | os.PathLike
+
+
+def resize_sparse_depth(depth: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize a (sparse or dense) metric depth map without mixing values; 0 = invalid."""
+    h, w = depth.shape
+    if (h, w) == (height, width):
+        return depth
+    out = cv2.resize(depth, (width, height), interpolation=cv2.INTER_NEAREST_EXACT)
+    if height < h or width < w:  # shrinking: put back valid points nearest sampling skipped
+        ys, xs = np.nonzero(depth > 0)
+        if len(ys):
+            u = np.minimum(((xs + 0.5) * (width / w)).astype(np.int64), width - 1)
+            v = np.minimum(((ys + 0.5) * (height / h)).astype(np.int64), height - 1)
+            scattered = sparse_depth_image(u, v, depth[ys, xs], width, height)
+            out = np.where(out > 0, out, scattered)
+    return out
+
+
+def _resize_image(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    if img.shape[:2] == (height, width):
+        return img
+    shrink = height * width < img.shape[0] * img.shape[1]
+    return cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def _resize_labels(labels: np.ndarray, height: int, width: int) -> np.ndarray:
+    if labels.shape == (height, width):
+        return labels
+    return cv2.resize(labels, (width, height), interpolation=cv2.INTER_NEAREST_EXACT)
+
+
+def _crop_pad(arr: np.ndarray, top: int, left: int, ch: int, cw: int, fill: float) -> np.ndarray:
+    """Window (top, left, ch, cw) of arr; top/left may be negative (pad) when arr is smaller."""
+    h, w = arr.shape[:2]
+    out = np.full((ch, cw) + arr.shape[2:], fill, arr.dtype)
+    y0, x0 = max(top, 0), max(left, 0)
+    y1, x1 = min(top + ch, h), min(left + cw, w)
+    out[y0 - top : y1 - top, x0 - left : x1 - left] = arr[y0:y1, x0:x1]
+    return out
+
+
+def photometric_jitter(rgb: np.ndarray, rng: np.random.Generator, strength: float = 0.25, hue: float = 0.04) -> np.ndarray:
+    """Random brightness, contrast, saturation (factors in 1 +- strength) and hue shift (+- hue turns)."""
+    img = rgb.astype(np.float32) / 255.0
+    img = img * rng.uniform(1 - strength, 1 + strength)
+    gray = img @ np.array([0.299, 0.587, 0.114], np.float32)
+    img = (img - gray.mean()) * rng.uniform(1 - strength, 1 + strength) + gray.mean()
+    gray = img @ np.array([0.299, 0.587, 0.114], np.float32)
+    img = (img - gray[..., None]) * rng.uniform(1 - strength, 1 + strength) + gray[..., None]
+    img = np.clip(img, 0.0, 1.0)
+    if hue > 0:
+        hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)  # float: H in degrees
+        hsv[..., 0] = (hsv[..., 0] + rng.uniform(-hue, hue) * 360.0) % 360.0
+        img = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    return np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+class MecoDataset(Dataset):
+    """Samples of `split` from one root (or several, concatenated) as training tensors.
+
+    class_set: target classes (default: the first root's). Roots with other classes are
+    remapped with `label_remap` if given (applied to every root), else with the
+    registry remap `<root classes>-><target>` (e.g. camvid->golf); no remap -> error.
+    crop_size (H, W): random crop when augmenting, centre crop/pad otherwise.
+    resize (H, W): eval only, resize every sample to this size before any crop.
+    max_depth: depth beyond it is set to 0 (invalid), as the metrics ignore it too.
+    """
+
+    def __init__(
+        self,
+        root: PathLike | Sequence[PathLike],
+        split: str,
+        crop_size: tuple[int, int] | None = None,
+        augment: bool = False,
+        scale_range: tuple[float, float] = (0.75, 1.5),
+        class_set: ClassSet | str | None = None,
+        label_remap: np.ndarray | None = None,
+        max_depth: float = 80.0,
+        resize: tuple[int, int] | None = None,
+        flip: bool = True,
+        jitter: float = 0.25,
+    ) -> None:
+        roots = [root] if isinstance(root, (str, os.PathLike)) else list(root)
+        if not roots:
+            raise ValueError("MecoDataset needs at least one root")
+        self.readers = [DatasetReader(r) for r in roots]
+        self.split = split
+        self.crop_size = tuple(crop_size) if crop_size else None
+        self.augment = augment
+        self.scale_range = scale_range
+        self.max_depth = max_depth
+        self.resize = tuple(resize) if resize else None
+        self.flip = flip
+        self.jitter = jitter
+        self.class_set = get_class_set(class_set) if class_set is not None else self.readers[0].class_set
+        self.remaps: list[np.ndarray | None] = []
+        for reader in self.readers:
+            lut = None
+            if label_remap is not None:
+                lut = np.asarray(label_remap, np.uint8).reshape(256)
+            elif not reader.class_set.same_classes(self.class_set):
+                lut = get_remap(reader.class_set.name, self.class_set.name)
+                if lut is None:
+                    raise ValueError(
+                        f"{reader.root}: classes {reader.class_set.name!r} differ from {self.class_set.name!r} "
+                        "and no remap is registered; pass label_remap"
+                    )
+            self.remaps.append(lut)
+        self.items: list[tuple[int, str]] = []
+        for i, reader in enumerate(self.readers):
+            if split in reader.splits():
+                self.items += [(i, n) for n in reader.names(split)]
+        if not self.items:
+            raise ValueError(f"no samples in split {split!r} of {[str(r.root) for r in self.readers]}")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def load_raw(self, index: int) -> Sample:
+        """The sample as stored, with labels remapped to the target class set."""
+        ri, name = self.items[index]
+        sample = self.readers[ri].load(self.split, name)
+        if sample.labels is not None and self.remaps[ri] is not None:
+            sample.labels = self.remaps[ri][sample.labels]
+        return sample
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        s = self.load_raw(index)
+        rgb = s.rgb
+        h, w = rgb.shape[:2]
+        has_depth, has_seg = s.depth_m is not None, s.labels is not None
+        depth = s.depth_m if has_depth else np.zeros((h, w), np.float32)
+        labels = s.labels if has_seg else np.full((h, w), 255, np.uint8)
+        depth = np.where(depth <= self.max_depth, depth, 0).astype(np.float32)
+        rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item())) if self.augment else None
+
+        if rng is not None:
+            scale = rng.uniform(*self.scale_range)
+            nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+        elif self.resize:
+            nh, nw = self.resize
+        else:
+            nh, nw = h, w
+        if (nh, nw) != (h, w):
+            rgb = _resize_image(rgb, nh, nw)
+            labels = _resize_labels(labels, nh, nw)
+            if has_depth:
+                depth = resize_sparse_depth(depth, nh, nw)
+            else:
+                depth = np.zeros((nh, nw), np.float32)
+
+        if self.crop_size:
+            ch, cw = self.crop_size
+            if rng is not None:
+                top = int(rng.integers(0, nh - ch + 1)) if nh > ch else -int(rng.integers(0, ch - nh + 1))
+                left = int(rng.integers(0, nw - cw + 1)) if nw > cw else -int(rng.integers(0, cw - nw + 1))
+            else:
+                top, left = (nh - ch) // 2, (nw - cw) // 2
+            rgb = _crop_pad(rgb, top, left, ch, cw, 0)
+            depth = _crop_pad(depth, top, left, ch, cw, 0.0)
+            labels = _crop_pad(labels, top, left, ch, cw, 255)
+
+        if rng is not None:
+            if self.flip and rng.random() < 0.5:
+                rgb, depth, labels = rgb[:, ::-1], depth[:, ::-1], labels[:, ::-1]
+            if self.jitter > 0:
+                rgb = photometric_jitter(np.ascontiguousarray(rgb), rng, strength=self.jitter)
+
+        return {
+            "image": torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(255.0),
+            "depth": torch.from_numpy(np.ascontiguousarray(depth, np.float32))[None],
+            "seg": torch.from_numpy(np.ascontiguousarray(labels).astype(np.int64)),
+            "has_depth": torch.tensor(has_depth),
+            "has_seg": torch.tensor(has_seg),
+            "name": s.name,
+        }
+
+
+def make_dataset(roots: PathLike | Sequence[PathLike], split: str, **kwargs: Any) -> MecoDataset:
+    """Convenience: `MecoDataset` over the roots that contain `split` (others skipped)."""
+    roots = [roots] if isinstance(roots, (str, os.PathLike)) else list(roots)
+    have = [r for r in roots if (Path(r) / split / "image").is_dir()]
+    return MecoDataset(have or roots, split, **kwargs)
