@@ -1,0 +1,48 @@
+"""`meco bench` end to end on tiny models: table, JSON rows, ablation rows, checkpoint mode."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from meco_core import build_model
+from meco_core.checkpoint import save_checkpoint
+from meco_core.cli import main
+
+TINY_ARGS = ["--backbone", "vit_tiny_patch16_224", "--size", "64x80", "--channels", "32",
+             "--repeats", "2", "--warmup", "1"]
+KEYS = {"model", "params_m", "gflops", "latency_ms", "latency_p90_ms", "fps"}
+
+
+def test_side_by_side_rows_and_ratios(tmp_path, capsys) -> None:
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--models", "meco,mlore,mlore_reparam,taskexpert", *TINY_ARGS, "--json", str(out)]) == 0
+    rows = {r["model"]: r for r in json.loads(out.read_text())["rows"]}
+    assert set(rows) == {"meco", "mlore", "mlore_reparam", "taskexpert"}
+    for row in rows.values():
+        assert KEYS <= set(row) and row["gflops"] > 0 and row["fps"] > 0
+        assert row["latency_p90_ms"] >= row["latency_ms"]
+    assert rows["mlore"]["gflops_ratio"] == pytest.approx(1.0)
+    assert rows["meco"]["gflops"] < rows["mlore"]["gflops"]                 # training form is dearer
+    assert rows["mlore_reparam"]["gflops"] < rows["mlore"]["gflops"]
+    assert "FPS x mlore" in capsys.readouterr().out
+
+
+def test_ablation_rows_carry_n_and_k(tmp_path) -> None:
+    out = tmp_path / "abl.json"
+    assert main(["bench", *TINY_ARGS, "--experts", "5,20", "--topk", "3,12", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["experts"], r["topk"]) for r in rows] == [(5, 3), (20, 12)]
+    assert rows[1]["params_m"] > rows[0]["params_m"]
+    with pytest.raises(SystemExit):
+        main(["bench", *TINY_ARGS, "--experts", "5,20", "--topk", "3"])
+
+
+def test_checkpoint_mode_uses_the_checkpoints_own_config(tmp_path) -> None:
+    model = build_model("meco", backbone="vit_tiny_patch16_224", channels=24, num_experts=4, top_k=2)
+    save_checkpoint(tmp_path / "m.pt", model)
+    out = tmp_path / "ck.json"
+    assert main(["bench", "--checkpoint", str(tmp_path / "m.pt"), "--size", "48x64", "--repeats", "2",
+                 "--warmup", "1", "--json", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["params_m"] == pytest.approx(sum(p.numel() for p in model.parameters()) / 1e6)
