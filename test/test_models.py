@@ -115,6 +115,8 @@ def test_codebooks_initialise_track_usage_and_restart_dead_codes(update: str) ->
     with torch.no_grad():
         books.embed.data[0, 0] = 1e3          # a codeword nobody will ever pick
         books.usage[0, 0] = 0.0
+        if update == "ema":
+            books.ema_sum[0, 0] = 1e3          # EMA recomputes codewords from its sums
     before = books.embed.data.clone()
     for _ in range(5):
         books(z, idx, w)
@@ -165,3 +167,19 @@ def test_short_optimisation_lowers_the_loss(name: str) -> None:
         opt.step()
         losses.append(parts.get("depth", 0) + parts.get("segmentation", 0))
     assert min(losses[-3:]) < 0.8 * losses[0], losses
+
+
+def test_inference_fast_path_equals_reference_quantization() -> None:
+    from meco_core.models.vq import Codebooks, quantize_mixture
+
+    torch.manual_seed(0)
+    experts, task = Codebooks(6, 16, 8), Codebooks(1, 16, 8)
+    z = torch.randn(2, 30, 8)
+    idx = torch.tensor([[0, 3, 5], [1, 2, 3]])
+    w = torch.softmax(torch.randn(2, 3), dim=1)
+    q, _ = experts.lookup(z, idx)
+    qt, _ = task.lookup(z, torch.zeros(2, 1, dtype=torch.long))
+    reference = torch.einsum("bk,bmkc->bmc", w, q) + qt[:, :, 0]
+    fast = quantize_mixture(z.transpose(1, 2), [(experts.embed[idx], w),
+                                                (task.embed[torch.zeros(2, 1, dtype=torch.long)], torch.ones(2, 1))])
+    assert torch.allclose(fast.transpose(1, 2), reference, atol=1e-5)

@@ -28,7 +28,7 @@ from torch import nn
 
 from .layers import conv_norm_act
 from .router import RouterNet, check_routing, load_balance_loss, route
-from .vq import Codebooks
+from .vq import Codebooks, quantize_mixture
 
 
 class MecoStage(nn.Module):
@@ -68,14 +68,18 @@ class MecoStage(nn.Module):
         for t in self.tasks:
             z = self.extractor[t](p)
             routing = self.route(t, z)
-            tokens = z.flatten(2).transpose(1, 2)                                      # (B, M, C)
-            q_experts, loss_e = self.expert_codebooks(tokens, routing.indices, routing.weights)
-            q_task, loss_t = self.task_codebooks[t](tokens, zero_idx, one_w)
-            quantized = (q_experts + q_task).transpose(1, 2).reshape(b, c, h, w)   # Q_t + s_t
-            u = g + quantized + z
-            outputs[t] = self.out[t](u)
-            vq_loss = vq_loss + loss_e + loss_t
-            balance = balance + load_balance_loss(routing.probs)
+            if self.training:
+                tokens = z.flatten(2).transpose(1, 2)                                  # (B, M, C)
+                q_experts, loss_e = self.expert_codebooks(tokens, routing.indices, routing.weights)
+                q_task, loss_t = self.task_codebooks[t](tokens, zero_idx, one_w)
+                quantized = (q_experts + q_task).transpose(1, 2).reshape(b, c, h, w)   # Q_t + s_t
+                vq_loss = vq_loss + loss_e + loss_t
+                balance = balance + load_balance_loss(routing.probs)
+            else:  # one joint search of the k selected expert codebooks and the task codebook
+                quantized = quantize_mixture(z.flatten(2), [
+                    (self.expert_codebooks.embed[routing.indices], routing.weights),
+                    (self.task_codebooks[t].embed[zero_idx], one_w)]).view(b, c, h, w)
+            outputs[t] = self.out[t](g + quantized + z)
         return outputs, {"vq": vq_loss, "balance": balance}
 
 

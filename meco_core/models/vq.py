@@ -18,6 +18,35 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def quantize_mixture(z: torch.Tensor, groups: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """Inference fast path: sum over codebooks j of w_j * nearest codeword of z in codebook j.
+
+    z (B, C, M) channels-first; groups of (selected codebooks (B, J, K, C), weights (B, J)).
+    Groups with equal K are searched together: one matmul for the distances, one argmin,
+    and one `embedding_bag` that gathers and weights the codewords without ever
+    materialising the (M, J, C) tensor of per-codebook quantizations.
+    """
+    by_size: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+    for selected, weights in groups:
+        by_size.setdefault(selected.shape[2], []).append((selected, weights))
+    out = None
+    for size, items in by_size.items():
+        selected = torch.cat([s for s, _ in items], dim=1)
+        weights = torch.cat([w for _, w in items], dim=1)
+        b, j, _, c = selected.shape
+        m = z.shape[2]
+        flat = selected.reshape(b, j * size, c)
+        dist = torch.baddbmm(flat.pow(2).sum(-1, keepdim=True), flat, z, alpha=-2.0)   # (B, JK, M)
+        codes = dist.view(b, j, size, m).argmin(dim=2)                                   # (B, J, M)
+        rows = codes + (torch.arange(j, device=z.device) * size).view(1, j, 1) \
+            + (torch.arange(b, device=z.device) * j * size).view(b, 1, 1)
+        mixed = F.embedding_bag(rows.transpose(1, 2).reshape(b * m, j), flat.reshape(b * j * size, c), mode="sum",
+                                per_sample_weights=weights.unsqueeze(1).expand(b, m, j).reshape(b * m, j))
+        mixed = mixed.view(b, m, c).transpose(1, 2)
+        out = mixed if out is None else out + mixed
+    return out
+
+
 class Codebooks(nn.Module):
     def __init__(self, num_codebooks: int, codebook_size: int, dim: int, update: str = "dictionary",
                  ema_decay: float = 0.99, usage_decay: float = 0.99, dead_threshold: float = 0.03,
@@ -61,12 +90,12 @@ class Codebooks(nn.Module):
 
         Returns (Q (B, M, C), vq_loss scalar). Gradients reach z through the identity and
         the router weights through (q - z); codewords learn from the dictionary loss.
-        Outside training only the mixture is computed (weights sum to 1, so the value is
-        the same).
+        Outside training only the mixture is computed (`quantize_mixture`; weights sum to
+        1, so the value is the same).
         """
         if not self.training:
-            quantized, _ = self.lookup(z, indices)
-            return torch.einsum("bk,bmkc->bmc", weights, quantized), z.new_zeros(())
+            mixed = quantize_mixture(z.transpose(1, 2), [(self.embed[indices], weights)])
+            return mixed.transpose(1, 2), z.new_zeros(())
         if not bool(self.initialized):
             self._init_from(z)
         quantized, codes = self.lookup(z, indices)
