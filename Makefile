@@ -20,7 +20,7 @@ $(VENV)/.stamp-deps: requirements.txt
 	$(PIP) install -q -r requirements.txt
 	touch $@
 
-$(VENV)/.stamp-pkg: setup.py $(VENV)/.stamp-deps
+$(VENV)/.stamp-pkg: setup.py meco_core/__init__.py meco_ros/__init__.py $(VENV)/.stamp-deps
 	$(PIP) install -q --no-deps --no-build-isolation -e .
 	touch $@
 
