@@ -110,6 +110,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--image-topic", default=None, help="sensor_msgs/Image or CompressedImage (default: the only one)")
     p.add_argument("--cloud-topic", default=None, help="sensor_msgs/PointCloud2 (default: the only one; none = no depth)")
     p.add_argument("--info-topic", default=None, help="sensor_msgs/CameraInfo (default: the only one)")
+    p.add_argument("--depth-topic", default=None,
+                   help="depth Image (32FC1 m or 16UC1 mm) used instead of a cloud (default: none)")
+    p.add_argument("--seg-topic", default=None, help="label Image (mono8 class ids, 255 = ignore) (default: none)")
     p.add_argument("--split", default="train")
     p.add_argument("--tolerance-ms", type=float, default=50.0, help="max |t_image - t_cloud| to pair messages")
     p.add_argument("--extrinsics", default=None,
@@ -131,5 +134,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cloud-topic", default="/lidar/points")
     p.add_argument("--camera-frame", default="camera_optical_frame")
     p.add_argument("--lidar-frame", default="lidar")
+    p.add_argument("--lidar-rings", type=int, default=0,
+                   help="thin the cloud to this many lidar-like beams (0 = every depth pixel)")
+    p.add_argument("--depth-topic", default="/camera/depth", help="depth Image topic ('none' = not written)")
+    p.add_argument("--depth-encoding", choices=("32FC1", "16UC1"), default="32FC1",
+                   help="32FC1 metres (NaN = no data) or 16UC1 millimetres (0 = no data)")
+    p.add_argument("--seg-topic", default="/camera/segmentation", help="label Image topic, mono8 ('none' = not written)")
+    p.add_argument("--compressed", action="store_true",
+                   help="JPEG CompressedImage on IMAGE_TOPIC/compressed instead of raw rgb8")
+    p.add_argument("--intrinsics", default=None, help="fx,fy,cx,cy when the dataset has none (or to override)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing bag at --out")
     p.add_argument("--limit", type=int, default=None, help="first N samples")
     p.set_defaults(handler=_delegate("make_bag"))

@@ -1,0 +1,477 @@
+"""`meco data from-bag`: a recorded drive (camera + lidar) -> meco-dataset/1 with sparse depth.
+
+Each camera image (Image or CompressedImage) is paired with the PointCloud2 whose header
+stamp is nearest, within a tolerance; the cloud is moved into the camera optical frame
+with the extrinsics (a YAML, or the bag's /tf_static chained from the cloud's frame_id to
+the camera's) and projected with the CameraInfo intrinsics (distortion included) into a
+sparse depth image, the nearest point winning a pixel. Images without a cloud in
+tolerance are kept without depth and counted. A depth image topic (32FC1 m / 16UC1 mm)
+can replace the lidar, and a label topic (mono8 ids) adds segmentation.
+
+Two passes over the bag keep memory bounded: the first reads camera_info, tf and the
+stamps of the auxiliary topics; the second streams the images and joins them with a
+small cache of recent auxiliary messages.
+"""
+from __future__ import annotations
+
+import argparse
+import bisect
+import os
+import re
+import sys
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import yaml
+
+from meco_core.bags import (
+    CAMERA_INFO,
+    IMAGE,
+    IMAGE_TYPES,
+    POINT_CLOUD2,
+    TF_MESSAGE,
+    BagError,
+    BagReader,
+    CameraModel,
+    TfTree,
+    camera_info_from_msg,
+    clean_frame,
+    cloud_to_xyz,
+    depth_from_msg,
+    labels_from_msg,
+    rgb_from_msg,
+    stamp_ns,
+)
+from meco_core.classes import get_class_set
+from meco_core.data.format import DatasetWriter
+from meco_core.geometry import (
+    invert_transform,
+    make_transform,
+    project_points,
+    quat_to_matrix,
+    sparse_depth_image,
+    transform_points,
+)
+
+MIN_RANGE_M = 0.3  # lidars report "no return" as (0, 0, 0); nothing real is this close
+TF_TOPICS = ("/tf_static", "/tf")
+_CACHE = 16  # recent auxiliary messages kept per topic for the join
+_NOT_CAMERA_WORDS = ("depth", "seg", "label", "mask", "disparity")
+_NAME_BAD = re.compile(r"[^A-Za-z0-9_.\-]")
+
+
+# ------------------------------------------------------------------ extrinsics
+def _matrix_from(value: Any, where: str) -> np.ndarray:
+    if isinstance(value, dict) and "q" in value and "t" in value:
+        q, t = value["q"], value["t"]
+        q = [q["w"], q["x"], q["y"], q["z"]] if isinstance(q, dict) else list(q)  # lists: w x y z
+        t = [t["x"], t["y"], t["z"]] if isinstance(t, dict) else list(t)
+        if len(q) != 4 or len(t) != 3:
+            raise ValueError(f"{where}: q needs w x y z and t needs x y z")
+        return make_transform(quat_to_matrix(*[float(v) for v in q]), [float(v) for v in t])
+    T = np.asarray(value.get("matrix") if isinstance(value, dict) else value, np.float64)
+    if T.shape != (4, 4) or not np.allclose(T[3], [0, 0, 0, 1]):
+        raise ValueError(f"{where}: expected a 4x4 rigid transform or {{q: {{w,x,y,z}}, t: {{x,y,z}}}}")
+    R = T[:3, :3]
+    if not np.allclose(R @ R.T, np.eye(3), atol=1e-5):
+        raise ValueError(f"{where}: rotation part is not orthonormal")
+    return T
+
+
+def load_extrinsics(spec: Any) -> np.ndarray:
+    """T_camera_lidar (lidar points -> camera optical frame) from a YAML path, a dict or a 4x4 array.
+
+    The YAML must say which way it maps (the RELLIS lesson: a bare transform is ambiguous)::
+
+        T_camera_lidar: {q: {w: .., x: .., y: .., z: ..}, t: {x: .., y: .., z: ..}}
+        # or T_camera_lidar: [[4x4]], or T_lidar_camera: ... (the camera pose in the lidar frame)
+    """
+    if isinstance(spec, np.ndarray):
+        return _matrix_from(spec, "extrinsics")
+    where = "extrinsics"
+    if isinstance(spec, (str, os.PathLike)):
+        where = str(spec)
+        spec = yaml.safe_load(Path(spec).read_text())
+    if not isinstance(spec, dict):
+        raise ValueError(f"{where}: expected a mapping with T_camera_lidar or T_lidar_camera")
+    if "T_camera_lidar" in spec:
+        return _matrix_from(spec["T_camera_lidar"], f"{where}: T_camera_lidar")
+    if "T_lidar_camera" in spec:
+        return invert_transform(_matrix_from(spec["T_lidar_camera"], f"{where}: T_lidar_camera"))
+    raise ValueError(f"{where}: needs a T_camera_lidar (or T_lidar_camera) entry; has {sorted(spec)}")
+
+
+# ------------------------------------------------------------------ projection
+def project_cloud(xyz_camera: np.ndarray, cam: CameraModel, width: int, height: int) -> np.ndarray:
+    """Sparse float32 depth (H, W) of points in the camera optical frame, distortion applied."""
+    if not cam.has_distortion:
+        u, v, z, _ = project_points(xyz_camera, cam.K, width, height)
+        return sparse_depth_image(u, v, z, width, height)
+    pts = np.asarray(xyz_camera, np.float64)
+    front = np.isfinite(pts).all(axis=1) & (pts[:, 2] > 1e-3)
+    pts = pts[front]
+    xn, yn = pts[:, 0] / pts[:, 2], pts[:, 1] / pts[:, 2]
+    # only rays inside the image's undistorted field of view: the distortion polynomial folds
+    # rays far outside it back into the image
+    lo, hi = _normalized_bounds(cam, width, height)
+    keep = (xn >= lo[0]) & (xn <= hi[0]) & (yn >= lo[1]) & (yn <= hi[1])
+    pts = pts[keep]
+    obj = pts.reshape(-1, 1, 3)
+    if len(pts) == 0:
+        return np.zeros((height, width), np.float32)
+    if cam.model == "equidistant":
+        uv, _ = cv2.fisheye.projectPoints(obj, np.zeros(3), np.zeros(3), cam.K, cam.distortion[:4])
+    else:
+        uv, _ = cv2.projectPoints(obj, np.zeros(3), np.zeros(3), cam.K, cam.distortion)
+    uv = uv.reshape(-1, 2)
+    u = np.floor(uv[:, 0] + 0.5).astype(np.int64)
+    v = np.floor(uv[:, 1] + 0.5).astype(np.int64)
+    return sparse_depth_image(u, v, pts[:, 2].astype(np.float32), width, height)
+
+
+def _normalized_bounds(cam: CameraModel, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    xs, ys = np.linspace(0, width - 1, 33), np.linspace(0, height - 1, 33)
+    border = np.concatenate([np.stack([xs, np.zeros_like(xs)], 1), np.stack([xs, np.full_like(xs, height - 1)], 1),
+                             np.stack([np.zeros_like(ys), ys], 1), np.stack([np.full_like(ys, width - 1), ys], 1)])
+    pix = border.reshape(-1, 1, 2).astype(np.float64)
+    if cam.model == "equidistant":
+        norm = cv2.fisheye.undistortPoints(pix, cam.K, cam.distortion[:4]).reshape(-1, 2)
+    elif cam.model in ("plumb_bob", "rational_polynomial"):
+        norm = cv2.undistortPoints(pix, cam.K, cam.distortion).reshape(-1, 2)
+    else:
+        raise ValueError(f"unsupported distortion model {cam.model!r} (plumb_bob, rational_polynomial, equidistant)")
+    lo, hi = norm.min(axis=0), norm.max(axis=0)
+    margin = 0.05 * (hi - lo)
+    return lo - margin, hi + margin
+
+
+# ------------------------------------------------------------------ topic choice
+def _choose(bag: BagReader, given: str | None, types: tuple[str, ...], role: str,
+            avoid_words: tuple[str, ...] = ()) -> str | None:
+    """The topic for a role: the given one (type-checked) or the only candidate in the bag."""
+    if given is not None:
+        if given.lower() in ("", "none"):
+            return None
+        bag.require([given], {given: types})
+        return given
+    cands = bag.topics_of_type(*types)
+    if avoid_words:
+        cands = [t for t in cands if not any(w in t.lower() for w in avoid_words)] or cands
+        if IMAGE in types and len(cands) > 1:  # raw and compressed of one camera: take the raw one
+            raw = [t for t in cands if bag.topics[t].msgtype == IMAGE]
+            cands = raw if len(raw) == 1 else cands
+    if len(cands) == 1:
+        return cands[0]
+    if len(cands) > 1:
+        raise BagError(bag.path, f"several {role} topics {cands}; choose one with --{role}-topic")
+    return None
+
+
+def _safe_name(text: str) -> str:
+    text = _NAME_BAD.sub("_", text).strip("._-") or "bag"
+    return text if text[0].isalnum() or text[0] == "_" else "_" + text
+
+
+# ------------------------------------------------------------------ join
+@dataclass
+class _Aux:
+    """One auxiliary topic (cloud / depth / labels): stamps from pass 1, recent payloads in pass 2."""
+
+    topic: str
+    kind: str  # cloud | depth | seg
+    stamps: list[int] = field(default_factory=list)  # per message, in bag order
+    order: np.ndarray | None = None  # indices sorting `stamps`
+    sorted_stamps: np.ndarray | None = None
+    seen: int = 0  # messages received in pass 2
+    cache: dict[int, Any] = field(default_factory=dict)
+    frame: str = ""
+
+    def finish(self) -> None:
+        s = np.asarray(self.stamps, np.int64)
+        self.order = np.argsort(s, kind="stable")
+        self.sorted_stamps = s[self.order]
+
+    def match(self, t: int, tol_ns: int) -> int | None:
+        """Index (bag order) of the message with the nearest stamp within tolerance."""
+        ss = self.sorted_stamps
+        if ss is None or len(ss) == 0:
+            return None
+        i = bisect.bisect_left(ss, t)
+        near = [j for j in (i - 1, i) if 0 <= j < len(ss)]
+        best = min(near, key=lambda j: abs(int(ss[j]) - t))  # ties: the earlier message
+        return int(self.order[best]) if abs(int(ss[best]) - t) <= tol_ns else None
+
+    def put(self, payload: Any) -> None:
+        self.cache[self.seen] = payload
+        self.seen += 1
+        while len(self.cache) > _CACHE:
+            self.cache.pop(min(self.cache))
+
+
+@dataclass
+class _Pending:
+    index: int
+    stamp: int
+    msg: Any
+    needs: dict[str, int | None]  # aux topic -> matched index
+
+
+def _stamp(m: Any, log_ns: int) -> int:
+    try:
+        t = stamp_ns(m)
+    except AttributeError:
+        return log_ns
+    return t if t > 0 else log_ns
+
+
+# ------------------------------------------------------------------ main
+def import_bag(
+    bag: str | os.PathLike,
+    out: str | os.PathLike,
+    image_topic: str | None = None,
+    cloud_topic: str | None = None,
+    info_topic: str | None = None,
+    depth_topic: str | None = None,
+    seg_topic: str | None = None,
+    split: str = "train",
+    tolerance_ms: float = 50.0,
+    extrinsics: Any = None,
+    class_set: str = "golf",
+    every: int = 1,
+    limit: int | None = None,
+    name_prefix: str | None = None,
+    verbose: bool = True,
+) -> dict[str, Any]:
+    """Convert a bag into `out/<split>/`; returns statistics.
+
+    Topics left as None are auto-detected (the only one of its type; cloud and info are
+    optional); "none" disables one. `extrinsics`: T_camera_lidar as a 4x4 array, a dict or
+    a YAML path (see load_extrinsics); None = from /tf_static. A damaged bag is converted as
+    far as it reads, then BagError is raised (dataset.yaml is written first).
+    """
+    if every < 1:
+        raise ValueError(f"every must be >= 1, got {every}")
+    tol_ns = int(round(tolerance_ms * 1e6))
+    cs = get_class_set(class_set)
+    T_fixed = None if extrinsics is None else load_extrinsics(extrinsics)
+    stats: dict[str, Any] = dict(bag=str(bag), out=str(out), split=split, images_in_bag=0, frames_written=0,
+                                 matched=0, unmatched=0, labels=0, projected_points=0, extrinsics=None)
+    with BagReader(bag) as reader:
+        img_t = _choose(reader, image_topic, IMAGE_TYPES, "image", _NOT_CAMERA_WORDS)
+        if img_t is None:
+            raise BagError(reader.path, f"no Image/CompressedImage topic; topics: {_listing(reader)}")
+        depth_t = _choose(reader, depth_topic, (IMAGE,), "depth") if depth_topic else None
+        seg_t = _choose(reader, seg_topic, (IMAGE,), "seg") if seg_topic else None
+        if depth_t and cloud_topic not in (None, "", "none"):
+            raise ValueError("give either a depth image topic or a cloud topic, not both")
+        cloud_t = None if depth_t else _choose(reader, cloud_topic, (POINT_CLOUD2,), "cloud")
+        info_t = _choose(reader, info_topic, (CAMERA_INFO,), "info")
+        if cloud_t and not info_t:
+            raise BagError(reader.path, f"projecting {cloud_t} needs a CameraInfo topic; none in the bag "
+                                        f"(topics: {_listing(reader)})")
+        tf_ts = [t for t in TF_TOPICS if t in reader.topics and reader.topics[t].msgtype == TF_MESSAGE
+                 and cloud_t and T_fixed is None]
+        stats.update(image_topic=img_t, cloud_topic=cloud_t, info_topic=info_t, depth_topic=depth_t, seg_topic=seg_t)
+        aux = {t: _Aux(t, kind) for t, kind in ((cloud_t, "cloud"), (depth_t, "depth"), (seg_t, "seg")) if t}
+
+        # pass 1: calibration and stamps
+        camera: CameraModel | None = None
+        tf_static, tf_dynamic = TfTree(), TfTree()
+        info_changes = 0
+        first_topics = [t for t in (info_t, *tf_ts, *aux) if t]
+        for m in reader.messages(first_topics, strict=False):
+            if m.topic == info_t:
+                cam = camera_info_from_msg(m.msg)
+                if camera is None:
+                    camera = cam
+                elif not np.allclose(cam.K, camera.K):
+                    info_changes += 1
+            elif m.topic in tf_ts:
+                (tf_static if m.topic == "/tf_static" else tf_dynamic).add_msg(m.msg)
+            else:
+                a = aux[m.topic]
+                a.stamps.append(_stamp(m.msg, m.log_ns))
+                if not a.frame and hasattr(m.msg, "header"):
+                    a.frame = clean_frame(m.msg.header.frame_id)
+        for a in aux.values():
+            a.finish()
+        if cloud_t and camera is None:
+            raise BagError(reader.path, f"{info_t} holds no readable CameraInfo")
+        stats["camera_info_changes"] = info_changes
+        if camera is not None and camera.has_distortion:
+            stats["distortion"] = f"{camera.model} {np.round(camera.distortion, 5).tolist()} (applied in projection)"
+
+        # pass 2: stream images, join with the auxiliary topics
+        prefix = _safe_name(name_prefix if name_prefix is not None else reader.path.stem)
+        T_cache: dict[tuple[str, str], np.ndarray] = {}
+        writer: DatasetWriter | None = None
+        pending: deque[_Pending] = deque()
+        n_image = 0
+        progress = _progress(reader.topics[img_t].count, verbose)
+
+        def T_camera_lidar(cam_frame: str, lidar_frame: str) -> np.ndarray:
+            key = (cam_frame, lidar_frame)
+            if key not in T_cache:
+                if T_fixed is not None:
+                    T_cache[key], stats["extrinsics"] = T_fixed, "given"
+                else:
+                    T_cache[key], stats["extrinsics"] = _lookup(reader, tf_static, tf_dynamic, cam_frame, lidar_frame)
+            return T_cache[key]
+
+        def emit(p: _Pending) -> None:
+            nonlocal writer
+            rgb = rgb_from_msg(p.msg)
+            h, w = rgb.shape[:2]
+            if camera is not None and camera.width and (camera.width, camera.height) != (w, h):
+                raise BagError(reader.path, f"camera_info is {camera.width}x{camera.height} but {img_t} "
+                                            f"images are {w}x{h}")
+            if writer is None:
+                intr = None
+                if camera is not None:
+                    intr = camera.intrinsics()
+                    intr.update(width=w, height=h)
+                writer = DatasetWriter(out, cs, intrinsics=intr, source=f"rosbag {reader.path.name}: {img_t}"
+                                       + (f" + {cloud_t}" if cloud_t else "") + (f" + {depth_t}" if depth_t else ""))
+            depth = labels = None
+            for t, k in p.needs.items():
+                a = aux[t]
+                payload = None if k is None else a.cache.get(k)
+                if a.kind == "cloud" and payload is not None:
+                    xyz, frame = payload
+                    cam_frame = camera.frame_id or clean_frame(p.msg.header.frame_id)
+                    pts = transform_points(T_camera_lidar(cam_frame, frame), xyz)
+                    depth = project_cloud(pts, camera, w, h)
+                elif a.kind == "depth" and payload is not None:
+                    depth = payload
+                    if depth.shape != (h, w):
+                        raise BagError(reader.path, f"{t}: depth {depth.shape[::-1]} differs from image {(w, h)}")
+                elif a.kind == "seg" and payload is not None:
+                    labels = payload
+            if depth is not None:
+                stats["matched"] += 1
+                stats["projected_points"] += int(np.count_nonzero(depth))
+            elif cloud_t or depth_t:
+                stats["unmatched"] += 1
+            stats["labels"] += labels is not None
+            writer.write(split, f"{prefix}_{p.index:06d}", rgb, depth_m=depth, labels=labels)
+            stats["frames_written"] += 1
+
+        def flush(final: bool = False) -> None:
+            while pending:
+                p = pending[0]
+                waiting = [t for t, k in p.needs.items() if k is not None and k >= aux[t].seen]
+                if waiting and not final:
+                    return
+                pending.popleft()
+                for t in waiting:  # bag ended before the matched message was delivered
+                    p.needs[t] = None
+                emit(p)
+                progress.update(1)
+
+        def done() -> bool:
+            return limit is not None and stats["frames_written"] + len(pending) >= limit
+
+        try:
+            stream = reader.messages([img_t, *aux], strict=False)
+            for m in stream:
+                if m.topic == img_t:
+                    i = n_image
+                    n_image += 1
+                    if i % every or done():
+                        continue
+                    t = _stamp(m.msg, m.log_ns)
+                    needs = {topic: a.match(t, tol_ns) for topic, a in aux.items()}
+                    for topic, k in needs.items():
+                        if k is not None and k < aux[topic].seen and k not in aux[topic].cache:
+                            needs[topic] = None  # evicted: bag far out of stamp order
+                            stats["evicted"] = stats.get("evicted", 0) + 1
+                    pending.append(_Pending(i, t, m.msg, needs))
+                else:
+                    a = aux[m.topic]
+                    if a.kind == "cloud":
+                        xyz = cloud_to_xyz(m.msg)
+                        xyz = xyz[np.linalg.norm(xyz, axis=1) > MIN_RANGE_M]
+                        a.put((xyz, clean_frame(m.msg.header.frame_id)))
+                    elif a.kind == "depth":
+                        a.put(depth_from_msg(m.msg))
+                    else:
+                        a.put(labels_from_msg(m.msg))
+                flush()
+                if done() and not pending:
+                    break
+            stream.close()
+            flush(final=True)
+        finally:
+            progress.close()
+            if writer is not None:
+                writer.close()
+        stats["images_in_bag"] = reader.topics[img_t].count
+        stats["problems"] = list(reader.problems)
+        n = stats["matched"]
+        stats["mean_points_per_frame"] = stats["projected_points"] / n if n else 0.0
+        if writer is None:
+            stats["note"] = "no frame written"
+    if verbose:
+        print_summary(stats)
+    if stats["problems"]:
+        raise BagError(Path(bag), f"damaged bag: wrote the {stats['frames_written']} frames that could be read "
+                                  f"to {out}; " + "; ".join(stats["problems"]))
+    return stats
+
+
+def _lookup(reader: BagReader, static: TfTree, dynamic: TfTree, cam: str, lidar: str) -> tuple[np.ndarray, str]:
+    """T_camera_lidar from the bag's tf (static first; /tf only as a fallback, its last value)."""
+    if cam == lidar:
+        return np.eye(4), "identity (same frame)"
+    for tree, name in ((static, "/tf_static"), (dynamic, "/tf")):
+        try:
+            return tree.lookup(cam, lidar), f"{name} {lidar} -> {cam}"
+        except KeyError:
+            pass
+    frames = sorted(set(static.frames) | set(dynamic.frames))
+    raise BagError(reader.path, f"no transform from the lidar frame {lidar!r} to the camera frame {cam!r} in "
+                                f"/tf_static (frames there: {frames or 'none'}); pass --extrinsics YAML")
+
+
+def _listing(reader: BagReader) -> str:
+    return ", ".join(f"{t.name} ({t.msgtype})" for t in reader.topics.values()) or "none"
+
+
+def _progress(total: int, verbose: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="img", desc="from-bag", file=sys.stderr, leave=False, disable=not verbose)
+
+
+def print_summary(stats: dict[str, Any]) -> None:
+    src = stats.get("cloud_topic") or stats.get("depth_topic") or "no depth source"
+    print(f"from-bag {stats['bag']} -> {stats['out']}/{stats['split']}: {stats['frames_written']} frames written "
+          f"({stats['image_topic']}, depth from {src})")
+    if stats.get("cloud_topic") or stats.get("depth_topic"):
+        print(f"  matched {stats['matched']}, unmatched {stats['unmatched']} (no depth), "
+              f"mean projected points per frame {stats['mean_points_per_frame']:.0f}")
+    if stats.get("extrinsics"):
+        print(f"  extrinsics: {stats['extrinsics']}")
+    for key in ("distortion", "evicted", "note"):
+        if stats.get(key):
+            print(f"  {key}: {stats[key]}")
+    if stats.get("camera_info_changes"):
+        print(f"  warning: camera_info K changed {stats['camera_info_changes']} times; the first one was used")
+    if stats.get("labels"):
+        print(f"  labels: {stats['labels']} frames")
+
+
+def main_from_args(args: argparse.Namespace) -> int:
+    try:
+        import_bag(args.bag, args.out, image_topic=args.image_topic, cloud_topic=args.cloud_topic,
+                   info_topic=args.info_topic, depth_topic=getattr(args, "depth_topic", None),
+                   seg_topic=getattr(args, "seg_topic", None), split=args.split, tolerance_ms=args.tolerance_ms,
+                   extrinsics=args.extrinsics, class_set=args.class_set, every=args.every, limit=args.limit)
+    except (BagError, ValueError) as exc:
+        print(f"meco data from-bag: error: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,213 @@
+"""`meco data make-bag`: a dataset split -> a bag a vehicle could have recorded.
+
+How users get test bags for replay evaluation and how the demo gets its drive: every
+sample becomes, at one header stamp (a fixed epoch + i / rate), the camera image (raw
+rgb8 or JPEG CompressedImage), its camera_info (from the dataset intrinsics), the depth
+as an image (32FC1 metres with NaN = no data, or 16UC1 millimetres with 0 = no data), the
+labels (mono8, 255 = ignore) and optionally a lidar-like PointCloud2: valid depth pixels
+back-projected into the camera optical frame, moved into a lidar frame mounted elsewhere
+on the cart (published on /tf_static as base_link -> lidar and base_link -> camera) and,
+if asked, thinned to the rings of a spinning lidar. Writes sqlite3 or mcap rosbag2
+folders or a ROS 1 .bag.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+import numpy as np
+
+from meco_core.bag_messages import (
+    CAMERA_INFO,
+    COMPRESSED_IMAGE,
+    IMAGE,
+    POINT_CLOUD2,
+    TF_MESSAGE,
+    camera_info_msg,
+    compressed_image_msg,
+    image_msg,
+    pointcloud2_msg,
+    tf_message,
+)
+from meco_core.bags import BagError, BagWriter
+from meco_core.data.format import DatasetReader
+from meco_core.geometry import intrinsics_matrix, invert_transform, make_transform, quat_to_matrix, transform_points
+
+EPOCH_NS = 1_700_000_000 * 1_000_000_000  # 2023-11-14 22:13:20 UTC: fixed, so bags are reproducible
+BASE_FRAME = "base_link"
+# Camera optical frame in base_link (REP 103 body: x forward, y left, z up): 1.5 m up, optical axes
+# x right = -y_base, y down = -z_base, z forward = x_base.
+T_BASE_CAMERA = make_transform(np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]]), (0.6, 0.0, 1.5))
+# Lidar on the roof, 30 cm higher and 20 cm behind the camera, slightly yawed/pitched (a real mount is never perfect).
+_yaw, _pitch = np.deg2rad(1.5), np.deg2rad(-2.0)
+T_BASE_LIDAR = make_transform(
+    quat_to_matrix(np.cos(_yaw / 2), 0, 0, np.sin(_yaw / 2))
+    @ quat_to_matrix(np.cos(_pitch / 2), 0, np.sin(_pitch / 2), 0),
+    (0.4, 0.0, 1.8),
+)
+RING_FOV_DEG = (-15.0, 15.0)  # vertical field of view of the simulated lidar
+
+
+def depth_to_lidar_points(depth_m: np.ndarray, K: np.ndarray, T_lidar_camera: np.ndarray,
+                          rings: int = 0, rgb: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Valid depth pixels -> (N, 3) float32 points in the lidar frame and (N,) intensity.
+
+    rings > 0 keeps only the pixels whose elevation seen from the lidar is within half a
+    pixel of one of `rings` beams evenly spread over RING_FOV_DEG (about one point per
+    image column per beam, like a spinning lidar).
+    """
+    v, u = np.nonzero(np.isfinite(depth_m) & (depth_m > 0))
+    z = depth_m[v, u].astype(np.float64)
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    cam = np.stack([(u - cx) * z / fx, (v - cy) * z / fy, z], axis=1)
+    pts = transform_points(T_lidar_camera, cam)
+    keep = np.ones(len(pts), bool)
+    if rings > 0:
+        elev = np.arctan2(pts[:, 2], np.hypot(pts[:, 0], pts[:, 1]))
+        lo, hi = np.deg2rad(RING_FOV_DEG)
+        spacing = (hi - lo) / max(rings - 1, 1)
+        k = np.clip(np.rint((elev - lo) / spacing), 0, rings - 1)
+        keep = np.abs(elev - (lo + k * spacing)) <= 0.5 / fy
+    if rgb is not None:
+        intensity = rgb[v, u].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    else:
+        intensity = np.zeros(len(z), np.float32)
+    return pts[keep].astype(np.float32), intensity[keep]
+
+
+def _parse_intrinsics(spec: Any) -> dict[str, float] | None:
+    if spec is None or isinstance(spec, dict):
+        return spec
+    vals = [float(x) for x in str(spec).replace(",", " ").split()]
+    if len(vals) != 4:
+        raise ValueError(f"intrinsics must be 'fx,fy,cx,cy', got {spec!r}")
+    return dict(zip(("fx", "fy", "cx", "cy"), vals))
+
+
+def make_bag(
+    data_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    split: str = "test",
+    storage: str = "sqlite3",
+    rate_hz: float = 10.0,
+    image_topic: str = "/camera/image_raw",
+    info_topic: str = "/camera/camera_info",
+    depth_topic: str | None = "/camera/depth",
+    seg_topic: str | None = "/camera/segmentation",
+    lidar_topic: str | None = None,
+    depth_encoding: str = "32FC1",
+    lidar_rings: int = 0,
+    compressed: bool = False,
+    frame_id: str = "camera_optical_frame",
+    lidar_frame: str = "lidar",
+    intrinsics: Any = None,
+    limit: int | None = None,
+    overwrite: bool = False,
+    epoch_ns: int = EPOCH_NS,
+    verbose: bool = True,
+) -> dict[str, Any]:
+    """Write the split `split` of dataset `data_dir` as a bag at `out`; returns statistics.
+
+    `compressed`: JPEG CompressedImage on `image_topic + '/compressed'` instead of raw rgb8.
+    `depth_encoding`: '32FC1' (metres, NaN = none) or '16UC1' (millimetres, 0 = none).
+    `intrinsics`: fx,fy,cx,cy (dict or 'fx,fy,cx,cy') overriding / replacing the dataset's.
+    Topics set to None are not written.
+    """
+    if rate_hz <= 0:
+        raise ValueError(f"rate must be positive, got {rate_hz}")
+    if depth_encoding not in ("32FC1", "16UC1"):
+        raise ValueError(f"depth_encoding must be 32FC1 or 16UC1, not {depth_encoding!r}")
+    reader = DatasetReader(data_dir)
+    names = reader.names(split)[:limit]
+    if not names:
+        raise ValueError(f"{data_dir}: split {split!r} is empty")
+    intr = _parse_intrinsics(intrinsics) or reader.intrinsics
+    if intr is None:
+        raise ValueError(f"{data_dir} has no camera intrinsics in dataset.yaml; pass them (--intrinsics fx,fy,cx,cy)")
+    K = intrinsics_matrix(intr["fx"], intr["fy"], intr["cx"], intr["cy"])
+    T_lidar_camera = invert_transform(T_BASE_LIDAR) @ T_BASE_CAMERA
+    cam_topic = image_topic + "/compressed" if compressed else image_topic
+    stats: dict[str, Any] = dict(out=str(out), storage=storage, frames=0, depth=0, labels=0, clouds=0, points=0)
+    progress = _progress(len(names), verbose)
+    with BagWriter(out, storage=storage, overwrite=overwrite) as bag:
+        ts = bag.typestore
+        bag.add_topic(cam_topic, COMPRESSED_IMAGE if compressed else IMAGE)
+        bag.add_topic(info_topic, CAMERA_INFO)
+        if depth_topic:
+            bag.add_topic(depth_topic, IMAGE)
+        if seg_topic:
+            bag.add_topic(seg_topic, IMAGE)
+        if lidar_topic:
+            bag.add_topic(lidar_topic, POINT_CLOUD2)
+            bag.add_topic("/tf_static", TF_MESSAGE, latched=True)
+            bag.write("/tf_static", epoch_ns, tf_message(ts, [(BASE_FRAME, lidar_frame, T_BASE_LIDAR),
+                                                              (BASE_FRAME, frame_id, T_BASE_CAMERA)], epoch_ns))
+        for i, name in enumerate(names):
+            s = reader.load(split, name)
+            h, w = s.rgb.shape[:2]
+            if ("width" in intr and "height" in intr) and (intr["width"], intr["height"]) != (w, h):
+                raise ValueError(f"{name}: image {w}x{h} differs from the intrinsics {intr['width']}x{intr['height']}")
+            t = epoch_ns + int(round(i * 1e9 / rate_hz))
+            if compressed:
+                msg = compressed_image_msg(ts, s.rgb, "rgb8", t, frame_id, fmt="jpeg", quality=95, seq=i)
+                bag.write(cam_topic, t, msg)
+            else:
+                bag.write(cam_topic, t, image_msg(ts, s.rgb, "rgb8", t, frame_id, seq=i))
+            bag.write(info_topic, t, camera_info_msg(ts, K, w, h, t, frame_id, seq=i))
+            if s.depth_m is not None:
+                stats["depth"] += 1
+                if depth_topic:
+                    if depth_encoding == "32FC1":
+                        d = np.where(s.depth_m > 0, s.depth_m, np.nan).astype(np.float32)
+                    else:
+                        d = np.rint(s.depth_m * 1000.0).astype(np.uint16)
+                    bag.write(depth_topic, t, image_msg(ts, d, depth_encoding, t, frame_id, seq=i))
+                if lidar_topic:
+                    pts, inten = depth_to_lidar_points(s.depth_m, K, T_lidar_camera, lidar_rings, s.rgb)
+                    bag.write(lidar_topic, t, pointcloud2_msg(ts, pts, t, lidar_frame, intensity=inten, seq=i))
+                    stats["clouds"] += 1
+                    stats["points"] += len(pts)
+            if s.labels is not None and seg_topic:
+                stats["labels"] += 1
+                bag.write(seg_topic, t, image_msg(ts, s.labels, "mono8", t, frame_id, seq=i))
+            stats["frames"] += 1
+            progress.update(1)
+        stats["topics"] = dict(bag.counts)
+    progress.close()
+    stats["duration_s"] = (len(names) - 1) / rate_hz
+    if verbose:
+        print(f"make-bag {data_dir}/{split} -> {out} ({storage}): {stats['frames']} frames at {rate_hz:g} Hz")
+        for topic, n in stats["topics"].items():
+            print(f"  {topic}: {n} messages")
+        if stats["clouds"]:
+            print(f"  lidar: {stats['points'] / stats['clouds']:.0f} points per cloud in frame {lidar_frame!r}, "
+                  f"/tf_static {BASE_FRAME} -> {lidar_frame}, {BASE_FRAME} -> {frame_id}")
+    return stats
+
+
+def _progress(total: int, verbose: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="frame", desc="make-bag", file=sys.stderr, leave=False, disable=not verbose)
+
+
+def main_from_args(args: argparse.Namespace) -> int:
+    def topic(value: str | None) -> str | None:
+        return None if value is None or value.lower() in ("", "none") else value
+
+    try:
+        make_bag(args.data, args.out, split=args.split, storage=args.storage, rate_hz=args.rate,
+                 image_topic=args.image_topic, info_topic=args.info_topic,
+                 depth_topic=topic(getattr(args, "depth_topic", "/camera/depth")),
+                 seg_topic=topic(getattr(args, "seg_topic", "/camera/segmentation")),
+                 lidar_topic=args.cloud_topic if args.lidar else None,
+                 depth_encoding=getattr(args, "depth_encoding", "32FC1"), lidar_rings=getattr(args, "lidar_rings", 0),
+                 compressed=getattr(args, "compressed", False), frame_id=args.camera_frame,
+                 lidar_frame=args.lidar_frame, intrinsics=getattr(args, "intrinsics", None), limit=args.limit,
+                 overwrite=getattr(args, "overwrite", False))
+    except (BagError, ValueError, FileNotFoundError, KeyError) as exc:
+        print(f"meco data make-bag: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
