@@ -1,0 +1,172 @@
+"""Synthetic golf scenes: determinism, exact-depth sanity, class coverage, lidar, dataset output."""
+from __future__ import annotations
+
+import importlib.util
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from meco_core.data import synth
+
+HAS_FORMAT = importlib.util.find_spec("meco_core.data.format") is not None
+SMALL = (120, 160)  # H, W: every property holds at any size; small keeps the suite fast
+
+
+@pytest.fixture(scope="module")
+def batch() -> list[synth.SynthFrame]:
+    return [synth.render_frame(5, i, *SMALL) for i in range(20)]
+
+
+def test_same_seed_and_index_is_identical() -> None:
+    a, b = synth.render_frame(3, 7, *SMALL), synth.render_frame(3, 7, *SMALL)
+    for name in ("rgb", "depth_m", "labels"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    assert (a.camera_height_m, a.pitch_deg, a.roll_deg) == (b.camera_height_m, b.pitch_deg, b.roll_deg)
+
+
+def test_different_index_seed_or_split_differs() -> None:
+    a = synth.render_frame(3, 7, *SMALL)
+    for other in (synth.render_frame(3, 8, *SMALL), synth.render_frame(4, 7, *SMALL),
+                  synth.render_frame(3, 7, *SMALL, split="val")):
+        assert not np.array_equal(a.depth_m, other.depth_m)
+        assert not np.array_equal(a.rgb, other.rgb)
+
+
+def test_output_types_and_camera(batch: list[synth.SynthFrame]) -> None:
+    h, w = SMALL
+    for f in batch:
+        assert f.rgb.shape == (h, w, 3) and f.rgb.dtype == np.uint8
+        assert f.depth_m.shape == (h, w) and f.depth_m.dtype == np.float32
+        assert f.labels.shape == (h, w) and f.labels.dtype == np.uint8
+        assert f.lidar_depth_m is None
+        assert set(f.intrinsics) == {"fx", "fy", "cx", "cy", "width", "height"}
+        assert (f.intrinsics["width"], f.intrinsics["height"]) == (w, h)
+        hfov = 2 * math.degrees(math.atan(w / 2 / f.intrinsics["fx"]))
+        assert 60 <= hfov <= 90
+        assert 1.2 <= f.camera_height_m <= 2.0 and -12 <= f.pitch_deg <= -2 and abs(f.roll_deg) <= 3
+
+
+def test_depth_range_and_sky(batch: list[synth.SynthFrame]) -> None:
+    for f in batch:
+        d = f.depth_m
+        assert np.isfinite(d).all()
+        assert (d >= 0).all() and (d <= synth.MAX_DEPTH_M).all()
+        sky = d == 0
+        assert sky.any() and (~sky).mean() > 0.4, "every view has sky above and ground below the horizon"
+        assert (f.labels[sky] == synth.BACKGROUND).all(), "sky is background"
+        assert (d[f.labels != synth.BACKGROUND] > 0).all(), "every non-background pixel has depth"
+
+
+def test_every_class_appears_in_a_batch(batch: list[synth.SynthFrame]) -> None:
+    seen = np.zeros(len(synth.CLASS_NAMES), int)
+    for f in batch:
+        seen += np.bincount(f.labels.ravel(), minlength=len(synth.CLASS_NAMES))[: len(synth.CLASS_NAMES)] > 0
+    assert (seen > 0).all(), dict(zip(synth.CLASS_NAMES, seen))
+    assert seen[synth.FAIRWAY] >= 15 and seen[synth.OBSTACLE] >= 15 and seen[synth.ROAD] >= 10
+
+
+def test_ground_depth_at_bottom_centre_matches_camera_geometry(batch: list[synth.SynthFrame]) -> None:
+    """Flat-ground range along the ray is camera_height / sin(angle below horizon); the ray's
+    direction follows from the intrinsics, pitch and roll alone (independent of the renderer)."""
+    errors = []
+    for f in batch:
+        k = f.intrinsics
+        p, r = math.radians(f.pitch_deg), math.radians(f.roll_deg)
+        v = k["height"] - 1
+        for u in (math.floor(k["cx"]), math.ceil(k["cx"])):
+            if f.labels[v, u] not in (synth.BACKGROUND, synth.FAIRWAY, synth.ROAD):
+                continue  # obstacles and (carved) hazards are not the undisturbed ground
+            xn, yn = (u - k["cx"]) / k["fx"], (v - k["cy"]) / k["fy"]
+            up = xn * math.sin(r) * math.cos(p) - yn * math.cos(r) * math.cos(p) + math.sin(p)
+            norm = math.sqrt(xn * xn + yn * yn + 1)
+            below = math.asin(-up / norm)
+            assert below > 0
+            expected_z = f.camera_height_m / math.sin(below) / norm  # range -> depth along the axis
+            errors.append(abs(float(f.depth_m[v, u]) - expected_z) / expected_z)
+    assert len(errors) >= 20
+    assert np.median(errors) < 0.05 and max(errors) < 0.25, np.round(sorted(errors), 3)
+
+
+@pytest.mark.parametrize("beams", [32, 64])
+def test_lidar_is_sparse_and_exact(beams: int) -> None:
+    for i in range(3):
+        f = synth.render_frame(9, i, 240, 320, lidar_beams=beams)
+        assert f.lidar_depth_m is not None and f.lidar_depth_m.dtype == np.float32
+        hit = f.lidar_depth_m > 0
+        assert 0.005 < hit.mean() < 0.15
+        np.testing.assert_array_equal(f.lidar_depth_m[hit], f.depth_m[hit])
+        dense = synth.render_frame(9, i, 240, 320)
+        np.testing.assert_array_equal(dense.depth_m, f.depth_m)  # lidar does not change the scene
+    more = synth.render_frame(9, 0, 240, 320, lidar_beams=64).lidar_depth_m
+    less = synth.render_frame(9, 0, 240, 320, lidar_beams=32).lidar_depth_m
+    assert (more > 0).sum() > (less > 0).sum()
+
+
+def test_other_sizes_render() -> None:
+    f = synth.render_frame(2, 0, 97, 131)
+    assert f.rgb.shape == (97, 131, 3) and f.depth_m.shape == (97, 131)
+    with pytest.raises(ValueError):
+        synth.render_frame(2, 0, 60, 80, lidar_beams=16)
+
+
+def test_contact_sheet(tmp_path, batch: list[synth.SynthFrame]) -> None:
+    import cv2
+
+    path = synth.contact_sheet(batch[:3], tmp_path / "sheet.png")
+    img = cv2.imread(str(path))
+    assert img.shape[1] == 3 * SMALL[1] and img.shape[0] >= 3 * SMALL[0]
+
+
+@pytest.mark.skipif(not HAS_FORMAT, reason="meco_core.data.format (DatasetWriter/DatasetReader) not written yet")
+def test_generate_writes_a_readable_dataset(tmp_path) -> None:
+    from meco_core.data.format import DatasetReader
+
+    out = tmp_path / "synth"
+    n = synth.generate(out, 4, seed=21, split="val", height=60, width=80, workers=2, progress=False)
+    assert n == 4
+    reader = DatasetReader(out)
+    assert reader.class_set.names == list(synth.CLASS_NAMES)
+    assert reader.intrinsics is not None and reader.intrinsics["width"] == 80
+    assert reader.names("val") == [f"{i:06d}" for i in range(4)]
+    for i, name in enumerate(reader.names("val")):
+        s = reader.load("val", name)
+        ref = synth.render_frame(21, i, 60, 80, split="val")  # same frame in this process
+        np.testing.assert_array_equal(s.rgb, ref.rgb)
+        np.testing.assert_array_equal(s.labels, ref.labels)
+        ok = ref.depth_m < 65.0  # the format stores uint16 mm: farther is "no data"
+        np.testing.assert_allclose(s.depth_m[ok], ref.depth_m[ok], atol=6e-4)
+
+
+@pytest.mark.skipif(not HAS_FORMAT, reason="meco_core.data.format (DatasetWriter/DatasetReader) not written yet")
+def test_generate_lidar_depth_source_and_cli_summary(tmp_path, capsys) -> None:
+    from meco_core.data.format import DatasetReader
+
+    out = tmp_path / "lidar"
+    synth.generate(out, 2, seed=1, height=120, width=160, lidar_beams=32, workers=1, depth_source="lidar",
+                   progress=False)
+    s = DatasetReader(out).load("train", "000000")
+    assert s.depth_m is not None and 0 < (s.depth_m > 0).mean() < 0.15
+    with pytest.raises(ValueError):
+        synth.generate(tmp_path / "bad", 1, seed=1, depth_source="lidar")
+    args = SimpleNamespace(out=str(tmp_path / "cli"), n=2, seed=0, split="train", size="48x64", lidar_beams=0)
+    assert synth.main_from_args(args) == 0
+    text = capsys.readouterr().out
+    assert "2 frames" in text and "fairway=" in text
+
+
+def test_terrain_refinement_matches_a_tight_reference() -> None:
+    """The default root refinement stays within 0.5 % of a 30-step bisection (the 'exact' depth)."""
+    for i in range(3):
+        rng = synth.frame_rng(0, i, "train")
+        course = synth.make_course(rng)
+        ter = synth.build_terrain(rng, course)
+        z0 = float(ter.height(np.zeros((1, 1)), np.zeros((1, 1)))[0, 0])
+        cam = synth.make_camera(rng, 120, 160, course.view_yaw, z0, 75.0)
+        dx, dy, dz = synth.camera_rays(cam)
+        o, tmax = cam.origin.astype(np.float32), np.full(dx.shape, 80, np.float32)
+        t, hit = synth.trace_terrain(ter, o, dx, dy, dz, tmax)
+        t_ref, hit_ref = synth.trace_terrain(ter, o, dx, dy, dz, tmax, bisect=30)
+        np.testing.assert_array_equal(hit, hit_ref)
+        assert (np.abs(t[hit] - t_ref[hit]) / t_ref[hit]).max() < 0.005
