@@ -170,3 +170,14 @@ def test_terrain_refinement_matches_a_tight_reference() -> None:
         t_ref, hit_ref = synth.trace_terrain(ter, o, dx, dy, dz, tmax, bisect=30)
         np.testing.assert_array_equal(hit, hit_ref)
         assert (np.abs(t[hit] - t_ref[hit]) / t_ref[hit]).max() < 0.005
+
+
+def test_cli_writes_a_dataset(tmp_path) -> None:
+    """`meco data synth` end to end through the real argument parser."""
+    from meco_core.cli import main
+    from meco_core.data.format import DatasetReader
+
+    assert main(["data", "synth", "--out", str(tmp_path), "--n", "2", "--seed", "5", "--size", "48x64"]) == 0
+    reader = DatasetReader(tmp_path)
+    sample = reader.load("train", reader.names("train")[0])
+    assert sample.rgb.shape == (48, 64, 3) and sample.depth_m is not None and sample.labels is not None

@@ -1176,7 +1176,8 @@ def main_from_args(args: Any) -> int:
     """CLI entry (`meco data synth`): args.out, n, seed, split, size ('HxW' or None), lidar_beams."""
     from meco_core.data.format import DatasetReader
 
-    h, w = (240, 320) if not getattr(args, "size", None) else (int(v) for v in str(args.size).lower().split("x"))
+    size = getattr(args, "size", None) or (240, 320)
+    h, w = size if isinstance(size, (tuple, list)) else (int(v) for v in str(size).lower().split("x"))
     beams = int(getattr(args, "lidar_beams", 0) or 0)
     t0 = time.perf_counter()
     n = generate(args.out, int(args.n), int(args.seed), getattr(args, "split", None) or "train", h, w, beams,
