@@ -1,0 +1,81 @@
+"""`meco eval --checkpoint C --data DIR [--split val] [--json PATH] [--out DIR] [--size HxW]`.
+
+Prints the paper-style table (depth RMSE, RMSE log, AbsRel, SqRel, delta 1-3; per-class
+IoU and mIoU; FPS at batch 1 measured on the evaluation passes), writes the metrics as
+JSON (keys miou (percent), iou_per_class, rmse, rmse_log, abs_rel, sq_rel, d1, d2, d3,
+fps, frames, ...) and a PNG grid (input | predicted depth | predicted segmentation |
+ground-truth depth | ground-truth segmentation) into --out. Images are evaluated at full
+resolution unless --size resizes them. The data's classes must equal the model's or have
+a registered remap (e.g. CamVid data for a golf-class model).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from meco_core.commands.bench import parse_size
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("eval", help="evaluate a checkpoint on a dataset: metrics table, JSON, PNG grid",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="checkpoint (.pt) written by meco train")
+    p.add_argument("--data", required=True, help="meco-dataset/1 root")
+    p.add_argument("--split", default="val")
+    p.add_argument("--json", default=None, help="write metrics here")
+    p.add_argument("--out", default=None, help="directory for the PNG grid (eval_grid.png)")
+    p.add_argument("--size", type=parse_size, default=None, help="resize inputs to HxW (default: full resolution)")
+    p.add_argument("--max-frames", type=int, default=None, help="evenly spaced subset of the split")
+    p.add_argument("--samples", type=int, default=4, help="rows in the PNG grid")
+    p.add_argument("--device", default="cpu", help="cpu | cuda[:n]")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--depth-only", action="store_true",
+                   help="ignore the data's labels (evaluate depth of a model whose classes the data lacks)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from meco_core.checkpoint import CheckpointError, build_from_checkpoint
+    from meco_core.evaluate import class_set_of, evaluate, format_table, json_safe, load_eval_dataset, save_grid
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print(f"meco eval: --device {args.device}: CUDA is not available", file=sys.stderr)
+        return 2
+    try:
+        model, ckpt = build_from_checkpoint(args.checkpoint)
+    except CheckpointError as exc:
+        print(f"meco eval: {exc}", file=sys.stderr)
+        return 2
+    model.prepare_for_inference()
+    model.to(args.device)
+    try:
+        dataset, class_set = load_eval_dataset(args.data, args.split, class_set_of(ckpt), model.num_classes,
+                                               model.max_depth, args.size, depth_only=args.depth_only)
+    except (ValueError, KeyError, FileNotFoundError) as exc:
+        print(f"meco eval: {exc}", file=sys.stderr)
+        return 2
+    result = evaluate(model, dataset, args.device, max_frames=args.max_frames,
+                      keep_samples=args.samples if args.out else 0, class_set=class_set,
+                      progress=not args.no_progress)
+    m = result.metrics
+    m.update(checkpoint=str(args.checkpoint), data=str(args.data), split=args.split, model=ckpt["model_name"],
+             step=ckpt.get("step"), size=list(args.size) if args.size else "full", device=args.device,
+             threads=torch.get_num_threads())
+    title = (f"{ckpt['model_name']} ({Path(args.checkpoint).name}) on {args.data} [{args.split}], "
+             f"{m['frames']} frames, classes {class_set.name}")
+    print(format_table(m, class_set.names, title))
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(json_safe(m), indent=2))
+    if args.out:
+        grid = save_grid(result.samples, class_set, Path(args.out) / "eval_grid.png", model.max_depth)
+        print(f"grid: {grid}")
+    return 0

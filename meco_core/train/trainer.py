@@ -1,0 +1,396 @@
+"""The training loop behind `meco train`.
+
+What makes `--resume` exact (same weights as an uninterrupted run on deterministic CPU):
+- batch `s` is a pure function of (seed, s) (`sampler.ResumableBatchSampler`) and each
+  sample's augmentation has its own seed, so resuming at step s skips nothing and replays
+  nothing;
+- the checkpoint holds model (incl. VQ/BN buffers), optimiser, LR schedule, GradScaler,
+  step, and every rank's RNG states (python, numpy, torch, cuda): the model's own
+  randomness (router noise, codebook init/restarts, drop path) continues where it stopped;
+- the data loader gets its own torch.Generator so creating it never consumes the global
+  RNG.
+A checkpoint whose training config differs from the current one (other than
+`config.RESUME_FREE` keys) is rejected with the differing keys named.
+
+Non-finite losses skip the optimiser step (all ranks agree), are counted, and abort the
+run after `run.max_bad_steps` in a row; the LR schedule still advances with the step.
+"""
+from __future__ import annotations
+
+import math
+import random
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from meco_core.checkpoint import CheckpointError, load_checkpoint, load_state_strict, save_checkpoint
+from meco_core.classes import ClassSet, get_class_set
+from meco_core.losses import LossWeights, MultiTaskLoss
+from meco_core.train import distributed as D
+from meco_core.train.config import TrainConfig, diff_configs, flatten
+from meco_core.train.logs import CsvLog, TensorBoard
+from meco_core.train.data import build_train_loader, build_val_set
+from meco_core.train.sampler import ResumableBatchSampler
+
+TRAIN_COLUMNS = ["step", "epoch", "lr", "loss", "depth", "segmentation", "vq", "balance", "grad_norm",
+                 "sec_per_step", "data_sec", "skipped", "cb_perplexity", "cb_live_fraction", "cb_restarts"]
+VAL_KEYS = ["score", "rmse", "rmse_log", "abs_rel", "sq_rel", "d1", "d2", "d3", "miou", "pixel_acc", "fps"]
+
+
+class ResumeError(CheckpointError):
+    """`--resume` found a checkpoint that does not belong to this config."""
+
+
+class TrainingAborted(RuntimeError):
+    """Too many consecutive non-finite steps."""
+
+
+# --------------------------------------------------------------------------- schedule / optimiser
+def lr_factor(step: int, cfg_optim) -> float:
+    """Multiplier of the base LR at `step` (0-based): linear warm-up, then cosine or poly decay."""
+    o = cfg_optim
+    if o.warmup_steps and step < o.warmup_steps:
+        return (step + 1) / o.warmup_steps
+    t = min(1.0, (step - o.warmup_steps) / max(1, o.steps - o.warmup_steps))
+    decay = 0.5 * (1 + math.cos(math.pi * t)) if o.schedule == "cosine" else (1 - t) ** o.poly_power
+    return o.min_lr_ratio + (1 - o.min_lr_ratio) * decay
+
+
+def param_groups(model: nn.Module, cfg_optim) -> list[dict[str, Any]]:
+    """Backbone at lr * backbone_lr_mult; no weight decay on norms, biases, position/class
+    tokens and codebooks (decaying codewords towards 0 fights the dictionary loss)."""
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        in_backbone = name.startswith("backbone.")
+        no_decay = p.ndim <= 1 or name.endswith((".embed", "pos_embed", "cls_token", "reg_token"))
+        groups.setdefault((in_backbone, no_decay), []).append(p)
+    out = []
+    for (in_backbone, no_decay), params in sorted(groups.items()):
+        out.append({"params": params, "name": f"{'backbone' if in_backbone else 'head'}{'_nodecay' if no_decay else ''}",
+                    "lr": cfg_optim.lr * (cfg_optim.backbone_lr_mult if in_backbone else 1.0),
+                    "weight_decay": 0.0 if no_decay else cfg_optim.weight_decay})
+    return out
+
+
+# --------------------------------------------------------------------------- RNG state
+def rng_state() -> dict[str, Any]:
+    """All RNG states as weights_only-loadable objects (numpy's array becomes a tensor)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"python": random.getstate(), "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos),
+                                                    int(has_gauss), float(cached)],
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (1 << 32))
+    torch.manual_seed(seed)
+
+
+# --------------------------------------------------------------------------- the run
+class Trainer:
+    """State of one training run; `run()` executes it. Construct on every rank."""
+
+    def __init__(self, cfg: TrainConfig, resume: bool = False, progress: bool = True) -> None:
+        from meco_core.models import build_model
+
+        self.cfg, self.progress = cfg, progress
+        if cfg.run.threads:
+            torch.set_num_threads(cfg.run.threads)
+        self.info = D.init_distributed(cfg.run.device)
+        self.out_dir = Path(cfg.run.out_dir)
+        self.class_set = get_class_set(cfg.data.class_set)
+        seed_everything(cfg.run.seed)  # identical initial weights on every rank
+        model = build_model(cfg.model.name, **cfg.model_config()).to(self.info.device)
+        self.raw_model = model
+        self.max_depth = float(model.max_depth)
+        seed_everything(cfg.run.seed + 1000 * self.info.rank)  # per-rank stream for router noise etc.
+        lw = cfg.loss
+        weights = torch.tensor(lw.class_weights, dtype=torch.float32) if lw.class_weights else None
+        self.criterion = MultiTaskLoss(LossWeights(lw.depth, lw.segmentation, lw.vq, lw.balance, lw.depth_kind),
+                                       weights).to(self.info.device)
+        self.optimizer = torch.optim.AdamW(param_groups(model, cfg.optim), lr=cfg.optim.lr, betas=cfg.optim.betas)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, cfg.optim))
+        self._setup_precision()
+        self.step, self.best_score, self.bad_in_row, self.skipped = 0, -math.inf, 0, 0
+        self.last_val: dict[str, Any] = {}
+        last = self.out_dir / "last.pt"
+        if resume and last.exists():
+            self._resume(last)
+        elif resume:
+            self.log(f"--resume: no {last} yet; starting from step 0")
+        elif last.exists():
+            raise ResumeError(f"{last} exists: pass --resume to continue that run, or choose another --out")
+        self.model = D.wrap_model(model, self.info)
+
+    # ------------------------------------------------------------------ setup helpers
+    def _setup_precision(self) -> None:
+        p, dev = self.cfg.run.precision, self.info.device
+        self.amp_dtype = None
+        if p != "fp32":
+            if dev.type != "cuda":
+                self.log(f"run.precision {p}: autocast is used on CUDA only; training in fp32 on {dev}")
+            elif p == "bf16" and not torch.cuda.is_bf16_supported():
+                raise RuntimeError("run.precision bf16: this GPU does not support bfloat16; use fp16")
+            else:
+                self.amp_dtype = torch.float16 if p == "fp16" else torch.bfloat16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype is torch.float16)
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
+
+    def _resume(self, path: Path) -> None:
+        if self.info.is_main:  # temporaries of a save interrupted by the kill (atomic_save)
+            for tmp in path.parent.glob(".*.pt.*.tmp"):
+                tmp.unlink(missing_ok=True)
+        ckpt = load_checkpoint(path, map_location="cpu")
+        saved = ckpt.get("train_config")
+        if saved is None:
+            raise ResumeError(f"{path} has no training state (an exported model?); cannot resume from it")
+        differing = diff_configs(saved, self.cfg.to_dict())
+        if differing:
+            a, b = flatten(saved), flatten(self.cfg.to_dict())
+            detail = "; ".join(f"{k}: checkpoint {a.get(k, '<absent>')!r} vs now {b.get(k, '<absent>')!r}"
+                               for k in differing[:8])
+            raise ResumeError(f"cannot resume from {path}: config differs in {', '.join(differing)} ({detail}). "
+                              "Use the original config, or start a new run with another --out.")
+        load_state_strict(self.raw_model, ckpt["state_dict"], source=str(path))
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        if ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
+        self.step = int(ckpt["step"])
+        self.best_score = float(ckpt.get("best_score", -math.inf))
+        self.bad_in_row, self.skipped = int(ckpt.get("bad_in_row", 0)), int(ckpt.get("skipped_steps", 0))
+        states = ckpt.get("rng_states") or []
+        if len(states) != self.info.world_size:
+            self.log(f"warning: checkpoint has RNG states of {len(states)} ranks, this run has "
+                     f"{self.info.world_size}: model randomness will not match the killed run exactly")
+        if states:
+            set_rng_state(states[min(self.info.rank, len(states) - 1)])
+        self.log(f"resumed from {path} at step {self.step}/{self.cfg.optim.steps}")
+
+    def log(self, msg: str) -> None:
+        if self.info.is_main:
+            from tqdm import tqdm
+
+            tqdm.write(msg, file=sys.stderr)
+
+    # ------------------------------------------------------------------ checkpoints
+    def save(self, name: str, training_state: bool = True) -> None:
+        """All ranks call this (RNG states are gathered); rank 0 writes atomically."""
+        states = D.gather_objects(rng_state(), self.info) if training_state else None
+        if not self.info.is_main:
+            return
+        extra: dict[str, Any] = {"step": self.step, "train_config": self.cfg.to_dict(),
+                                 "val_metrics": _plain_metrics(self.last_val), "best_score": self.best_score}
+        if training_state:
+            extra.update(optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
+                         scaler=self.scaler.state_dict(), rng_states=states, bad_in_row=self.bad_in_row,
+                         skipped_steps=self.skipped, world_size=self.info.world_size)
+        save_checkpoint(self.out_dir / name, self.raw_model, class_set=self.class_set.to_dict(), **extra)
+
+    # ------------------------------------------------------------------ validation
+    def validate(self, val_set) -> None:
+        from meco_core.evaluate import evaluate, score
+
+        if self.info.is_main and val_set is not None:
+            result = evaluate(self.raw_model, val_set, self.info.device, max_frames=self.cfg.data.val_max_frames,
+                              class_set=self.class_set)
+            self.raw_model.train()
+            m = result.metrics
+            m["score"] = score(m, self.cfg.run.best_metric)
+            self.last_val = m
+            self.val_log.write({"step": self.step, **{k: m[k] for k in VAL_KEYS},
+                                **{f"iou_{n}": v for n, v in zip(self.class_set.names, m["iou_per_class"])}})
+            self.tb.scalars("val", {k: m[k] for k in VAL_KEYS}, self.step)
+            self.log(f"val @ {self.step}: score {m['score']:.4f}  mIoU {m['miou']:.2f}  AbsRel {m['abs_rel']:.4f}  "
+                     f"RMSE {m['rmse']:.3f}  d1 {m['d1']:.3f}  ({m['frames']} frames, {m['fps']:.1f} FPS)")
+            improved = not math.isnan(m["score"]) and m["score"] > self.best_score
+        else:
+            improved = False
+        if D.broadcast_object(improved, self.info):
+            if self.info.is_main:
+                self.best_score = self.last_val["score"]
+            self.save("best.pt", training_state=False)
+        D.barrier(self.info)
+
+    # ------------------------------------------------------------------ one step
+    def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
+        dev = self.info.device
+        batch = {k: (v.to(dev, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
+        with self.autocast():
+            outputs, aux = self.model(batch["image"], return_aux=True)
+        outputs = {k: v.float() for k, v in outputs.items()}
+        aux = {k: v.float() for k, v in aux.items() if isinstance(v, torch.Tensor)}
+        bad_loss, reason = False, ""
+        try:
+            loss, parts = self.criterion(outputs, aux, batch)
+        except FloatingPointError as exc:
+            bad_loss, reason, parts = True, str(exc), {}
+            # a NaN loss connected to every output: DDP still gets its backward, all grads go NaN
+            loss = sum(v.sum() for v in outputs.values()) * float("nan")
+        if not bad_loss or self.info.enabled:
+            self.scaler.scale(loss).backward()
+        params = [p for p in self.raw_model.parameters() if p.grad is not None]
+        grad_norm = math.nan
+        if params:
+            if self.scaler.is_enabled():
+                self.scaler.unscale_(self.optimizer)
+            clip = self.cfg.optim.grad_clip if self.cfg.optim.grad_clip > 0 else math.inf
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
+        non_finite = bad_loss or (not self.scaler.is_enabled() and not math.isfinite(grad_norm) and bool(params))
+        bad = D.any_true(non_finite, self.info)
+        if self.scaler.is_enabled():
+            self.scaler.step(self.optimizer)  # skips by itself on inf/NaN gradients
+            self.scaler.update()
+        elif not bad:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        self.step += 1
+        D.sync_codebooks(self.model, self.info)
+        if bad:
+            self.skipped += 1
+            self.bad_in_row += 1
+            self.log(f"warning: step {self.step}: non-finite loss or gradients ({reason or f'grad norm {grad_norm}'}); "
+                     f"step skipped ({self.skipped} so far, {self.bad_in_row} in a row)")
+            if self.bad_in_row >= self.cfg.run.max_bad_steps:
+                raise TrainingAborted(f"{self.bad_in_row} consecutive non-finite steps (run.max_bad_steps): "
+                                      "lower optim.lr, raise grad clipping, or check the data")
+        else:
+            self.bad_in_row = 0
+        return {"loss": float(loss.detach()) if not bad_loss else math.nan, **parts, "grad_norm": grad_norm}
+
+    # ------------------------------------------------------------------ main loop
+    def run(self, stop_after: int | None = None) -> dict[str, Any]:
+        """Train to optim.steps. `stop_after` ends the process's work after that many steps
+        *without* a final checkpoint, as a kill would (used by tests)."""
+        from tqdm import tqdm
+
+        cfg, info = self.cfg, self.info
+        loader, sampler = build_train_loader(cfg, self.class_set, self.max_depth, info.rank, info.world_size,
+                                             self.step, pin_memory=info.device.type == "cuda")
+        val_set = build_val_set(cfg, self.class_set, self.max_depth) if info.is_main else None
+        resumed = self.step if self.step > 0 else None
+        if info.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            (self.out_dir / "config.yaml").write_text(_yaml(cfg.to_dict()))
+            val_cols = ["step", *VAL_KEYS, *(f"iou_{n}" for n in self.class_set.names)]
+            self.train_log = CsvLog(self.out_dir / "train.csv", TRAIN_COLUMNS, resumed)
+            self.val_log = CsvLog(self.out_dir / "val.csv", val_cols, resumed)
+            self.tb = TensorBoard(self.out_dir / "tb", purge_step=(resumed + 1) if resumed else None)
+            self.log(f"training {cfg.model.name} on {info.device} x{info.world_size}: {sampler.epoch_len} samples/epoch, "
+                     f"{sampler.batches_per_epoch} steps/epoch, steps {self.step}->{cfg.optim.steps}, out {self.out_dir}")
+        bar = tqdm(total=cfg.optim.steps, initial=self.step, disable=not (info.is_main and self.progress),
+                   dynamic_ncols=True, unit="step", file=sys.stderr)
+        self.raw_model.train()
+        decoder = getattr(self.raw_model, "decoder", None)
+        times: list[float] = []
+        done_here = 0
+        t_data = time.perf_counter()
+        try:
+            for batch in loader:
+                t0 = time.perf_counter()
+                out = self.train_step(batch)
+                t1 = time.perf_counter()
+                times.append(t1 - t_data)  # wall time of the step, data wait included
+                done_here += 1
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.3f}" for k, v in out.items() if k in ("loss", "depth", "segmentation", "vq")})
+                if self.step % cfg.run.log_every == 0 or self.step == cfg.optim.steps:
+                    self._log_train(out, sampler, t1 - t0, t0 - t_data, decoder)
+                # validate before saving: last.pt then carries this step's best score
+                if cfg.run.val_every and self.step % cfg.run.val_every == 0 and self.step < cfg.optim.steps:
+                    self.validate(val_set)
+                if self.step % cfg.run.ckpt_every == 0 and self.step < cfg.optim.steps:
+                    self.save("last.pt")
+                if stop_after is not None and done_here >= stop_after:
+                    return {"step": self.step, "stopped": True}
+                t_data = time.perf_counter()
+            self.validate(val_set)
+            self.save("last.pt")
+            digests = self.check_ranks_agree()
+        finally:
+            bar.close()
+            if info.is_main and hasattr(self, "tb"):
+                self.tb.close()
+        steady = times[2:] or times
+        summary = {"step": self.step, "out_dir": str(self.out_dir), "best_score": self.best_score,
+                   "skipped_steps": self.skipped, "sec_per_step": float(np.mean(steady)) if steady else math.nan,
+                   "val": _plain_metrics(self.last_val), "world_size": info.world_size, "rank_digests": digests}
+        self.log(f"done: step {self.step}, {summary['sec_per_step']:.2f} s/step, best score {self.best_score:.4f}, "
+                 f"skipped {self.skipped}; checkpoints in {self.out_dir}")
+        return summary
+
+    def check_ranks_agree(self) -> list[str]:
+        """Digest of the weights on every rank; a mismatch means DDP replicas diverged."""
+        D.sync_buffers(self.model, self.info)
+        digests = D.gather_objects(D.state_digest(self.raw_model), self.info)
+        if len(set(digests)) > 1:
+            self.log(f"WARNING: model replicas differ across ranks: {digests}")
+        return digests
+
+    def _log_train(self, out: dict[str, float], sampler: ResumableBatchSampler, step_s: float, data_s: float,
+                   decoder) -> None:
+        keys = ("loss", "depth", "segmentation", "vq", "balance", "grad_norm")  # same keys on every rank
+        values = D.all_reduce_mean({k: float(out.get(k, math.nan)) for k in keys}, self.info)
+        cb = decoder.codebook_stats() if decoder is not None and hasattr(decoder, "codebook_stats") else {}
+        if not self.info.is_main:
+            return
+        row = {"step": self.step, "epoch": (self.step - 1) // sampler.batches_per_epoch,
+               "lr": self.optimizer.param_groups[0]["lr"], "sec_per_step": step_s, "data_sec": data_s,
+               "skipped": self.skipped, **values,
+               **{f"cb_{k}": v for k, v in cb.items()}}
+        self.train_log.write(row)
+        self.tb.scalars("train", {k: v for k, v in row.items() if k not in ("step", "epoch") and not k.startswith("cb_")},
+                        self.step)
+        if cb:
+            self.tb.scalars("codebook", cb, self.step)
+
+
+def _plain_metrics(m: dict[str, Any]) -> dict[str, Any]:
+    """Metrics as weights_only-safe plain values."""
+    return {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in m.items()
+            if isinstance(v, (int, float, str, list, np.floating))}
+
+
+def _yaml(d: dict[str, Any]) -> str:
+    import yaml
+
+    return yaml.safe_dump(d, sort_keys=False, default_flow_style=None)
+
+
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_after: int | None = None) -> dict[str, Any]:
+    """Run (or resume) training for `cfg`; joins the torchrun group when launched by torchrun."""
+    threads = torch.get_num_threads()
+    try:
+        trainer = Trainer(cfg, resume=resume, progress=progress)
+        return trainer.run(stop_after=stop_after)
+    finally:
+        torch.set_num_threads(threads)  # run.threads must not leak into the caller's process
+        if stop_after is None:
+            D.cleanup()

@@ -1,0 +1,239 @@
+"""Training, resume, torchrun and `meco eval` on a tiny learnable dataset (CPU, ~1 minute).
+
+The dataset is written here: flat-coloured class regions (so labels are learnable from
+colour) on a ground plane whose depth follows the row (learnable from position).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from meco_core.classes import GOLF
+from meco_core.cli import main as meco
+from meco_core.data.format import DatasetWriter
+from meco_core.train.config import ConfigError, load_config
+from meco_core.train.trainer import ResumeError, train
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = REPO / "config" / "train" / "smoke.yaml"
+PYTHON = sys.executable
+
+
+def write_tiny_dataset(root: Path, n_train: int = 8, n_val: int = 2, h: int = 64, w: int = 96) -> Path:
+    rng = np.random.default_rng(0)
+    colors = np.array([(90, 90, 90), (40, 170, 40), (220, 190, 80), (120, 60, 120), (220, 20, 60)], np.uint8)
+    rows = np.arange(h, dtype=np.float32)[:, None].repeat(w, 1)
+    with DatasetWriter(root, GOLF) as writer:
+        for split, n in (("train", n_train), ("val", n_val)):
+            for i in range(n):
+                horizon = int(rng.integers(h // 4, h // 2))
+                labels = np.zeros((h, w), np.uint8)
+                labels[horizon:] = 1
+                x0 = int(rng.integers(0, w // 2))
+                labels[horizon:, x0:x0 + w // 4] = 3
+                labels[int(h * 0.7):, int(w * 0.75):] = 4
+                depth = np.where(rows > horizon, np.minimum(1.5 * h / np.maximum(rows - horizon, 1), 60), 0)
+                rgb = colors[labels].astype(np.int16) + rng.integers(-10, 10, (h, w, 3))
+                writer.write(split, f"{i:04d}", np.clip(rgb, 0, 255).astype(np.uint8), depth.astype(np.float32), labels)
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    return write_tiny_dataset(tmp_path_factory.mktemp("tiny") / "data")
+
+
+def overrides(data: Path, out: Path, **extra) -> dict:
+    return {"data.train": [{"root": str(data), "split": "train"}], "data.val": [{"root": str(data), "split": "val"}],
+            "run.out_dir": str(out), "run.threads": 1, **extra}
+
+
+def set_args(data: Path) -> list[str]:
+    return ["--set", f"data.train=[{{root: {data}, split: train}}]", "--set", f"data.val=[{{root: {data}, split: val}}]",
+            "--set", "run.threads=1"]
+
+
+def same_weights(a: Path, b: Path) -> list[str]:
+    sa = torch.load(a, weights_only=True)["state_dict"]
+    sb = torch.load(b, weights_only=True)["state_dict"]
+    assert sa.keys() == sb.keys()
+    return [k for k in sa if not torch.equal(sa[k], sb[k])]
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_data, tmp_path_factory) -> Path:
+    """An uninterrupted 12-step run (also the reference for the resume test)."""
+    out = tmp_path_factory.mktemp("run") / "full"
+    train(load_config(SMOKE, overrides(tiny_data, out, **{"optim.steps": 12})), progress=False)
+    return out
+
+
+# --------------------------------------------------------------------------- config
+def test_config_errors_name_the_key(tiny_data, tmp_path) -> None:
+    with pytest.raises(ConfigError, match=r"optim\.lrr"):
+        load_config(SMOKE, {"optim.lrr": 1.0})
+    with pytest.raises(ConfigError, match=r"model\.config\.chanels"):
+        load_config(SMOKE, {"model.config.chanels": 8})
+    with pytest.raises(ConfigError, match=r"data\.batch_size"):
+        load_config(SMOKE, {"data.batch_size": "eight"})
+    with pytest.raises(ConfigError, match=r"run\.precision"):
+        load_config(SMOKE, {"run.precision": "fp8"})
+    with pytest.raises(ConfigError, match=r"data\.train\[0\]\.wieght"):
+        load_config(SMOKE, {"data.train": [{"root": "x", "wieght": 1}]})
+    for name in ("meco_golf", "meco_camvid", "smoke"):  # shipped configs are valid
+        load_config(REPO / "config" / "train" / f"{name}.yaml")
+
+
+# --------------------------------------------------------------------------- data order
+def test_sampler_is_a_function_of_seed_and_step() -> None:
+    from meco_core.train.sampler import ResumableBatchSampler
+
+    full = list(ResumableBatchSampler([10, 30], [1.0, 0.5], 4, seed=3, total_steps=20))
+    resumed = list(ResumableBatchSampler([10, 30], [1.0, 0.5], 4, seed=3, start_step=13, total_steps=20))
+    assert resumed == full[13:]
+    epoch0 = [i for b in full[:6] for i, _ in b]               # 25 samples/epoch -> 6 full batches
+    assert sum(i < 10 for i in epoch0) >= 9 and len(set(i for i in epoch0 if i < 10)) >= 9  # weight 1: (nearly) all
+    ranks = [ResumableBatchSampler([10, 30], [1.0, 0.5], 4, seed=3, rank=r, world_size=2, total_steps=3) for r in (0, 1)]
+    for step in range(3):
+        a, b = (set(r.batch(step)) for r in ranks)
+        assert not a & b                                       # ranks never share a sample of a global batch
+    other = ResumableBatchSampler([10, 30], [1.0, 0.5], 4, seed=4, total_steps=20)
+    assert list(other) != full
+
+
+def test_depth_only_source_drops_labels(tiny_data) -> None:
+    from meco_core.classes import CAMVID
+    from meco_core.train.config import DataSource
+    from meco_core.train.data import source_dataset
+
+    cfg = load_config(SMOKE, {"data.class_set": "camvid", "model.config.num_classes": 11})
+    ds = source_dataset(DataSource(str(tiny_data), "train", labels=False), cfg, CAMVID, 80.0, train=True)
+    item = ds[0]  # golf labels have no camvid mapping: used for depth only
+    assert not bool(item["has_seg"]) and bool((item["seg"] == 255).all()) and bool(item["has_depth"])
+    assert item["image"].shape[-2:] == (64, 96)
+
+
+# --------------------------------------------------------------------------- training
+def test_few_steps_learn_and_write_everything(trained) -> None:
+    import csv
+
+    rows = list(csv.DictReader(open(trained / "train.csv")))
+    assert [int(r["step"]) for r in rows] == list(range(1, 13))
+    seg = [float(r["segmentation"]) for r in rows]
+    assert np.mean(seg[-3:]) < np.mean(seg[:3])  # colour -> class is learnable in a few steps
+    ckpt = torch.load(trained / "last.pt", weights_only=True)
+    assert ckpt["step"] == 12 and ckpt["class_set"]["name"] == "golf" and "optimizer" in ckpt
+    assert set(ckpt["rng_states"][0]) >= {"python", "numpy", "torch"}
+    assert (trained / "best.pt").exists() and (trained / "val.csv").exists()
+    assert list((trained / "tb").glob("events.*")) and float(rows[0]["cb_perplexity"]) > 1
+
+
+def test_existing_run_needs_resume(trained, tiny_data) -> None:
+    with pytest.raises(ResumeError, match="--resume"):
+        train(load_config(SMOKE, overrides(tiny_data, trained, **{"optim.steps": 12})), progress=False)
+
+
+def test_resume_after_kill_matches_uninterrupted_run(trained, tiny_data, tmp_path) -> None:
+    """SIGKILL a `meco train` after its first checkpoint, --resume: same weights bit for bit."""
+    out = tmp_path / "killed"
+    cmd = [PYTHON, "-m", "meco_core.cli", "train", "--config", str(SMOKE), "--out", str(out), "--steps", "12",
+           "--set", "run.ckpt_every=2", "--no-progress", *set_args(tiny_data)]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 90
+    while not (out / "last.pt").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    killed_at = torch.load(out / "last.pt", weights_only=True)["step"]
+    assert 2 <= killed_at < 12
+    summary = train(load_config(SMOKE, overrides(tiny_data, out, **{"optim.steps": 12, "run.ckpt_every": 2})),
+                    resume=True, progress=False)
+    assert summary["step"] == 12
+    assert torch.load(out / "last.pt", weights_only=True)["step"] == 12
+    assert same_weights(trained / "last.pt", out / "last.pt") == []
+    steps = [int(line.split(",")[0]) for line in (out / "train.csv").read_text().splitlines()[1:]]
+    assert steps == list(range(1, 13))  # rows of the killed run after its checkpoint were dropped
+
+
+def test_stop_and_resume_in_process(trained, tiny_data, tmp_path) -> None:
+    out = tmp_path / "stopped"
+    cfg = load_config(SMOKE, overrides(tiny_data, out, **{"optim.steps": 12, "run.ckpt_every": 5}))
+    assert train(cfg, progress=False, stop_after=7)["step"] == 7
+    assert torch.load(out / "last.pt", weights_only=True)["step"] == 5
+    train(cfg, resume=True, progress=False)
+    assert same_weights(trained / "last.pt", out / "last.pt") == []
+
+
+def test_resume_rejects_a_different_config(trained, tiny_data) -> None:
+    cfg = load_config(SMOKE, overrides(tiny_data, trained, **{"optim.steps": 12, "optim.lr": 0.01,
+                                                               "model.config.channels": 48}))
+    with pytest.raises(ResumeError, match=r"model\.config\.channels.*optim\.lr"):
+        train(cfg, resume=True, progress=False)
+
+
+def test_non_finite_loss_skips_the_step(tiny_data, tmp_path, monkeypatch) -> None:
+    from meco_core.losses import MultiTaskLoss
+
+    real, calls = MultiTaskLoss.forward, {"n": 0}
+
+    def flaky(self, outputs, aux, batch):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise FloatingPointError("non-finite loss: {'depth': nan}")
+        return real(self, outputs, aux, batch)
+
+    monkeypatch.setattr(MultiTaskLoss, "forward", flaky)
+    summary = train(load_config(SMOKE, overrides(tiny_data, tmp_path / "nan", **{"optim.steps": 3})), progress=False)
+    assert summary["step"] == 3 and summary["skipped_steps"] == 1
+
+
+# --------------------------------------------------------------------------- torchrun
+def test_torchrun_two_processes_agree(tiny_data, tmp_path) -> None:
+    out, summary = tmp_path / "ddp", tmp_path / "ddp.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "meco_core.cli",
+           "train", "--config", str(SMOKE), "--out", str(out), "--steps", "2", "--no-progress", "--json", str(summary),
+           *set_args(tiny_data), "--set", "run.threads=1"]
+    res = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    assert res.returncode == 0, res.stderr[-3000:]
+    s = json.loads(summary.read_text())
+    assert s["world_size"] == 2 and s["step"] == 2
+    assert len(s["rank_digests"]) == 2 and s["rank_digests"][0] == s["rank_digests"][1]  # replicas identical
+    ckpt = torch.load(out / "last.pt", weights_only=True)
+    assert ckpt["step"] == 2 and ckpt["world_size"] == 2 and len(ckpt["rng_states"]) == 2
+
+
+# --------------------------------------------------------------------------- meco eval
+def test_eval_cli_writes_json_and_grid(trained, tiny_data, tmp_path, capsys) -> None:
+    js, out = tmp_path / "m.json", tmp_path / "vis"
+    rc = meco(["eval", "--checkpoint", str(trained / "best.pt"), "--data", str(tiny_data), "--json", str(js),
+               "--out", str(out), "--no-progress"])
+    assert rc == 0
+    m = json.loads(js.read_text())
+    for key in ("miou", "iou_per_class", "rmse", "rmse_log", "abs_rel", "sq_rel", "d1", "d2", "d3", "fps", "frames"):
+        assert key in m, key
+    assert m["frames"] == 2 and len(m["iou_per_class"]) == 5 and 0 <= m["miou"] <= 100 and m["fps"] > 0
+    assert (out / "eval_grid.png").stat().st_size > 1000
+    printed = capsys.readouterr().out
+    assert "AbsRel" in printed and "mIoU" in printed and "FPS" in printed
+
+
+def test_eval_rejects_classes_without_remap(tiny_data, tmp_path, capsys) -> None:
+    from meco_core import build_model
+    from meco_core.checkpoint import save_checkpoint
+    from meco_core.classes import CAMVID
+
+    model = build_model("plain", backbone="vit_tiny_patch16_224", channels=16, num_classes=11)
+    save_checkpoint(tmp_path / "camvid.pt", model, class_set=CAMVID.to_dict())
+    assert meco(["eval", "--checkpoint", str(tmp_path / "camvid.pt"), "--data", str(tiny_data), "--no-progress"]) == 2
+    assert "no remap golf->camvid" in capsys.readouterr().err
