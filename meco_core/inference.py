@@ -1,0 +1,405 @@
+"""ROS-free inference: one RGB frame in, metric depth and class labels out, at the input size.
+
+`Estimator` owns everything between a camera frame and the arrays a node publishes, so
+the ROS node stays a thin adapter and the same code serves bag replay and scripts:
+
+    est = Estimator("checkpoints/meco_golf.pt", device="auto", inference_size=(384, 512))
+    est.warmup(3)
+    pred = est.predict(rgb)          # rgb: HxWx3 uint8 RGB
+    pred.depth_m, pred.labels        # HxW float32 metres (NaN invalid), HxW uint8 class ids
+
+Design notes (why, not what):
+- The frame is resized to `inference_size` on the uint8 image with OpenCV (cheap), and the
+  outputs are resized back: depth bilinear or nearest; labels either from bilinearly
+  upsampled logits (smooth, correct boundaries) or nearest-upsampled argmax (cheapest).
+  On CPU this post-processing runs in OpenCV/numpy: torch's CPU interpolate of 5x480x640
+  logits costs ~60 ms against ~5 ms here. On CUDA it stays on the GPU.
+- Non-finite model outputs never leave as numbers: depth that is NaN/inf or <= 0 becomes
+  NaN (REP 118 "invalid"), labels with non-finite logits become 255 (ignore), and the
+  count is reported in `Prediction.nonfinite` for the caller to count and warn about.
+- The GPU path (CUDA, fp16/bf16 autocast, channels_last, optional torch.compile) is
+  written and guarded: asking for CUDA explicitly where there is none is a clear error
+  (`DeviceUnavailableError`); 'auto' quietly picks CPU.
+- Test/dev mode: with no checkpoint, `model_name` + `model_config` build a registry model
+  with RANDOM weights (`untrained` is True and a loud warning is logged). Its outputs are
+  meaningless; it exists so the ROS node and its tests run before any model is trained.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .classes import GOLF, ClassSet, get_class_set
+
+__all__ = ["Estimator", "Prediction", "RawOutput", "DeviceUnavailableError", "NonFiniteInputError", "PRECISIONS",
+           "UPSAMPLE_MODES", "DEFAULT_CHECKPOINT", "resolve_device", "check_precision",
+           "check_inference_size", "find_checkpoint"]
+
+log = logging.getLogger("meco.inference")
+
+PRECISIONS = ("fp32", "fp16", "bf16")
+UPSAMPLE_MODES = ("bilinear", "nearest")
+DEFAULT_CHECKPOINT = "checkpoints/meco_golf.pt"
+MIN_INFERENCE_SIDE = 16  # one ViT patch; smaller inputs give no feature map at all
+_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+_REPO = Path(__file__).resolve().parents[1]
+
+
+class DeviceUnavailableError(RuntimeError):
+    """The requested device does not exist on this machine (e.g. CUDA asked for, none present)."""
+
+
+class NonFiniteInputError(ValueError):
+    """A float input image holds NaN or inf: there is nothing meaningful to infer from it."""
+
+
+@dataclass
+class Prediction:
+    """One frame's outputs, at the requested output size (the input size by default).
+
+    depth_m: float32 metres, NaN where invalid; None if the model has no depth head.
+    labels: uint8 class ids (255 = no valid prediction); None without a segmentation head.
+    nonfinite: number of output values (at inference resolution) that were NaN/inf.
+    timings: milliseconds per stage: convert, inference, postprocess.
+    """
+
+    depth_m: np.ndarray | None
+    labels: np.ndarray | None
+    nonfinite: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class RawOutput:
+    """Network outputs of one frame before post-processing (tensors at inference size)."""
+
+    depth: torch.Tensor | None
+    logits: torch.Tensor | None
+    output_size: tuple[int, int]
+    timings: dict[str, float]
+
+
+def resolve_device(spec: str) -> torch.device:
+    """'auto' | 'cpu' | 'cuda' | 'cuda:N' -> torch.device, refusing devices that are absent."""
+    text = str(spec).strip().lower()
+    if text == "auto":
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    if text == "cpu":
+        return torch.device("cpu")
+    m = re.fullmatch(r"cuda(?::(\d+))?", text)
+    if not m:
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N; got {spec!r}")
+    if not torch.cuda.is_available():
+        raise DeviceUnavailableError(
+            f"device {spec!r} was asked for but CUDA is not available here (torch {torch.__version__}, "
+            f"CUDA build {torch.version.cuda}); use device 'cpu', or 'auto' to use a GPU only when present")
+    index = int(m.group(1) or 0)
+    if index >= torch.cuda.device_count():
+        raise DeviceUnavailableError(f"device {spec!r}: only {torch.cuda.device_count()} CUDA device(s) present")
+    return torch.device("cuda", index)
+
+
+def check_precision(precision: str) -> str:
+    """Validate a precision name. fp16/bf16 run under autocast on CUDA and CPU alike; on most
+    CPUs they are slower than fp32 (no native half arithmetic), so CPU deployments use fp32."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    return precision
+
+
+def check_inference_size(size: Any) -> tuple[int, int] | None:
+    """None / (0, 0) -> None (infer at the input size); else (H, W) with both >= 16."""
+    if size is None:
+        return None
+    values = [int(v) for v in size]
+    if len(values) != 2:
+        raise ValueError(f"inference_size must be [H, W]; got {list(size)}")
+    if values == [0, 0]:
+        return None
+    if not all(MIN_INFERENCE_SIDE <= v <= 8192 for v in values):
+        raise ValueError(f"inference_size must be [H, W] with {MIN_INFERENCE_SIDE} <= H, W <= 8192 "
+                         f"(or [0, 0] for the input size); got {values}")
+    return values[0], values[1]
+
+
+def find_checkpoint(path: str | Path, extra_roots: tuple[Path, ...] = ()) -> Path | None:
+    """Resolve a checkpoint path: as given, then relative to extra roots (e.g. the ROS package
+    share directory), then to the source tree. None if it exists nowhere."""
+    p = Path(path).expanduser()
+    if p.is_absolute():
+        return p if p.is_file() else None
+    for root in (Path.cwd(), *extra_roots, _REPO):
+        if (root / p).is_file():
+            return root / p
+    return None
+
+
+def _default_class_set(num_classes: int) -> ClassSet:
+    if num_classes == GOLF.num_classes:
+        return GOLF
+    rng = np.random.default_rng(0)  # fixed, distinguishable colours for unnamed classes
+    colors = [tuple(int(v) for v in rng.integers(40, 256, 3)) for _ in range(num_classes)]
+    return ClassSet("generic", [f"class_{i}" for i in range(num_classes)], colors)
+
+
+class Estimator:
+    """Depth + segmentation from RGB frames with a MECO-family model (see module doc)."""
+
+    def __init__(self, checkpoint: str | Path | None = None, device: str = "auto", precision: str = "fp32",
+                 inference_size: tuple[int, int] | None = None, threads: int | None = None,
+                 model: nn.Module | None = None, class_set: Any = None, model_name: str | None = None,
+                 model_config: Mapping[str, Any] | None = None, upsample: str = "bilinear",
+                 compile: bool = False, channels_last: bool | None = None) -> None:
+        if threads:
+            torch.set_num_threads(int(threads))
+        self.device = resolve_device(device)
+        self.precision = check_precision(precision)
+        self.inference_size = check_inference_size(inference_size)
+        self.upsample = self._check_upsample(upsample)
+        self.untrained = False
+        self.source = "given model"
+        ckpt: dict[str, Any] = {}
+        if model is None:
+            model, ckpt = self._load(checkpoint, model_name, model_config)
+        self.class_set = self._resolve_class_set(class_set, ckpt, model)
+        self.model = model.prepare_for_inference() if hasattr(model, "prepare_for_inference") else model.eval()
+        self.model.to(self.device)
+        self.max_depth = float(getattr(model, "max_depth", 80.0))
+        self.tasks = list(getattr(model, "tasks", ("depth", "segmentation")))
+        self.channels_last = self.device.type == "cuda" if channels_last is None else bool(channels_last)
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self._forward = self.model
+        if compile:
+            self._forward = self._try_compile(self.model)
+        cfg = getattr(model, "config", {}) or {}
+        backbone = cfg.get("backbone", "")
+        self.model_name = f"{getattr(model, 'name', type(model).__name__)}" + (f"/{backbone}" if backbone else "") \
+            + f" ({self.source})"
+
+    # ---- construction helpers ----
+    def _load(self, checkpoint, model_name, model_config) -> tuple[nn.Module, dict[str, Any]]:
+        if checkpoint is None and not model_name and find_checkpoint(DEFAULT_CHECKPOINT):
+            checkpoint = DEFAULT_CHECKPOINT  # the trained golf model, once it exists
+        if checkpoint:
+            from .checkpoint import build_from_checkpoint
+
+            path = find_checkpoint(checkpoint)
+            if path is None:
+                raise FileNotFoundError(
+                    f"checkpoint not found: {checkpoint} (looked in {Path.cwd()} and {_REPO}). For a test/dev "
+                    "run without a trained model pass checkpoint='' with model_name='meco' (random weights).")
+            model, ckpt = build_from_checkpoint(path, map_location="cpu")
+            self.source = path.name
+            return model, ckpt
+        if not model_name:
+            raise ValueError(f"no checkpoint given and no {DEFAULT_CHECKPOINT}: pass a checkpoint path, or "
+                             "model_name (+ model_config) for the test/dev mode with random weights")
+        from .models import build_model
+
+        model = build_model(model_name, **dict(model_config or {}))
+        self.untrained = True
+        self.source = "UNTRAINED random weights"
+        msg = (f"UNTRAINED MODEL: {model_name} built with random weights (test/dev mode); its depth and "
+               "segmentation are meaningless. Set a checkpoint for real use.")
+        log.warning(msg)
+        return model, {}
+
+    @staticmethod
+    def _resolve_class_set(spec: Any, ckpt: dict[str, Any], model: nn.Module) -> ClassSet:
+        num_classes = int(getattr(model, "num_classes", GOLF.num_classes))
+        if spec is not None:
+            cs = get_class_set(spec)
+        elif ckpt.get("class_set"):
+            cs = get_class_set(ckpt["class_set"])
+        else:
+            return _default_class_set(num_classes)
+        if "segmentation" in getattr(model, "tasks", ("segmentation",)) and cs.num_classes != num_classes:
+            raise ValueError(f"class set {cs.name!r} has {cs.num_classes} classes, the model predicts {num_classes}")
+        return cs
+
+    @staticmethod
+    def _check_upsample(mode: str) -> str:
+        if mode not in UPSAMPLE_MODES:
+            raise ValueError(f"upsample must be one of {', '.join(UPSAMPLE_MODES)}; got {mode!r}")
+        return mode
+
+    def _try_compile(self, model: nn.Module):
+        try:
+            return torch.compile(model, dynamic=False)
+        except Exception as exc:  # no compiler toolchain, unsupported op: run eagerly
+            log.warning("torch.compile failed (%s); running the model eagerly", exc)
+            return model
+
+    # ---- run-time settings (called from the thread that calls predict) ----
+    def configure(self, precision: str | None = None, inference_size: Any = "keep",
+                  upsample: str | None = None) -> None:
+        """Change settings that need no model rebuild; validated like the constructor's."""
+        if precision is not None:
+            self.precision = check_precision(precision)
+        if inference_size != "keep":
+            self.inference_size = check_inference_size(inference_size)
+        if upsample is not None:
+            self.upsample = self._check_upsample(upsample)
+
+    def recover(self) -> None:
+        """After a CUDA out-of-memory error: free the allocator's cache so the next frame can run."""
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    # ---- inference ----
+    def _autocast(self):
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=_DTYPES[self.precision])
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def _to_tensor(self, rgb: np.ndarray) -> torch.Tensor:
+        """HxWx3 (uint8 or float in [0, 1]) -> (1, 3, h, w) float on the device, resized to inference size."""
+        h, w = rgb.shape[:2]
+        if self.inference_size and self.inference_size != (h, w):
+            ih, iw = self.inference_size
+            interp = cv2.INTER_AREA if ih < h and iw < w else cv2.INTER_LINEAR
+            rgb = cv2.resize(rgb, (iw, ih), interpolation=interp)
+        x = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device, non_blocking=True)
+        x = x.permute(2, 0, 1).unsqueeze(0)
+        x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x.contiguous()
+
+    @staticmethod
+    def _check_input(rgb: np.ndarray) -> np.ndarray:
+        rgb = np.asarray(rgb)
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] < 1 or rgb.shape[1] < 1:
+            raise ValueError(f"expected an HxWx3 RGB image, got shape {rgb.shape}")
+        if rgb.dtype == np.uint8:
+            return rgb
+        if rgb.dtype.kind == "f":
+            if not np.isfinite(rgb).all():
+                raise NonFiniteInputError(f"input image has {int(np.size(rgb) - np.isfinite(rgb).sum())} "
+                                          "NaN/inf values")
+            return rgb.astype(np.float32, copy=False)
+        raise ValueError(f"expected uint8 RGB (or float in [0, 1]), got dtype {rgb.dtype}")
+
+    def predict(self, rgb: np.ndarray, need_depth: bool = True, need_labels: bool = True,
+                output_size: tuple[int, int] | None = None) -> Prediction:
+        """Run one frame. Outputs not needed are not post-processed (the node skips what
+        nobody subscribes to); output_size defaults to the input's (H, W)."""
+        return self.postprocess(self.infer(rgb, need_depth, need_labels, output_size))
+
+    @torch.inference_mode()
+    def infer(self, rgb: np.ndarray, need_depth: bool = True, need_labels: bool = True,
+              output_size: tuple[int, int] | None = None) -> RawOutput:
+        """First half of predict: resize, convert, forward. Split from `postprocess` so a
+        pipeline can post-process (and publish) one frame while the next one is inferred."""
+        t0 = time.perf_counter()
+        rgb = self._check_input(rgb)
+        x = self._to_tensor(rgb)
+        self._sync()
+        t1 = time.perf_counter()
+        with self._autocast():
+            out = self._forward(x)
+        self._sync()
+        t2 = time.perf_counter()
+        return RawOutput(out.get("depth") if need_depth else None, out.get("segmentation") if need_labels else None,
+                         tuple(output_size or rgb.shape[:2]),
+                         {"convert": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3})
+
+    @torch.inference_mode()
+    def postprocess(self, raw: RawOutput) -> Prediction:
+        """Second half of predict: outputs to the output size, invalid values marked."""
+        t0 = time.perf_counter()
+        out_h, out_w = raw.output_size
+        depth = labels = None
+        nonfinite = 0
+        if raw.depth is not None:
+            depth, bad = self._post_depth(raw.depth, out_h, out_w)
+            nonfinite += bad
+        if raw.logits is not None:
+            labels, bad = self._post_labels(raw.logits, out_h, out_w)
+            nonfinite += bad
+        timings = {**raw.timings, "postprocess": (time.perf_counter() - t0) * 1e3}
+        return Prediction(depth, labels, nonfinite, timings)
+
+    def _post_depth(self, d: torch.Tensor, out_h: int, out_w: int) -> tuple[np.ndarray, int]:
+        d = d.float()
+        bad = int((~torch.isfinite(d)).sum())
+        if self.device.type == "cuda":
+            if d.shape[-2:] != (out_h, out_w):
+                d = F.interpolate(d, (out_h, out_w), mode=self.upsample,
+                                  **({"align_corners": False} if self.upsample == "bilinear" else {}))
+            depth = d[0, 0].cpu().numpy()
+        else:
+            depth = d[0, 0].numpy()
+            if depth.shape != (out_h, out_w):
+                interp = cv2.INTER_LINEAR if self.upsample == "bilinear" else cv2.INTER_NEAREST
+                depth = cv2.resize(depth, (out_w, out_h), interpolation=interp)
+        depth = np.ascontiguousarray(depth, dtype=np.float32)
+        invalid = ~(depth > 0)  # NaN compares False, so NaN and <= 0 are both caught
+        if bad or invalid.any():
+            depth = depth.copy() if not depth.flags.writeable else depth
+            depth[invalid | ~np.isfinite(depth)] = np.nan
+        return depth, bad
+
+    def _post_labels(self, logits: torch.Tensor, out_h: int, out_w: int) -> tuple[np.ndarray, int]:
+        logits = logits.float()
+        finite = torch.isfinite(logits).all(dim=1)  # (1, h, w)
+        bad = int((~finite).sum())
+        if bad:
+            logits = torch.nan_to_num(logits, nan=0.0, posinf=0.0, neginf=0.0)
+        resize_logits = self.upsample == "bilinear" and logits.shape[-2:] != (out_h, out_w)
+        if self.device.type == "cuda":
+            if resize_logits:
+                logits = F.interpolate(logits, (out_h, out_w), mode="bilinear", align_corners=False)
+            labels_t = logits[0].argmax(0).to(torch.uint8)
+            if not resize_logits and labels_t.shape != (out_h, out_w):
+                labels_t = F.interpolate(labels_t[None, None].float(), (out_h, out_w), mode="nearest")[0, 0].to(torch.uint8)
+            labels = labels_t.cpu().numpy()
+        else:
+            if resize_logits:
+                hwc = np.ascontiguousarray(logits[0].permute(1, 2, 0).numpy())
+                up = cv2.resize(hwc, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
+                labels = (up.argmax(axis=2) if up.ndim == 3 else np.zeros(up.shape, np.int64)).astype(np.uint8)
+            else:
+                labels = logits[0].argmax(0).to(torch.uint8).numpy()
+                if labels.shape != (out_h, out_w):
+                    labels = cv2.resize(labels, (out_w, out_h), interpolation=cv2.INTER_NEAREST)
+        if bad:
+            mask = finite[0].cpu().numpy().astype(np.uint8)
+            if mask.shape != (out_h, out_w):
+                mask = cv2.resize(mask, (out_w, out_h), interpolation=cv2.INTER_NEAREST)
+            labels = np.where(mask.astype(bool), labels, np.uint8(self.class_set.ignore_index))
+        return np.ascontiguousarray(labels, dtype=np.uint8), bad
+
+    def warmup(self, n: int = 2, size: tuple[int, int] | None = None) -> list[float]:
+        """Run n frames of random data (first CUDA/oneDNN calls are slow); returns their ms.
+        Size: the inference size, else `size`, else 384x512."""
+        h, w = self.inference_size or size or (384, 512)
+        rng = np.random.default_rng(0)
+        frame = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        times = []
+        for _ in range(max(0, int(n))):
+            t = time.perf_counter()
+            self.predict(frame)
+            times.append((time.perf_counter() - t) * 1e3)
+        return times
+
+    def describe(self) -> dict[str, Any]:
+        """Summary for logs and the stats message."""
+        return {"model": self.model_name, "device": str(self.device), "precision": self.precision,
+                "inference_size": list(self.inference_size) if self.inference_size else "input",
+                "upsample": self.upsample, "classes": self.class_set.names, "untrained": self.untrained,
+                "threads": torch.get_num_threads()}

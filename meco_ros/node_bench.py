@@ -1,0 +1,483 @@
+"""`meco node-bench`: the perception node end to end, as deployed, against the raw model.
+
+What runs (all over real DDS with the project's Fast DDS profile):
+- the node: the installed `perception_node` executable with config/golf_cart.yaml (plus
+  only the overrides given on the command line), in a namespace and domain of its own;
+- a camera: a separate process publishing real-looking frames (CamVid images from
+  ../shared/data, else synthetic) best effort at the chosen rate, size and encoding;
+- a viewer: this process subscribes to depth, segmentation, segmentation/color and
+  depth/color reliably, like RViz, and to stats.
+
+Reported next to each other: node output FPS, latency (image stamp -> receipt) p50/p95/p99,
+frames sent/received/processed/dropped/invalid, latency p95 of the first vs the last 10 s
+(a backlog would show as growth), the raw model FPS (meco_core.bench on the same model
+and inference size, in this process, before and after the node run) and the image
+conversion speed. Every wait has a timeout.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import statistics
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .proc import REPO, Process, ros_env, start_node
+
+DEV_MODEL_CONFIG = "backbone=vit_tiny_patch16_224"
+VIEWER_TOPICS = ("depth", "segmentation", "segmentation/color", "depth/color")
+EXPECTED_ENCODING = {"depth": "32FC1", "segmentation": "mono8", "segmentation/color": "rgb8", "depth/color": "rgb8"}
+
+
+# ---------------------------------------------------------------- camera process
+def camera_frames(h: int, w: int, encoding: str, n: int = 24) -> list[np.ndarray]:
+    """CamVid validation images resized to h x w (real textures and layouts), else synthetic."""
+    import cv2
+
+    from meco_core.image_codec import convert_encoding
+
+    paths = sorted((REPO.parent / "shared" / "data" / "camvid" / "val").glob("*.png"))[:n]
+    frames = []
+    for p in paths:
+        bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
+        if bgr is not None:
+            frames.append(cv2.cvtColor(cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB))
+    if not frames:  # synthetic: sky, horizon, fairway gradient, a moving post
+        y, x = np.mgrid[0:h, 0:w]
+        for i in range(n):
+            img = np.zeros((h, w, 3), np.uint8)
+            img[..., 0] = np.where(y < h // 3, 120, 40)
+            img[..., 1] = np.where(y < h // 3, 170, 80 + (y * 120 // h))
+            img[..., 2] = np.where(y < h // 3, 230, 50)
+            x0 = (i * w // n) % w
+            img[h // 3: h - h // 6, x0: x0 + max(w // 40, 2)] = (200, 30, 40)
+            frames.append(img)
+    return [np.ascontiguousarray(convert_encoding(f, "rgb8", encoding)) for f in frames]
+
+
+def camera_main(argv: list[str]) -> int:
+    """Publish frames best effort at a fixed rate; print a JSON summary with every stamp sent."""
+    ap = argparse.ArgumentParser(prog="node_bench camera")
+    ap.add_argument("--topic", required=True)
+    ap.add_argument("--rate", type=float, default=30.0)
+    ap.add_argument("--size", default="480x640")
+    ap.add_argument("--encoding", default="rgb8")
+    ap.add_argument("--duration", type=float, default=20.0)
+    ap.add_argument("--match-timeout", type=float, default=30.0)
+    args = ap.parse_args(argv)
+    import rclpy
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+
+    from .image_conversion import cv2_to_imgmsg
+
+    h, w = (int(v) for v in args.size.split("x"))
+    rclpy.init()
+    node = rclpy.create_node("meco_bench_camera")
+    pub = node.create_publisher(Image, args.topic, qos_profile_sensor_data)
+    msgs = []
+    for img in camera_frames(h, w, args.encoding):
+        m = cv2_to_imgmsg(img, args.encoding)
+        m.header.frame_id = "camera"
+        msgs.append(m)
+    deadline = time.monotonic() + args.match_timeout
+    while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if pub.get_subscription_count() == 0:
+        print(json.dumps({"error": f"no subscriber on {args.topic} within {args.match_timeout} s"}), flush=True)
+        return 2
+    time.sleep(0.5)  # let the reader side finish matching
+    stamps, late = [], 0
+    period, n = 1.0 / args.rate, int(round(args.duration * args.rate))
+    t0 = time.monotonic()
+    for i in range(n):
+        target = t0 + i * period
+        wait = target - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        elif wait < -period:
+            late += 1
+        msg = msgs[i % len(msgs)]
+        msg.header.stamp = node.get_clock().now().to_msg()
+        pub.publish(msg)
+        stamps.append([msg.header.stamp.sec, msg.header.stamp.nanosec])
+    elapsed = time.monotonic() - t0
+    time.sleep(0.5)
+    print(json.dumps({"sent": n, "late": late, "rate": n / elapsed if elapsed else 0.0, "stamps": stamps}),
+          flush=True)
+    node.destroy_node()
+    rclpy.try_shutdown()
+    return 0
+
+
+# ---------------------------------------------------------------- viewer (this process)
+@dataclass
+class Viewer:
+    """RViz-like subscriber: records (stamp, receipt time) per output, checks fields."""
+
+    ns: str
+    domain_id: int
+    expected_size: tuple[int, int]
+    received: dict[str, list[tuple[float, float, tuple[int, int]]]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    stats: list[Any] = field(default_factory=list)
+    stats_times: list[float] = field(default_factory=list)
+
+    def start(self) -> None:
+        import rclpy
+        from rclpy.context import Context
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import Image
+
+        from meco_ros.msg import Stats
+
+        self.ctx = Context()
+        rclpy.init(context=self.ctx, domain_id=self.domain_id)
+        self.node = rclpy.create_node("meco_bench_viewer", namespace=self.ns, context=self.ctx)
+        reliable = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)  # RViz's image default
+        for topic in VIEWER_TOPICS:
+            self.received[topic] = []
+            self.node.create_subscription(Image, topic, self._callback(topic), reliable)
+        self.node.create_subscription(Stats, "stats", self._on_stats, QoSProfile(depth=10))
+        self.executor = SingleThreadedExecutor(context=self.ctx)
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        try:
+            self.executor.spin()
+        except Exception:  # noqa: BLE001 - context shut down under us at the end
+            pass
+
+    def _on_stats(self, msg) -> None:
+        self.stats_times.append(time.time())
+        self.stats.append(msg)
+
+    def _callback(self, topic: str):
+        h, w = self.expected_size
+        log = self.received[topic]
+
+        def on_msg(msg) -> None:
+            now = time.time()
+            s = msg.header.stamp
+            log.append((s.sec + s.nanosec * 1e-9, now, (s.sec, s.nanosec)))
+            if (msg.height, msg.width) != (h, w) or msg.encoding != EXPECTED_ENCODING[topic] \
+                    or msg.header.frame_id != "camera":
+                self.problems.append(f"{topic}: {msg.width}x{msg.height} {msg.encoding} frame_id "
+                                     f"{msg.header.frame_id!r}")
+        return on_msg
+
+    def matched(self) -> bool:
+        return all(self.node.count_publishers(self.node.resolve_topic_name(t)) > 0 for t in VIEWER_TOPICS)
+
+    def stop(self) -> None:
+        import rclpy
+
+        self.executor.shutdown(timeout_sec=2)
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.ctx)
+        self._thread.join(3)
+
+
+# ---------------------------------------------------------------- raw model and analysis
+def _params_inference_size(params_file: Path) -> list[int]:
+    import yaml
+
+    doc = yaml.safe_load(params_file.read_text())
+    for value in doc.values():
+        size = value.get("ros__parameters", {}).get("inference_size")
+        if size:
+            return [int(v) for v in size]
+    return [0, 0]
+
+
+def raw_model_fps(checkpoint: str | None, dev_config: str, size: tuple[int, int], device: str, threads: int,
+                  repeats: int) -> dict[str, float]:
+    """meco_core.bench on the node's model at its inference size (model forward only)."""
+    import torch
+
+    from meco_core.bench import benchmark
+    from meco_core.inference import resolve_device
+    from meco_ros.params import parse_model_config
+
+    torch.set_num_threads(threads)
+    if checkpoint:
+        from meco_core.checkpoint import build_from_checkpoint
+
+        model, _ = build_from_checkpoint(checkpoint)
+    else:
+        from meco_core.models import build_model
+
+        torch.manual_seed(0)
+        model = build_model("meco", **parse_model_config(dev_config))
+    model.prepare_for_inference()
+    (row,) = benchmark({"model": model}, size, str(resolve_device(device)), warmup=3, repeats=repeats,
+                       progress=False)
+    return {"fps": row.fps, "latency_ms": row.latency_ms, "gflops": row.gflops, "params_m": row.params_m}
+
+
+def queueing_first_last(windows: list[tuple[float, Any]], span: float = 10.0) -> list[float]:
+    """Mean (latency - processing) of the stats windows in the first and the last `span` s.
+
+    Latency includes the time a frame waits for the inference thread; processing is the sum
+    of the stage times. A backlog makes this wait grow; a machine that gets slower (other
+    load) raises processing instead. So this separates 'queue' from 'slow CPU'.
+    """
+    if not windows:
+        return [float("nan"), float("nan")]
+    t0, t1 = windows[0][0], windows[-1][0]
+
+    def wait(s: Any) -> float:
+        return s.latency_ms - (s.convert_ms + s.inference_ms + s.postprocess_ms + s.publish_ms)
+
+    first = [wait(s) for t, s in windows if t < t0 + span]
+    last = [wait(s) for t, s in windows if t > t1 - span]
+    return [float(np.mean(first)), float(np.mean(last))]
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan"), "n": 0}
+    a = np.asarray(values)
+    return {"p50": float(np.percentile(a, 50)), "p95": float(np.percentile(a, 95)),
+            "p99": float(np.percentile(a, 99)), "n": int(a.size)}
+
+
+def analyse(received: list[tuple[float, float, tuple[int, int]]], window: float = 10.0) -> dict[str, Any]:
+    """Output FPS and stamp->receipt latency, overall and first vs last `window` seconds."""
+    if len(received) < 2:
+        return {"fps": 0.0, "latency_ms": percentiles([]), "first_p95_ms": float("nan"),
+                "last_p95_ms": float("nan")}
+    recv = np.array([r[1] for r in received])
+    lat = (recv - np.array([r[0] for r in received])) * 1e3
+    t0, t1 = recv.min(), recv.max()
+    first = lat[recv < t0 + window]
+    last = lat[recv > t1 - window]
+    return {"fps": (len(recv) - 1) / (t1 - t0) if t1 > t0 else 0.0, "latency_ms": percentiles(lat.tolist()),
+            "first_p95_ms": float(np.percentile(first, 95)), "last_p95_ms": float(np.percentile(last, 95)),
+            "span_s": float(t1 - t0)}
+
+
+# ---------------------------------------------------------------- orchestration
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from meco_core.inference import find_checkpoint
+
+    from .image_conversion import benchmark_conversion
+
+    h, w = args.size
+    params_file = Path(args.params_file or REPO / "config" / "golf_cart.yaml").resolve()
+    checkpoint = None
+    if args.checkpoint:
+        found = find_checkpoint(args.checkpoint)
+        if found is None:
+            raise SystemExit(f"checkpoint not found: {args.checkpoint}")
+        checkpoint = str(found)
+    elif not args.dev:
+        found = find_checkpoint("checkpoints/meco_golf.pt")
+        checkpoint = str(found) if found else None
+    dev = checkpoint is None
+    inference_size = list(args.inference_size) if args.inference_size else _params_inference_size(params_file)
+    bench_size = (h, w) if inference_size == [0, 0] else tuple(inference_size)
+    threads = args.threads
+    say = (lambda *a: print(*a, file=sys.stderr, flush=True)) if not args.quiet else (lambda *a: None)
+    model_label = checkpoint or f"meco {args.dev_model_config} (RANDOM weights, test/dev mode)"
+    say(f"node-bench: model {model_label}, inference {bench_size[0]}x{bench_size[1]}, camera {h}x{w} "
+        f"{args.encoding} @ {args.rate:g} Hz best effort, {args.duration:g} s, {threads} threads")
+
+    load_before = os.getloadavg()[0]
+    say("raw model FPS (before) ...")
+    raw_before = raw_model_fps(checkpoint, args.dev_model_config, bench_size, args.device or "auto", threads,
+                               args.repeats)
+    conversion = benchmark_conversion(h, w, n=100)
+
+    domain = random.randint(1, 200) if args.domain_id is None else args.domain_id
+    ns = f"/meco_bench_{os.getpid()}"
+    env = ros_env(domain_id=domain, OMP_NUM_THREADS=str(threads))
+    ros_args = ["--params-file", str(params_file), "-r", f"__ns:={ns}", "-p", f"threads:={threads}"]
+    if checkpoint:
+        ros_args += ["-p", f"checkpoint:={checkpoint}"]
+    else:
+        ros_args += ["-p", "checkpoint:=''", "-p", "model:=meco", "-p", f"model_config:={args.dev_model_config}"]
+    if args.inference_size:
+        ros_args += ["-p", f"inference_size:=[{inference_size[0]},{inference_size[1]}]"]
+    if args.device:
+        ros_args += ["-p", f"device:={args.device}"]
+    say(f"starting perception_node (ROS_DOMAIN_ID={domain}, namespace {ns}) ...")
+    node = start_node(ros_args, env, echo=args.verbose)
+    viewer = Viewer(ns, domain, (h, w))
+    camera: Process | None = None
+    result: dict[str, Any] = {}
+    try:
+        if not node.wait_for("ready", args.start_timeout):
+            raise RuntimeError(f"node not ready within {args.start_timeout} s:\n{node.output[-3000:]}")
+        viewer.start()
+        deadline = time.monotonic() + 30
+        while not viewer.matched() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if not viewer.matched():
+            raise RuntimeError("viewer did not discover the node's publishers within 30 s")
+        say(f"node ready; camera publishing for {args.duration:g} s ...")
+        camera = Process([sys.executable, "-m", "meco_ros.node_bench", "camera", "--topic", f"{ns}/image",
+                          "--rate", str(args.rate), "--size", f"{h}x{w}", "--encoding", args.encoding,
+                          "--duration", str(args.duration)], env=ros_env(domain_id=domain, OMP_NUM_THREADS="1"))
+        camera.popen.wait(args.duration + 60)
+        time.sleep(2.0)  # drain: the last frame's outputs
+        cam = json.loads(next((ln for ln in reversed(camera.lines) if ln.startswith("{")), "{}") or "{}")
+        if "error" in cam or camera.popen.returncode != 0:
+            raise RuntimeError(f"camera failed: {cam.get('error') or camera.output[-2000:]}")
+        stats = viewer.stats[-1] if viewer.stats else None
+    finally:
+        exit_code = node.stop(signal.SIGINT, timeout=30)
+        if camera is not None and camera.alive():
+            camera.stop(signal.SIGKILL, 5)
+        if getattr(viewer, "node", None) is not None:
+            viewer.stop()
+    say("raw model FPS (after) ...")
+    raw_after = raw_model_fps(checkpoint, args.dev_model_config, bench_size, args.device or "auto", threads,
+                              args.repeats)
+
+    load_after = os.getloadavg()[0]
+    sent_stamps = {tuple(s) for s in cam.get("stamps", [])}
+    per_topic = {t: analyse(viewer.received[t]) for t in VIEWER_TOPICS}
+    unknown = sum(1 for t in VIEWER_TOPICS for r in viewer.received[t] if r[2] not in sent_stamps)
+    primary = per_topic["depth"]
+    stage_means = {}
+    steady = [(t, s) for t, s in zip(viewer.stats_times, viewer.stats) if s.fps > 0]
+    for key in ("convert_ms", "inference_ms", "postprocess_ms", "publish_ms", "latency_ms"):
+        stage_means[key] = statistics.mean(getattr(s, key) for _, s in steady) if steady else float("nan")
+    queueing = queueing_first_last(steady)
+    raw_fps = statistics.mean([raw_before["fps"], raw_after["fps"]])
+    target = 0.9 * min(raw_fps, args.rate)
+    ratio = primary["last_p95_ms"] / primary["first_p95_ms"] if primary["first_p95_ms"] else float("nan")
+    result = {
+        "config": {"model": model_label, "dev_mode": dev, "inference_size": list(bench_size), "camera_size": [h, w],
+                   "encoding": args.encoding, "rate_hz": args.rate, "duration_s": args.duration, "threads": threads,
+                   "device": stats.device if stats else None, "params_file": str(params_file),
+                   "cpus": os.cpu_count(), "load_avg_1min_before_after": [load_before, load_after]},
+        "raw_model": {"before": raw_before, "after": raw_after, "fps": raw_fps},
+        "conversion": conversion,
+        "camera": {k: v for k, v in cam.items() if k != "stamps"},
+        "node": {"fps": primary["fps"], "latency_ms": primary["latency_ms"],
+                 "first_10s_p95_ms": primary["first_p95_ms"], "last_10s_p95_ms": primary["last_p95_ms"],
+                 "p95_last_over_first": ratio, "stages_ms": stage_means, "exit_code": exit_code,
+                 "queueing_first_last_ms": queueing},
+        "topics": per_topic,
+        "stats": None if stats is None else {
+            "frames_received": stats.frames_received, "frames_processed": stats.frames_processed,
+            "frames_dropped": stats.frames_dropped, "frames_invalid": stats.frames_invalid,
+            "inference_errors": stats.inference_errors},
+        "checks": {
+            "fps_ge_0.9x_min(raw, rate)": bool(primary["fps"] >= target),
+            "p95_last_le_1.2x_first": bool(ratio <= 1.2),
+            "outputs_have_sent_stamps": bool(unknown == 0 and primary["latency_ms"]["n"] > 0),
+            "outputs_right_encoding_size_frame_id": not viewer.problems,
+            "conversion_ge_500_fps": bool(conversion["frames_per_s"] >= 500),
+            "clean_exit": exit_code == 0,
+        },
+        "problems": viewer.problems[:10] + ([f"{unknown} outputs with unknown stamps"] if unknown else []),
+    }
+    return result
+
+
+def render(result: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    c, n, raw, st = result["config"], result["node"], result["raw_model"], result["stats"] or {}
+    title = (f"node-bench: {c['model']} | inference {c['inference_size'][0]}x{c['inference_size'][1]} | camera "
+             f"{c['camera_size'][0]}x{c['camera_size'][1]} {c['encoding']} @ {c['rate_hz']:g} Hz best effort | "
+             f"{c['device']} {c['threads']} threads")
+    t = Table(title=title)
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    lat = n["latency_ms"]
+    rows = [
+        ("raw model FPS (meco_core.bench, before / after)",
+         f"{raw['before']['fps']:.2f} / {raw['after']['fps']:.2f}"),
+        ("node FPS (depth outputs received)", f"{n['fps']:.2f}"),
+        ("node FPS / min(raw, camera rate)", f"{n['fps'] / min(raw['fps'], c['rate_hz']):.3f}"),
+        ("latency stamp->receipt p50 / p95 / p99 ms", f"{lat['p50']:.1f} / {lat['p95']:.1f} / {lat['p99']:.1f}"),
+        ("latency p95 first 10 s / last 10 s ms", f"{n['first_10s_p95_ms']:.1f} / {n['last_10s_p95_ms']:.1f} "
+                                                  f"(x{n['p95_last_over_first']:.2f})"),
+        ("queueing (latency - processing) first / last 10 s ms",
+         f"{n['queueing_first_last_ms'][0]:.1f} / {n['queueing_first_last_ms'][1]:.1f}"),
+        ("node stages ms: convert / inference / post / publish",
+         " / ".join(f"{n['stages_ms'][k]:.1f}" for k in ("convert_ms", "inference_ms", "postprocess_ms",
+                                                          "publish_ms"))),
+        ("frames sent by camera", str(result["camera"].get("sent", "?"))),
+        ("frames received / processed by node", f"{st.get('frames_received', '?')} / {st.get('frames_processed', '?')}"),
+        ("frames dropped (superseded) / invalid / errors",
+         f"{st.get('frames_dropped', '?')} / {st.get('frames_invalid', '?')} / {st.get('inference_errors', '?')}"),
+        ("outputs received: depth / seg / seg color / depth color",
+         " / ".join(str(result["topics"][tp]["latency_ms"]["n"]) for tp in VIEWER_TOPICS)),
+        ("image conversion 640x480-class round trip (frames/s)", f"{result['conversion']['frames_per_s']:.0f}"),
+        ("node exit code after SIGINT", str(n["exit_code"])),
+        ("machine load average 1 min, before / after (cpus)",
+         f"{c['load_avg_1min_before_after'][0]:.2f} / {c['load_avg_1min_before_after'][1]:.2f} ({c['cpus']})"),
+    ]
+    for r in rows:
+        t.add_row(*r)
+    for name, ok in result["checks"].items():
+        t.add_row(f"check: {name}", "[green]pass[/]" if ok else "[red]FAIL[/]")
+    Console(width=max(120, Console().width)).print(t)
+    for p in result["problems"]:
+        print(f"problem: {p}")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from meco_core.commands.bench import parse_size
+
+    p.add_argument("--checkpoint", default=None,
+                   help="model checkpoint (default: checkpoints/meco_golf.pt if present, else the test/dev "
+                        "random-weight model)")
+    p.add_argument("--rate", type=float, default=30.0, help="camera rate Hz (default 30)")
+    p.add_argument("--size", type=parse_size, default=(480, 640), help="camera HxW (default 480x640)")
+    p.add_argument("--encoding", default="rgb8", help="camera encoding (rgb8, bgr8, rgba8, bgra8, mono8, mono16)")
+    p.add_argument("--duration", type=float, default=20.0, help="seconds of camera frames (default 20)")
+    p.add_argument("--inference-size", type=parse_size, default=None,
+                   help="override the params file's inference_size (HxW)")
+    p.add_argument("--params-file", default=None, help="node params (default config/golf_cart.yaml)")
+    p.add_argument("--device", default=None, help="override the params file's device")
+    p.add_argument("--threads", type=int, default=2, help="torch threads for node and raw bench (default 2)")
+    p.add_argument("--repeats", type=int, default=20, help="raw model bench repeats (default 20)")
+    p.add_argument("--dev", action="store_true", help="force the random-weight test/dev model")
+    p.add_argument("--dev-model-config", default=DEV_MODEL_CONFIG,
+                   help=f"model config of the test/dev model (default {DEV_MODEL_CONFIG})")
+    p.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: random)")
+    p.add_argument("--start-timeout", type=float, default=180.0, help="seconds to wait for the node's 'ready'")
+    p.add_argument("--json", default=None, help="write the results here")
+    p.add_argument("--verbose", action="store_true", help="echo the node's log")
+    p.add_argument("--quiet", action="store_true")
+
+
+def _jsonable(o: Any) -> Any:
+    """numpy scalars -> Python (json.dumps default)."""
+    return o.item() if hasattr(o, "item") else str(o)
+
+
+def main_from_args(args: argparse.Namespace) -> int:
+    result = run(args)
+    render(result)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2, default=_jsonable))
+    return 0 if all(result["checks"].values()) else 1
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "camera":
+        sys.exit(camera_main(sys.argv[2:]))
+    parser = argparse.ArgumentParser(prog="python -m meco_ros.node_bench")
+    add_arguments(parser)
+    sys.exit(main_from_args(parser.parse_args()))

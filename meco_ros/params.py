@@ -1,0 +1,262 @@
+"""Parameters of the perception node: one table with defaults, descriptors, ranges and checks.
+
+Why a table: the same facts feed declaration (ParameterDescriptor with ranges and a
+description that `ros2 param describe` shows), validation on set (with a reason), the
+documentation of what can change at run time, and `NodeConfig`, the snapshot the
+inference thread reads. Restart-only parameters are declared `read_only`: ROS itself then
+rejects setting them at run time ("Trying to set a read-only parameter"), while a params
+file or `-p` still sets them at start.
+
+Run-time parameters take effect on the next frame (the worker reads a fresh snapshot).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+import yaml
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from meco_core.inference import PRECISIONS, UPSAMPLE_MODES, check_inference_size
+
+RELIABILITIES = ("best_effort", "reliable")
+OUTPUT_RESOLUTIONS = ("input", "inference")
+COLORMAPS = ("turbo", "jet", "viridis", "inferno", "magma", "plasma", "bone", "gray")
+OUTPUTS = ("depth", "segmentation", "segmentation_color", "depth_color", "depth_camera_info", "prediction", "debug")
+
+Check = Callable[[Any], "str | None"]
+
+
+def _choice(options: Iterable[str]) -> Check:
+    opts = tuple(options)
+    return lambda v: None if v in opts else f"must be one of {', '.join(opts)}; got {v!r}"
+
+
+def _device(v: str) -> str | None:
+    ok = v in ("auto", "cpu") or re.fullmatch(r"cuda(:\d+)?", v)
+    return None if ok else f"must be auto, cpu, cuda or cuda:N; got {v!r}"
+
+
+def _inference_size(v: Any) -> str | None:
+    try:
+        check_inference_size(list(v))
+    except (ValueError, TypeError) as exc:
+        return str(exc).removeprefix("inference_size ")
+    return None
+
+
+def parse_model_config(text: str) -> dict[str, Any]:
+    """'{backbone: vit_tiny_patch16_224, channels: 32}' (YAML) or 'backbone=vit_tiny_patch16_224,channels=32'.
+
+    The key=value form exists because `-p model_config:={...}` on a command line is parsed
+    by rcl as a YAML mapping, not a string, and fails; key=value needs no extra quoting.
+    """
+    text = text.strip()
+    if not text:
+        return {}
+    if "=" in text and not text.startswith("{"):
+        cfg = {}
+        for item in re.split(r"[,\s]+", text):
+            if item:
+                key, sep, value = item.partition("=")
+                if not sep or not key:
+                    raise ValueError(f"expected key=value, got {item!r}")
+                cfg[key] = yaml.safe_load(value)
+        return cfg
+    cfg = yaml.safe_load(text)
+    if not isinstance(cfg, dict):
+        raise ValueError(f"must be a mapping like '{{backbone: vit_tiny_patch16_224}}' or "
+                         f"'backbone=vit_tiny_patch16_224,channels=32'; got {text!r}")
+    return cfg
+
+
+def _model_config(v: str) -> str | None:
+    try:
+        parse_model_config(v)
+    except (ValueError, yaml.YAMLError) as exc:
+        return f"is invalid: {exc}"
+    return None
+
+
+def _palette(v: Any) -> str | None:
+    values = list(v)
+    if not values or len(values) % 3:
+        return f"must be a flat list of r, g, b values (3 per class); got {len(values)} values"
+    if any(not 0 <= int(c) <= 255 for c in values):
+        return "values must be in 0..255"
+    return None
+
+
+def _topic(v: str) -> str | None:
+    return None if v and re.fullmatch(r"[~/A-Za-z0-9_{}][A-Za-z0-9_/{}]*", v) else f"is not a valid topic name: {v!r}"
+
+
+def _optional_topic(v: str) -> str | None:
+    return None if v == "" else _topic(v)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One parameter: default, whether it can change at run time, description, range, check."""
+
+    default: Any
+    runtime: bool
+    description: str
+    range: tuple[float, float] | None = None
+    check: Check | None = None
+    constraints: str = ""
+
+
+def _spec_table() -> dict[str, Spec]:
+    s: dict[str, Spec] = {
+        # model and device: restart-only (a rebuild and warm-up)
+        "checkpoint": Spec("checkpoints/meco_golf.pt", False,
+                           "meco checkpoint (.pt); relative paths are tried against the working directory, "
+                           "the package share directory and the source tree. '' = test/dev mode (see model)"),
+        "model": Spec("", False, "TEST/DEV MODE ONLY, used when checkpoint is '': registry model name (e.g. meco) "
+                                 "built with RANDOM weights; outputs are meaningless"),
+        "model_config": Spec("", False, "TEST/DEV MODE: model config as YAML '{backbone: vit_tiny_patch16_224, "
+                                        "channels: 32}' or 'backbone=vit_tiny_patch16_224,channels=32'",
+                             check=_model_config),
+        "device": Spec("auto", False, "auto | cpu | cuda | cuda:N (auto: CUDA when present)", check=_device),
+        "compile": Spec(False, False, "torch.compile the model (CUDA deployments; slow first frames)"),
+        "warmup_iterations": Spec(3, False, "frames of random data run before 'ready'", (0, 100)),
+        # inference: run time
+        "precision": Spec("fp32", True, "fp32 | fp16 | bf16 (autocast; half precision pays off on CUDA only)",
+                          check=_choice(PRECISIONS)),
+        "inference_size": Spec([0, 0], True, "[H, W] the network sees (each >= 16); [0, 0] = input size",
+                               check=_inference_size, constraints="[H, W], 16..8192 each, or [0, 0]"),
+        "upsample": Spec("bilinear", True, "outputs back to the output size: bilinear (depth bilinear, labels from "
+                                           "upsampled logits) | nearest (cheapest)", check=_choice(UPSAMPLE_MODES)),
+        "output_resolution": Spec("input", True, "input (outputs at the camera's size) | inference",
+                                  check=_choice(OUTPUT_RESOLUTIONS)),
+        "threads": Spec(0, True, "torch CPU threads; 0 = torch's default", (0, 256)),
+        "max_depth": Spec(0.0, True, "metres; depth beyond it is published as +inf (REP 118 'too far') and it is "
+                                     "the top of the depth colour map; 0 = the model's range", (0.0, 10000.0)),
+        "depth_colormap": Spec("turbo", True, "colour map of depth/color", check=_choice(COLORMAPS)),
+        "segmentation_blend": Spec(0.0, True, "segmentation/color: weight of the input image (0 = palette only)",
+                                   (0.0, 1.0)),
+        "min_image_size": Spec(16, True, "images smaller than this (either side, pixels) are rejected as invalid",
+                               (1, 10000)),
+        "max_frame_age": Spec(0.0, True, "seconds; a frame that waited longer than this before inference "
+                                         "is dropped as stale; 0 = off", (0.0, 60.0)),
+        "log_throttle": Spec(5.0, True, "seconds between repeated warnings of one kind", (0.1, 3600.0)),
+        "diagnostics.max_latency_ms": Spec(500.0, True, "WARN above this p95 latency (stamp to publish)",
+                                           (1.0, 600000.0)),
+        "diagnostics.min_fps": Spec(1.0, True, "WARN below this output rate while images arrive", (0.0, 1000.0)),
+        "stats_period": Spec(1.0, False, "seconds between stats and /diagnostics messages", (0.1, 60.0)),
+        # topics (relative names: namespaces and remaps place them) and QoS: restart-only
+        "topics.image": Spec("image", False, "raw image input (sensor_msgs/Image); '' = none",
+                             check=_optional_topic),
+        "topics.image_compressed": Spec("", False, "compressed input (sensor_msgs/CompressedImage, jpeg/png), "
+                                                   "e.g. image/compressed; '' = none", check=_optional_topic),
+        "topics.camera_info": Spec("camera_info", False, "camera info input, scaled to depth/camera_info; '' = none",
+                                   check=_optional_topic),
+        "topics.depth": Spec("depth", False, "32FC1 metres, NaN invalid", check=_topic),
+        "topics.segmentation": Spec("segmentation", False, "mono8 class ids", check=_topic),
+        "topics.segmentation_color": Spec("segmentation/color", False, "rgb8 palette image", check=_topic),
+        "topics.depth_color": Spec("depth/color", False, "rgb8 colour-mapped depth", check=_topic),
+        "topics.depth_camera_info": Spec("depth/camera_info", False, "camera info of the outputs", check=_topic),
+        "topics.prediction": Spec("prediction", False, "meco_ros/Prediction", check=_topic),
+        "topics.stats": Spec("stats", False, "meco_ros/Stats", check=_topic),
+        "topics.diagnostics": Spec("/diagnostics", False, "diagnostic_msgs/DiagnosticArray", check=_topic),
+        "qos.input.reliability": Spec("best_effort", False, "input QoS: best_effort (sensor data) | reliable",
+                                      check=_choice(RELIABILITIES)),
+        "qos.input.depth": Spec(1, False, "input queue depth (KEEP_LAST); 1 = always the newest frame", (1, 100)),
+        "qos.output.reliability": Spec("reliable", False, "output QoS (reliable also serves best-effort readers)",
+                                       check=_choice(RELIABILITIES)),
+        "qos.output.depth": Spec(1, False, "output queue depth (KEEP_LAST)", (1, 100)),
+    }
+    for name in OUTPUTS:
+        s[f"outputs.{name}"] = Spec(True, True, f"publish {name} (run time switch; nothing is computed for an "
+                                                "output that is off or has no subscriber)")
+    return s
+
+
+SPECS: dict[str, Spec] = _spec_table()
+# Declared after the model is loaded: its default is the model's class colours.
+PALETTE = Spec([0, 0, 0], True, "segmentation palette, flat [r, g, b, ...] per class id; default: the "
+                                "checkpoint's class colours", check=_palette)
+
+
+def descriptor(name: str, spec: Spec) -> ParameterDescriptor:
+    kind = "run time" if spec.runtime else "restart-only"
+    d = ParameterDescriptor(name=name, description=f"{spec.description} [{kind}]", read_only=not spec.runtime,
+                            additional_constraints=spec.constraints)
+    if spec.range is not None:
+        lo, hi = spec.range
+        if isinstance(spec.default, float):
+            d.floating_point_range = [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)]
+        else:
+            d.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=1)]
+    return d
+
+
+def validate(params: list[Parameter], num_classes: int | None = None) -> SetParametersResult:
+    """The on-set check: every value passes its Spec's check (ranges and read-only are checked
+    by rclpy before this runs). The reason names the parameter and what is allowed."""
+    for p in params:
+        spec = PALETTE if p.name == "palette" else SPECS.get(p.name)
+        if spec is None or spec.check is None:
+            continue
+        problem = spec.check(p.value)
+        if problem is None and p.name == "palette" and num_classes and len(p.value) < 3 * num_classes:
+            problem = f"needs 3 values for each of the model's {num_classes} classes; got {len(p.value)}"
+        if problem:
+            return SetParametersResult(successful=False, reason=f"{p.name} {problem}")
+    return SetParametersResult(successful=True)
+
+
+def declare_all(node: Node) -> None:
+    for name, spec in SPECS.items():
+        node.declare_parameter(name, spec.default, descriptor(name, spec))
+
+
+def declare_palette(node: Node, colors: list[tuple[int, int, int]]) -> None:
+    flat = [int(c) for rgb in colors for c in rgb]
+    node.declare_parameter("palette", flat, descriptor("palette", PALETTE))
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Snapshot of the run-time parameters; replaced whole after every successful set, so the
+    inference thread never sees half an update."""
+
+    precision: str
+    inference_size: tuple[int, int] | None
+    upsample: str
+    output_resolution: str
+    threads: int
+    max_depth: float
+    depth_colormap: str
+    segmentation_blend: float
+    min_image_size: int
+    max_frame_age: float
+    log_throttle: float
+    max_latency_ms: float
+    min_fps: float
+    outputs: dict[str, bool]
+    palette: tuple[int, ...]
+
+    @classmethod
+    def from_node(cls, node: Node) -> "NodeConfig":
+        g = lambda n: node.get_parameter(n).value  # noqa: E731
+        palette = tuple(g("palette")) if node.has_parameter("palette") else ()
+        return cls(
+            precision=g("precision"), inference_size=check_inference_size(list(g("inference_size"))),
+            upsample=g("upsample"), output_resolution=g("output_resolution"), threads=int(g("threads")),
+            max_depth=float(g("max_depth")), depth_colormap=g("depth_colormap"),
+            segmentation_blend=float(g("segmentation_blend")), min_image_size=int(g("min_image_size")),
+            max_frame_age=float(g("max_frame_age")), log_throttle=float(g("log_throttle")),
+            max_latency_ms=float(g("diagnostics.max_latency_ms")), min_fps=float(g("diagnostics.min_fps")),
+            outputs={n: bool(g(f"outputs.{n}")) for n in OUTPUTS}, palette=palette)
+
+
+def runtime_table() -> str:
+    """Markdown-ish listing for docs: which parameters change at run time."""
+    rows = [f"{n}: {'run time' if s.runtime else 'restart-only'} - {s.description}" for n, s in SPECS.items()]
+    rows.append(f"palette: run time - {PALETTE.description}")
+    return "\n".join(rows)

@@ -1,0 +1,105 @@
+"""Run the perception node (or any ROS process) as a subprocess: for tests and node-bench.
+
+Why a helper: both need the same things done carefully: the installed `perception_node`
+executable (what the vehicle runs), output read continuously on a thread (a full pipe
+would stall the node), waits that always time out, and a stop by signal that reports the
+exit code.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Sequence
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def ros_env(domain_id: int | None = None, **extra: str) -> dict[str, str]:
+    """os.environ plus loopback discovery, the large-image Fast DDS profile, Fast DDS itself."""
+    env = dict(os.environ)
+    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO / "config" / "fastdds_profile.xml"))
+    env.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    if domain_id is not None:
+        env["ROS_DOMAIN_ID"] = str(domain_id)
+    env.update(extra)
+    return env
+
+
+def node_command() -> list[str]:
+    """The perception_node console script next to this Python, else `python -m`."""
+    exe = Path(sys.executable).parent / "perception_node"
+    if exe.is_file():
+        return [str(exe)]
+    found = shutil.which("perception_node")
+    return [found] if found else [sys.executable, "-m", "meco_ros.perception_node"]
+
+
+class Process:
+    """A subprocess whose combined stdout/stderr is collected line by line."""
+
+    def __init__(self, cmd: Sequence[str], env: dict[str, str] | None = None, cwd: str | Path | None = None,
+                 echo: bool = False) -> None:
+        self.cmd = list(cmd)
+        self.lines: list[str] = []
+        self._echo = echo
+        self._cond = threading.Condition()
+        self.popen = subprocess.Popen(self.cmd, env=env, cwd=cwd, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True, bufsize=1)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.popen.stdout is not None
+        for line in self.popen.stdout:
+            with self._cond:
+                self.lines.append(line.rstrip("\n"))
+                self._cond.notify_all()
+            if self._echo:
+                print(line, end="", file=sys.stderr)
+
+    @property
+    def output(self) -> str:
+        with self._cond:
+            return "\n".join(self.lines)
+
+    def wait_for(self, text: str, timeout: float) -> bool:
+        """True once a line containing `text` was printed; False on timeout or exit."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                if any(text in line for line in self.lines):
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.popen.poll() is not None and not self._reader.is_alive()):
+                    return False
+                self._cond.wait(min(left, 0.2))
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 20.0) -> int | None:
+        """Send `sig`, wait up to `timeout` for exit; kill if it hangs (returns None then)."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+                self._reader.join(2)
+                return None
+        self._reader.join(2)
+        return self.popen.returncode
+
+
+def start_node(ros_args: Sequence[str], env: dict[str, str], echo: bool = False) -> Process:
+    """perception_node --ros-args <ros_args>, run from the repository root."""
+    return Process([*node_command(), "--ros-args", *ros_args], env=env, cwd=REPO, echo=echo)

@@ -1,0 +1,108 @@
+"""One-slot mailboxes and the threads that drain them.
+
+Why: the executor thread must stay free for callbacks (images, camera info, parameter
+services, timers), and a slow model must never build a queue. The subscription callback
+`put`s each frame into a single slot, replacing (and reporting) any frame still waiting;
+the inference thread always takes the newest. Latency is then bounded by one inference,
+however slow the model and however fast the camera.
+
+The node runs two stages: inference, then post-processing + publishing of that frame
+while the next one is inferred (a GPU or a second core does not sit idle while messages
+are built). Between them `put_wait` hands over each result without dropping it and
+waits while the previous one is still being published: at most one result is ever
+pending, so no backlog forms there either.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Callable, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Mailbox(Generic[T]):
+    """Holds at most one item; `put` returns the item it replaced (a dropped frame) or None."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._item: T | None = None
+        self._closed = False
+
+    def put(self, item: T) -> T | None:
+        with self._cond:
+            old, self._item = self._item, item
+            self._cond.notify_all()
+            return old
+
+    def put_wait(self, item: T, timeout: float | None = None) -> bool:
+        """Put once the slot is empty (nothing is replaced); False on timeout or close."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._item is None or self._closed, timeout) or self._closed:
+                return False
+            self._item = item
+            self._cond.notify_all()
+            return True
+
+    def get(self, timeout: float | None = None) -> T | None:
+        """The newest item, waiting up to `timeout`; None on timeout or once closed."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._item is not None or self._closed, timeout):
+                return None
+            if self._closed:
+                return None
+            item, self._item = self._item, None
+            self._cond.notify_all()  # wakes a put_wait
+            return item
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+
+class Stage(threading.Thread):
+    """Daemon thread: take the newest item, `process` it, repeat until the mailbox closes.
+
+    `process` must handle its own errors; anything escaping it goes to `on_error` and the
+    loop carries on (one bad frame must not end perception). `init` runs first, on this
+    thread: per-thread state such as torch's OpenMP thread count and thread pool belongs
+    to the thread that runs inference, so that is where threads are set and warm-up runs.
+    `ready` is set when init has finished (`init_error` holds its exception, if any).
+    """
+
+    def __init__(self, mailbox: Mailbox[T], process: Callable[[T], None],
+                 on_error: Callable[[BaseException], None], name: str = "meco-stage",
+                 init: Callable[[], None] | None = None) -> None:
+        super().__init__(name=name, daemon=True)
+        self.mailbox, self.process, self.on_error, self.init = mailbox, process, on_error, init
+        self.ready = threading.Event()
+        self.init_error: BaseException | None = None
+
+    def run(self) -> None:
+        if self.init is not None:
+            try:
+                self.init()
+            except Exception as exc:  # noqa: BLE001 - reported through init_error
+                self.init_error = exc
+                self.ready.set()
+                return
+        self.ready.set()
+        while not self.mailbox.closed:
+            item = self.mailbox.get(timeout=0.5)
+            if item is None:
+                continue
+            try:
+                self.process(item)
+            except Exception as exc:  # noqa: BLE001 - keep the loop alive, report upstream
+                self.on_error(exc)
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Close the mailbox and wait for the item in progress; True if the thread ended."""
+        self.mailbox.close()
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout)
+        return not self.is_alive()

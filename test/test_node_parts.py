@@ -1,0 +1,157 @@
+"""The node's building blocks without DDS: mailbox, input checks, outputs, parameter checks."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import CameraInfo
+
+from meco_ros import outputs, params
+from meco_ros.frames import Frame, InvalidFrame, check_raw, frame_to_rgb
+from meco_ros.image_conversion import cv2_to_imgmsg
+from meco_ros.monitoring import PipelineStats, RateLimitedLog
+from meco_ros.worker import Mailbox, Stage
+
+
+def test_mailbox_keeps_only_the_newest():
+    box: Mailbox[int] = Mailbox()
+    assert box.put(1) is None
+    assert box.put(2) == 1  # 1 was superseded: the caller counts it dropped
+    assert box.get(0.1) == 2 and box.get(0.05) is None
+    assert box.put_wait(3, 0.1) and not box.put_wait(4, 0.05)  # hand-over never replaces
+    assert box.get(0.1) == 3 and box.put_wait(4, 0.1)
+    box.close()
+    assert box.get(1.0) is None and not box.put_wait(5, 1.0)
+
+
+def test_worker_processes_newest_and_survives_errors():
+    box: Mailbox[int] = Mailbox()
+    seen, errors, gate = [], [], threading.Event()
+
+    def process(item: int) -> None:
+        gate.wait(2)
+        if item == 0:
+            raise RuntimeError("bad frame")
+        seen.append(item)
+
+    worker = Stage(box, process, errors.append)
+    worker.start()
+    box.put(0)
+    time.sleep(0.1)  # worker holds frame 0 at the gate
+    dropped = [box.put(i) for i in range(1, 6)]
+    gate.set()
+    deadline = time.monotonic() + 5
+    while not seen and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert worker.stop(5)
+    assert seen == [5] and len(errors) == 1 and dropped == [None, 1, 2, 3, 4]
+
+
+def test_check_raw_cases():
+    rgb = np.zeros((20, 30, 3), np.uint8)
+    good = cv2_to_imgmsg(rgb, "rgb8")
+    assert check_raw(good, 16).shape == (20, 30, 3)
+    cases = {
+        "encoding": dict(encoding="rgb9000"), "empty": dict(height=0), "step": dict(step=10),
+        "data": dict(data=good.data[:100]), "tiny": dict(), "nonfinite": None,
+    }
+    for case, fields in cases.items():
+        if case == "nonfinite":
+            msg = cv2_to_imgmsg(np.full((20, 30), np.nan, np.float32), "32FC1")
+        else:
+            msg = cv2_to_imgmsg(rgb, "rgb8")
+            for k, v in fields.items():
+                setattr(msg, k, v)
+        with pytest.raises(InvalidFrame) as info:
+            check_raw(msg, 25 if case == "tiny" else 16)
+        assert info.value.case == case
+    bgr = cv2_to_imgmsg(np.dstack([np.zeros((20, 30), np.uint8)] * 2 + [np.full((20, 30), 9, np.uint8)]), "bgr8")
+    out = frame_to_rgb(Frame(bgr, False, check_raw(bgr, 16)), 16)
+    assert (out[..., 0] == 9).all() and (out[..., 2] == 0).all()
+
+
+def test_colorize():
+    depth = np.array([[np.nan, 0.5, 5.0, 80.0, np.inf]], np.float32)
+    col = outputs.colorize_depth(depth, 80.0)
+    assert col.shape == (1, 5, 3) and col.dtype == np.uint8
+    assert (col[0, 0] == 0).all() and not (col[0, 1] == col[0, 3]).all()
+    lut = outputs.palette_lut([10, 20, 30, 40, 50, 60])
+    labels = np.array([[0, 1, 255]], np.uint8)
+    assert outputs.colorize_labels(labels, lut).tolist() == [[[10, 20, 30], [40, 50, 60], [0, 0, 0]]]
+    rgb = np.full((1, 3, 3), 200, np.uint8)
+    assert outputs.colorize_labels(labels, lut, 0.5, rgb)[0, 0].tolist() == [105, 110, 115]
+
+
+def test_scale_camera_info_undoes_binning_and_roi():
+    info = CameraInfo(width=1280, height=960, binning_x=2, binning_y=2, distortion_model="plumb_bob")
+    info.k = [1000.0, 0, 640, 0, 1000.0, 480, 0, 0, 1]
+    info.p = [1000.0, 0, 640, -50.0, 0, 1000.0, 480, 0, 0, 0, 1, 0]
+    info.roi.x_offset, info.roi.y_offset, info.roi.width, info.roi.height = 0, 0, 0, 0
+    out = outputs.scale_camera_info(info, 240, 320, header=info.header)
+    # binned image is 640x480 -> output 320x240: overall factor 1/4 of full resolution
+    assert (out.width, out.height, out.binning_x) == (320, 240, 0)
+    assert np.allclose(out.k, [250, 0, 160, 0, 250, 120, 0, 0, 1])
+    assert np.allclose(out.p, [250, 0, 160, -12.5, 0, 250, 120, 0, 0, 0, 1, 0])
+    roi = CameraInfo(width=1280, height=960, k=info.k, p=info.p)
+    roi.roi.x_offset, roi.roi.y_offset, roi.roi.width, roi.roi.height = 320, 240, 640, 480
+    out = outputs.scale_camera_info(roi, 480, 640, header=roi.header)
+    assert np.allclose(out.k, [1000, 0, 320, 0, 1000, 240, 0, 0, 1])
+
+
+def test_parameter_checks():
+    ok = params.validate([Parameter("precision", value="bf16"), Parameter("inference_size", value=[96, 128])])
+    assert ok.successful
+    for name, value, words in [("precision", "int4", "fp32"), ("inference_size", [-1, 128], "16 <= H, W"),
+                               ("inference_size", [96], "[H, W]"), ("device", "gpu", "cuda"),
+                               ("palette", [1, 2, 3, 4], "3 per class"), ("topics.depth", "", "topic"),
+                               ("model_config", "[1, 2]", "mapping")]:
+        res = params.validate([Parameter(name, value=value)])
+        assert not res.successful and name in res.reason and words in res.reason, (name, res.reason)
+    res = params.validate([Parameter("palette", value=[1, 2, 3])], num_classes=5)
+    assert not res.successful and "5 classes" in res.reason
+    assert params.parse_model_config("backbone=vit_tiny_patch16_224,channels=32") == \
+        {"backbone": "vit_tiny_patch16_224", "channels": 32}
+    assert params.parse_model_config("{channels: 32}") == {"channels": 32}
+    d = params.descriptor("threads", params.SPECS["threads"])
+    assert d.integer_range[0].to_value == 256 and not d.read_only
+    assert params.descriptor("device", params.SPECS["device"]).read_only
+
+
+def test_rate_limited_log_per_case():
+    got: list[str] = []
+    log = RateLimitedLog(got.append, period=60)
+    for _ in range(3):
+        log("a", "A")
+        log("b", "B")
+    assert got == ["A", "B"]
+    log.period = 0
+    log("a", "A")
+    assert got[-1] == "A (2 similar suppressed)"
+
+
+def test_pipeline_stats_window():
+    s = PipelineStats()
+    s.count("received", 3)
+    s.count("invalid", case="step")
+    s.record(10.0, {"inference": 5.0})
+    s.record(30.0, {"inference": 7.0})
+    w = s.roll()
+    assert (w["received"], w["processed"], w["invalid"]) == (3, 2, 1)
+    assert w["latency_ms"] == 20.0 and w["stages_ms"]["inference"] == 6.0
+    assert w["invalid_by_case"] == {"step": 1}
+    assert s.roll()["processed"] == 2 and s.roll()["fps"] == 0.0  # totals persist, window resets
+
+
+def test_node_bench_analysis():
+    from meco_ros.node_bench import analyse
+
+    # 20 s of outputs at 10 Hz whose latency grows (a backlog): the last-10-s p95 must show it
+    t = np.arange(200) / 10.0
+    lat = np.where(t < 10, 0.05, 0.05 + (t - 10) * 0.02)
+    received = [(1000 + ti, 1000 + ti + li, (0, 0)) for ti, li in zip(t, lat)]
+    a = analyse(received)
+    assert abs(a["fps"] - 10.0) < 0.1
+    assert abs(a["first_p95_ms"] - 50.0) < 1e-6 and a["last_p95_ms"] > 200.0

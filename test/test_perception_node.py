@@ -1,0 +1,392 @@
+"""The perception node as it runs on the cart: a `perception_node` subprocess over real DDS.
+
+The node runs a small RANDOM-weight model (test/dev mode: checkpoint '', model meco,
+vit_tiny, 32 channels, inference 96x128) with config/golf_cart.yaml plus a test overlay;
+this test process publishes camera frames and subscribes to every output like RViz
+(reliable). Nothing is mocked. One node serves the whole module (start-up costs seconds);
+the last test stops it with SIGINT.
+"""
+from __future__ import annotations
+
+import math
+import os
+import random
+import signal
+import time
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+import pytest
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import Parameter as ParameterMsg
+from rcl_interfaces.srv import GetParameters, SetParameters
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Float64
+
+from meco_core.classes import GOLF
+from meco_ros.image_conversion import cv2_to_compressed_imgmsg, cv2_to_imgmsg, imgmsg_to_cv2
+from meco_ros.proc import REPO, ros_env, start_node
+
+try:
+    from meco_ros.msg import Prediction, Stats
+except ImportError as e:  # pragma: no cover - a setup problem, reported as such
+    raise ImportError("meco_ros messages are not built: run `make setup`") from e
+
+pytestmark = pytest.mark.timeout(180)
+
+H, W = 120, 160  # camera size in the tests (small: 2 shared cores)
+NS = f"/meco_node_test_{os.getpid()}"
+OVERLAY = """\
+/**/perception_node:
+  ros__parameters:
+    checkpoint: ""
+    model: meco
+    model_config: "{backbone: vit_tiny_patch16_224, channels: 32}"
+    device: cpu
+    inference_size: [96, 128]
+    threads: 1
+    warmup_iterations: 1
+    topics.image_compressed: image/compressed
+    log_throttle: 0.5
+    stats_period: 0.5
+"""
+OUTPUT_TOPICS = {"depth": Image, "segmentation": Image, "segmentation/color": Image, "depth/color": Image,
+                 "depth/camera_info": CameraInfo, "prediction": Prediction}
+
+
+class Harness:
+    """Test-side ROS node: publishers like a camera, subscribers like RViz, message logs."""
+
+    def __init__(self) -> None:
+        self.ctx = Context()
+        rclpy.init(context=self.ctx)
+        self.node = rclpy.create_node("meco_node_test", namespace=NS, context=self.ctx)
+        self.executor = SingleThreadedExecutor(context=self.ctx)
+        self.executor.add_node(self.node)
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.image_pub = self.node.create_publisher(Image, "image", qos_profile_sensor_data)
+        self.compressed_pub = self.node.create_publisher(CompressedImage, "image/compressed", qos_profile_sensor_data)
+        self.info_pub = self.node.create_publisher(CameraInfo, "camera_info", reliable)
+        self.got: dict[str, list[Any]] = {t: [] for t in (*OUTPUT_TOPICS, "stats", "diagnostics", "debug")}
+        for topic, kind in OUTPUT_TOPICS.items():
+            self.node.create_subscription(kind, topic, self.got[topic].append, reliable)
+        self.node.create_subscription(Stats, "stats", self.got["stats"].append, reliable)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self.got["diagnostics"].append, reliable)
+        self.node.create_subscription(Float64, "perception_node/debug/processing_time_ms",
+                                      self.got["debug"].append, reliable)
+        self.seq = 0
+
+    def spin_until(self, cond: Callable[[], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if cond():
+                return True
+            self.executor.spin_once(timeout_sec=0.02)
+        return cond()
+
+    def stamp(self) -> tuple[Any, str]:
+        self.seq += 1
+        return self.node.get_clock().now().to_msg(), f"cam_{self.seq}"
+
+    def send_until(self, make: Callable[[Any, str], Any], pub, topics: tuple[str, ...] = ("depth",),
+                   timeout: float = 20.0, period: float = 0.4) -> dict[str, Any]:
+        """Publish fresh frames every `period` s until one frame's outputs arrived on all `topics`;
+        return them. (Best effort + discovery can lose the first frames: resending is normal.)"""
+        sent: set[tuple[int, int, str]] = set()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            stamp, frame_id = self.stamp()
+            pub.publish(make(stamp, frame_id))
+            sent.add((stamp.sec, stamp.nanosec, frame_id))
+            end = time.monotonic() + period
+            while time.monotonic() < end:
+                self.executor.spin_once(timeout_sec=0.02)
+                for key in sent:
+                    found = {t: m for t in topics for m in self.got[t]
+                             if (m.header.stamp.sec, m.header.stamp.nanosec, m.header.frame_id) == key}
+                    if len(found) == len(topics):
+                        return found
+        raise AssertionError(f"no frame produced outputs on all of {topics} within {timeout} s "
+                             f"(received: { {t: len(v) for t, v in self.got.items()} })")
+
+    def latest_stats(self, timeout: float = 5.0) -> Stats:
+        n = len(self.got["stats"])
+        assert self.spin_until(lambda: len(self.got["stats"]) > n, timeout), "no stats message"
+        return self.got["stats"][-1]
+
+    def call(self, srv_type, name: str, request, timeout: float = 10.0):
+        client = self.node.create_client(srv_type, name)
+        try:
+            assert client.wait_for_service(timeout_sec=timeout), f"service {name} not available"
+            future = client.call_async(request)
+            assert self.spin_until(future.done, timeout), f"{name}: no response"
+            return future.result()
+        finally:
+            self.node.destroy_client(client)
+
+    def set_params(self, **values: Any) -> list:
+        req = SetParameters.Request(parameters=[Parameter(k, value=v).to_parameter_msg() for k, v in values.items()])
+        return self.call(SetParameters, f"{NS}/perception_node/set_parameters", req).results
+
+    def get_param(self, name: str) -> Any:
+        res = self.call(GetParameters, f"{NS}/perception_node/get_parameters", GetParameters.Request(names=[name]))
+        return Parameter.from_parameter_msg(ParameterMsg(name=name, value=res.values[0])).value
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.ctx)
+
+
+def make_image(h: int = H, w: int = W) -> np.ndarray:
+    """Deterministic colourful frame (a horizon, a path, a post)."""
+    y, x = np.mgrid[0:h, 0:w]
+    img = np.zeros((h, w, 3), np.uint8)
+    img[..., 0] = (x * 255 // max(w - 1, 1)).astype(np.uint8)
+    img[..., 1] = np.where(y > h // 2, 150, 60).astype(np.uint8)
+    img[..., 2] = (y * 255 // max(h - 1, 1)).astype(np.uint8)
+    cv2.rectangle(img, (w // 2, h // 3), (w // 2 + 6, h - 10), (220, 20, 60), -1)
+    return img
+
+
+def raw_msg(arr: np.ndarray, encoding: str, before: Callable[[], None] | None = None):
+    def make(stamp, frame_id):
+        if before:
+            before()  # e.g. (re)publish camera info: the first one may precede discovery
+        msg = cv2_to_imgmsg(arr, encoding)
+        msg.header.stamp, msg.header.frame_id = stamp, frame_id
+        return msg
+    return make
+
+
+def camera_info(h: int, w: int) -> CameraInfo:
+    """Calibration at 2x the image size (as when a driver downsamples)."""
+    info = CameraInfo(height=h, width=w, distortion_model="plumb_bob", d=[0.1, -0.2, 0.0, 0.0, 0.0])
+    info.k = [400.0, 0.0, w / 2, 0.0, 410.0, h / 2, 0.0, 0.0, 1.0]
+    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    info.p = [400.0, 0.0, w / 2, 0.0, 0.0, 410.0, h / 2, 0.0, 0.0, 0.0, 1.0, 0.0]
+    info.header.frame_id = "calib"
+    return info
+
+
+@pytest.fixture(scope="module")
+def node_proc(tmp_path_factory):
+    overlay = tmp_path_factory.mktemp("params") / "test_overlay.yaml"
+    overlay.write_text(OVERLAY)
+    env = ros_env(OMP_NUM_THREADS="1")
+    proc = start_node(["--params-file", str(REPO / "config" / "golf_cart.yaml"), "--params-file", str(overlay),
+                       "-r", f"__ns:={NS}"], env)
+    ready = proc.wait_for("ready", timeout=120)
+    assert ready, f"node did not become ready:\n{proc.output}"
+    yield proc
+    if proc.alive():
+        proc.stop(signal.SIGKILL, 5)
+
+
+@pytest.fixture(scope="module")
+def ros(node_proc):
+    h = Harness()
+    yield h
+    h.close()
+
+
+def test_outputs_carry_input_header_encoding_and_size(ros, node_proc):
+    info = camera_info(2 * H, 2 * W)
+    found = ros.send_until(raw_msg(make_image(), "rgb8", lambda: ros.info_pub.publish(info)), ros.image_pub,
+                           tuple(OUTPUT_TOPICS))
+    expected = {"depth": "32FC1", "segmentation": "mono8", "segmentation/color": "rgb8", "depth/color": "rgb8"}
+    for topic, enc in expected.items():
+        m = found[topic]
+        assert (m.encoding, m.height, m.width) == (enc, H, W), topic
+    depth = imgmsg_to_cv2(found["depth"])
+    assert depth.dtype == np.float32 and np.all(np.isnan(depth) | (depth > 0))
+    labels = imgmsg_to_cv2(found["segmentation"])
+    assert labels.max() < GOLF.num_classes
+    ci = found["depth/camera_info"]
+    assert (ci.height, ci.width) == (H, W)
+    assert np.allclose(ci.k, [200.0, 0, W / 2, 0, 205.0, H / 2, 0, 0, 1])
+    assert np.allclose(ci.p, [200.0, 0, W / 2, 0, 0, 205.0, H / 2, 0, 0, 0, 1, 0])
+    assert list(ci.d) == list(info.d) and ci.distortion_model == "plumb_bob"
+    pred = found["prediction"]
+    assert list(pred.class_names) == GOLF.names
+    assert list(pred.class_colors) == [c for rgb in GOLF.colors for c in rgb]
+    assert (pred.depth.height, pred.depth.width, pred.segmentation.encoding) == (H, W, "mono8")
+    assert pred.depth.header.stamp == pred.header.stamp
+    # status outputs
+    stats = ros.latest_stats()
+    assert stats.frames_processed >= 1 and stats.device == "cpu" and "meco" in stats.model
+    assert stats.precision == "fp32"
+    assert ros.spin_until(lambda: any(s.inference_ms > 0 and s.fps > 0 for s in ros.got["stats"]), 5)
+    # debug timing topic: keep frames coming until its subscription has matched too
+    deadline = time.monotonic() + 15
+    while not ros.got["debug"] and time.monotonic() < deadline:
+        ros.image_pub.publish(raw_msg(make_image(), "rgb8")(*ros.stamp()))
+        ros.spin_until(lambda: bool(ros.got["debug"]), 0.3)
+    assert ros.got["debug"] and ros.got["debug"][-1].data > 0
+    assert ros.spin_until(lambda: bool(ros.got["diagnostics"]), 5)
+    names = [s.name for d in ros.got["diagnostics"] for s in d.status]
+    assert any("perception_node" in n for n in names), names
+
+
+@pytest.mark.parametrize("encoding", ["bgr8", "rgba8", "bgra8", "mono8", "mono16"])
+def test_input_encodings(ros, encoding):
+    rgb = make_image()
+    arr = {"bgr8": lambda: cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), "rgba8": lambda: cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA),
+           "bgra8": lambda: cv2.cvtColor(rgb, cv2.COLOR_RGB2BGRA), "mono8": lambda: rgb[..., 1].copy(),
+           "mono16": lambda: rgb[..., 1].astype(np.uint16) * 257}[encoding]()
+    found = ros.send_until(raw_msg(arr, encoding), ros.image_pub, ("depth", "segmentation/color"))
+    assert (found["depth"].height, found["depth"].width) == (H, W)
+
+
+def _malformed() -> dict[str, Image]:
+    good = cv2_to_imgmsg(make_image(), "rgb8")
+
+    def variant(**fields: Any) -> Image:
+        msg = Image(height=good.height, width=good.width, encoding=good.encoding, step=good.step, data=good.data)
+        for k, v in fields.items():
+            setattr(msg, k, v)
+        return msg
+
+    nan = np.full((H, W), np.nan, np.float32)
+    return {
+        "unknown encoding": variant(encoding="rgb9000"),
+        "zero size": variant(height=0, width=0, step=0, data=[]),
+        "data shorter than step*height": variant(data=good.data[: len(good.data) // 2]),
+        "wrong step": variant(step=W * 2),
+        "tiny image": cv2_to_imgmsg(make_image(4, 4), "rgb8"),
+        "NaN-filled 32FC1": cv2_to_imgmsg(nan, "32FC1"),
+        "NaN-filled 32FC3": cv2_to_imgmsg(np.dstack([nan] * 3), "32FC3"),
+    }
+
+
+def test_malformed_inputs_are_counted_and_do_not_stop_the_node(ros, node_proc):
+    before = ros.latest_stats().frames_invalid
+    cases = _malformed()
+    for name, msg in cases.items():
+        msg.header.stamp, msg.header.frame_id = ros.stamp()
+        ros.image_pub.publish(msg)
+        ros.spin_until(lambda: False, 0.1)
+    bad_jpeg = CompressedImage(format="jpeg", data=b"\xff\xd8 definitely not a jpeg")
+    bad_jpeg.header.stamp, bad_jpeg.header.frame_id = ros.stamp()
+    ros.compressed_pub.publish(bad_jpeg)
+    expected = before + len(cases) + 1
+    assert ros.spin_until(lambda: ros.got["stats"] and ros.got["stats"][-1].frames_invalid >= expected, 10), \
+        f"frames_invalid {ros.got['stats'][-1].frames_invalid}, expected {expected}\n{node_proc.output[-3000:]}"
+    assert node_proc.alive()
+    # good frames keep flowing
+    found = ros.send_until(raw_msg(make_image(), "rgb8"), ros.image_pub, ("depth", "segmentation"))
+    assert found["depth"].width == W
+    log = node_proc.output
+    for case in ("encoding", "empty", "data", "step", "tiny", "nonfinite", "compressed"):
+        assert f"invalid input image ({case})" in log, case
+    diag = {kv.key: kv.value for s in ros.got["diagnostics"][-1].status for kv in s.values}
+    assert int(diag["frames invalid"]) >= expected
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png"])
+def test_compressed_input(ros, fmt):
+    bgr = cv2.cvtColor(make_image(), cv2.COLOR_RGB2BGR)
+
+    def make(stamp, frame_id):
+        msg = cv2_to_compressed_imgmsg(bgr, "bgr8", fmt)
+        msg.header.stamp, msg.header.frame_id = stamp, frame_id
+        return msg
+
+    found = ros.send_until(make, ros.compressed_pub, ("depth", "segmentation"))
+    assert (found["segmentation"].height, found["segmentation"].width) == (H, W)
+
+
+def test_parameter_validation_over_the_service(ros):
+    cases = {"precision": "int4", "inference_size": [-1, 128], "upsample": "cubic", "threads": -1,
+             "segmentation_blend": 1.5, "palette": [1, 2], "device": "cuda"}
+    for name, value in cases.items():
+        (res,) = ros.set_params(**{name: value})
+        assert not res.successful, name
+        assert name in res.reason, (name, res.reason)
+    (res,) = ros.set_params(precision="int4")
+    assert "fp32" in res.reason  # the reason says what is allowed
+    (res,) = ros.set_params(device="cuda")
+    assert "read-only" in res.reason
+    assert ros.get_param("precision") == "fp32"
+    (res,) = ros.set_params(segmentation_blend=0.25)
+    assert res.successful
+    assert math.isclose(ros.get_param("segmentation_blend"), 0.25)
+
+
+def test_runtime_change_output_resolution_and_camera_info(ros):
+    (res,) = ros.set_params(output_resolution="inference")
+    assert res.successful
+    try:
+        info = camera_info(2 * H, 2 * W)
+        found = ros.send_until(raw_msg(make_image(), "rgb8", lambda: ros.info_pub.publish(info)), ros.image_pub,
+                               ("depth", "depth/camera_info"))
+        assert (found["depth"].height, found["depth"].width) == (96, 128)
+        ci = found["depth/camera_info"]
+        assert (ci.height, ci.width) == (96, 128)
+        sx, sy = 128 / (2 * W), 96 / (2 * H)
+        assert np.allclose([ci.k[0], ci.k[2], ci.k[4], ci.k[5]], [400 * sx, W * sx, 410 * sy, H * sy])
+    finally:
+        (res,) = ros.set_params(output_resolution="input")
+        assert res.successful
+
+
+def test_sigint_stops_cleanly(ros, node_proc):
+    assert node_proc.alive()
+    t = time.monotonic()
+    code = node_proc.stop(signal.SIGINT, timeout=20)
+    assert code == 0, f"exit code {code} after SIGINT\n{node_proc.output[-3000:]}"
+    assert time.monotonic() - t < 20
+    assert "Traceback" not in node_proc.output, node_proc.output[-3000:]
+
+
+def test_sigterm_no_subscribers_and_missing_checkpoint(tmp_path):
+    """A second node: without output subscribers it skips inference; SIGTERM ends it with 0.
+    A node whose checkpoint does not exist exits 1 with a message that says what to do."""
+    ns = f"{NS}_b"
+    env = ros_env(domain_id=random.randint(101, 200), OMP_NUM_THREADS="1")
+    missing = start_node(["-p", "checkpoint:=no/such.pt", "-r", f"__ns:={ns}"], env)
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(OVERLAY)
+    proc = start_node(["--params-file", str(REPO / "config" / "golf_cart.yaml"), "--params-file", str(overlay),
+                       "-r", f"__ns:={ns}"], env)
+    try:
+        assert missing.popen.wait(60) == 1
+        assert "checkpoint not found" in missing.output and "model:=meco" in missing.output
+        assert proc.wait_for("ready", 120), proc.output
+        ctx = Context()
+        rclpy.init(context=ctx, domain_id=int(env["ROS_DOMAIN_ID"]))
+        node = rclpy.create_node("meco_node_test_b", namespace=ns, context=ctx)
+        ex = SingleThreadedExecutor(context=ctx)
+        ex.add_node(node)
+        diags: list[DiagnosticArray] = []
+        node.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 10)
+        pub = node.create_publisher(Image, "image", qos_profile_sensor_data)
+        frame = cv2_to_imgmsg(make_image(), "rgb8")
+
+        def values() -> dict[str, str]:
+            return {kv.key: kv.value for d in diags[-1:] for s in d.status for kv in s.values}
+
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and int(values().get("frames skipped", 0)) < 3:
+            frame.header.stamp = node.get_clock().now().to_msg()
+            pub.publish(frame)
+            end = time.monotonic() + 0.2
+            while time.monotonic() < end:
+                ex.spin_once(timeout_sec=0.02)
+        v = values()
+        assert int(v.get("frames skipped", 0)) >= 3, v
+        assert v["frames processed"] == "0", v
+        ex.shutdown()
+        node.destroy_node()
+        rclpy.shutdown(context=ctx)
+        assert proc.stop(signal.SIGTERM, timeout=20) == 0, proc.output[-3000:]
+    finally:
+        for p in (missing, proc):
+            if p.alive():
+                p.stop(signal.SIGKILL, 5)
