@@ -36,7 +36,9 @@ class MetricSet:
         self.frames = 0
 
     def update(self, outputs: dict[str, torch.Tensor], batch: dict[str, Any]) -> None:
-        """outputs from the model; batch with depth (B,1,H,W) m, seg (B,H,W) ids, has_depth/has_seg (B,)."""
+        """outputs from the model (or `labels` (B,H,W) class ids instead of `segmentation` logits, as the
+        ROS node publishes them: replay evaluation); batch with depth (B,1,H,W) m, seg (B,H,W) ids,
+        has_depth/has_seg (B,)."""
         b = next(iter(outputs.values())).shape[0]
         has_depth = batch.get("has_depth", torch.ones(b, dtype=torch.bool))
         has_seg = batch.get("has_seg", torch.ones(b, dtype=torch.bool))
@@ -44,7 +46,8 @@ class MetricSet:
             if self.depth is not None and "depth" in batch and bool(has_depth[i]):
                 self.depth.update(outputs["depth"][i].float(), batch["depth"][i])
             if self.seg is not None and "seg" in batch and bool(has_seg[i]):
-                self.seg.update(outputs["segmentation"][i].argmax(dim=0), batch["seg"][i])
+                pred = outputs["labels"][i] if "labels" in outputs else outputs["segmentation"][i].argmax(dim=0)
+                self.seg.update(pred, batch["seg"][i])
         self.frames += b
 
     def compute(self) -> dict[str, Any]:

@@ -10,7 +10,9 @@ can replace the lidar, and a label topic (mono8 ids) adds segmentation.
 
 Two passes over the bag keep memory bounded: the first reads camera_info, tf and the
 stamps of the auxiliary topics; the second streams the images and joins them with a
-small cache of recent auxiliary messages.
+small cache of recent auxiliary messages. Those two passes (`read_side_info`,
+`join_frames`) and the cloud projection (`LidarProjector`) are shared with replay
+evaluation (meco_ros.replay_eval), so both tools match and project identically.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ import sys
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import cv2
 import numpy as np
@@ -150,8 +152,8 @@ def _normalized_bounds(cam: CameraModel, width: int, height: int) -> tuple[np.nd
 
 
 # ------------------------------------------------------------------ topic choice
-def _choose(bag: BagReader, given: str | None, types: tuple[str, ...], role: str,
-            avoid_words: tuple[str, ...] = ()) -> str | None:
+def choose_topic(bag: BagReader, given: str | None, types: tuple[str, ...], role: str,
+                 avoid_words: tuple[str, ...] = ()) -> str | None:
     """The topic for a role: the given one (type-checked) or the only candidate in the bag."""
     if given is not None:
         if given.lower() in ("", "none"):
@@ -178,11 +180,11 @@ def _safe_name(text: str) -> str:
 
 # ------------------------------------------------------------------ join
 @dataclass
-class _Aux:
-    """One auxiliary topic (cloud / depth / labels): stamps from pass 1, recent payloads in pass 2."""
+class Aux:
+    """One auxiliary topic (cloud / depth / seg / info): stamps from pass 1, recent payloads in pass 2."""
 
     topic: str
-    kind: str  # cloud | depth | seg
+    kind: str  # cloud | depth | seg | info
     stamps: list[int] = field(default_factory=list)  # per message, in bag order
     order: np.ndarray | None = None  # indices sorting `stamps`
     sorted_stamps: np.ndarray | None = None
@@ -220,12 +222,147 @@ class _Pending:
     needs: dict[str, int | None]  # aux topic -> matched index
 
 
-def _stamp(m: Any, log_ns: int) -> int:
+@dataclass
+class JoinedFrame:
+    """One camera image with the auxiliary payloads matched to it by header stamp."""
+
+    index: int  # position of the image on its topic (0-based, bag order)
+    stamp: int  # header stamp in ns (the bag time when the header has none)
+    msg: Any  # the camera message (Image or CompressedImage, rosbags object)
+    payloads: dict[str, Any]  # aux topic -> decoded payload, or None (no match in tolerance / not readable)
+
+
+def message_stamp(m: Any, log_ns: int) -> int:
+    """Header stamp in ns, the bag time for messages without a (non-zero) stamp."""
     try:
         t = stamp_ns(m)
     except AttributeError:
         return log_ns
     return t if t > 0 else log_ns
+
+
+def decode_aux(kind: str, msg: Any) -> Any:
+    """Pass-2 payload of an auxiliary message: (xyz, frame) | depth metres | labels | the message itself."""
+    if kind == "cloud":
+        xyz = cloud_to_xyz(msg)
+        return xyz[np.linalg.norm(xyz, axis=1) > MIN_RANGE_M], clean_frame(msg.header.frame_id)
+    if kind == "depth":
+        return depth_from_msg(msg)
+    if kind == "seg":
+        return labels_from_msg(msg)
+    return msg
+
+
+@dataclass
+class SideInfo:
+    """What pass 1 learns: the first camera model, the transforms and how often K changed."""
+
+    camera: CameraModel | None = None
+    tf_static: TfTree = field(default_factory=TfTree)
+    tf_dynamic: TfTree = field(default_factory=TfTree)
+    info_changes: int = 0
+
+
+def read_side_info(reader: BagReader, info_topic: str | None, tf_topics: list[str], aux: dict[str, Aux]) -> SideInfo:
+    """Pass 1: camera_info, tf and the header stamps of the auxiliary topics (for the join)."""
+    side = SideInfo()
+    topics = list(dict.fromkeys(t for t in (info_topic, *tf_topics, *aux) if t))
+    for m in reader.messages(topics, strict=False):
+        if m.topic == info_topic:
+            cam = camera_info_from_msg(m.msg)
+            if side.camera is None:
+                side.camera = cam
+            elif not np.allclose(cam.K, side.camera.K):
+                side.info_changes += 1
+        elif m.topic in tf_topics:
+            (side.tf_static if m.topic == "/tf_static" else side.tf_dynamic).add_msg(m.msg)
+        if m.topic in aux:
+            a = aux[m.topic]
+            a.stamps.append(message_stamp(m.msg, m.log_ns))
+            if not a.frame and hasattr(m.msg, "header"):
+                a.frame = clean_frame(m.msg.header.frame_id)
+    for a in aux.values():
+        a.finish()
+    return side
+
+
+def join_frames(reader: BagReader, image_topic: str, aux: dict[str, Aux], tol_ns: int, every: int = 1,
+                limit: int | None = None, stats: dict[str, Any] | None = None,
+                decode: Callable[[str, Any], Any] = decode_aux) -> Iterator[JoinedFrame]:
+    """Pass 2: stream the images in bag order, each with its stamp-matched auxiliary payloads.
+
+    `aux` must have been through `read_side_info` (stamps known). An image is yielded once
+    every message matched to it has been read, so memory stays bounded by a small cache of
+    recent auxiliary payloads. Damaged bags: reads what it can (strict=False; the caller
+    checks `reader.problems`). `stats['evicted']` counts matches lost to a bag far out of
+    stamp order.
+    """
+    stats = {} if stats is None else stats
+    pending: deque[_Pending] = deque()
+    n_image = accepted = 0
+
+    def ready(final: bool) -> Iterator[JoinedFrame]:
+        while pending:
+            p = pending[0]
+            waiting = [t for t, k in p.needs.items() if k is not None and k >= aux[t].seen]
+            if waiting and not final:
+                return
+            pending.popleft()
+            for t in waiting:  # bag ended before the matched message was delivered
+                p.needs[t] = None
+            yield JoinedFrame(p.index, p.stamp, p.msg,
+                              {t: (None if k is None else aux[t].cache.get(k)) for t, k in p.needs.items()})
+
+    stream = reader.messages([image_topic, *aux], strict=False)
+    try:
+        for m in stream:
+            if m.topic == image_topic:
+                i = n_image
+                n_image += 1
+                if i % every or (limit is not None and accepted >= limit):
+                    continue
+                accepted += 1
+                t = message_stamp(m.msg, m.log_ns)
+                needs = {topic: a.match(t, tol_ns) for topic, a in aux.items()}
+                for topic, k in needs.items():
+                    if k is not None and k < aux[topic].seen and k not in aux[topic].cache:
+                        needs[topic] = None  # evicted: bag far out of stamp order
+                        stats["evicted"] = stats.get("evicted", 0) + 1
+                pending.append(_Pending(i, t, m.msg, needs))
+            else:
+                aux[m.topic].put(decode(aux[m.topic].kind, m.msg))
+            yield from ready(final=False)
+            if limit is not None and accepted >= limit and not pending:
+                break
+    finally:
+        stream.close()
+    yield from ready(final=True)
+
+
+class LidarProjector:
+    """Clouds -> sparse depth images of the camera: extrinsics given (T_camera_lidar) or from the
+    bag's tf (looked up once per frame pair). `source` says where the extrinsics came from."""
+
+    def __init__(self, reader: BagReader, camera: CameraModel, side: SideInfo, T_fixed: np.ndarray | None = None):
+        self.reader, self.camera, self.side, self.T_fixed = reader, camera, side, T_fixed
+        self.source: str | None = None
+        self._cache: dict[tuple[str, str], np.ndarray] = {}
+
+    def T_camera_lidar(self, cam_frame: str, lidar_frame: str) -> np.ndarray:
+        key = (cam_frame, lidar_frame)
+        if key not in self._cache:
+            if self.T_fixed is not None:
+                self._cache[key], self.source = self.T_fixed, "given"
+            else:
+                self._cache[key], self.source = _lookup(self.reader, self.side.tf_static, self.side.tf_dynamic,
+                                                        cam_frame, lidar_frame)
+        return self._cache[key]
+
+    def depth(self, xyz: np.ndarray, lidar_frame: str, image_frame: str, width: int, height: int) -> np.ndarray:
+        """Sparse float32 depth (H, W) of lidar points `xyz` (in `lidar_frame`), 0 = no point."""
+        cam_frame = self.camera.frame_id or clean_frame(image_frame)
+        pts = transform_points(self.T_camera_lidar(cam_frame, lidar_frame), xyz)
+        return project_cloud(pts, self.camera, width, height)
 
 
 # ------------------------------------------------------------------ main
@@ -261,68 +398,38 @@ def import_bag(
     stats: dict[str, Any] = dict(bag=str(bag), out=str(out), split=split, images_in_bag=0, frames_written=0,
                                  matched=0, unmatched=0, labels=0, projected_points=0, extrinsics=None)
     with BagReader(bag) as reader:
-        img_t = _choose(reader, image_topic, IMAGE_TYPES, "image", _NOT_CAMERA_WORDS)
+        img_t = choose_topic(reader, image_topic, IMAGE_TYPES, "image", _NOT_CAMERA_WORDS)
         if img_t is None:
             raise BagError(reader.path, f"no Image/CompressedImage topic; topics: {_listing(reader)}")
-        depth_t = _choose(reader, depth_topic, (IMAGE,), "depth") if depth_topic else None
-        seg_t = _choose(reader, seg_topic, (IMAGE,), "seg") if seg_topic else None
+        depth_t = choose_topic(reader, depth_topic, (IMAGE,), "depth") if depth_topic else None
+        seg_t = choose_topic(reader, seg_topic, (IMAGE,), "seg") if seg_topic else None
         if depth_t and cloud_topic not in (None, "", "none"):
             raise ValueError("give either a depth image topic or a cloud topic, not both")
-        cloud_t = None if depth_t else _choose(reader, cloud_topic, (POINT_CLOUD2,), "cloud")
-        info_t = _choose(reader, info_topic, (CAMERA_INFO,), "info")
+        cloud_t = None if depth_t else choose_topic(reader, cloud_topic, (POINT_CLOUD2,), "cloud")
+        info_t = choose_topic(reader, info_topic, (CAMERA_INFO,), "info")
         if cloud_t and not info_t:
             raise BagError(reader.path, f"projecting {cloud_t} needs a CameraInfo topic; none in the bag "
                                         f"(topics: {_listing(reader)})")
-        tf_ts = [t for t in TF_TOPICS if t in reader.topics and reader.topics[t].msgtype == TF_MESSAGE
-                 and cloud_t and T_fixed is None]
+        tf_ts = tf_topics(reader) if cloud_t and T_fixed is None else []
         stats.update(image_topic=img_t, cloud_topic=cloud_t, info_topic=info_t, depth_topic=depth_t, seg_topic=seg_t)
-        aux = {t: _Aux(t, kind) for t, kind in ((cloud_t, "cloud"), (depth_t, "depth"), (seg_t, "seg")) if t}
+        aux = {t: Aux(t, kind) for t, kind in ((cloud_t, "cloud"), (depth_t, "depth"), (seg_t, "seg")) if t}
 
         # pass 1: calibration and stamps
-        camera: CameraModel | None = None
-        tf_static, tf_dynamic = TfTree(), TfTree()
-        info_changes = 0
-        first_topics = [t for t in (info_t, *tf_ts, *aux) if t]
-        for m in reader.messages(first_topics, strict=False):
-            if m.topic == info_t:
-                cam = camera_info_from_msg(m.msg)
-                if camera is None:
-                    camera = cam
-                elif not np.allclose(cam.K, camera.K):
-                    info_changes += 1
-            elif m.topic in tf_ts:
-                (tf_static if m.topic == "/tf_static" else tf_dynamic).add_msg(m.msg)
-            else:
-                a = aux[m.topic]
-                a.stamps.append(_stamp(m.msg, m.log_ns))
-                if not a.frame and hasattr(m.msg, "header"):
-                    a.frame = clean_frame(m.msg.header.frame_id)
-        for a in aux.values():
-            a.finish()
+        side = read_side_info(reader, info_t, tf_ts, aux)
+        camera = side.camera
         if cloud_t and camera is None:
             raise BagError(reader.path, f"{info_t} holds no readable CameraInfo")
-        stats["camera_info_changes"] = info_changes
+        stats["camera_info_changes"] = side.info_changes
         if camera is not None and camera.has_distortion:
             stats["distortion"] = f"{camera.model} {np.round(camera.distortion, 5).tolist()} (applied in projection)"
+        projector = LidarProjector(reader, camera, side, T_fixed) if cloud_t else None
 
         # pass 2: stream images, join with the auxiliary topics
         prefix = _safe_name(name_prefix if name_prefix is not None else reader.path.stem)
-        T_cache: dict[tuple[str, str], np.ndarray] = {}
         writer: DatasetWriter | None = None
-        pending: deque[_Pending] = deque()
-        n_image = 0
         progress = _progress(reader.topics[img_t].count, verbose)
 
-        def T_camera_lidar(cam_frame: str, lidar_frame: str) -> np.ndarray:
-            key = (cam_frame, lidar_frame)
-            if key not in T_cache:
-                if T_fixed is not None:
-                    T_cache[key], stats["extrinsics"] = T_fixed, "given"
-                else:
-                    T_cache[key], stats["extrinsics"] = _lookup(reader, tf_static, tf_dynamic, cam_frame, lidar_frame)
-            return T_cache[key]
-
-        def emit(p: _Pending) -> None:
+        def emit(p: JoinedFrame) -> None:
             nonlocal writer
             rgb = rgb_from_msg(p.msg)
             h, w = rgb.shape[:2]
@@ -337,19 +444,17 @@ def import_bag(
                 writer = DatasetWriter(out, cs, intrinsics=intr, source=f"rosbag {reader.path.name}: {img_t}"
                                        + (f" + {cloud_t}" if cloud_t else "") + (f" + {depth_t}" if depth_t else ""))
             depth = labels = None
-            for t, k in p.needs.items():
-                a = aux[t]
-                payload = None if k is None else a.cache.get(k)
-                if a.kind == "cloud" and payload is not None:
+            for t, payload in p.payloads.items():
+                kind = aux[t].kind
+                if kind == "cloud" and payload is not None:
                     xyz, frame = payload
-                    cam_frame = camera.frame_id or clean_frame(p.msg.header.frame_id)
-                    pts = transform_points(T_camera_lidar(cam_frame, frame), xyz)
-                    depth = project_cloud(pts, camera, w, h)
-                elif a.kind == "depth" and payload is not None:
+                    depth = projector.depth(xyz, frame, p.msg.header.frame_id, w, h)
+                    stats["extrinsics"] = projector.source
+                elif kind == "depth" and payload is not None:
                     depth = payload
                     if depth.shape != (h, w):
                         raise BagError(reader.path, f"{t}: depth {depth.shape[::-1]} differs from image {(w, h)}")
-                elif a.kind == "seg" and payload is not None:
+                elif kind == "seg" and payload is not None:
                     labels = payload
             if depth is not None:
                 stats["matched"] += 1
@@ -360,51 +465,10 @@ def import_bag(
             writer.write(split, f"{prefix}_{p.index:06d}", rgb, depth_m=depth, labels=labels)
             stats["frames_written"] += 1
 
-        def flush(final: bool = False) -> None:
-            while pending:
-                p = pending[0]
-                waiting = [t for t, k in p.needs.items() if k is not None and k >= aux[t].seen]
-                if waiting and not final:
-                    return
-                pending.popleft()
-                for t in waiting:  # bag ended before the matched message was delivered
-                    p.needs[t] = None
-                emit(p)
-                progress.update(1)
-
-        def done() -> bool:
-            return limit is not None and stats["frames_written"] + len(pending) >= limit
-
         try:
-            stream = reader.messages([img_t, *aux], strict=False)
-            for m in stream:
-                if m.topic == img_t:
-                    i = n_image
-                    n_image += 1
-                    if i % every or done():
-                        continue
-                    t = _stamp(m.msg, m.log_ns)
-                    needs = {topic: a.match(t, tol_ns) for topic, a in aux.items()}
-                    for topic, k in needs.items():
-                        if k is not None and k < aux[topic].seen and k not in aux[topic].cache:
-                            needs[topic] = None  # evicted: bag far out of stamp order
-                            stats["evicted"] = stats.get("evicted", 0) + 1
-                    pending.append(_Pending(i, t, m.msg, needs))
-                else:
-                    a = aux[m.topic]
-                    if a.kind == "cloud":
-                        xyz = cloud_to_xyz(m.msg)
-                        xyz = xyz[np.linalg.norm(xyz, axis=1) > MIN_RANGE_M]
-                        a.put((xyz, clean_frame(m.msg.header.frame_id)))
-                    elif a.kind == "depth":
-                        a.put(depth_from_msg(m.msg))
-                    else:
-                        a.put(labels_from_msg(m.msg))
-                flush()
-                if done() and not pending:
-                    break
-            stream.close()
-            flush(final=True)
+            for joined in join_frames(reader, img_t, aux, tol_ns, every, limit, stats):
+                emit(joined)
+                progress.update(1)
         finally:
             progress.close()
             if writer is not None:
@@ -421,6 +485,11 @@ def import_bag(
         raise BagError(Path(bag), f"damaged bag: wrote the {stats['frames_written']} frames that could be read "
                                   f"to {out}; " + "; ".join(stats["problems"]))
     return stats
+
+
+def tf_topics(reader: BagReader) -> list[str]:
+    """The bag's tf topics (/tf_static, /tf) that hold TFMessages."""
+    return [t for t in TF_TOPICS if t in reader.topics and reader.topics[t].msgtype == TF_MESSAGE]
 
 
 def _lookup(reader: BagReader, static: TfTree, dynamic: TfTree, cam: str, lidar: str) -> tuple[np.ndarray, str]:

@@ -1,0 +1,577 @@
+"""`meco replay-eval`: a recorded drive in, the perception node's metrics, FPS and latency out.
+
+    meco replay-eval --bag drive/ --image-topic /camera/image_raw --seg-gt-topic /camera/segmentation \
+        --depth-gt-topic /camera/depth --closed-loop --out out/replay
+
+What runs (everything over real DDS, nothing simulated):
+- the perception node: the installed `perception_node` executable with the vehicle's
+  params file (config/golf_cart.yaml) plus only the overrides asked for (checkpoint,
+  inference size, compressed input, sim time), started as a subprocess in a namespace of
+  its own (meco_ros.proc, as node-bench does), unless `--use-running-node` points at one;
+- this process publishes the bag's camera frames with their original header (stamp and
+  frame_id) and the matching camera_info, and collects `depth`, `segmentation` and `stats`
+  (meco_ros.replay_ros);
+- outputs are matched to the frames, and so to the ground truth, by header stamp and
+  scored with meco eval's own MetricSet (meco_ros.replay_report).
+
+Modes: `--closed-loop` (default): the next frame goes out when the previous frame's
+outputs arrived (or after `--timeout`), so every frame is scored and the metrics equal
+`meco eval` on the same frames. `--rate R` (Hz, or `bag` for the recorded timing): real
+time, what the vehicle would see; the node keeps only the newest frame, and frames it
+could not keep up with are counted as dropped.
+
+Before the replay one "probe" frame (the first frame, stamped 1 ns) is sent until the node
+answers: it proves discovery is complete both ways (the node computes nothing for outputs
+nobody subscribes to), and its Prediction message gives the class names and depth range.
+The probe is not scored or counted.
+
+Bad input never hangs: every wait has a timeout; a damaged bag is replayed as far as it
+reads, missing ground-truth topics and unmatched stamps are listed, and a report
+(possibly empty) is always written. Exit code 0: clean run; 1: partial report (see
+`problems`); 2: nothing could be replayed.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import queue
+import shlex
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from meco_core.bags import BagError, stamp_ns
+from meco_core.classes import GOLF, ClassSet
+
+from .proc import REPO, Process, ros_env, start_node
+from .replay_bag import BagSource, ReplayFrame
+from .replay_report import Scorer, machine, percentiles, summarize, table, write_report
+
+PROBE_STAMP_NS = 1  # no recorded frame is stamped 1 ns after the epoch
+MAX_CONSECUTIVE_TIMEOUTS = 3
+DEV_MODEL_CONFIG = "backbone=vit_tiny_patch16_224"  # as node-bench's test/dev model
+DEFAULT_CHECKPOINT = "checkpoints/meco_golf.pt"
+LOUD = "!" * 100
+
+
+class ReplayAbort(RuntimeError):
+    """The replay cannot go on; the message says why (the report is still written)."""
+
+
+@dataclass
+class ReplayConfig:
+    bag: str
+    image_topic: str
+    seg_gt_topic: str | None = None
+    depth_gt_topic: str | None = None
+    lidar_topic: str | None = None
+    info_topic: str | None = None
+    extrinsics: str | None = None
+    checkpoint: str | None = None
+    dev: bool = False
+    dev_model_config: str = DEV_MODEL_CONFIG
+    rate: float | str | None = None  # None = closed loop; Hz; "bag" = recorded timing
+    use_running_node: bool = False
+    node_namespace: str | None = None
+    node_image_topic: str | None = None
+    out: str = "out/replay"
+    json: str | None = None
+    timeout: float = 30.0
+    start_timeout: float = 180.0
+    inference_size: tuple[int, int] | None = None  # (0, 0) = camera size
+    params_file: str | None = None
+    device: str | None = None
+    threads: int | None = None
+    tolerance_ms: float = 50.0
+    limit: int | None = None
+    use_sim_time: bool = False
+    verbose: bool = False
+    command: str = ""
+
+    @property
+    def closed_loop(self) -> bool:
+        return self.rate is None
+
+
+@dataclass
+class Progress:
+    """Counters of one replay (this process's view)."""
+
+    sent: int = 0
+    completed: int = 0  # frames whose depth and segmentation both came back
+    scored: int = 0
+    no_gt: int = 0  # outputs came back, but the frame has no ground truth
+    timeouts: int = 0
+    late_sends: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    receipts: list[float] = field(default_factory=list)
+
+    def fps(self) -> float:
+        r = self.receipts
+        return (len(r) - 1) / (r[-1] - r[0]) if len(r) >= 2 and r[-1] > r[0] else math.nan
+
+
+# ---------------------------------------------------------------- the node
+def _say(*parts: Any) -> None:
+    print(*parts, file=sys.stderr, flush=True)
+
+
+def shell_line(args: list[str]) -> str:
+    """A copy-pastable command line that stays readable (`-p "checkpoint:=''"`, not shlex's quote soup)."""
+    out = []
+    for a in args:
+        if a and all(c.isalnum() or c in "_-+=:,./@%" for c in a):
+            out.append(a)
+        elif not any(c in a for c in '"$`\\'):
+            out.append(f'"{a}"')
+        else:
+            out.append(shlex.quote(a))
+    return " ".join(out)
+
+
+def git_commit() -> str | None:
+    """The source tree's commit (read-only git call), for the report."""
+    import subprocess
+
+    try:
+        r = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                           timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return r.stdout.strip() or None
+
+
+def node_arguments(cfg: ReplayConfig, namespace: str, compressed: bool) -> tuple[list[str], dict[str, Any]]:
+    """--ros-args for perception_node: the vehicle's params file + only the overrides this run needs."""
+    from meco_core.inference import find_checkpoint
+
+    params_file = Path(cfg.params_file or REPO / "config" / "golf_cart.yaml").resolve()
+    args = ["--params-file", str(params_file), "-r", f"__ns:={namespace}"]
+    info: dict[str, Any] = {"params_file": str(params_file), "untrained": False}
+    checkpoint = None
+    if not cfg.dev:
+        if cfg.checkpoint:
+            checkpoint = find_checkpoint(cfg.checkpoint)
+            if checkpoint is None:
+                raise ReplayAbort(f"checkpoint not found: {cfg.checkpoint} (train one with `meco train`, or pass "
+                                  "--dev for a random-weight test model)")
+        else:
+            checkpoint = find_checkpoint(DEFAULT_CHECKPOINT)
+    if checkpoint is not None:
+        args += ["-p", f"checkpoint:={checkpoint}"]
+        info["checkpoint"] = str(checkpoint)
+    else:
+        if not cfg.dev:
+            _say(f"{LOUD}\nWARNING: {DEFAULT_CHECKPOINT} does not exist (yet): the perception node runs an UNTRAINED "
+                 f"random-weight model\n(test/dev mode, meco {cfg.dev_model_config}). Depth and segmentation are "
+                 f"meaningless; this run only shows the pipeline.\n{LOUD}")
+        args += ["-p", "checkpoint:=''", "-p", "model:=meco", "-p", f"model_config:={cfg.dev_model_config}"]
+        info.update(checkpoint=f"none: UNTRAINED meco {cfg.dev_model_config} (random weights, test/dev mode)",
+                    untrained=True)
+    if cfg.inference_size is not None:
+        h, w = cfg.inference_size
+        args += ["-p", f"inference_size:=[{h},{w}]"]
+    if compressed:
+        args += ["-p", "topics.image_compressed:=image/compressed"]
+    if cfg.device:
+        args += ["-p", f"device:={cfg.device}"]
+    if cfg.threads:
+        args += ["-p", f"threads:={cfg.threads}"]
+    if cfg.use_sim_time:
+        args += ["-p", "use_sim_time:=true"]
+    return args, info
+
+
+def start_perception_node(cfg: ReplayConfig, namespace: str, compressed: bool,
+                          run_info: dict[str, Any]) -> Process:
+    ros_args, info = node_arguments(cfg, namespace, compressed)
+    run_info.update(info)
+    node = start_node(ros_args, ros_env(), echo=cfg.verbose)
+    run_info["node_command"] = shell_line(node.cmd)
+    _say(f"replay-eval: started perception_node (namespace {namespace}); waiting up to {cfg.start_timeout:g} s "
+         "for 'ready' ...")
+    if not node.wait_for("ready", cfg.start_timeout):
+        tail = "\n".join(node.lines[-25:])
+        node.stop(signal.SIGKILL, 5)
+        raise ReplayAbort(f"perception_node did not become ready within {cfg.start_timeout:g} s "
+                          f"(exit code {node.popen.returncode}); its last output:\n{tail}")
+    return node
+
+
+# ---------------------------------------------------------------- replay loops
+class Replayer:
+    """Sends frames, matches outputs back by stamp, scores them."""
+
+    def __init__(self, cfg: ReplayConfig, link: Any, node: Process | None, progress: Progress) -> None:
+        self.cfg, self.link, self.node, self.p = cfg, link, node, progress
+        self.scorer: Scorer | None = None
+        self.problems: list[str] = []
+
+    def _check_node(self) -> None:
+        if self.node is not None and not self.node.alive():
+            tail = "\n".join(self.node.lines[-15:])
+            raise ReplayAbort(f"perception_node exited (code {self.node.popen.returncode}) during the replay:\n{tail}")
+
+    @staticmethod
+    def _override(frame: ReplayFrame) -> int | None:
+        """Unstamped images go out stamped with their bag time, so outputs can be matched."""
+        try:
+            return None if stamp_ns(frame.image) == frame.stamp else frame.stamp
+        except AttributeError:
+            return frame.stamp
+
+    def _send(self, frame: ReplayFrame) -> float:
+        t = self.link.publish(frame.image, frame.info, self._override(frame))
+        self.p.sent += 1
+        return t
+
+    def _handle(self, frame: ReplayFrame, out: Any, t_send: float) -> None:
+        assert self.scorer is not None
+        latency = (out.received - t_send) * 1e3
+        self.p.completed += 1
+        self.p.latencies_ms.append(latency)
+        self.p.receipts.append(out.received)
+        if frame.gt.empty:
+            self.p.no_gt += 1
+            return
+        m = self.scorer.score(frame.index, frame.stamp, frame.image, out.depth, out.labels, frame.gt.depth,
+                              frame.gt.labels, latency)
+        if m is None:
+            self.p.no_gt += 1
+        else:
+            self.p.scored += 1
+
+    # -- closed loop: one frame in flight
+    def closed_loop(self, frames: Iterable[ReplayFrame]) -> None:
+        consecutive = 0
+        for frame in frames:
+            self._check_node()
+            t = self._send(frame)
+            key = frame.stamp
+            done = self.link.wait(lambda: (o := self.link.data.outputs.get(key)) is not None and o.complete(),
+                                  self.cfg.timeout)
+            if done:
+                consecutive = 0
+                self._handle(frame, self.link.pop(key), t)
+                continue
+            self.p.timeouts += 1
+            consecutive += 1
+            self.link.pop(key)
+            if consecutive >= MAX_CONSECUTIVE_TIMEOUTS:
+                self._check_node()
+                raise ReplayAbort(f"no outputs for {consecutive} frames in a row (each waited {self.cfg.timeout:g} s, "
+                                  f"--timeout): the node stopped answering")
+
+    # -- real time: frames at a fixed rate, the node keeps up or drops
+    def real_time(self, frames: Iterable[ReplayFrame]) -> None:
+        pending: dict[int, tuple[ReplayFrame, float]] = {}
+        seen = len(self.link.data.order)
+        period = 1.0 / float(self.cfg.rate) if self.cfg.rate != "bag" else None
+        t0 = time.monotonic()
+        first_stamp: int | None = None
+
+        def collect() -> None:
+            nonlocal seen
+            for key in self.link.completed_since(seen):
+                seen += 1
+                out = self.link.pop(key)
+                if key not in pending or out is None:
+                    continue
+                frame, t_send = pending.pop(key)
+                for k in [k for k, (_, ts) in pending.items() if ts < t_send]:
+                    del pending[k]  # sent earlier, never processed: superseded in the node
+                self._handle(frame, out, t_send)
+            stale = time.monotonic() - self.cfg.timeout
+            for k in [k for k, (_, ts) in pending.items() if ts < stale]:
+                del pending[k]
+
+        for i, frame in enumerate(frames):
+            self._check_node()
+            if first_stamp is None:
+                first_stamp = frame.stamp
+            target = t0 + (i * period if period else (frame.stamp - first_stamp) / 1e9)
+            while (left := target - time.monotonic()) > 0:
+                n = seen
+                self.link.wait(lambda: len(self.link.data.order) > n, left)
+                collect()
+            if period and left < -period:
+                self.p.late_sends += 1
+            pending[frame.stamp] = (frame, self._send(frame))
+            collect()
+        # drain: the last frames' outputs, until nothing more comes
+        quiet = min(self.cfg.timeout, max(2.0, 3e-3 * percentiles(self.p.latencies_ms)["p95"]
+                                          if self.p.latencies_ms else 5.0))
+        while pending:
+            n = seen
+            if not self.link.wait(lambda: len(self.link.data.order) > n, quiet):
+                break
+            collect()
+
+
+class Prefetch:
+    """Read frames ahead on a thread (bounded queue), so bag decoding and lidar projection do not
+    delay real-time sends. `close()` stops the reader; errors are re-raised to the consumer."""
+
+    _END = object()
+
+    def __init__(self, frames: Iterable[ReplayFrame], size: int = 8) -> None:
+        self._q: queue.Queue = queue.Queue(size)
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, args=(iter(frames),), name="meco-replay-read", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._q.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _work(self, frames: Any) -> None:
+        try:
+            for frame in frames:
+                if not self._put(frame):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            self._error = exc
+        finally:
+            self._put(self._END)
+
+    def __iter__(self):
+        while True:
+            item = self._q.get()
+            if item is self._END:
+                break
+            yield item
+        if self._error is not None:
+            raise self._error
+
+    def close(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+
+# ---------------------------------------------------------------- probe and metadata
+def probe(link: Any, frame: ReplayFrame, timeout: float) -> float:
+    """Send the first frame (stamped PROBE_STAMP_NS) until its outputs and a Prediction came back;
+    returns the round trip in seconds. Raises ReplayAbort on timeout."""
+    deadline = time.monotonic() + timeout
+    sent = 0
+    t_first = 0.0
+    while time.monotonic() < deadline:
+        t = link.publish(frame.image, frame.info, PROBE_STAMP_NS)
+        t_first = t_first or t
+        sent += 1
+        ok = link.wait(lambda: (o := link.data.outputs.get(PROBE_STAMP_NS)) is not None and o.complete()
+                       and link.data.meta is not None, min(2.0, max(0.0, deadline - time.monotonic())))
+        if ok:
+            out = link.pop(PROBE_STAMP_NS)
+            rtt = out.received - t
+            if sent > 1:  # earlier probes may still be in the node: let them pass
+                link.wait(lambda: False, min(2 * max(rtt, 0.2), 5.0))
+                link.pop(PROBE_STAMP_NS)
+            return rtt
+        out = link.output(PROBE_STAMP_NS)
+        if out is not None and out.complete() and link.data.meta is None and time.monotonic() - t_first > 5:
+            break  # outputs but no Prediction (outputs.prediction off?)
+    got = link.output(PROBE_STAMP_NS)
+    if got is not None and got.complete():
+        link.pop(PROBE_STAMP_NS)
+        return math.nan
+    raise ReplayAbort(f"the node did not answer a probe frame within {timeout:g} s (sent {sent}; "
+                      f"image topic {link.image_topic})")
+
+
+def class_set_from(meta: Any, cfg: ReplayConfig, problems: list[str]) -> tuple[ClassSet, float]:
+    """Classes and depth range: the node's Prediction, else the checkpoint, else golf / 80 m."""
+    if meta is not None:
+        names = list(meta.class_names)
+        if names == GOLF.names:
+            return GOLF, meta.max_depth
+        colors = meta.class_colors if len(meta.class_colors) == len(names) else [(128, 128, 128)] * len(names)
+        return ClassSet("node", names, colors), meta.max_depth
+    from meco_core.inference import find_checkpoint
+
+    path = find_checkpoint(cfg.checkpoint) if cfg.checkpoint else None
+    if path is not None:
+        from meco_core.checkpoint import load_checkpoint
+        from meco_core.evaluate import class_set_of
+
+        ckpt = load_checkpoint(path)
+        cs = class_set_of(ckpt) or GOLF
+        problems.append("no Prediction message from the node: classes and depth range taken from the checkpoint")
+        return cs, float(ckpt["model_config"].get("max_depth", 80.0))
+    problems.append("no Prediction message from the node and no --checkpoint: assuming golf classes and 80 m")
+    return GOLF, 80.0
+
+
+# ---------------------------------------------------------------- orchestration
+def _node_stats(link: Any, first_index: int, baseline: Any, timeout: float = 3.0) -> dict[str, Any]:
+    """Counter deltas over the replay and mean stage timings, from the node's stats messages."""
+    n = len(link.data.stats)
+    link.wait(lambda: len(link.data.stats) > n, timeout)  # one more: counters up to the end
+    stats = link.data.stats[first_index:]
+    last = stats[-1] if stats else None
+    if last is None:
+        return {}
+    out: dict[str, Any] = {}
+    for key in ("frames_received", "frames_processed", "frames_dropped", "frames_invalid", "inference_errors"):
+        out[key] = int(getattr(last, key)) - (int(getattr(baseline, key)) if baseline is not None else 0)
+    busy = [s for s in stats if s.fps > 0]
+    for key in ("inference_ms", "convert_ms", "postprocess_ms", "publish_ms"):
+        out[f"mean_{key}"] = sum(getattr(s, key) for s in busy) / len(busy) if busy else math.nan
+    out["device"], out["model"] = last.device, last.model
+    return out
+
+
+def replay(cfg: ReplayConfig) -> tuple[int, dict[str, Any]]:
+    """Run one replay evaluation and write its report; returns (exit code, report.json body)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the node gets the cores (restored at the end: callers may be long-lived)
+    try:
+        return _replay(cfg)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _replay(cfg: ReplayConfig) -> tuple[int, dict[str, Any]]:
+    namespace = cfg.node_namespace or (f"/meco_replay_{os.getpid()}" if not cfg.use_running_node else "/camera")
+    run_info: dict[str, Any] = {
+        "command": cfg.command, "bag": str(cfg.bag), "mode": "closed loop" if cfg.closed_loop else
+        f"real time at {cfg.rate} {'timing' if cfg.rate == 'bag' else 'Hz'}",
+        "node": "already running" if cfg.use_running_node else "started by replay-eval",
+        "node_namespace": namespace, "inference_size": list(cfg.inference_size) if cfg.inference_size else
+        "params file", "tolerance_ms": cfg.tolerance_ms, "timeout_s": cfg.timeout,
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"), "git_commit": git_commit(), **machine()}
+    problems: list[str] = []
+    progress = Progress()
+    replayer: Replayer | None = None
+    node: Process | None = None
+    link = None
+    prefetch: Prefetch | None = None
+    node_stats: dict[str, Any] = {}
+    fatal = False
+    source: BagSource | None = None
+    try:
+        try:
+            source = BagSource(cfg.bag, cfg.image_topic, seg_topic=cfg.seg_gt_topic, depth_topic=cfg.depth_gt_topic,
+                               lidar_topic=cfg.lidar_topic, info_topic=cfg.info_topic, extrinsics=cfg.extrinsics,
+                               tolerance_ms=cfg.tolerance_ms, limit=cfg.limit)
+            source.open()
+        except (BagError, ValueError, OSError) as exc:
+            raise ReplayAbort(f"cannot replay: {exc}") from None
+        t = source.topics
+        run_info.update(image_topic=t.image, image_type=t.image_type, info_topic=t.info, depth_gt_topic=t.depth,
+                        lidar_topic=t.lidar, seg_gt_topic=t.seg, frames_in_bag=source.count)
+        if cfg.use_running_node:
+            run_info["checkpoint"] = cfg.checkpoint or "whatever the running node loaded"
+        else:
+            node = start_perception_node(cfg, namespace, t.compressed, run_info)
+        from .replay_ros import ReplayLink  # rclpy: only once the environment is set
+
+        link = ReplayLink(namespace, compressed=t.compressed, image_topic=cfg.node_image_topic,
+                          publish_clock=cfg.use_sim_time).start()
+        # a running node (e.g. started by the same launch file) may still be warming up
+        wait = cfg.start_timeout if cfg.use_running_node else min(cfg.timeout, 30.0)
+        if cfg.use_running_node:
+            _say(f"replay-eval: waiting up to {wait:g} s for a perception node at {namespace} ...")
+        if not link.wait_matched(wait):
+            raise ReplayAbort(f"no perception node at {namespace} within {wait:g} s: nothing subscribes to "
+                              f"{link.image_topic} or publishes {link.topic('depth')} and "
+                              f"{link.topic('segmentation')} (--node-namespace, --node-image-topic)")
+        frames = source.frames()
+        first = next(frames, None)
+        if first is None:
+            raise ReplayAbort(f"no readable frame on {t.image}")
+        rtt = probe(link, first, max(cfg.timeout, 10.0))
+        run_info["probe_round_trip_ms"] = round(rtt * 1e3, 1) if not math.isnan(rtt) else None
+        link.drop_prediction()
+        class_set, max_depth = class_set_from(link.data.meta, cfg, problems)
+        run_info.update(classes=class_set.names, max_depth=max_depth)
+        n_stats = len(link.data.stats)  # a fresh stats message: counters from here on are the replay's
+        link.wait(lambda: len(link.data.stats) > n_stats, 1.5)
+        baseline, first_stats = link.latest_stats(), len(link.data.stats)
+        replayer = Replayer(cfg, link, node, progress)
+        tasks = (("depth",) if t.depth or t.lidar else ()) + (("segmentation",) if t.seg else ())
+        replayer.scorer = Scorer(class_set, max_depth, source.count, tasks)
+        _say(f"replay-eval: replaying {source.count} frames of {t.image} ({run_info['mode']}) ...")
+        stream = itertools.chain([first], frames)
+        if cfg.closed_loop:
+            replayer.closed_loop(stream)
+        else:
+            prefetch = Prefetch(stream)
+            replayer.real_time(prefetch)
+        node_stats = _node_stats(link, first_stats, baseline)
+    except ReplayAbort as exc:
+        problems.append(str(exc))
+        fatal = progress.sent == 0
+        _say(f"replay-eval: {exc}")
+    except KeyboardInterrupt:
+        problems.append("interrupted (Ctrl-C): partial report")
+    except Exception as exc:  # noqa: BLE001 - whatever happens, the report of what ran is written
+        import traceback
+
+        traceback.print_exc()
+        problems.append(f"replay stopped by an unexpected error: {type(exc).__name__}: {exc}")
+        fatal = progress.sent == 0
+    finally:
+        if prefetch is not None:
+            prefetch.close()
+        if link is not None:
+            link.stop()
+        if node is not None:
+            code = node.stop(signal.SIGINT, 30)
+            run_info["node_exit_code"] = code
+        if source is not None:
+            source.close()
+    if source is not None:
+        problems[:0] = source.all_problems()
+    if replayer is not None:
+        problems.extend(replayer.problems)
+        if replayer.scorer is not None and replayer.scorer.resized:
+            problems.append(f"{replayer.scorer.resized} outputs resized to their ground truth's size")
+    if progress.timeouts:
+        problems.append(f"{progress.timeouts} frame(s) got no outputs within --timeout {cfg.timeout:g} s")
+    if progress.no_gt and (cfg.seg_gt_topic or cfg.depth_gt_topic or cfg.lidar_topic):
+        problems.append(f"{progress.no_gt} frame(s) replayed without ground truth to score them against")
+    timing = {
+        "fps": progress.fps(), "frames_sent": progress.sent, "frames_scored": progress.scored,
+        "frames_dropped": progress.sent - progress.completed, "frames_completed": progress.completed,
+        "frames_without_gt": progress.no_gt, "latency_ms": percentiles(progress.latencies_ms),
+        "late_sends": progress.late_sends, "node_stats": node_stats, "problems": problems,
+        "class_names": run_info.get("classes", []),
+    }
+    scorer = replayer.scorer if replayer is not None else None
+    result = summarize(scorer, timing)
+    run_info["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    files = write_report(cfg.out, result, scorer, run_info, cfg.json)
+    title = (f"replay-eval {Path(cfg.bag).name} [{cfg.image_topic}] with "
+             f"{run_info.get('checkpoint', cfg.checkpoint or 'the default checkpoint')}, {run_info['mode']}")
+    print(table(result, scorer.class_set.names if scorer else None, title))
+    print("report: " + ", ".join(str(p) for p in files.values()))
+    return (2 if fatal else 1 if problems else 0), result
+
+
+def main_from_args(args: Any) -> int:
+    cfg = ReplayConfig(
+        bag=args.bag, image_topic=args.image_topic, seg_gt_topic=args.seg_gt_topic,
+        depth_gt_topic=args.depth_gt_topic, lidar_topic=args.lidar_topic, info_topic=args.info_topic,
+        extrinsics=args.extrinsics, checkpoint=args.checkpoint, dev=args.dev, dev_model_config=args.dev_model_config,
+        rate=args.rate, use_running_node=args.use_running_node, node_namespace=args.node_namespace,
+        node_image_topic=args.node_image_topic, out=args.out, json=args.json, timeout=args.timeout,
+        start_timeout=args.start_timeout, inference_size=args.inference_size, params_file=args.params_file,
+        device=args.device, threads=args.threads, tolerance_ms=args.tolerance_ms, limit=args.limit,
+        use_sim_time=args.use_sim_time, verbose=args.verbose,
+        command=getattr(args, "command_line", None) or shell_line(["meco", *sys.argv[1:]]))
+    code, _ = replay(cfg)
+    return code
