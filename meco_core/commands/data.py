@@ -16,16 +16,7 @@ import importlib
 import sys
 from typing import Callable
 
-
-def _size(text: str) -> tuple[int, int]:
-    """'HxW' -> (height, width)."""
-    try:
-        h, w = (int(x) for x in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be HxW, e.g. 240x320, not {text!r}") from None
-    if h <= 0 or w <= 0:
-        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
-    return h, w
+from meco_core.commands.bench import parse_size
 
 
 def _run_camvid(args: argparse.Namespace) -> int:
@@ -99,7 +90,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--n", type=int, default=100, help="number of samples")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--split", default="train")
-    p.add_argument("--size", type=_size, default=(240, 320), help="HxW (parsed to a (height, width) tuple)")
+    p.add_argument("--size", type=parse_size, default=(240, 320), help="HxW (parsed to a (height, width) tuple)")
     p.add_argument("--lidar-beams", type=int, choices=(0, 32, 64), default=0,
                    help="0 = dense depth, else simulate a lidar with this many beams (sparse depth)")
     p.set_defaults(handler=_delegate("synth"))
