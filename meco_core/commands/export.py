@@ -1,0 +1,28 @@
+"""`meco export`: a slim deployable checkpoint (default) or a TorchScript module."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from meco_core.commands.bench import parse_size
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("export", help="slim deployable checkpoint or TorchScript", description=__doc__)
+    p.add_argument("--checkpoint", required=True, help="source checkpoint (e.g. runs/meco_golf/best.pt)")
+    p.add_argument("--out", required=True, help="destination file")
+    p.add_argument("--format", choices=("checkpoint", "torchscript"), default="checkpoint")
+    p.add_argument("--fp32", action="store_true", help="checkpoint: keep fp32 weights (default fp16 storage)")
+    p.add_argument("--size", type=parse_size, default=(240, 320), help="torchscript: input HxW (default 240x320)")
+    p.set_defaults(handler=run)
+
+
+def run(args) -> int:
+    from meco_core.export import export_torchscript, slim_checkpoint
+
+    if args.format == "checkpoint":
+        result = slim_checkpoint(args.checkpoint, args.out, half=not args.fp32)
+    else:
+        result = export_torchscript(args.checkpoint, args.out, args.size)
+    print(json.dumps(result, indent=2))
+    return 0

@@ -1,0 +1,44 @@
+"""Export: slim checkpoints reproduce the model; TorchScript matches eager outputs."""
+from __future__ import annotations
+
+import torch
+
+from meco_core import build_model
+from meco_core.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint
+from meco_core.cli import main
+
+TINY = dict(backbone="vit_tiny_patch16_224", channels=32, num_classes=5)
+
+
+def test_slim_checkpoint_drops_training_state_and_keeps_the_model(tmp_path) -> None:
+    torch.manual_seed(0)
+    model = build_model("meco", **TINY).eval()
+    opt = torch.optim.AdamW(model.parameters())
+    save_checkpoint(tmp_path / "run.pt", model, class_set={"name": "golf"}, step=3, optimizer=opt.state_dict())
+    assert main(["export", "--checkpoint", str(tmp_path / "run.pt"), "--out", str(tmp_path / "ship.pt")]) == 0
+    slim = load_checkpoint(tmp_path / "ship.pt")
+    assert "optimizer" not in slim and slim["step"] == 3 and slim["class_set"] == {"name": "golf"}
+    rebuilt, _ = build_from_checkpoint(tmp_path / "ship.pt")
+    x = torch.rand(1, 3, 48, 64)
+    with torch.no_grad():
+        a, b = model(x), rebuilt.eval()(x)
+    # fp16 storage: outputs close, not bit-identical
+    assert torch.allclose(a["depth"], b["depth"], rtol=2e-2, atol=5e-2)
+    assert (a["segmentation"].argmax(1) == b["segmentation"].argmax(1)).float().mean() > 0.95
+
+
+def test_torchscript_matches_eager(tmp_path) -> None:
+    torch.manual_seed(0)
+    for name in ("meco", "mlore"):
+        save_checkpoint(tmp_path / f"{name}.pt", build_model(name, **TINY))
+        out = tmp_path / f"{name}.ts"
+        assert main(["export", "--checkpoint", str(tmp_path / f"{name}.pt"), "--out", str(out),
+                     "--format", "torchscript", "--size", "48x64"]) == 0
+        traced = torch.jit.load(str(out))
+        eager, _ = build_from_checkpoint(tmp_path / f"{name}.pt")
+        eager.prepare_for_inference()
+        x = torch.rand(1, 3, 48, 64)
+        with torch.no_grad():
+            depth, seg = traced(x)
+            ref = eager(x)
+        assert torch.allclose(depth, ref["depth"], atol=1e-3) and torch.allclose(seg, ref["segmentation"], atol=1e-3)
