@@ -181,6 +181,20 @@ def test_resume_rejects_a_different_config(trained, tiny_data) -> None:
         train(cfg, resume=True, progress=False)
 
 
+def test_init_from_starts_from_another_runs_weights(trained, tiny_data, tmp_path) -> None:
+    from meco_core.checkpoint import CheckpointError
+    from meco_core.train.trainer import Trainer
+
+    cfg = load_config(SMOKE, overrides(tiny_data, tmp_path / "ft", **{"model.init_from": str(trained / "last.pt")}))
+    start = Trainer(cfg, progress=False).raw_model.state_dict()
+    source = torch.load(trained / "last.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(start[k], source[k].to(start[k].dtype)) for k in source)
+    bad = load_config(SMOKE, overrides(tiny_data, tmp_path / "ft2", **{"model.init_from": str(trained / "last.pt"),
+                                                                       "model.config.channels": 48}))
+    with pytest.raises(CheckpointError, match="shape mismatch"):
+        Trainer(bad, progress=False)
+
+
 def test_non_finite_loss_skips_the_step(tiny_data, tmp_path, monkeypatch) -> None:
     from meco_core.losses import MultiTaskLoss
 

@@ -43,6 +43,7 @@ class ConfigError(ValueError):
 class ModelSection:
     name: str = "meco"
     config: dict[str, Any] = field(default_factory=dict)
+    init_from: Union[str, None] = None  # fine-tune: start from this checkpoint's weights (same model config)
 
 
 @dataclass

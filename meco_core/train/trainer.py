@@ -123,6 +123,8 @@ class Trainer:
         self.class_set = get_class_set(cfg.data.class_set)
         seed_everything(cfg.run.seed)  # identical initial weights on every rank
         model = build_model(cfg.model.name, **cfg.model_config()).to(self.info.device)
+        if cfg.model.init_from and not resume:
+            self._init_weights(model, cfg.model.init_from)
         self.raw_model = model
         self.max_depth = float(model.max_depth)
         seed_everything(cfg.run.seed + 1000 * self.info.rank)  # per-rank stream for router noise etc.
@@ -145,6 +147,14 @@ class Trainer:
         self.model = D.wrap_model(model, self.info)
 
     # ------------------------------------------------------------------ setup helpers
+    def _init_weights(self, model: torch.nn.Module, path: str) -> None:
+        """Fine-tuning start: weights (codebooks included) from another run's checkpoint."""
+        ckpt = load_checkpoint(path)
+        if ckpt["model_name"] != self.cfg.model.name:
+            raise CheckpointError(f"model.init_from {path} holds {ckpt['model_name']!r}, not {self.cfg.model.name!r}")
+        load_state_strict(model, ckpt["state_dict"], source=f"model.init_from {path}")
+        self.log(f"initialised from {path} (its step {ckpt.get('step', '?')})")
+
     def _setup_precision(self) -> None:
         p, dev = self.cfg.run.precision, self.info.device
         self.amp_dtype = None
