@@ -289,7 +289,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     dev = checkpoint is None
     inference_size = list(args.inference_size) if args.inference_size else _params_inference_size(params_file)
     bench_size = (h, w) if inference_size == [0, 0] else tuple(inference_size)
-    threads = args.threads
+    from .params import resolve_threads
+
+    threads = resolve_threads(args.threads)  # the node's own rule; the raw bench uses the same count
     say = (lambda *a: print(*a, file=sys.stderr, flush=True)) if not args.quiet else (lambda *a: None)
     model_label = checkpoint or f"meco {args.dev_model_config} (RANDOM weights, test/dev mode)"
     say(f"node-bench: model {model_label}, inference {bench_size[0]}x{bench_size[1]}, camera {h}x{w} "
@@ -449,7 +451,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="override the params file's inference_size (HxW)")
     p.add_argument("--params-file", default=None, help="node params (default config/golf_cart.yaml)")
     p.add_argument("--device", default=None, help="override the params file's device")
-    p.add_argument("--threads", type=int, default=2, help="torch threads for node and raw bench (default 2)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads for node and raw bench (default 0 = the node's auto: all cores but one)")
     p.add_argument("--repeats", type=int, default=20, help="raw model bench repeats (default 20)")
     p.add_argument("--dev", action="store_true", help="force the random-weight test/dev model")
     p.add_argument("--dev-model-config", default=DEV_MODEL_CONFIG,

@@ -133,7 +133,8 @@ def _spec_table() -> dict[str, Spec]:
                                            "upsampled logits) | nearest (cheapest)", check=_choice(UPSAMPLE_MODES)),
         "output_resolution": Spec("input", True, "input (outputs at the camera's size) | inference",
                                   check=_choice(OUTPUT_RESOLUTIONS)),
-        "threads": Spec(0, True, "torch CPU threads; 0 = torch's default", (0, 256)),
+        "threads": Spec(0, True, "torch CPU threads; 0 = all cores but one (that one serves ROS, DDS and "
+                                   "post-processing: on 2 cores 8.4 vs 7.1 FPS end to end)", (0, 256)),
         "max_depth": Spec(0.0, True, "metres; depth beyond it is published as +inf (REP 118 'too far') and it is "
                                      "the top of the depth colour map; 0 = the model's range", (0.0, 10000.0)),
         "depth_colormap": Spec("turbo", True, "colour map of depth/color", check=_choice(COLORMAPS)),
@@ -247,7 +248,8 @@ class NodeConfig:
         palette = tuple(g("palette")) if node.has_parameter("palette") else ()
         return cls(
             precision=g("precision"), inference_size=check_inference_size(list(g("inference_size"))),
-            upsample=g("upsample"), output_resolution=g("output_resolution"), threads=int(g("threads")),
+            upsample=g("upsample"), output_resolution=g("output_resolution"),
+            threads=resolve_threads(int(g("threads"))),
             max_depth=float(g("max_depth")), depth_colormap=g("depth_colormap"),
             segmentation_blend=float(g("segmentation_blend")), min_image_size=int(g("min_image_size")),
             max_frame_age=float(g("max_frame_age")), log_throttle=float(g("log_throttle")),
@@ -260,3 +262,12 @@ def runtime_table() -> str:
     rows = [f"{n}: {'run time' if s.runtime else 'restart-only'} - {s.description}" for n, s in SPECS.items()]
     rows.append(f"palette: run time - {PALETTE.description}")
     return "\n".join(rows)
+
+
+def resolve_threads(value: int) -> int:
+    """0 = auto: every CPU core but one. OpenMP workers that share their cores with the
+    executor, DDS and the publishing thread get descheduled mid-barrier, which made a
+    2-thread node slower than a 1-thread one here (node-bench, README)."""
+    import os
+
+    return value if value > 0 else max(1, (os.cpu_count() or 2) - 1)

@@ -136,7 +136,8 @@ class PerceptionNode(Node):
                                "for the test/dev mode with random weights")
         try:
             est = Estimator(str(path) if path else None, device=p("device"), precision=p("precision"),
-                            inference_size=list(p("inference_size")), threads=p("threads") or None,
+                            inference_size=list(p("inference_size")),
+                            threads=params.resolve_threads(int(p("threads"))),
                             model_name=model or None, model_config=params.parse_model_config(p("model_config")),
                             upsample=p("upsample"), compile=bool(p("compile")))
         except Exception as exc:  # device unavailable, checkpoint unreadable, bad model config
