@@ -28,3 +28,23 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"shared data directory not found: {path}")
     return path
+
+
+@pytest.fixture
+def load_launch():
+    """Load a launch file's description where launch_ros exists (ROS 2 machines only):
+    returns (entities, {argument name: DeclareLaunchArgument})."""
+    pytest.importorskip("launch_ros", reason="launch_ros is only on ROS 2 machines (not on PyPI)")
+    import importlib.util
+
+    from launch.actions import DeclareLaunchArgument
+
+    def load(path: Path):
+        spec = importlib.util.spec_from_file_location(path.stem.replace(".", "_"), path)
+        module = importlib.util.module_from_spec(spec)
+        assert spec.loader is not None
+        spec.loader.exec_module(module)
+        entities = module.generate_launch_description().entities
+        return entities, {e.name: e for e in entities if isinstance(e, DeclareLaunchArgument)}
+
+    return load

@@ -8,7 +8,6 @@ parser, so it cannot rot silently where it cannot run.
 from __future__ import annotations
 
 import ast
-import importlib.util
 import py_compile
 import re
 from pathlib import Path
@@ -56,19 +55,12 @@ def test_options_it_passes_exist_in_the_cli():
     assert used and used <= known, used - known
 
 
-def test_launch_description_actions():
-    pytest.importorskip("launch_ros", reason="launch_ros is only on ROS 2 machines (not on PyPI)")
+def test_launch_description_actions(load_launch):
     from launch import LaunchContext
-    from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction, SetEnvironmentVariable
+    from launch.actions import ExecuteProcess, OpaqueFunction, SetEnvironmentVariable
     from launch_ros.actions import Node
 
-    spec = importlib.util.spec_from_file_location("replay_launch", LAUNCH)
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    ld = module.generate_launch_description()
-    entities = ld.entities
-    args = {e.name: e for e in entities if isinstance(e, DeclareLaunchArgument)}
+    entities, args = load_launch(LAUNCH)
     assert ARGS <= set(args)
     assert any(isinstance(e, SetEnvironmentVariable) for e in entities)
     context = LaunchContext()
