@@ -37,7 +37,7 @@ $(VENV)/.stamp-prefix: $(VENV)/.stamp-pkg $(MSGS) package.xml tools/build_msgs.s
 # 30 Hz against the lidar (what the cart would see; demo_out/realtime/).
 DEMO_OUT        ?= demo_out
 DEMO_SEED       ?= 7
-DEMO_FRAMES     ?= 60
+DEMO_FRAMES     ?= 150
 DEMO_SIZE       ?= 240x320
 DEMO_CHECKPOINT ?= checkpoints/meco_golf.pt
 DEMO_BAG        := $(DEMO_OUT)/drive_bag

@@ -47,6 +47,7 @@ from .qos import make_qos, status_qos
 from .worker import Mailbox, Stage
 
 NODE_NAME = "perception_node"
+GIL_SWITCH_INTERVAL_S = 0.0001
 IMAGE_OUTPUTS = ("depth", "segmentation", "segmentation_color", "depth_color", "prediction")
 
 
@@ -384,6 +385,9 @@ class PerceptionNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Console script: spin until Ctrl-C / SIGTERM; exit code 0 on a clean stop, 1 if startup fails."""
+    # The inference thread needs the GIL between torch ops; with the executor and the
+    # publishing thread running Python, the default 5 ms switch interval stalls it.
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     rclpy.init(args=args)
     node: PerceptionNode | None = None
     code = 0
