@@ -291,22 +291,24 @@ class DatasetReader:
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         h, w = rgb.shape[:2]
         depth = labels = None
-        dpath = self.root / split / "depth" / f"{name}.png"
-        if dpath.exists():
-            mm = cv2.imread(str(dpath), cv2.IMREAD_UNCHANGED)
-            if mm is None or mm.dtype != np.uint16 or mm.ndim != 2:
-                raise DatasetFormatError(f"{dpath}: depth must be a 1-channel 16-bit PNG (millimetres)")
-            if mm.shape != (h, w):
-                raise DatasetFormatError(f"{dpath}: size {mm.shape[::-1]} differs from image {(w, h)}")
-            depth = mm.astype(np.float32) / 1000.0
-        spath = self.root / split / "seg" / f"{name}.png"
-        if spath.exists():
-            labels = cv2.imread(str(spath), cv2.IMREAD_UNCHANGED)
-            if labels is None or labels.dtype != np.uint8 or labels.ndim != 2:
-                raise DatasetFormatError(f"{spath}: labels must be a 1-channel 8-bit PNG")
-            if labels.shape != (h, w):
-                raise DatasetFormatError(f"{spath}: size {labels.shape[::-1]} differs from image {(w, h)}")
+        mm = _read_plane(self.root / split / "depth" / f"{name}.png", np.uint16, (h, w),
+                         "depth must be a 1-channel 16-bit PNG (millimetres)")
+        depth = mm.astype(np.float32) / 1000.0 if mm is not None else None
+        labels = _read_plane(self.root / split / "seg" / f"{name}.png", np.uint8, (h, w),
+                             "labels must be a 1-channel 8-bit PNG")
         return Sample(rgb=rgb, depth_m=depth, labels=labels, name=name)
 
     def __repr__(self) -> str:
         return f"DatasetReader({str(self.root)!r}, classes={self.class_set.name!r}, splits={self.meta.get('splits')})"
+
+
+def _read_plane(path: Path, dtype: type, size: tuple[int, int], what: str) -> np.ndarray | None:
+    """An optional single-channel PNG of the given dtype and (H, W); None if absent."""
+    if not path.exists():
+        return None
+    plane = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if plane is None or plane.dtype != dtype or plane.ndim != 2:
+        raise DatasetFormatError(f"{path}: {what}")
+    if plane.shape != size:
+        raise DatasetFormatError(f"{path}: size {plane.shape[::-1]} differs from image {size[::-1]}")
+    return plane
