@@ -103,25 +103,45 @@ class _Salvage:
         pass
 
 
-# ---------------------------------------------------------------------------- MCAP
-class McapSalvage(_Salvage):
+class _RecordSalvage(_Salvage):
+    """Formats read as one stream of records from a magic header (MCAP, ROS 1): the scan
+    stops at the first truncated or damaged record and says why in `problem`."""
+
+    MAGIC: bytes = b""
+    KIND: str = ""
+
     def __init__(self, path: Path) -> None:
         super().__init__(path)
-        self._schemas: dict[int, tuple[str, str, str]] = {}
-        for _ in self._scan(count_only=True):
+        for _ in self._scan(count_only=True):  # index the connections
             pass
 
     def _scan(self, count_only: bool, conn_ids: set[int] | None = None) -> Iterator[tuple[int, int, bytes]]:
         self.problem = None
         with open(self.path, "rb") as f:
-            if f.read(8) != MCAP_MAGIC:
-                raise ValueError(f"{self.path}: not an MCAP file (bad magic)")
+            if f.read(len(self.MAGIC)) != self.MAGIC:
+                raise ValueError(f"{self.path}: not {self.KIND} (bad magic)")
             try:
                 yield from self._records(f, count_only, conn_ids, top=True)
             except Truncated as exc:
                 self.problem = f"truncated: {exc}"
-            except (struct.error, ValueError, UnicodeDecodeError) as exc:
+            except (struct.error, ValueError, UnicodeDecodeError, KeyError) as exc:
                 self.problem = f"damaged record: {exc}"
+
+    def messages(self, conn_ids: set[int]) -> Iterator[tuple[int, int, bytes]]:
+        return self._scan(count_only=False, conn_ids=conn_ids)
+
+    def _records(self, f: BinaryIO, count_only: bool, conn_ids: set[int] | None,
+                 top: bool) -> Iterator[tuple[int, int, bytes]]:  # pragma: no cover
+        raise NotImplementedError
+
+
+# ---------------------------------------------------------------------------- MCAP
+class McapSalvage(_RecordSalvage):
+    MAGIC, KIND = MCAP_MAGIC, "an MCAP file"
+
+    def __init__(self, path: Path) -> None:
+        self._schemas: dict[int, tuple[str, str, str]] = {}
+        super().__init__(path)
 
     def _records(self, f: BinaryIO, count_only: bool, conn_ids: set[int] | None,
                  top: bool) -> Iterator[tuple[int, int, bytes]]:
@@ -177,9 +197,6 @@ class McapSalvage(_Salvage):
             raise Truncated(f"file ends inside the chunk at offset {start - 9}")
         f.seek(start + length)
 
-    def messages(self, conn_ids: set[int]) -> Iterator[tuple[int, int, bytes]]:
-        return self._scan(count_only=False, conn_ids=conn_ids)
-
 
 def _mcap_str(buf: bytes, off: int) -> tuple[str, int]:
     (n,) = struct.unpack_from("<I", buf, off)
@@ -201,23 +218,8 @@ def _ros1_fields(buf: bytes) -> dict[str, bytes]:
     return out
 
 
-class Ros1Salvage(_Salvage):
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
-        for _ in self._scan(count_only=True):
-            pass
-
-    def _scan(self, count_only: bool, conn_ids: set[int] | None = None) -> Iterator[tuple[int, int, bytes]]:
-        self.problem = None
-        with open(self.path, "rb") as f:
-            if f.read(len(ROS1_MAGIC)) != ROS1_MAGIC:
-                raise ValueError(f"{self.path}: not a ROS 1 bag v2.0 (bad magic)")
-            try:
-                yield from self._records(f, count_only, conn_ids, top=True)
-            except Truncated as exc:
-                self.problem = f"truncated: {exc}"
-            except (struct.error, ValueError, UnicodeDecodeError, KeyError) as exc:
-                self.problem = f"damaged record: {exc}"
+class Ros1Salvage(_RecordSalvage):
+    MAGIC, KIND = ROS1_MAGIC, "a ROS 1 bag v2.0"
 
     def _records(self, f: BinaryIO, count_only: bool, conn_ids: set[int] | None,
                  top: bool) -> Iterator[tuple[int, int, bytes]]:
@@ -257,9 +259,6 @@ class Ros1Salvage(_Salvage):
                     conn.count += 1
                 elif conn_ids is None or cid in conn_ids:
                     yield cid, sec * 1_000_000_000 + nsec, data
-
-    def messages(self, conn_ids: set[int]) -> Iterator[tuple[int, int, bytes]]:
-        return self._scan(count_only=False, conn_ids=conn_ids)
 
 
 # ---------------------------------------------------------------------------- sqlite3

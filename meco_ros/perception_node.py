@@ -95,7 +95,7 @@ class PerceptionNode(Node):
         self.stats = PipelineStats()
         self.warn = RateLimitedLog(self.get_logger().warning, self.cfg.log_throttle)
         self._camera_info: CameraInfo | None = None
-        self._lut_key: tuple = ()
+        self._applied_cfg: params.NodeConfig | None = None  # the config the inference thread runs with
         self._lut = out.palette_lut(self.cfg.palette)
         self._ready = False
         self._create_publishers()
@@ -235,15 +235,21 @@ class PerceptionNode(Node):
         return {k for k in IMAGE_OUTPUTS if on[k] and self.pubs[k].get_subscription_count() > 0}
 
     def _apply_runtime_config(self) -> None:
+        """Push a new NodeConfig to the estimator, torch and the palette LUT.
+
+        Called per frame on the inference thread, but a no-op until `_apply` builds a new
+        config (already validated by the set-parameter callback)."""
         cfg = self.cfg
+        if cfg is self._applied_cfg:
+            return
         self.estimator.configure(precision=cfg.precision, inference_size=cfg.inference_size, upsample=cfg.upsample)
         if cfg.threads:
             import torch
 
             if torch.get_num_threads() != cfg.threads:  # per thread (OpenMP): called on the inference thread
                 torch.set_num_threads(cfg.threads)
-        if cfg.palette != self._lut_key:
-            self._lut, self._lut_key = out.palette_lut(cfg.palette), cfg.palette
+        self._lut = out.palette_lut(cfg.palette)
+        self._applied_cfg = cfg
 
     def _infer(self, frame: Frame) -> None:
         """Stage 1 (inference thread): newest frame -> network outputs, handed to stage 2."""
