@@ -11,7 +11,7 @@ import importlib
 import sys
 
 # Module names under meco_core.commands, in the order they appear in `meco --help`.
-COMMAND_MODULES = ("bench", "data", "train", "evaluate", "replay_eval", "node_bench", "export")
+COMMAND_MODULES = ("bench", "data", "train", "evaluate", "compare", "replay_eval", "node_bench", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,6 +23,7 @@ from torch import nn
 
 from meco_core.classes import ClassSet, get_class_set, get_remap
 from meco_core.metrics import DepthMetrics, SegmentationMetrics
+from meco_core.plotting import pyplot, save_figure
 
 DEPTH_KEYS = ("rmse", "rmse_log", "abs_rel", "sq_rel", "d1", "d2", "d3")
 
@@ -217,10 +218,7 @@ def format_table(results: dict[str, Any], class_names: Sequence[str] | None = No
 def save_grid(samples: Sequence[dict[str, np.ndarray]], class_set: ClassSet | None, path: str | Path,
               max_depth: float = 80.0) -> Path:
     """PNG: one row per sample; columns input | pred depth | pred seg | GT depth | GT seg."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     cols = ["image", "pred_depth", "pred_seg", "gt_depth", "gt_seg"]
     titles = ["input", "predicted depth", "predicted segmentation", "GT depth", "GT segmentation"]
@@ -246,12 +244,7 @@ def save_grid(samples: Sequence[dict[str, np.ndarray]], class_set: ClassSet | No
             else:
                 ids = np.where((arr >= 0) & (arr < 256), arr, 255).astype(np.uint8)
                 ax.imshow(palette[ids] if palette is not None else ids, interpolation="nearest")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _depth_range(sample: dict[str, np.ndarray], max_depth: float) -> float:

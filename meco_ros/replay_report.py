@@ -28,6 +28,7 @@ from meco_core.bags import rgb_from_msg
 from meco_core.classes import ClassSet
 from meco_core.data.dataset import resize_sparse_depth
 from meco_core.evaluate import DEPTH_KEYS, MetricSet, format_table, json_safe, save_grid
+from meco_core.plotting import pyplot, save_figure
 
 GRID_ROWS = 4
 THUMB_WIDTH = 320  # samples kept for the PNGs are shrunk to this width (memory stays bounded)
@@ -194,10 +195,7 @@ def write_report(out_dir: str | Path, result: dict[str, Any], scorer: Scorer | N
 
 def plot_over_time(scorer: Scorer, path: Path) -> Path:
     """Per-frame AbsRel, mIoU and latency against bag time."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     frames = scorer.frames
     t0 = frames[0].stamp
@@ -212,10 +210,7 @@ def plot_over_time(scorer: Scorer, path: Path) -> Path:
         ax.set_ylabel(label, fontsize=8)
         ax.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("bag time (s)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _fmt(v: Any, spec: str = ".3f") -> str:

@@ -183,3 +183,22 @@ def test_inference_fast_path_equals_reference_quantization() -> None:
     fast = quantize_mixture(z.transpose(1, 2), [(experts.embed[idx], w),
                                                 (task.embed[torch.zeros(2, 1, dtype=torch.long)], torch.ones(2, 1))])
     assert torch.allclose(fast.transpose(1, 2), reference, atol=1e-5)
+
+
+def test_stem_skip_feeds_the_hybrid_stem_to_every_head() -> None:
+    """The stride-4 skip changes the heads' input (it is used) and keeps any input size working."""
+    cfg = dict(backbone="vit_tiny_r_s16_p8_224", backbone_kwargs={"patch_size": 4}, channels=32, num_experts=3,
+               top_k=2, codebook_size=16, task_codebook_size=16, head_upsample=1)
+    model = build_model("meco", stem_skip=True, **cfg).eval()
+    assert model.backbone.stem_channels == 64
+    image = torch.rand(1, 3, 70, 90)
+    with torch.no_grad():
+        out = model(image)
+        assert out["depth"].shape == (1, 1, 70, 90) and out["segmentation"].shape == (1, 5, 70, 90)
+        assert model.backbone.pop_stem() is None  # released after each forward
+        base = model(image)["segmentation"]
+        for head in model.heads.values():
+            head.skip_proj[0].weight.mul_(2.0)
+        assert not torch.allclose(model(image)["segmentation"], base)
+    with pytest.raises(ValueError, match="hybrid ViT"):
+        build_model("meco", stem_skip=True, backbone="vit_tiny_patch16_224", channels=32)

@@ -3,7 +3,7 @@
 Every model = shared ViT backbone + its own decoder + shared stage fusion and heads, so
 the comparisons isolate the decoders. Config keys common to all models:
   backbone, backbone_weights, backbone_kwargs, taps, tasks, num_classes, max_depth,
-  channels (decoder width C), head_upsample, drop_path_rate
+  channels (decoder width C), head_upsample, stem_skip (hybrid ViTs), drop_path_rate
 plus each decoder's own keys (see `model_config_keys(name)`).
 """
 from __future__ import annotations
@@ -30,6 +30,7 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "max_depth": 80.0,
     "channels": 256,
     "head_upsample": 0,
+    "stem_skip": False,
     "drop_path_rate": 0.0,
 }
 
@@ -81,7 +82,8 @@ def build_model(name: str, **config: Any) -> MultiTaskModel:
     if bad_tasks or not cfg["tasks"]:
         raise ValueError(f"tasks must be a non-empty subset of {TASKS}, got {cfg['tasks']}")
     backbone = ViTBackbone(cfg["backbone"], taps=cfg["taps"], weights=cfg["backbone_weights"],
-                           drop_path_rate=cfg["drop_path_rate"], **cfg["backbone_kwargs"])
+                           drop_path_rate=cfg["drop_path_rate"], stem_skip=cfg["stem_skip"],
+                           **cfg["backbone_kwargs"])
     decoder_kwargs = {k: cfg[k] for k in inspect.signature(decoder_cls.__init__).parameters
                       if k in cfg and k not in ("tasks", "channels")}
     decoder = decoder_cls(in_dim=backbone.embed_dim, num_stages=len(backbone.taps), tasks=list(cfg["tasks"]),

@@ -69,6 +69,7 @@ class ViTBackbone(nn.Module):
         taps: Sequence[int] | None = None,
         weights: str | None = None,
         drop_path_rate: float = 0.0,
+        stem_skip: bool = False,
         **timm_kwargs,
     ) -> None:
         super().__init__()
@@ -87,8 +88,32 @@ class ViTBackbone(nn.Module):
         self.embed_dim: int = self.vit.embed_dim
         self.patch_size: int = int(self.vit.patch_embed.feat_ratio()) if hasattr(self.vit.patch_embed, "feat_ratio") \
             else int(self.vit.patch_embed.patch_size[0])
+        self.stem_channels = self._hook_stem() if stem_skip else 0
+        self._stem: torch.Tensor | None = None
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def _hook_stem(self) -> int:
+        """Keep the convolutional stem's output (stride 4 in hybrid ViTs) for the heads' skip.
+
+        A forward hook rather than a second stem pass: forward_intermediates runs the stem
+        anyway, and tracing for export records the hook like any other op.
+        """
+        stem = getattr(self.vit.patch_embed, "backbone", None)
+        if stem is None:
+            raise ValueError(f"stem_skip needs a hybrid ViT with a convolutional stem (e.g. vit_tiny_r_s16_p8_224); "
+                             f"{self.name!r} embeds patches directly")
+        stem.register_forward_hook(self._keep_stem)  # a bound method survives deepcopy, a lambda would not
+        with torch.no_grad():
+            return int(stem(torch.zeros(1, 3, 64, 64)).shape[1])
+
+    def _keep_stem(self, _module: nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
+        self._stem = output
+
+    def pop_stem(self) -> torch.Tensor | None:
+        """The stem features of the last forward (None without stem_skip), released after use."""
+        stem, self._stem = self._stem, None
+        return stem
 
     def pad_to_patch(self, x: torch.Tensor) -> torch.Tensor:
         """Replicate-pad bottom/right to a multiple of the patch size."""

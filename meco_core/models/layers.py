@@ -33,9 +33,12 @@ class DenseHead(nn.Module):
 
     `upsample_stages` adds x2 learned refinement steps (3x3 conv at half the channels each)
     before the final bilinear upsample: better thin structures for a little compute.
+    `skip_channels` > 0 adds a high-resolution skip (DeepLabv3+ style): the backbone's stem
+    features are projected, added at their resolution and refined by one 3x3 conv, which
+    gives thin classes (poles, signs, people) edges the stride-16 tokens cannot carry.
     """
 
-    def __init__(self, channels: int, out_channels: int, upsample_stages: int = 0) -> None:
+    def __init__(self, channels: int, out_channels: int, upsample_stages: int = 0, skip_channels: int = 0) -> None:
         super().__init__()
         layers: list[nn.Module] = [conv_norm_act(channels, channels, 3)]
         width = channels
@@ -44,11 +47,18 @@ class DenseHead(nn.Module):
                        conv_norm_act(width, max(width // 2, 32), 3)]
             width = max(width // 2, 32)
         self.body = nn.Sequential(*layers)
+        self.skip_proj = conv_norm_act(skip_channels, width) if skip_channels else None
+        self.skip_refine = conv_norm_act(width, width, 3) if skip_channels else None
         self.out = nn.Conv2d(width, out_channels, 1)
 
-    def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        y = self.out(self.body(x))
-        return F.interpolate(y, size=size, mode="bilinear", align_corners=False)
+    def forward(self, x: torch.Tensor, size: tuple[int, int], skip: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.body(x)
+        if self.skip_proj is not None:
+            if skip is None:
+                raise ValueError("this head was built with a stem skip; pass the backbone's stem features")
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = self.skip_refine(x + self.skip_proj(skip))
+        return F.interpolate(self.out(x), size=size, mode="bilinear", align_corners=False)
 
 
 class DepthActivation(nn.Module):

@@ -30,7 +30,8 @@ class MultiTaskModel(nn.Module):
         num_stages = len(backbone.taps)
         self.fusion = nn.ModuleDict({t: StageFusion(channels, num_stages) for t in self.tasks})
         out_channels = {"depth": 1, "segmentation": num_classes}
-        self.heads = nn.ModuleDict({t: DenseHead(channels, out_channels[t], head_upsample) for t in self.tasks})
+        self.heads = nn.ModuleDict({t: DenseHead(channels, out_channels[t], head_upsample, backbone.stem_channels)
+                                    for t in self.tasks})
         self.depth_activation = DepthActivation(max_depth)
 
     def forward(self, image: torch.Tensor, return_aux: bool = False):
@@ -38,11 +39,12 @@ class MultiTaskModel(nn.Module):
             raise ValueError(f"expected images of shape (B, 3, H, W) in [0, 1], got {tuple(image.shape)}")
         h, w = image.shape[-2:]
         features = self.backbone(image)
+        stem = self.backbone.pop_stem()
         per_task, aux = self.decoder(features)
         padded = (features[0].shape[-2] * self.backbone.patch_size, features[0].shape[-1] * self.backbone.patch_size)
         outputs = {}
         for t in self.tasks:
-            y = self.heads[t](self.fusion[t](per_task[t]), padded)[..., :h, :w]
+            y = self.heads[t](self.fusion[t](per_task[t]), padded, stem)[..., :h, :w]
             outputs[t] = self.depth_activation(y) if t == "depth" else y
         return (outputs, aux) if return_aux else outputs
 

@@ -1,0 +1,175 @@
+"""Same-budget comparison: train several registered models from one config, score them on
+the same evaluation sets, benchmark them at one size, and put it all in one table.
+
+This is how the README's results table (the papers' two tables at our scale) is made:
+every model gets the same data, augmentation, optimiser, schedule and number of steps;
+only `model.name` differs, and each model keeps just the config keys it accepts (MECO's
+codebook sizes mean nothing to a single-task model). Runs live in `<out>/<model>/` and a
+killed comparison resumes: finished runs are reused, a half-finished one continues.
+
+The final weights (`last.pt`) are scored, not `best.pt`: picking the best validation step
+and then reporting that validation set would flatter whichever model is noisiest.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from .bench import count_flops, count_params, measure_latency
+from .checkpoint import build_from_checkpoint, load_checkpoint
+from .evaluate import class_set_of, evaluate, load_eval_dataset
+from .models import model_config_keys
+from .plotting import pyplot, save_figure
+from .train.config import load_config
+
+SINGLE_PAIR = ("single_depth", "single_segmentation")
+PAIR_LABEL = "single-task pair"
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    """One evaluation set: `ROOT:SPLIT` or `ROOT:SPLIT:depth` (labels ignored, depth only)."""
+    root: str
+    split: str
+    depth_only: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> "EvalSpec":
+        parts = text.rsplit(":", 2) if text.count(":") >= 2 else text.rsplit(":", 1)
+        if len(parts) < 2 or not all(parts):
+            raise ValueError(f"eval set must look like ROOT:SPLIT or ROOT:SPLIT:depth, got {text!r}")
+        if len(parts) == 3 and parts[2] != "depth":
+            raise ValueError(f"eval set {text!r}: the only option after the split is 'depth'")
+        return cls(parts[0], parts[1], len(parts) == 3)
+
+    @property
+    def label(self) -> str:
+        return f"{Path(self.root).name}/{self.split}" + (" depth" if self.depth_only else "")
+
+
+def config_for(base_model_config: dict[str, Any], name: str) -> tuple[dict[str, Any], list[str]]:
+    """The base model config restricted to the keys `name` accepts, and the keys dropped."""
+    valid = model_config_keys(name)
+    kept = {k: v for k, v in base_model_config.items() if k in valid and k != "tasks"}
+    return kept, sorted(set(base_model_config) - set(kept))
+
+
+def train_model(config_path: str | Path, name: str, out_root: str | Path, overrides: dict[str, Any],
+                progress: bool = True, log=print) -> Path:
+    """Train (or finish, or reuse) `name` under the shared config; returns its final checkpoint."""
+    from .train.trainer import train
+
+    base = load_config(config_path, overrides)
+    model_config, dropped = config_for(base.model.config, name)
+    out_dir = Path(out_root) / name
+    cfg = load_config(config_path, {**overrides, "model.name": name, "model.config": model_config,
+                                    "run.out_dir": str(out_dir)})
+    last = out_dir / "last.pt"
+    done_step = int(load_checkpoint(last).get("step", 0)) if last.is_file() else 0
+    if done_step >= cfg.optim.steps:
+        log(f"{name}: reusing {last} (step {done_step})")
+        return last
+    if dropped:
+        log(f"{name}: config keys it does not take, dropped: {', '.join(dropped)}")
+    train(cfg, resume=last.is_file(), progress=progress)
+    return last
+
+
+def score_model(checkpoint: str | Path, specs: Sequence[EvalSpec], max_frames: int | None = None,
+                progress: bool = True) -> dict[str, dict[str, Any]]:
+    """Metrics of one checkpoint on every evaluation set, keyed by the set's label."""
+    model, ckpt = build_from_checkpoint(checkpoint)
+    model.prepare_for_inference()
+    out = {}
+    for spec in specs:
+        dataset, class_set = load_eval_dataset(spec.root, spec.split, class_set_of(ckpt), model.num_classes,
+                                               model.max_depth, depth_only=spec.depth_only)
+        out[spec.label] = evaluate(model, dataset, "cpu", max_frames=max_frames, class_set=class_set,
+                                   progress=progress).metrics
+    return out
+
+
+def complexity(checkpoints: dict[str, Path], size: tuple[int, int], repeats: int = 10,
+               progress: bool = True) -> dict[str, dict[str, float]]:
+    """Params, GFLOPs and batch-1 latency of each model's inference form, interleaved."""
+    models = {}
+    for name, path in checkpoints.items():
+        model, _ = build_from_checkpoint(path)
+        models[name] = model.prepare_for_inference()
+    image = torch.rand(1, 3, *size)
+    times = measure_latency(models, image, warmup=2, repeats=repeats, progress=progress)
+    return {name: {"params_m": count_params(m) / 1e6, "gflops": count_flops(m, image) / 1e9,
+                   "latency_ms": statistics.median(times[name]), "fps": 1e3 / statistics.median(times[name])}
+            for name, m in models.items()}
+
+
+def add_single_task_pair(rows: dict[str, dict[str, Any]]) -> None:
+    """The papers' single-task baseline: one depth model + one segmentation model, run both.
+
+    Its accuracy is each model on its own task; its cost is the sum of the two.
+    """
+    if not all(n in rows for n in SINGLE_PAIR):
+        return
+    depth, seg = (rows[n] for n in SINGLE_PAIR)
+    latency = depth["latency_ms"] + seg["latency_ms"]
+    pair = {"params_m": depth["params_m"] + seg["params_m"], "gflops": depth["gflops"] + seg["gflops"],
+            "latency_ms": latency, "fps": 1e3 / latency, "metrics": {}}
+    for label in depth["metrics"]:
+        d, s = depth["metrics"][label], seg["metrics"][label]
+        pair["metrics"][label] = {**{k: v for k, v in d.items() if k not in ("miou", "iou_per_class", "pixel_acc")},
+                                  **{k: s[k] for k in ("miou", "iou_per_class", "pixel_acc") if k in s}}
+    rows[PAIR_LABEL] = pair
+
+
+def _fmt(value: Any, spec: str) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
+
+
+def markdown_table(rows: dict[str, dict[str, Any]], seg_set: str | None, depth_set: str | None,
+                   ref: str = "meco") -> str:
+    """README table: accuracy on each set, then cost, with ratios to `ref`."""
+    header = ["model"]
+    if seg_set:
+        header += [f"mIoU % ({seg_set})"]
+    if depth_set:
+        header += [f"AbsRel ({depth_set})", "RMSE m", "d1"]
+    header += ["params M", "GFLOPs", "FPS", f"GFLOPs x {ref}", f"FPS x {ref}"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    reference = rows.get(ref)
+    for name, r in rows.items():
+        cells = [name]
+        if seg_set:
+            cells.append(_fmt(r["metrics"].get(seg_set, {}).get("miou"), ".1f"))
+        if depth_set:
+            m = r["metrics"].get(depth_set, {})
+            cells += [_fmt(m.get("abs_rel"), ".4f"), _fmt(m.get("rmse"), ".2f"), _fmt(m.get("d1"), ".3f")]
+        cells += [f"{r['params_m']:.2f}", f"{r['gflops']:.2f}", f"{r['fps']:.2f}"]
+        cells += ([f"{r['gflops'] / reference['gflops']:.2f}", f"{r['fps'] / reference['fps']:.2f}"]
+                  if reference else ["-", "-"])
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot(rows: dict[str, dict[str, Any]], seg_set: str | None, depth_set: str | None, path: str | Path) -> Path:
+    """Accuracy against GFLOPs, one panel per task: where each model sits on the cost curve."""
+    plt = pyplot()
+
+    panels = [(s, k, t) for s, k, t in ((seg_set, "miou", "mIoU % (higher is better)"),
+                                        (depth_set, "abs_rel", "AbsRel (lower is better)")) if s]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
+    for ax, (label, key, title) in zip(axes[0], panels):
+        for name, r in rows.items():
+            value = r["metrics"].get(label, {}).get(key)
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                continue
+            ax.scatter(r["gflops"], value, s=60)
+            ax.annotate(name, (r["gflops"], value), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        ax.set_xlabel("GFLOPs (inference form, batch 1)")
+        ax.set_title(f"{label}: {title}", fontsize=10)
+        ax.grid(alpha=0.3)
+    return save_figure(fig, path, dpi=120)

@@ -1,0 +1,75 @@
+"""`meco compare`: same-budget training of several models, scored and benchmarked in one table."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from meco_core.cli import main as meco
+from meco_core.compare import EvalSpec, config_for
+from test_train import SMOKE, set_args, write_tiny_dataset
+
+
+def compare_args(data: Path, out: Path) -> list[str]:
+    return ["compare", "--config", str(SMOKE), "--models", "meco,single_depth,single_segmentation",
+            "--eval", f"{data}:val", "--eval", f"{data}:val:depth", "--out", str(out), "--steps", "2",
+            "--size", "64x96", "--repeats", "2", "--no-progress", *set_args(data)]
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory) -> tuple[Path, Path]:
+    data = write_tiny_dataset(tmp_path_factory.mktemp("cmp") / "data", n_train=4, n_val=2)
+    out = tmp_path_factory.mktemp("cmp") / "out"
+    assert meco(compare_args(data, out)) == 0
+    return data, out
+
+
+def test_every_model_trained_scored_and_costed(compared) -> None:
+    _, out = compared
+    result = json.loads((out / "compare.json").read_text())
+    rows = result["rows"]
+    assert list(rows) == ["meco", "single_depth", "single_segmentation", "single-task pair"]
+    for name in ("meco", "single_depth", "single_segmentation"):
+        assert (out / name / "last.pt").is_file()
+        assert rows[name]["params_m"] > 0 and rows[name]["gflops"] > 0 and rows[name]["fps"] > 0
+    seg, depth = "data/val", "data/val depth"  # one split, scored with labels and depth-only
+    assert rows["meco"]["metrics"][seg]["miou"] is not None
+    assert rows["single_depth"]["metrics"][seg]["miou"] is None          # no segmentation head
+    assert rows["single_segmentation"]["metrics"][depth]["abs_rel"] is None
+    pair = rows["single-task pair"]
+    assert pair["params_m"] == pytest.approx(rows["single_depth"]["params_m"] + rows["single_segmentation"]["params_m"])
+    assert pair["gflops"] == pytest.approx(rows["single_depth"]["gflops"] + rows["single_segmentation"]["gflops"])
+    assert pair["metrics"][seg]["miou"] == rows["single_segmentation"]["metrics"][seg]["miou"]
+    assert pair["metrics"][depth]["abs_rel"] == rows["single_depth"]["metrics"][depth]["abs_rel"]
+    table = (out / "compare.md").read_text()
+    assert table.count("\n") == 2 + 4 and "| single-task pair |" in table
+    assert (out / "compare.png").stat().st_size > 5000
+
+
+def test_rerun_reuses_finished_runs(compared, capsys) -> None:
+    data, out = compared
+    stamp = (out / "meco" / "last.pt").stat().st_mtime_ns
+    assert meco(compare_args(data, out)) == 0
+    assert "meco: reusing" in capsys.readouterr().out
+    assert (out / "meco" / "last.pt").stat().st_mtime_ns == stamp
+
+
+def test_model_keys_a_model_does_not_take_are_dropped() -> None:
+    base = {"backbone": "vit_tiny_patch16_224", "channels": 32, "num_experts": 3, "codebook_size": 16}
+    kept, dropped = config_for(base, "single_depth")
+    assert kept == {"backbone": "vit_tiny_patch16_224", "channels": 32}
+    assert dropped == ["codebook_size", "num_experts"]
+    assert config_for(base, "taskexpert")[1] == ["codebook_size"]
+
+
+@pytest.mark.parametrize("text", ["data", "data:", "a:b:c"])
+def test_bad_eval_sets_are_named(text) -> None:
+    with pytest.raises(ValueError, match="eval set"):
+        EvalSpec.parse(text)
+
+
+def test_unknown_model_is_an_error(tmp_path, capsys) -> None:
+    assert meco(["compare", "--config", str(SMOKE), "--models", "meco,nope", "--eval", "x:val",
+                 "--out", str(tmp_path)]) == 2
+    assert "unknown models ['nope']" in capsys.readouterr().err
