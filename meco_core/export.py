@@ -3,7 +3,10 @@ TorchScript.
 
 `slim_checkpoint` is how shipped models (checkpoints/*.pt) are made from a training run's
 best.pt: optimiser, scheduler and RNG states are dropped and floating weights can be
-stored as fp16 (loaded back as fp32), which keeps a model under the 25 MB budget.
+stored as fp16 (loaded back as fp32), which keeps a model under the 25 MB budget. Given
+several checkpoints of one model it ships their uniform weight average (a "model soup" /
+SWA-style average of snapshots from one run, which lands in a flatter, better-generalising
+point than any single snapshot).
 TorchScript tracing freezes the inference path at batch 1 for a fixed input size; MLoRE
 is traced in its re-parameterised form.
 """
@@ -14,19 +17,39 @@ from typing import Any
 
 import torch
 
-from .checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, build_from_checkpoint, load_checkpoint, load_state_strict, save_checkpoint
 
 KEEP_KEYS = ("step", "val_metrics", "train_config")
 
 
-def slim_checkpoint(src: str | Path, dst: str | Path, half: bool = True) -> dict[str, Any]:
-    """Write a deployable copy of `src`; returns sizes and what was kept."""
-    ckpt = load_checkpoint(src)
-    model, _ = build_from_checkpoint(src)
-    extra = {k: ckpt[k] for k in KEEP_KEYS if k in ckpt}
-    save_checkpoint(dst, model, class_set=ckpt.get("class_set"), half=half, source=str(src), **extra)
-    return {"src_mb": Path(src).stat().st_size / 1e6, "dst_mb": Path(dst).stat().st_size / 1e6,
-            "half": half, "kept": sorted(extra)}
+def average_weights(paths: list[str | Path]) -> dict[str, torch.Tensor]:
+    """Uniform average of the floating weights of checkpoints of one model (same name,
+    config and class set, else an error naming what differs); integer buffers (BN batch
+    counters) come from the last checkpoint."""
+    ckpts = [load_checkpoint(p) for p in paths]
+    first = ckpts[0]
+    for path, ckpt in zip(paths[1:], ckpts[1:]):
+        for key in ("model_name", "model_config", "class_set"):
+            if ckpt.get(key) != first.get(key):
+                raise CheckpointError(f"cannot average {paths[0]} and {path}: their {key} differ")
+    states = [c["state_dict"] for c in ckpts]
+    return {k: (torch.stack([s[k].float() for s in states]).mean(0) if v.is_floating_point() else states[-1][k])
+            for k, v in states[0].items()}
+
+
+def slim_checkpoint(src: str | Path | list[str | Path], dst: str | Path, half: bool = True) -> dict[str, Any]:
+    """Write a deployable copy of `src` (or the weight average of a list); returns sizes and what was kept."""
+    sources = [src] if isinstance(src, (str, Path)) else list(src)
+    ckpt = load_checkpoint(sources[-1])
+    model, _ = build_from_checkpoint(sources[-1])
+    if len(sources) > 1:
+        load_state_strict(model, average_weights(sources), source=f"average of {len(sources)} checkpoints")
+    # one snapshot's validation metrics would misdescribe an average
+    extra = {k: ckpt[k] for k in KEEP_KEYS if k in ckpt and not (len(sources) > 1 and k == "val_metrics")}
+    source = str(sources[0]) if len(sources) == 1 else [str(s) for s in sources]
+    save_checkpoint(dst, model, class_set=ckpt.get("class_set"), half=half, source=source, **extra)
+    return {"src_mb": sum(Path(s).stat().st_size for s in sources) / 1e6, "dst_mb": Path(dst).stat().st_size / 1e6,
+            "half": half, "kept": sorted(extra), "averaged": len(sources)}
 
 
 class _TupleOutputs(torch.nn.Module):

@@ -42,3 +42,20 @@ def test_torchscript_matches_eager(tmp_path) -> None:
             depth, seg = traced(x)
             ref = eager(x)
         assert torch.allclose(depth, ref["depth"], atol=1e-3) and torch.allclose(seg, ref["segmentation"], atol=1e-3)
+
+
+def test_export_of_several_checkpoints_ships_their_weight_average(tmp_path, capsys) -> None:
+    paths = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        save_checkpoint(tmp_path / f"s{seed}.pt", build_model("plain", **TINY), class_set={"name": "golf"}, step=seed)
+        paths += ["--checkpoint", str(tmp_path / f"s{seed}.pt")]
+    assert main(["export", *paths, "--out", str(tmp_path / "avg.pt"), "--fp32"]) == 0
+    a, b, avg = (load_checkpoint(tmp_path / f)["state_dict"] for f in ("s0.pt", "s1.pt", "avg.pt"))
+    key = next(k for k in a if a[k].is_floating_point() and not torch.equal(a[k], b[k]))
+    assert torch.allclose(avg[key], (a[key] + b[key]) / 2)
+    assert load_checkpoint(tmp_path / "avg.pt")["source"] == [str(tmp_path / "s0.pt"), str(tmp_path / "s1.pt")]
+    # a checkpoint of another model configuration cannot be averaged in
+    save_checkpoint(tmp_path / "wide.pt", build_model("plain", **{**TINY, "channels": 48}), class_set={"name": "golf"})
+    assert main(["export", *paths, "--checkpoint", str(tmp_path / "wide.pt"), "--out", str(tmp_path / "x.pt")]) == 2
+    assert "model_config differ" in capsys.readouterr().err
