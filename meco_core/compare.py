@@ -61,14 +61,21 @@ def config_for(base_model_config: dict[str, Any], name: str) -> tuple[dict[str, 
 
 def train_model(config_path: str | Path, name: str, out_root: str | Path, overrides: dict[str, Any],
                 progress: bool = True, log=print) -> Path:
-    """Train (or finish, or reuse) `name` under the shared config; returns its final checkpoint."""
-    from .train.trainer import train
+    """Train (or finish, or reuse) `name` under the shared config; returns its final checkpoint.
+
+    Each run is its own `meco train` process: a second training in one process forks
+    data-loader workers from a parent whose OpenMP pool is already running, which can
+    hang them, and a fresh process also returns every run's memory.
+    """
+    import json
+    import subprocess
+    import sys
 
     base = load_config(config_path, overrides)
     model_config, dropped = config_for(base.model.config, name)
     out_dir = Path(out_root) / name
-    cfg = load_config(config_path, {**overrides, "model.name": name, "model.config": model_config,
-                                    "run.out_dir": str(out_dir)})
+    run_overrides = {**overrides, "model.name": name, "model.config": model_config, "run.out_dir": str(out_dir)}
+    cfg = load_config(config_path, run_overrides)  # fail here, with the config's message, not in the child
     last = out_dir / "last.pt"
     done_step = int(load_checkpoint(last).get("step", 0)) if last.is_file() else 0
     if done_step >= cfg.optim.steps:
@@ -76,7 +83,13 @@ def train_model(config_path: str | Path, name: str, out_root: str | Path, overri
         return last
     if dropped:
         log(f"{name}: config keys it does not take, dropped: {', '.join(dropped)}")
-    train(cfg, resume=last.is_file(), progress=progress)
+    cmd = [sys.executable, "-m", "meco_core.cli", "train", "--config", str(config_path)]
+    for key, value in run_overrides.items():
+        cmd += ["--set", f"{key}={json.dumps(value)}"]  # JSON is YAML, which --set parses
+    cmd += ["--resume"] if last.is_file() else []
+    cmd += [] if progress else ["--no-progress"]
+    if subprocess.run(cmd).returncode != 0:
+        raise RuntimeError(f"training {name} failed (command: {' '.join(cmd)})")
     return last
 
 

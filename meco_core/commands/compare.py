@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         checkpoints = {n: train_model(args.config, n, out, overrides, progress) for n in names}
         metrics = {n: score_model(c, specs, args.max_frames, progress) for n, c in checkpoints.items()}
-    except (ConfigError, CheckpointError, FileNotFoundError, DatasetFormatError, ValueError) as exc:
+    except (ConfigError, CheckpointError, FileNotFoundError, DatasetFormatError, ValueError, RuntimeError) as exc:
         print(f"meco compare: {exc}", file=sys.stderr)
         return 2
     rows = complexity(checkpoints, args.size, args.repeats, progress)
