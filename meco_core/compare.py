@@ -75,10 +75,9 @@ def train_model(config_path: str | Path, name: str, out_root: str | Path, overri
     model_config, dropped = config_for(base.model.config, name)
     out_dir = Path(out_root) / name
     run_overrides = {**overrides, "model.name": name, "model.config": model_config, "run.out_dir": str(out_dir)}
-    cfg = load_config(config_path, run_overrides)  # fail here, with the config's message, not in the child
     last = out_dir / "last.pt"
     done_step = int(load_checkpoint(last).get("step", 0)) if last.is_file() else 0
-    if done_step >= cfg.optim.steps:
+    if done_step >= base.optim.steps:
         log(f"{name}: reusing {last} (step {done_step})")
         return last
     if dropped:

@@ -58,9 +58,7 @@ def run(args: argparse.Namespace) -> int:
     except (CheckpointError, FileNotFoundError, DatasetFormatError, TrainingAborted) as exc:
         print(f"meco train: {exc}", file=sys.stderr)
         return 2
-    import os
-
-    if args.json and int(os.environ.get("RANK", "0")) == 0:  # under torchrun every rank returns a summary
+    if args.json and summary.get("rank", 0) == 0:  # under torchrun every rank returns a summary
         from pathlib import Path
 
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

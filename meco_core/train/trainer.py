@@ -351,7 +351,8 @@ class Trainer:
         steady = times[2:] or times
         summary = {"step": self.step, "out_dir": str(self.out_dir), "best_score": self.best_score,
                    "skipped_steps": self.skipped, "sec_per_step": float(np.mean(steady)) if steady else math.nan,
-                   "val": _plain_metrics(self.last_val), "world_size": info.world_size, "rank_digests": digests}
+                   "val": _plain_metrics(self.last_val), "world_size": info.world_size, "rank": info.rank,
+                   "rank_digests": digests}
         self.log(f"done: step {self.step}, {summary['sec_per_step']:.2f} s/step, best score {self.best_score:.4f}, "
                  f"skipped {self.skipped}; checkpoints in {self.out_dir}")
         return summary
