@@ -11,7 +11,7 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds_profile.xml
 export RMW_IMPLEMENTATION ?= rmw_fastrtps_cpp
 
-.PHONY: setup demo test bench clean-venv
+.PHONY: setup demo test lint bench clean-venv
 setup: $(VENV)/.stamp-prefix
 
 $(VENV)/.stamp-deps: requirements.txt
@@ -61,8 +61,12 @@ bench: setup
 	$(VENV)/bin/meco bench --models meco --backbone vit_small_patch16_224 --size 384x512 \
 	  --experts 5,10,15,20 --topk 3,6,9,12 --json out/bench_ablation.json
 
-test: setup
+test: setup lint
 	$(PY) -m pytest -q test
+
+# Style rules in pyproject.toml ([tool.ruff]); part of `make test`.
+lint: setup
+	$(VENV)/bin/ruff check .
 
 clean-venv:
 	rm -rf $(VENV)

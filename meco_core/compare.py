@@ -9,6 +9,8 @@ killed comparison resumes: finished runs are reused, a half-finished one continu
 
 The final weights (`last.pt`) are scored, not `best.pt`: picking the best validation step
 and then reporting that validation set would flatter whichever model is noisiest.
+With several seeds (`<out>/<model>/seed<k>/`), each metric is reported as the mean over
+seeds with its spread (half the min-max range): a 1-point gap inside the spread is noise.
 """
 from __future__ import annotations
 
@@ -59,8 +61,13 @@ def config_for(base_model_config: dict[str, Any], name: str) -> tuple[dict[str, 
     return kept, sorted(set(base_model_config) - set(kept))
 
 
+def run_dir(out_root: str | Path, name: str, seed: int | None = None) -> Path:
+    """Where one run lives: `<out>/<model>` (config's seed) or `<out>/<model>/seed<k>`."""
+    return Path(out_root) / name if seed is None else Path(out_root) / name / f"seed{seed}"
+
+
 def train_model(config_path: str | Path, name: str, out_root: str | Path, overrides: dict[str, Any],
-                progress: bool = True, log=print) -> Path:
+                progress: bool = True, log=print, seed: int | None = None) -> Path:
     """Train (or finish, or reuse) `name` under the shared config; returns its final checkpoint.
 
     Each run is its own `meco train` process: a second training in one process forks
@@ -73,15 +80,18 @@ def train_model(config_path: str | Path, name: str, out_root: str | Path, overri
 
     base = load_config(config_path, overrides)
     model_config, dropped = config_for(base.model.config, name)
-    out_dir = Path(out_root) / name
+    out_dir = run_dir(out_root, name, seed)
     run_overrides = {**overrides, "model.name": name, "model.config": model_config, "run.out_dir": str(out_dir)}
+    if seed is not None:
+        run_overrides["run.seed"] = seed
     last = out_dir / "last.pt"
     done_step = int(load_checkpoint(last).get("step", 0)) if last.is_file() else 0
+    label = name if seed is None else f"{name} seed {seed}"
     if done_step >= base.optim.steps:
-        log(f"{name}: reusing {last} (step {done_step})")
+        log(f"{label}: reusing {last} (step {done_step})")
         return last
     if dropped:
-        log(f"{name}: config keys it does not take, dropped: {', '.join(dropped)}")
+        log(f"{label}: config keys it does not take, dropped: {', '.join(dropped)}")
     cmd = [sys.executable, "-m", "meco_core.cli", "train", "--config", str(config_path)]
     for key, value in run_overrides.items():
         cmd += ["--set", f"{key}={json.dumps(value)}"]  # JSON is YAML, which --set parses
@@ -104,6 +114,32 @@ def score_model(checkpoint: str | Path, specs: Sequence[EvalSpec], max_frames: i
         out[spec.label] = evaluate(model, dataset, "cpu", max_frames=max_frames, class_set=class_set,
                                    progress=progress).metrics
     return out
+
+
+def _mean(values: list[Any]) -> Any:
+    """Mean of numbers (NaN/None left out; None if nothing is left), element-wise for lists."""
+    if values and all(isinstance(v, (list, tuple)) for v in values):
+        return [_mean(list(col)) for col in zip(*values)]
+    numbers = [float(v) for v in values if isinstance(v, (int, float)) and not math.isnan(float(v))]
+    return sum(numbers) / len(numbers) if numbers else None
+
+
+def _half_range(values: list[Any]) -> float | None:
+    numbers = [float(v) for v in values if isinstance(v, (int, float)) and not math.isnan(float(v))]
+    return (max(numbers) - min(numbers)) / 2 if len(numbers) > 1 else None
+
+
+def aggregate_seeds(per_seed: dict[int, dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    """{seed: {set label: metrics}} -> {"metrics": means, "spread": half ranges, "seeds": per_seed}."""
+    labels = next(iter(per_seed.values())).keys()
+    metrics, spread = {}, {}
+    for label in labels:
+        runs = [per_seed[s][label] for s in per_seed]
+        keys = runs[0].keys()
+        metrics[label] = {k: _mean([r.get(k) for r in runs]) for k in keys}
+        spread[label] = {k: _half_range([r.get(k) for r in runs]) for k in keys
+                         if not isinstance(runs[0].get(k), (list, tuple))}
+    return {"metrics": metrics, "spread": spread, "seeds": per_seed}
 
 
 def complexity(checkpoints: dict[str, Path], size: tuple[int, int], repeats: int = 10,
@@ -130,21 +166,25 @@ def add_single_task_pair(rows: dict[str, dict[str, Any]]) -> None:
     depth, seg = (rows[n] for n in SINGLE_PAIR)
     latency = depth["latency_ms"] + seg["latency_ms"]
     pair = {"params_m": depth["params_m"] + seg["params_m"], "gflops": depth["gflops"] + seg["gflops"],
-            "latency_ms": latency, "fps": 1e3 / latency, "metrics": {}}
-    for label in depth["metrics"]:
-        d, s = depth["metrics"][label], seg["metrics"][label]
-        pair["metrics"][label] = {**{k: v for k, v in d.items() if k not in ("miou", "iou_per_class", "pixel_acc")},
-                                  **{k: s[k] for k in ("miou", "iou_per_class", "pixel_acc") if k in s}}
+            "latency_ms": latency, "fps": 1e3 / latency, "metrics": {}, "spread": {}}
+    seg_keys = ("miou", "iou_per_class", "pixel_acc")
+    for part in ("metrics", "spread"):
+        for label in depth.get(part, {}):
+            d, s = depth[part][label], seg[part][label]
+            pair[part][label] = {**{k: v for k, v in d.items() if k not in seg_keys},
+                                 **{k: s[k] for k in seg_keys if k in s}}
     rows[PAIR_LABEL] = pair
 
 
-def _fmt(value: Any, spec: str) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
+def _fmt(value: Any, spec: str, spread: Any = None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return format(value, spec) + (f" ± {format(spread, spec)}" if spread is not None else "")
 
 
 def markdown_table(rows: dict[str, dict[str, Any]], seg_set: str | None, depth_set: str | None,
                    ref: str = "meco") -> str:
-    """README table: accuracy on each set, then cost, with ratios to `ref`."""
+    """README table: accuracy on each set (mean ± half range over seeds), then cost, ratios to `ref`."""
     header = ["model"]
     if seg_set:
         header += [f"mIoU % ({seg_set})"]
@@ -156,10 +196,11 @@ def markdown_table(rows: dict[str, dict[str, Any]], seg_set: str | None, depth_s
     for name, r in rows.items():
         cells = [name]
         if seg_set:
-            cells.append(_fmt(r["metrics"].get(seg_set, {}).get("miou"), ".1f"))
+            cells.append(_fmt(r["metrics"].get(seg_set, {}).get("miou"), ".1f",
+                              r.get("spread", {}).get(seg_set, {}).get("miou")))
         if depth_set:
-            m = r["metrics"].get(depth_set, {})
-            cells += [_fmt(m.get("abs_rel"), ".4f"), _fmt(m.get("rmse"), ".2f"), _fmt(m.get("d1"), ".3f")]
+            m, sp = r["metrics"].get(depth_set, {}), r.get("spread", {}).get(depth_set, {})
+            cells += [_fmt(m.get(k), f, sp.get(k)) for k, f in (("abs_rel", ".4f"), ("rmse", ".2f"), ("d1", ".3f"))]
         cells += [f"{r['params_m']:.2f}", f"{r['gflops']:.2f}", f"{r['fps']:.2f}"]
         cells += ([f"{r['gflops'] / reference['gflops']:.2f}", f"{r['fps'] / reference['fps']:.2f}"]
                   if reference else ["-", "-"])

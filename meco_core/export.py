@@ -19,7 +19,7 @@ import torch
 
 from .checkpoint import CheckpointError, build_from_checkpoint, load_checkpoint, load_state_strict, save_checkpoint
 
-KEEP_KEYS = ("step", "val_metrics", "train_config")
+KEEP_KEYS = ("step", "val_metrics", "train_config", "input_size")
 
 
 def average_weights(paths: list[str | Path]) -> dict[str, torch.Tensor]:
@@ -37,8 +37,13 @@ def average_weights(paths: list[str | Path]) -> dict[str, torch.Tensor]:
             for k, v in states[0].items()}
 
 
-def slim_checkpoint(src: str | Path | list[str | Path], dst: str | Path, half: bool = True) -> dict[str, Any]:
-    """Write a deployable copy of `src` (or the weight average of a list); returns sizes and what was kept."""
+def slim_checkpoint(src: str | Path | list[str | Path], dst: str | Path, half: bool = True,
+                    input_size: tuple[int, int] | None = None) -> dict[str, Any]:
+    """Write a deployable copy of `src` (or the weight average of a list); returns sizes and what was kept.
+
+    `input_size` (H, W) records the size the model is meant to run at (its evaluation size),
+    so tools that run it need no size flag; by default the source's record is kept.
+    """
     sources = [src] if isinstance(src, (str, Path)) else list(src)
     ckpt = load_checkpoint(sources[-1])
     model, _ = build_from_checkpoint(sources[-1])
@@ -46,6 +51,8 @@ def slim_checkpoint(src: str | Path | list[str | Path], dst: str | Path, half: b
         load_state_strict(model, average_weights(sources), source=f"average of {len(sources)} checkpoints")
     # one snapshot's validation metrics would misdescribe an average
     extra = {k: ckpt[k] for k in KEEP_KEYS if k in ckpt and not (len(sources) > 1 and k == "val_metrics")}
+    if input_size is not None:
+        extra["input_size"] = [int(input_size[0]), int(input_size[1])]
     source = str(sources[0]) if len(sources) == 1 else [str(s) for s in sources]
     save_checkpoint(dst, model, class_set=ckpt.get("class_set"), half=half, source=source, **extra)
     return {"src_mb": sum(Path(s).stat().st_size for s in sources) / 1e6, "dst_mb": Path(dst).stat().st_size / 1e6,

@@ -13,7 +13,8 @@ Real-time design: the subscription callback validates the message (cheap, zero-c
 drops it into a one-slot mailbox; an inference thread always takes the newest frame, so
 frames that arrive during inference replace each other (counted as dropped) and no
 backlog can form. A second thread post-processes and publishes a frame while the next
-one is inferred (hand-over of at most one result: still no backlog). Outputs nobody subscribes to are not computed. Model errors and CUDA
+one is inferred (hand-over of at most one result: still no backlog). Outputs nobody
+subscribes to are not computed. Model errors and CUDA
 out-of-memory are logged (rate-limited) and counted; the node carries on.
 
 Test/dev mode: `checkpoint:=''` with `model:=meco` (and a small `model_config`) runs a

@@ -253,7 +253,7 @@ class Replayer:
             self._check_node()
             t = self._send(frame)
             key = frame.stamp
-            done = self.link.wait(lambda: (o := self.link.data.outputs.get(key)) is not None and o.complete(),
+            done = self.link.wait(lambda key=key: (o := self.link.data.outputs.get(key)) is not None and o.complete(),
                                   self.cfg.timeout)
             if done:
                 consecutive = 0
@@ -297,7 +297,7 @@ class Replayer:
             target = t0 + (i * period if period else (frame.stamp - first_stamp) / 1e9)
             while (left := target - time.monotonic()) > 0:
                 n = seen
-                self.link.wait(lambda: len(self.link.data.order) > n, left)
+                self.link.wait(lambda n=n: len(self.link.data.order) > n, left)
                 collect()
             if period and left < -period:
                 self.p.late_sends += 1
@@ -308,7 +308,7 @@ class Replayer:
                                           if self.p.latencies_ms else 5.0))
         while pending:
             n = seen
-            if not self.link.wait(lambda: len(self.link.data.order) > n, quiet):
+            if not self.link.wait(lambda n=n: len(self.link.data.order) > n, quiet):
                 break
             collect()
 

@@ -46,3 +46,16 @@ def test_checkpoint_mode_uses_the_checkpoints_own_config(tmp_path) -> None:
                  "--warmup", "1", "--json", str(out)]) == 0
     (row,) = json.loads(out.read_text())["rows"]
     assert row["params_m"] == pytest.approx(sum(p.numel() for p in model.parameters()) / 1e6)
+
+
+def test_several_checkpoints_side_by_side_with_ratios_to_the_first(tmp_path) -> None:
+    small = build_model("plain", backbone="vit_tiny_patch16_224", channels=16)
+    cnn = build_model("plain", backbone="tf_efficientnet_lite0", channels=16)
+    save_checkpoint(tmp_path / "a.pt", small)
+    save_checkpoint(tmp_path / "b.pt", cnn)
+    out = tmp_path / "two.json"
+    assert main(["bench", "--checkpoint", str(tmp_path / "a.pt"), "--checkpoint", str(tmp_path / "b.pt"),
+                 "--size", "48x64", "--repeats", "2", "--warmup", "1", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["model"] for r in rows] == [f"plain ({tmp_path / 'a.pt'})", f"plain ({tmp_path / 'b.pt'})"]
+    assert rows[1]["params_m"] == pytest.approx(sum(p.numel() for p in cnn.parameters()) / 1e6)

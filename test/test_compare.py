@@ -73,3 +73,19 @@ def test_unknown_model_is_an_error(tmp_path, capsys) -> None:
     assert meco(["compare", "--config", str(SMOKE), "--models", "meco,nope", "--eval", "x:val",
                  "--out", str(tmp_path)]) == 2
     assert "unknown models ['nope']" in capsys.readouterr().err
+
+
+def test_several_seeds_give_mean_and_spread(tmp_path) -> None:
+    data = write_tiny_dataset(tmp_path / "data", n_train=4, n_val=2)
+    out = tmp_path / "out"
+    args = ["compare", "--config", str(SMOKE), "--models", "single_segmentation", "--seeds", "1,2",
+            "--eval", f"{data}:val", "--out", str(out), "--steps", "2", "--size", "64x96", "--repeats", "1",
+            "--no-progress", *set_args(data)]
+    assert meco(args) == 0
+    assert (out / "single_segmentation" / "seed1" / "last.pt").is_file()
+    assert (out / "single_segmentation" / "seed2" / "last.pt").is_file()
+    row = json.loads((out / "compare.json").read_text())["rows"]["single_segmentation"]
+    per_seed = [row["seeds"][s]["data/val"]["miou"] for s in ("1", "2")]
+    assert row["metrics"]["data/val"]["miou"] == pytest.approx(sum(per_seed) / 2)
+    assert row["spread"]["data/val"]["miou"] == pytest.approx(abs(per_seed[0] - per_seed[1]) / 2)
+    assert " ± " in (out / "compare.md").read_text()

@@ -11,7 +11,6 @@ import py_compile
 import re
 from pathlib import Path
 
-import pytest
 import yaml
 
 from meco_ros import params

@@ -18,7 +18,8 @@ def test_depth_metrics_by_hand() -> None:
     # image 2: gt 10, pred 12.5 (ratio exactly 1.25: not < 1.25)
     m.update(torch.tensor([12.5]), torch.tensor([10.0]))
     r = m.compute()
-    errs = np.array([-1.0, 0.0, 2.5]); gts = np.array([2.0, 4.0, 10.0]); preds = gts + errs
+    errs, gts = np.array([-1.0, 0.0, 2.5]), np.array([2.0, 4.0, 10.0])
+    preds = gts + errs
     assert r["pixels"] == 3
     assert r["rmse"] == pytest.approx(math.sqrt((1 + 0 + 6.25) / 3))
     assert r["abs_rel"] == pytest.approx((0.5 + 0 + 0.25) / 3)
@@ -49,13 +50,15 @@ def test_segmentation_iou_by_hand() -> None:
     assert r["pixels"] == 7
     # accumulation over a set equals one big update
     m2 = SegmentationMetrics(num_classes=4)
-    m2.update(pred[:1], gt[:1]); m2.update(pred[1:], gt[1:])
+    m2.update(pred[:1], gt[:1])
+    m2.update(pred[1:], gt[1:])
     assert torch.equal(m.confusion, m2.confusion)
 
 
 def test_segmentation_accepts_logits() -> None:
     m = SegmentationMetrics(num_classes=3)
-    logits = torch.zeros(1, 3, 2, 2); logits[0, 2] = 1.0
+    logits = torch.zeros(1, 3, 2, 2)
+    logits[0, 2] = 1.0
     m.update(logits, torch.full((1, 2, 2), 2))
     assert m.compute()["miou"] == pytest.approx(100.0)
 

@@ -268,7 +268,7 @@ def _malformed() -> dict[str, Image]:
 def test_malformed_inputs_are_counted_and_do_not_stop_the_node(ros, node_proc):
     before = ros.latest_stats().frames_invalid
     cases = _malformed()
-    for name, msg in cases.items():
+    for msg in cases.values():
         msg.header.stamp, msg.header.frame_id = ros.stamp()
         ros.image_pub.publish(msg)
         ros.spin_until(lambda: False, 0.1)

@@ -12,7 +12,6 @@ import py_compile
 import re
 from pathlib import Path
 
-import pytest
 
 from meco_core.cli import build_parser
 

@@ -242,6 +242,20 @@ def test_eval_cli_writes_json_and_grid(trained, tiny_data, tmp_path, capsys) -> 
     assert "AbsRel" in printed and "mIoU" in printed and "FPS" in printed
 
 
+def test_eval_accepts_a_split_folder_and_uses_the_recorded_input_size(trained, tiny_data, tmp_path, capsys) -> None:
+    from meco_core.export import slim_checkpoint
+
+    slim_checkpoint(trained / "best.pt", tmp_path / "sized.pt", input_size=(32, 48))
+    js = tmp_path / "m.json"
+    assert meco(["eval", "--checkpoint", str(tmp_path / "sized.pt"), "--data", str(tiny_data / "val"),
+                 "--json", str(js), "--no-progress"]) == 0
+    m = json.loads(js.read_text())
+    assert m["split"] == "val" and m["frames"] == 2 and m["size"] == [32, 48]
+    assert meco(["eval", "--checkpoint", str(tmp_path / "sized.pt"), "--data", str(tiny_data / "val"),
+                 "--split", "train", "--no-progress"]) == 2
+    assert f"use --data {tiny_data} --split train" in capsys.readouterr().err
+
+
 def test_eval_rejects_classes_without_remap(tiny_data, tmp_path, capsys) -> None:
     from meco_core import build_model
     from meco_core.checkpoint import save_checkpoint

@@ -33,7 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ref", default="mlore", help="reference model for ratios (default: %(default)s)")
     p.add_argument("--experts", type=int_list, default=None, help="MECO ablation: N list, paired with --topk")
     p.add_argument("--topk", type=int_list, default=None, help="MECO ablation: k list, paired with --experts")
-    p.add_argument("--checkpoint", default=None, help="benchmark the model stored in this checkpoint")
+    p.add_argument("--checkpoint", action="append", default=None,
+                   help="benchmark the model stored in this checkpoint; repeat it to compare checkpoints side by "
+                        "side in one run (ratios to the first)")
     p.add_argument("--device", default="cpu", help="cpu | cuda[:n]")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--warmup", type=int, default=2)
@@ -51,9 +53,12 @@ def _build_set(args) -> tuple[dict, dict[str, dict], str | None, str]:
     if args.channels:
         common["channels"] = args.channels
     if args.checkpoint:
-        model, ckpt = build_from_checkpoint(args.checkpoint)
-        label = f"{ckpt['model_name']} ({Path(args.checkpoint).name})"
-        return {label: model}, {}, None, f"checkpoint {args.checkpoint}"
+        models = {}
+        for path in args.checkpoint:
+            model, ckpt = build_from_checkpoint(path)
+            models[f"{ckpt['model_name']} ({path})"] = model
+        first = next(iter(models)) if len(models) > 1 else None
+        return models, {}, first, f"checkpoint{'s' if len(models) > 1 else ''} {', '.join(args.checkpoint)}"
     if args.experts or args.topk:
         if not (args.experts and args.topk) or len(args.experts) != len(args.topk):
             raise SystemExit("--experts and --topk are paired lists of equal length, e.g. 5,10,15,20 and 3,6,9,12")

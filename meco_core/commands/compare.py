@@ -30,6 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="directory for the runs and the results")
     p.add_argument("--size", type=parse_size, default=(360, 480), help="benchmark input HxW (default 360x480)")
     p.add_argument("--steps", type=int, default=None, help="override optim.steps for every model")
+    p.add_argument("--seeds", default=None,
+                   help="comma-separated run.seed values: every model trained once per seed, reported as "
+                        "mean ± half range (default: the config's seed, one run each)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a dotted config key for every model (repeatable)")
     p.add_argument("--max-frames", type=int, default=None, help="evenly spaced subset of each evaluation set")
@@ -41,8 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from meco_core.checkpoint import CheckpointError
-    from meco_core.compare import (EvalSpec, add_single_task_pair, complexity, markdown_table, plot, score_model,
-                                   train_model)
+    from meco_core.compare import (EvalSpec, add_single_task_pair, aggregate_seeds, complexity, markdown_table, plot,
+                                   score_model, train_model)
     from meco_core.data.format import DatasetFormatError
     from meco_core.evaluate import json_safe
     from meco_core.models import list_models
@@ -58,18 +61,24 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"meco compare: {exc}", file=sys.stderr)
         return 2
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()] if args.seeds else [None]
+    except ValueError:
+        print(f"meco compare: --seeds takes integers like 1,2; got {args.seeds!r}", file=sys.stderr)
+        return 2
     out = Path(args.out)
     overrides = parse_overrides(argparse.Namespace(overrides=args.overrides, steps=args.steps, out=None))
     progress = not args.no_progress
     try:
-        checkpoints = {n: train_model(args.config, n, out, overrides, progress) for n in names}
-        metrics = {n: score_model(c, specs, args.max_frames, progress) for n, c in checkpoints.items()}
+        runs = {n: {s: train_model(args.config, n, out, overrides, progress, seed=s) for s in seeds} for n in names}
+        results = {n: aggregate_seeds({s: score_model(c, specs, args.max_frames, progress) for s, c in by_seed.items()})
+                   for n, by_seed in runs.items()}
     except (ConfigError, CheckpointError, FileNotFoundError, DatasetFormatError, ValueError, RuntimeError) as exc:
         print(f"meco compare: {exc}", file=sys.stderr)
         return 2
-    rows = complexity(checkpoints, args.size, args.repeats, progress)
+    rows = complexity({n: by_seed[seeds[0]] for n, by_seed in runs.items()}, args.size, args.repeats, progress)
     for name in rows:
-        rows[name]["metrics"] = metrics[name]
+        rows[name].update(results[name])
     add_single_task_pair(rows)
     seg_set = next((s.label for s in specs if not s.depth_only), None)
     depth_set = next((s.label for s in specs if s.depth_only), None) or seg_set
@@ -79,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.md").write_text(table + "\n")
     (out / "compare.json").write_text(json.dumps(json_safe(
-        {"config": str(args.config), "size": [h, w], "eval": [s.label for s in specs], "rows": rows}), indent=2))
+        {"config": str(args.config), "size": [h, w], "eval": [s.label for s in specs],
+         "seeds": [s for s in seeds if s is not None], "rows": rows}), indent=2))
     print(f"plot: {plot(rows, seg_set, depth_set, out / 'compare.png')}")
     return 0

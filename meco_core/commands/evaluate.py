@@ -22,11 +22,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("eval", help="evaluate a checkpoint on a dataset: metrics table, JSON, PNG grid",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="checkpoint (.pt) written by meco train")
-    p.add_argument("--data", required=True, help="meco-dataset/1 root")
-    p.add_argument("--split", default="val")
+    p.add_argument("--data", required=True, help="meco-dataset/1 root (or one of its split folders, e.g. ROOT/test)")
+    p.add_argument("--split", default=None, help="split to evaluate (default: val, or the folder given as --data)")
     p.add_argument("--json", default=None, help="write metrics here")
     p.add_argument("--out", default=None, help="directory for the PNG grid (eval_grid.png)")
-    p.add_argument("--size", type=parse_size, default=None, help="resize inputs to HxW (default: full resolution)")
+    p.add_argument("--size", type=parse_size, default=None,
+                   help="resize inputs to HxW (default: the checkpoint's recorded input size, else full resolution)")
     p.add_argument("--max-frames", type=int, default=None, help="evenly spaced subset of the split")
     p.add_argument("--samples", type=int, default=4, help="rows in the PNG grid")
     p.add_argument("--device", default="cpu", help="cpu | cuda[:n]")
@@ -41,7 +42,17 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from meco_core.checkpoint import CheckpointError, build_from_checkpoint
+    from meco_core.data.format import split_folder
     from meco_core.evaluate import class_set_of, evaluate, format_table, json_safe, load_eval_dataset, save_grid
+
+    folder = split_folder(args.data)
+    if folder:
+        if args.split not in (None, folder[1]):
+            print(f"meco eval: --data {args.data} is the {folder[1]!r} split but --split is {args.split!r}; "
+                  f"use --data {folder[0]} --split {args.split}", file=sys.stderr)
+            return 2
+        args.data, args.split = str(folder[0]), folder[1]
+    args.split = args.split or "val"
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -55,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     model.prepare_for_inference()
     model.to(args.device)
+    if args.size is None and ckpt.get("input_size"):
+        args.size = tuple(ckpt["input_size"])
     try:
         dataset, class_set = load_eval_dataset(args.data, args.split, class_set_of(ckpt), model.num_classes,
                                                model.max_depth, args.size, depth_only=args.depth_only)

@@ -16,6 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("checkpoint", "torchscript"), default="checkpoint")
     p.add_argument("--fp32", action="store_true", help="checkpoint: keep fp32 weights (default fp16 storage)")
     p.add_argument("--size", type=parse_size, default=(240, 320), help="torchscript: input HxW (default 240x320)")
+    p.add_argument("--input-size", type=parse_size, default=None,
+                   help="checkpoint: record the HxW the model is meant to run at (its evaluation size)")
     p.set_defaults(handler=run)
 
 
@@ -27,7 +29,7 @@ def run(args) -> int:
 
     try:
         if args.format == "checkpoint":
-            result = slim_checkpoint(args.checkpoint, args.out, half=not args.fp32)
+            result = slim_checkpoint(args.checkpoint, args.out, half=not args.fp32, input_size=args.input_size)
         elif len(args.checkpoint) > 1:
             raise CheckpointError("--format torchscript takes one --checkpoint; export an average as a checkpoint first")
         else:

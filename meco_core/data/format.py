@@ -230,8 +230,23 @@ class DatasetWriter:
         self.close()  # keep what was written so far even after an error
 
 
+def split_folder(path: str | Path) -> tuple[Path, str] | None:
+    """(root, split) when `path` is a split folder of a dataset (ROOT/test), else None.
+
+    Users type the folder they see; tools accept it or say exactly what to type instead.
+    """
+    path = Path(path)
+    if not (path / "dataset.yaml").exists() and (path.parent / "dataset.yaml").exists() and (path / "image").is_dir():
+        return path.parent, path.name
+    return None
+
+
 def _load_meta(path: Path) -> dict[str, Any]:
     if not path.exists():
+        inside = split_folder(path.parent)
+        if inside:
+            raise FileNotFoundError(f"{path.parent} is the {inside[1]!r} split of a dataset, not its root: "
+                                    f"use --data {inside[0]} --split {inside[1]}")
         raise FileNotFoundError(f"{path} not found: not a meco dataset (convert with `meco data ...`)")
     with open(path) as f:
         meta = yaml.safe_load(f)

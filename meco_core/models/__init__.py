@@ -1,9 +1,13 @@
 """Model registry in the spirit of timm's `create_model`: `build_model(name, **config)`.
 
-Every model = shared ViT backbone + its own decoder + shared stage fusion and heads, so
-the comparisons isolate the decoders. Config keys common to all models:
-  backbone, backbone_weights, backbone_kwargs, taps, tasks, num_classes, max_depth,
-  channels (decoder width C), head_upsample, stem_skip (hybrid ViTs), drop_path_rate
+Every model = shared backbone (timm ViT, hybrid ViT over a CNN stem, or timm CNN) + its
+own decoder + shared stage fusion and heads, so the comparisons isolate the decoders.
+Config keys common to all models:
+  backbone, backbone_weights (None | PATH | "imagenet" | "hub"), backbone_kwargs,
+  hybrid_stem (CNN trunk under ViT blocks), feature_stride (CNNs: the common stride),
+  input_mean / input_std (None = the backbone's own; the resolved values are recorded),
+  taps, tasks, num_classes, max_depth, channels (decoder width C), head_upsample,
+  stem_skip (stride-4 skip into the heads), drop_path_rate
 plus each decoder's own keys (see `model_config_keys(name)`).
 """
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import Any, Callable
 
 from torch import nn
 
-from .backbone import ViTBackbone
+from .backbone import Backbone, CNNBackbone, ViTBackbone, create_backbone
 from .meco import MecoDecoder
 from .mlore import MLoReDecoder
 from .multitask import TASKS, MultiTaskModel
@@ -24,6 +28,10 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "backbone": "vit_small_patch16_224",
     "backbone_weights": None,
     "backbone_kwargs": {},
+    "hybrid_stem": None,
+    "feature_stride": 16,
+    "input_mean": None,
+    "input_std": None,
     "taps": None,
     "tasks": list(TASKS),
     "num_classes": 5,
@@ -46,7 +54,7 @@ _REGISTRY: dict[str, tuple[Callable[..., nn.Module], dict[str, Any], bool]] = {
 }
 
 # Config names accepted by every decoder signature that are filled in by build_model.
-_DECODER_FILLED = ("in_dim", "num_stages", "tasks", "channels")
+_DECODER_FILLED = ("in_dims", "tasks", "channels")
 
 
 def list_models() -> list[str]:
@@ -81,12 +89,16 @@ def build_model(name: str, **config: Any) -> MultiTaskModel:
     bad_tasks = set(cfg["tasks"]) - set(TASKS)
     if bad_tasks or not cfg["tasks"]:
         raise ValueError(f"tasks must be a non-empty subset of {TASKS}, got {cfg['tasks']}")
-    backbone = ViTBackbone(cfg["backbone"], taps=cfg["taps"], weights=cfg["backbone_weights"],
-                           drop_path_rate=cfg["drop_path_rate"], stem_skip=cfg["stem_skip"],
-                           **cfg["backbone_kwargs"])
+    backbone = create_backbone(cfg["backbone"], taps=cfg["taps"], weights=cfg["backbone_weights"],
+                               drop_path_rate=cfg["drop_path_rate"], stem_skip=cfg["stem_skip"],
+                               hybrid_stem=cfg["hybrid_stem"], feature_stride=cfg["feature_stride"],
+                               mean=cfg["input_mean"], std=cfg["input_std"], **cfg["backbone_kwargs"])
+    # Record what the weights expect, so a checkpoint rebuilds with the same normalisation.
+    cfg["input_mean"] = [round(v, 6) for v in backbone.mean.flatten().tolist()]
+    cfg["input_std"] = [round(v, 6) for v in backbone.std.flatten().tolist()]
     decoder_kwargs = {k: cfg[k] for k in inspect.signature(decoder_cls.__init__).parameters
                       if k in cfg and k not in ("tasks", "channels")}
-    decoder = decoder_cls(in_dim=backbone.embed_dim, num_stages=len(backbone.taps), tasks=list(cfg["tasks"]),
+    decoder = decoder_cls(in_dims=list(backbone.out_channels), tasks=list(cfg["tasks"]),
                           channels=cfg["channels"], **decoder_kwargs)
     model = MultiTaskModel(name, cfg, backbone, decoder, list(cfg["tasks"]), cfg["num_classes"],
                            cfg["max_depth"], cfg["head_upsample"])
@@ -95,4 +107,5 @@ def build_model(name: str, **config: Any) -> MultiTaskModel:
     return model
 
 
-__all__ = ["build_model", "list_models", "model_config_keys", "MultiTaskModel", "ViTBackbone", "TASKS"]
+__all__ = ["build_model", "list_models", "model_config_keys", "MultiTaskModel", "Backbone", "ViTBackbone",
+           "CNNBackbone", "create_backbone", "TASKS"]

@@ -86,7 +86,7 @@ class MecoStage(nn.Module):
 class MecoDecoder(nn.Module):
     """One MecoStage per tapped backbone layer; stage outputs are fused by the model."""
 
-    def __init__(self, in_dim: int, num_stages: int, tasks: list[str], channels: int = 256,
+    def __init__(self, in_dims: list[int], tasks: list[str], channels: int = 256,
                  num_experts: int = 15, top_k: int = 9, codebook_size: int = 64,
                  task_codebook_size: int = 64, routing: str = "topk", codebook_update: str = "dictionary",
                  generic_detach: bool = True, router_position: bool = True, restart_every: int = 100) -> None:
@@ -95,7 +95,7 @@ class MecoDecoder(nn.Module):
         self.stages = nn.ModuleList(
             MecoStage(in_dim, channels, tasks, num_experts, top_k, codebook_size, task_codebook_size,
                       routing, codebook_update, generic_detach, router_position, restart_every)
-            for _ in range(num_stages))
+            for in_dim in in_dims)
 
     def forward(self, features: list[torch.Tensor]):
         per_task: dict[str, list[torch.Tensor]] = {}

@@ -139,7 +139,7 @@ class MLoReReparamBlock(nn.Module):
 
 
 class MLoReDecoder(nn.Module):
-    def __init__(self, in_dim: int, num_stages: int, tasks: list[str], channels: int = 256,
+    def __init__(self, in_dims: list[int], tasks: list[str], channels: int = 256,
                  num_experts: int = 15, top_k: int = 9, rank_range: tuple[int, int] = (16, 128),
                  task_rank: int = 64, blocks_per_stage: int = 2, routing: str = "topk",
                  router_position: bool = True) -> None:
@@ -147,11 +147,11 @@ class MLoReDecoder(nn.Module):
         self.tasks, self.channels = tasks, channels
         ranks = spread_ranks(num_experts, *rank_range)
         self.project = nn.ModuleList(nn.ModuleDict({t: conv_norm_act(in_dim, channels, 1) for t in tasks})
-                                     for _ in range(num_stages))
+                                     for in_dim in in_dims)
         self.blocks = nn.ModuleList(
             nn.ModuleList(MLoReBlock(channels, tasks, num_experts, top_k, ranks, task_rank, routing,
                                      router_position) for _ in range(blocks_per_stage))
-            for _ in range(num_stages))
+            for _ in in_dims)
         self.reparameterized = False
 
     def forward(self, features: list[torch.Tensor]):

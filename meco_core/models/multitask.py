@@ -1,7 +1,7 @@
 """MultiTaskModel: backbone -> decoder -> per-task stage fusion and head.
 
-Input: images in [0, 1], (B, 3, H, W), any H and W (padded to the patch size inside and
-cropped back). Output: {"depth": (B, 1, H, W) metres, "segmentation": (B, C, H, W) logits}.
+Input: images in [0, 1], (B, 3, H, W), any H and W (padded to the backbone's granularity
+inside and cropped back). Output: {"depth": (B, 1, H, W) metres, "segmentation": (B, C, H, W) logits}.
 `forward(x, return_aux=True)` also returns the decoder's auxiliary losses (VQ, router
 load balance) for training.
 """
@@ -12,14 +12,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from .backbone import ViTBackbone
+from .backbone import Backbone
 from .layers import DenseHead, DepthActivation, StageFusion
 
 TASKS = ("depth", "segmentation")
 
 
 class MultiTaskModel(nn.Module):
-    def __init__(self, name: str, config: dict[str, Any], backbone: ViTBackbone, decoder: nn.Module,
+    def __init__(self, name: str, config: dict[str, Any], backbone: Backbone, decoder: nn.Module,
                  tasks: list[str], num_classes: int, max_depth: float, head_upsample: int = 0) -> None:
         super().__init__()
         self.name, self.config = name, dict(config)
@@ -41,7 +41,7 @@ class MultiTaskModel(nn.Module):
         features = self.backbone(image)
         stem = self.backbone.pop_stem()
         per_task, aux = self.decoder(features)
-        padded = (features[0].shape[-2] * self.backbone.patch_size, features[0].shape[-1] * self.backbone.patch_size)
+        padded = (features[0].shape[-2] * self.backbone.stride, features[0].shape[-1] * self.backbone.stride)
         outputs = {}
         for t in self.tasks:
             y = self.heads[t](self.fusion[t](per_task[t]), padded, stem)[..., :h, :w]

@@ -12,13 +12,13 @@ from .layers import conv_norm_act
 
 
 class PlainDecoder(nn.Module):
-    def __init__(self, in_dim: int, num_stages: int, tasks: list[str], channels: int = 256) -> None:
+    def __init__(self, in_dims: list[int], tasks: list[str], channels: int = 256) -> None:
         super().__init__()
         self.tasks, self.channels = tasks, channels
         self.stages = nn.ModuleList(
             nn.ModuleDict({t: nn.Sequential(conv_norm_act(in_dim, channels, 1), conv_norm_act(channels, channels, 3))
                            for t in tasks})
-            for _ in range(num_stages))
+            for in_dim in in_dims)
 
     def forward(self, features: list[torch.Tensor]):
         per_task = {t: [stage[t](f) for stage, f in zip(self.stages, features)] for t in self.tasks}

@@ -26,11 +26,12 @@ def expert_network(channels: int) -> nn.Sequential:
 
 
 class TaskExpertDecoder(nn.Module):
-    def __init__(self, in_dim: int, num_stages: int, tasks: list[str], channels: int = 256,
+    def __init__(self, in_dims: list[int], tasks: list[str], channels: int = 256,
                  num_experts: int = 8) -> None:
         super().__init__()
         self.tasks, self.channels = tasks, channels
-        self.project = nn.ModuleList(conv_norm_act(in_dim, channels, 1) for _ in range(num_stages))
+        self.project = nn.ModuleList(conv_norm_act(in_dim, channels, 1) for in_dim in in_dims)
+        num_stages = len(in_dims)
         self.experts = nn.ModuleList(nn.ModuleList(expert_network(channels) for _ in range(num_experts))
                                      for _ in range(num_stages))
         # Per task and stage: per-pixel gate over N experts + the memory expert.

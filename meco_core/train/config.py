@@ -75,7 +75,8 @@ class DataSection:
 class OptimSection:
     lr: float = 3e-4
     weight_decay: float = 0.05
-    backbone_lr_mult: float = 1.0
+    backbone_lr_mult: float = 1.0  # pretrained encoders: e.g. 0.1, so ImageNet features are refined, not erased
+    freeze_backbone_bn: bool = False  # keep the encoder's BatchNorm statistics (small batches, pretrained)
     warmup_steps: int = 100
     schedule: Literal["cosine", "poly"] = "cosine"
     steps: int = 1000

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from meco_core.checkpoint import CheckpointError, load_checkpoint, load_state_strict, save_checkpoint
-from meco_core.classes import ClassSet, get_class_set
+from meco_core.classes import get_class_set
 from meco_core.losses import LossWeights, MultiTaskLoss
 from meco_core.train import distributed as D
 from meco_core.train.config import TrainConfig, diff_configs, flatten
@@ -123,6 +123,7 @@ class Trainer:
         self.class_set = get_class_set(cfg.data.class_set)
         seed_everything(cfg.run.seed)  # identical initial weights on every rank
         model = build_model(cfg.model.name, **cfg.model_config()).to(self.info.device)
+        model.backbone.freeze_bn_stats = cfg.optim.freeze_backbone_bn
         if cfg.model.init_from and not resume:
             self._init_weights(model, cfg.model.init_from)
         self.raw_model = model
