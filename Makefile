@@ -42,7 +42,7 @@ DEMO_SIZE       ?= 240x320
 DEMO_CHECKPOINT ?= checkpoints/meco_golf.pt
 DEMO_BAG        := $(DEMO_OUT)/drive_bag
 DEMO_TOPICS     := --image-topic /camera/image_raw --seg-gt-topic /camera/segmentation
-DEMO_REPLAY     = $(VENV)/bin/meco replay-eval --bag $(DEMO_BAG) $(DEMO_TOPICS) --inference-size $(DEMO_SIZE) \
+DEMO_REPLAY     = $(VENV)/bin/meco replay-eval --bag $(DEMO_BAG) $(DEMO_TOPICS) \
 	  $(if $(wildcard $(DEMO_CHECKPOINT)),--checkpoint $(DEMO_CHECKPOINT),)
 
 demo: setup

@@ -99,3 +99,33 @@ def sparse_depth_image(u: np.ndarray, v: np.ndarray, z: np.ndarray, width: int, 
     first[1:] = lin[1:] != lin[:-1]
     depth.reshape(-1)[lin[first]] = zz[first]
     return depth
+
+
+def backproject_depth(depth: np.ndarray, K: np.ndarray, stride: int = 1, max_range: float = float("inf")
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixels of a depth image (metres, z along the optical axis) -> 3D points in the camera
+    optical frame: pixel (u, v) with depth z lands at ((u - cx) z / fx, (v - cy) z / fy, z).
+
+    Every `stride`-th row and column (from 0) is used; non-finite, non-positive and
+    farther-than-`max_range` (Euclidean distance) depths are dropped. Distortion is not
+    applied: the depth image is the network's output, a pinhole image by construction.
+    Returns `(xyz (N, 3) float32, rows (N,), cols (N,))`, so per-pixel attributes (labels,
+    colours) follow with `attr[rows, cols]`.
+    """
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    K = np.asarray(K, np.float64).reshape(3, 3)
+    d = np.asarray(depth, np.float32)[::stride, ::stride]
+    rows = np.arange(0, depth.shape[0], stride, dtype=np.int64)
+    cols = np.arange(0, depth.shape[1], stride, dtype=np.int64)
+    valid = np.isfinite(d) & (d > 0)
+    r_idx, c_idx = np.nonzero(valid)
+    z = d[r_idx, c_idx]
+    v, u = rows[r_idx], cols[c_idx]
+    x = ((u - K[0, 2]) / K[0, 0]).astype(np.float32) * z
+    y = ((v - K[1, 2]) / K[1, 1]).astype(np.float32) * z
+    xyz = np.stack([x, y, z], axis=1)
+    if np.isfinite(max_range):
+        keep = np.einsum("ij,ij->i", xyz, xyz) <= np.float32(max_range) ** 2
+        xyz, v, u = xyz[keep], v[keep], u[keep]
+    return np.ascontiguousarray(xyz, np.float32), v, u

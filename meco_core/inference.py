@@ -119,7 +119,8 @@ def check_precision(precision: str) -> str:
 
 
 def check_inference_size(size: Any) -> tuple[int, int] | None:
-    """None / (0, 0) -> None (infer at the input size); else (H, W) with both >= 16."""
+    """None / (0, 0) -> None (the model's native size: the checkpoint's recorded input size,
+    else the input size); else (H, W) with both >= 16."""
     if size is None:
         return None
     values = [int(v) for v in size]
@@ -129,7 +130,7 @@ def check_inference_size(size: Any) -> tuple[int, int] | None:
         return None
     if not all(MIN_INFERENCE_SIDE <= v <= 8192 for v in values):
         raise ValueError(f"inference_size must be [H, W] with {MIN_INFERENCE_SIDE} <= H, W <= 8192 "
-                         f"(or [0, 0] for the input size); got {values}")
+                         f"(or [0, 0] for the model's native size); got {values}")
     return values[0], values[1]
 
 
@@ -165,7 +166,6 @@ class Estimator:
             torch.set_num_threads(int(threads))
         self.device = resolve_device(device)
         self.precision = check_precision(precision)
-        self.inference_size = check_inference_size(inference_size)
         self.upsample = self._check_upsample(upsample)
         self.untrained = False
         self.source = "given model"
@@ -173,6 +173,10 @@ class Estimator:
         if model is None:
             model, ckpt = self._load(checkpoint, model_name, model_config)
         self.class_set = self._resolve_class_set(class_set, ckpt, model)
+        # The size the checkpoint was evaluated at: what (0, 0) / None means, so a node, `meco
+        # eval` and replay run a model the same way without size flags.
+        self.native_size = check_inference_size(ckpt.get("input_size"))
+        self.inference_size = check_inference_size(inference_size) or self.native_size
         self.model = model.prepare_for_inference() if hasattr(model, "prepare_for_inference") else model.eval()
         self.model.to(self.device)
         self.max_depth = float(getattr(model, "max_depth", 80.0))
@@ -249,7 +253,7 @@ class Estimator:
         if precision is not None:
             self.precision = check_precision(precision)
         if inference_size != "keep":
-            self.inference_size = check_inference_size(inference_size)
+            self.inference_size = check_inference_size(inference_size) or self.native_size
         if upsample is not None:
             self.upsample = self._check_upsample(upsample)
 

@@ -288,6 +288,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         checkpoint = str(found) if found else None
     dev = checkpoint is None
     inference_size = list(args.inference_size) if args.inference_size else _params_inference_size(params_file)
+    if inference_size == [0, 0] and checkpoint:  # the node's rule: the checkpoint's recorded size
+        from meco_core.checkpoint import load_checkpoint
+
+        inference_size = list(load_checkpoint(checkpoint).get("input_size") or [0, 0])
     bench_size = (h, w) if inference_size == [0, 0] else tuple(inference_size)
     from .params import resolve_threads
 

@@ -118,3 +118,41 @@ def prediction_msg(msg_type: type, header: Any, depth: Image, segmentation: Imag
     msg.class_colors = array.array("B", bytes(int(c) for c in palette[: 3 * len(class_names)]))
     msg.max_depth = float(max_depth)
     return msg
+
+
+# x, y, z float32, rgb (packed 0x00RRGGBB, read as float32 as PCL and RViz expect), label uint8.
+CLOUD_DTYPE = np.dtype({"names": ["x", "y", "z", "rgb", "label"],
+                        "formats": ["<f4", "<f4", "<f4", "<u4", "u1"],
+                        "offsets": [0, 4, 8, 12, 16], "itemsize": 20})
+
+
+def cloud_fields() -> list:
+    from sensor_msgs.msg import PointField
+
+    kinds = {"x": PointField.FLOAT32, "y": PointField.FLOAT32, "z": PointField.FLOAT32,
+             "rgb": PointField.FLOAT32, "label": PointField.UINT8}
+    return [PointField(name=n, offset=CLOUD_DTYPE.fields[n][1], datatype=kinds[n], count=1) for n in CLOUD_DTYPE.names]
+
+
+def semantic_cloud_msg(header: Any, xyz: np.ndarray, rgb: np.ndarray, labels: np.ndarray) -> Any:
+    """Unordered PointCloud2 (height 1) of x, y, z, rgb, label from (N, 3) points, (N, 3)
+    uint8 colours and (N,) class ids; filled through array('B') like the images."""
+    from sensor_msgs.msg import PointCloud2
+
+    n = len(xyz)
+    points = np.empty(n, CLOUD_DTYPE)
+    points["x"], points["y"], points["z"] = xyz[:, 0], xyz[:, 1], xyz[:, 2]
+    c = np.asarray(rgb, np.uint32).reshape(n, 3)
+    points["rgb"] = (c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]
+    points["label"] = labels
+    msg = PointCloud2()
+    msg.header = header
+    msg.height, msg.width = 1, n
+    msg.fields = cloud_fields()
+    msg.is_bigendian = False
+    msg.point_step, msg.row_step = CLOUD_DTYPE.itemsize, CLOUD_DTYPE.itemsize * n
+    msg.is_dense = True  # invalid depths were dropped, not stored as NaN
+    data = array.array("B")
+    data.frombytes(points.view(np.uint8))
+    msg.data = data
+    return msg

@@ -127,7 +127,8 @@ def _spec_table() -> dict[str, Spec]:
         # inference: run time
         "precision": Spec("fp32", True, "fp32 | fp16 | bf16 (autocast; half precision pays off on CUDA only)",
                           check=_choice(PRECISIONS)),
-        "inference_size": Spec([0, 0], True, "[H, W] the network sees (each >= 16); [0, 0] = input size",
+        "inference_size": Spec([0, 0], True, "[H, W] the network sees (each >= 16); [0, 0] = the checkpoint's "
+                               "recorded input size (else the camera size)",
                                check=_inference_size, constraints="[H, W], 16..8192 each, or [0, 0]"),
         "upsample": Spec("bilinear", True, "outputs back to the output size: bilinear (depth bilinear, labels from "
                                            "upsampled logits) | nearest (cheapest)", check=_choice(UPSAMPLE_MODES)),

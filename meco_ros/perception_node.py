@@ -270,7 +270,7 @@ class PerceptionNode(Node):
             return
         convert_ms = (time.perf_counter() - t0) * 1e3
         self._apply_runtime_config()
-        out_size = cfg.inference_size if cfg.output_resolution == "inference" else None
+        out_size = self.estimator.inference_size if cfg.output_resolution == "inference" else None
         need_depth = bool(wanted & {"depth", "depth_color", "prediction"})
         need_labels = bool(wanted & {"segmentation", "segmentation_color", "prediction"})
         try:

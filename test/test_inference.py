@@ -109,3 +109,20 @@ def test_checkpoint_round_trip(tmp_path, estimator):
     assert not est.untrained and "tiny.pt" in est.model_name
     a, b = estimator.predict(frame()), est.predict(frame())
     assert np.allclose(a.depth_m, b.depth_m, atol=1e-5) and np.array_equal(a.labels, b.labels)
+
+
+def test_checkpoint_native_size_is_the_default_and_explicit_sizes_win(tmp_path, estimator):
+    from meco_core.checkpoint import save_checkpoint
+
+    path = tmp_path / "sized.pt"
+    save_checkpoint(path, estimator.model, class_set=GOLF.to_dict(), input_size=[32, 48])
+    est = Estimator(str(path), device="cpu")
+    assert est.inference_size == (32, 48) and est.describe()["inference_size"] == [32, 48]
+    assert est.predict(frame()).depth_m.shape == frame().shape[:2]   # outputs at the input size
+    assert Estimator(str(path), device="cpu", inference_size=(48, 64)).inference_size == (48, 64)
+    est.configure(inference_size=(64, 96))
+    assert est.inference_size == (64, 96)
+    est.configure(inference_size=[0, 0])          # [0, 0]: back to the checkpoint's size
+    assert est.inference_size == (32, 48)
+    save_checkpoint(tmp_path / "plain.pt", estimator.model, class_set=GOLF.to_dict())
+    assert Estimator(str(tmp_path / "plain.pt"), device="cpu").inference_size is None   # no record: input size

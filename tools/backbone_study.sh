@@ -28,11 +28,10 @@ run vit_tiny_r_s16_scratch 210 --set model.config.backbone=vit_tiny_r_s16_p8_224
 "$(dirname "$MECO")/python" - "$OUT" <<'PY'
 import json, sys
 from pathlib import Path
-rows = []
+print(f"{'run':40s} {'steps':>5s} {'s/step':>6s} {'mIoU':>6s} {'AbsRel':>7s} {'d1':>6s}")
 for p in sorted(Path(sys.argv[1]).glob("*/summary.json")):
     s = json.loads(p.read_text())
-    val = s.get("val", s.get("last_val", {}))
-    rows.append((p.parent.name, s.get("step"), s.get("s_per_step"), val))
-for name, step, sps, val in rows:
-    print(f"{name:40s} steps {step}  s/step {sps}  val {json.dumps(val)[:200]}")
+    v = s.get("val", {})
+    print(f"{p.parent.name:40s} {s['step']:5d} {s['sec_per_step']:6.2f} {v.get('miou', float('nan')):6.2f} "
+          f"{v.get('abs_rel', float('nan')):7.4f} {v.get('d1', float('nan')):6.3f}")
 PY

@@ -33,8 +33,8 @@ def _rate(text: str) -> float | str:
 
 
 def _inference_size(text: str) -> tuple[int, int]:
-    """HxW, or 'input' / 0x0 for the camera's size."""
-    if text.lower() in ("input", "0x0", "0"):
+    """HxW, or 'native' / 0x0: the checkpoint's recorded size (the camera's without one)."""
+    if text.lower() in ("native", "input", "0x0", "0"):
         return (0, 0)
     return parse_size(text)
 
@@ -72,7 +72,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="seconds to wait for one frame's outputs (closed loop), for discovery and the drain")
     p.add_argument("--start-timeout", type=float, default=180.0, help="seconds to wait for the node's 'ready'")
     p.add_argument("--inference-size", type=_inference_size, default=None,
-                   help="override the params file's inference_size (HxW; 'input' = camera size)")
+                   help="override the params file's inference_size (HxW; 'native' = the checkpoint's recorded "
+                        "size; default: the params file's, which is native)")
     p.add_argument("--params-file", default=None, help="node params (default config/golf_cart.yaml)")
     p.add_argument("--device", default=None, help="override the params file's device")
     p.add_argument("--threads", type=int, default=None, help="override the node's torch threads")
