@@ -12,6 +12,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Iterable
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -32,6 +33,15 @@ class BenchRow:
         d.update(d.pop("extra"))
         return d
 
+
+
+def percentiles(values: Iterable[float]) -> dict[str, float]:
+    """p50/p95/p99 (NaN when empty) and the count: the latency summary every tool prints."""
+    a = np.asarray(list(values), np.float64)
+    if a.size == 0:
+        return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan"), "n": 0}
+    return {"p50": float(np.percentile(a, 50)), "p95": float(np.percentile(a, 95)),
+            "p99": float(np.percentile(a, 99)), "n": int(a.size)}
 
 def count_params(model: nn.Module) -> int:
     """All parameters, frozen ones included (re-parameterised kernels are real storage)."""

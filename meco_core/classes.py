@@ -27,7 +27,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-IGNORE_INDEX = 255
+from .defaults import IGNORE_INDEX
 
 
 @dataclass

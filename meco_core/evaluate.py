@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from meco_core.classes import ClassSet, get_class_set, get_remap
+from meco_core.defaults import MAX_DEPTH_M
 from meco_core.metrics import DepthMetrics, SegmentationMetrics
 from meco_core.plotting import pyplot, save_figure
 
@@ -31,7 +32,7 @@ DEPTH_KEYS = ("rmse", "rmse_log", "abs_rel", "sq_rel", "d1", "d2", "d3")
 class MetricSet:
     """Depth and segmentation metrics for the tasks a model has, fed with per-sample label flags."""
 
-    def __init__(self, tasks: Sequence[str], num_classes: int, max_depth: float = 80.0) -> None:
+    def __init__(self, tasks: Sequence[str], num_classes: int, max_depth: float = MAX_DEPTH_M) -> None:
         self.depth = DepthMetrics(max_depth) if "depth" in tasks else None
         self.seg = SegmentationMetrics(num_classes) if "segmentation" in tasks else None
         self.frames = 0
@@ -133,7 +134,7 @@ def evaluate(model: nn.Module, dataset: Iterable[dict[str, Any]] | Any, device: 
     keep = set(np.linspace(0, n - 1, keep_samples).round().astype(int).tolist()) if keep_samples else set()
     metrics = MetricSet(getattr(model, "tasks", ("depth", "segmentation")),
                         getattr(model, "num_classes", class_set.num_classes if class_set else 0),
-                        getattr(model, "max_depth", 80.0))
+                        getattr(model, "max_depth", MAX_DEPTH_M))
     times: list[float] = []
     samples = []
     iterator = enumerate(indices)
@@ -216,7 +217,7 @@ def format_table(results: dict[str, Any], class_names: Sequence[str] | None = No
 
 
 def save_grid(samples: Sequence[dict[str, np.ndarray]], class_set: ClassSet | None, path: str | Path,
-              max_depth: float = 80.0) -> Path:
+              max_depth: float = MAX_DEPTH_M) -> Path:
     """PNG: one row per sample; columns input | pred depth | pred seg | GT depth | GT seg."""
     plt = pyplot()
 
@@ -257,7 +258,7 @@ def _depth_range(sample: dict[str, np.ndarray], max_depth: float) -> float:
 
 
 def load_eval_dataset(data: str | Path, split: str, class_set: ClassSet | None, num_classes: int,
-                      max_depth: float = 80.0, size: tuple[int, int] | None = None, depth_only: bool = False):
+                      max_depth: float = MAX_DEPTH_M, size: tuple[int, int] | None = None, depth_only: bool = False):
     """MecoDataset (no augmentation, full resolution unless `size`) expressed in the model's classes.
 
     depth_only: ignore the data's labels (e.g. a CamVid-class model's depth on golf frames).

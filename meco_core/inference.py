@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .classes import GOLF, ClassSet, get_class_set
+from .defaults import DEFAULT_CHECKPOINT, MAX_DEPTH_M
 
 __all__ = ["Estimator", "Prediction", "RawOutput", "DeviceUnavailableError", "NonFiniteInputError", "PRECISIONS",
            "UPSAMPLE_MODES", "DEFAULT_CHECKPOINT", "resolve_device", "check_precision",
@@ -50,7 +51,6 @@ log = logging.getLogger("meco.inference")
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 UPSAMPLE_MODES = ("bilinear", "nearest")
-DEFAULT_CHECKPOINT = "checkpoints/meco_golf.pt"
 MIN_INFERENCE_SIDE = 16  # one ViT patch; smaller inputs give no feature map at all
 _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 _REPO = Path(__file__).resolve().parents[1]
@@ -179,7 +179,7 @@ class Estimator:
         self.inference_size = check_inference_size(inference_size) or self.native_size
         self.model = model.prepare_for_inference() if hasattr(model, "prepare_for_inference") else model.eval()
         self.model.to(self.device)
-        self.max_depth = float(getattr(model, "max_depth", 80.0))
+        self.max_depth = float(getattr(model, "max_depth", MAX_DEPTH_M))
         self.tasks = list(getattr(model, "tasks", ("depth", "segmentation")))
         self.channels_last = self.device.type == "cuda" if channels_last is None else bool(channels_last)
         if self.channels_last:

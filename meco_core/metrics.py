@@ -13,6 +13,8 @@ import math
 import numpy as np
 import torch
 
+from meco_core.defaults import MAX_DEPTH_M
+
 MIN_PRED_DEPTH = 1e-3
 
 
@@ -21,7 +23,7 @@ def _as_tensor(x) -> torch.Tensor:
 
 
 class DepthMetrics:
-    def __init__(self, max_depth: float = 80.0) -> None:
+    def __init__(self, max_depth: float = MAX_DEPTH_M) -> None:
         self.max_depth = max_depth
         self.reset()
 

@@ -31,9 +31,11 @@ from typing import Any
 
 import numpy as np
 
+from meco_core.bench import percentiles
+from meco_core.defaults import DEFAULT_CHECKPOINT, DEV_MODEL_CONFIG, NODE_START_TIMEOUT_S
+
 from .proc import REPO, Process, ros_env, start_node
 
-DEV_MODEL_CONFIG = "backbone=vit_tiny_patch16_224"
 VIEWER_TOPICS = ("depth", "segmentation", "segmentation/color", "depth/color")
 EXPECTED_ENCODING = {"depth": "32FC1", "segmentation": "mono8", "segmentation/color": "rgb8", "depth/color": "rgb8"}
 
@@ -246,14 +248,6 @@ def queueing_first_last(windows: list[tuple[float, Any]], span: float = 10.0) ->
     return [float(np.mean(first)), float(np.mean(last))]
 
 
-def percentiles(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan"), "n": 0}
-    a = np.asarray(values)
-    return {"p50": float(np.percentile(a, 50)), "p95": float(np.percentile(a, 95)),
-            "p99": float(np.percentile(a, 99)), "n": int(a.size)}
-
-
 def analyse(received: list[tuple[float, float, tuple[int, int]]], window: float = 10.0) -> dict[str, Any]:
     """Output FPS and stamp->receipt latency, overall and first vs last `window` seconds."""
     if len(received) < 2:
@@ -284,7 +278,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             raise SystemExit(f"checkpoint not found: {args.checkpoint}")
         checkpoint = str(found)
     elif not args.dev:
-        found = find_checkpoint("checkpoints/meco_golf.pt")
+        found = find_checkpoint(DEFAULT_CHECKPOINT)
         checkpoint = str(found) if found else None
     dev = checkpoint is None
     inference_size = list(args.inference_size) if args.inference_size else _params_inference_size(params_file)
@@ -462,7 +456,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dev-model-config", default=DEV_MODEL_CONFIG,
                    help=f"model config of the test/dev model (default {DEV_MODEL_CONFIG})")
     p.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: random)")
-    p.add_argument("--start-timeout", type=float, default=180.0, help="seconds to wait for the node's 'ready'")
+    p.add_argument("--start-timeout", type=float, default=NODE_START_TIMEOUT_S, help="seconds to wait for the node's 'ready'")
     p.add_argument("--json", default=None, help="write the results here")
     p.add_argument("--verbose", action="store_true", help="echo the node's log")
     p.add_argument("--quiet", action="store_true")

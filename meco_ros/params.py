@@ -20,6 +20,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
+from meco_core.defaults import DEFAULT_CHECKPOINT
 from meco_core.inference import PRECISIONS, UPSAMPLE_MODES, check_inference_size
 
 RELIABILITIES = ("best_effort", "reliable")
@@ -113,7 +114,7 @@ class Spec:
 def _spec_table() -> dict[str, Spec]:
     s: dict[str, Spec] = {
         # model and device: restart-only (a rebuild and warm-up)
-        "checkpoint": Spec("checkpoints/meco_golf.pt", False,
+        "checkpoint": Spec(DEFAULT_CHECKPOINT, False,
                            "meco checkpoint (.pt); relative paths are tried against the working directory, "
                            "the package share directory and the source tree. '' = test/dev mode (see model)"),
         "model": Spec("", False, "TEST/DEV MODE ONLY, used when checkpoint is '': registry model name (e.g. meco) "
@@ -256,13 +257,6 @@ class NodeConfig:
             max_frame_age=float(g("max_frame_age")), log_throttle=float(g("log_throttle")),
             max_latency_ms=float(g("diagnostics.max_latency_ms")), min_fps=float(g("diagnostics.min_fps")),
             outputs={n: bool(g(f"outputs.{n}")) for n in OUTPUTS}, palette=palette)
-
-
-def runtime_table() -> str:
-    """Markdown-ish listing for docs: which parameters change at run time."""
-    rows = [f"{n}: {'run time' if s.runtime else 'restart-only'} - {s.description}" for n, s in SPECS.items()]
-    rows.append(f"palette: run time - {PALETTE.description}")
-    return "\n".join(rows)
 
 
 def resolve_threads(value: int) -> int:

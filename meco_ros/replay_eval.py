@@ -46,16 +46,16 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from meco_core.bags import BagError, stamp_ns
+from meco_core.bench import percentiles
 from meco_core.classes import GOLF, ClassSet
+from meco_core.defaults import DEFAULT_CHECKPOINT, DEV_MODEL_CONFIG, MAX_DEPTH_M, NODE_START_TIMEOUT_S
 
 from .proc import REPO, Process, ros_env, start_node
 from .replay_bag import BagSource, ReplayFrame
-from .replay_report import Scorer, machine, percentiles, summarize, table, write_report
+from .replay_report import Scorer, machine, summarize, table, write_report
 
 PROBE_STAMP_NS = 1  # no recorded frame is stamped 1 ns after the epoch
 MAX_CONSECUTIVE_TIMEOUTS = 3
-DEV_MODEL_CONFIG = "backbone=vit_tiny_patch16_224"  # as node-bench's test/dev model
-DEFAULT_CHECKPOINT = "checkpoints/meco_golf.pt"
 LOUD = "!" * 100
 
 
@@ -82,7 +82,7 @@ class ReplayConfig:
     out: str = "out/replay"
     json: str | None = None
     timeout: float = 30.0
-    start_timeout: float = 180.0
+    start_timeout: float = NODE_START_TIMEOUT_S
     inference_size: tuple[int, int] | None = None  # (0, 0) = camera size
     params_file: str | None = None
     device: str | None = None
@@ -408,9 +408,9 @@ def class_set_from(meta: Any, cfg: ReplayConfig, problems: list[str]) -> tuple[C
         ckpt = load_checkpoint(path)
         cs = class_set_of(ckpt) or GOLF
         problems.append("no Prediction message from the node: classes and depth range taken from the checkpoint")
-        return cs, float(ckpt["model_config"].get("max_depth", 80.0))
+        return cs, float(ckpt["model_config"].get("max_depth", MAX_DEPTH_M))
     problems.append("no Prediction message from the node and no --checkpoint: assuming golf classes and 80 m")
-    return GOLF, 80.0
+    return GOLF, MAX_DEPTH_M
 
 
 # ---------------------------------------------------------------- orchestration

@@ -34,15 +34,6 @@ GRID_ROWS = 4
 THUMB_WIDTH = 320  # samples kept for the PNGs are shrunk to this width (memory stays bounded)
 
 
-def percentiles(values: Sequence[float]) -> dict[str, float]:
-    """p50/p95/p99 (NaN when empty) and the count."""
-    if len(values) == 0:
-        return {"p50": math.nan, "p95": math.nan, "p99": math.nan, "n": 0}
-    a = np.asarray(values, np.float64)
-    return {"p50": float(np.percentile(a, 50)), "p95": float(np.percentile(a, 95)),
-            "p99": float(np.percentile(a, 99)), "n": int(a.size)}
-
-
 def _thumb(sample: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Shrink a grid sample to THUMB_WIDTH (area for the image, nearest/sparse-safe for the rest)."""
     h, w = sample["image"].shape[:2]

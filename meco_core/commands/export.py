@@ -1,4 +1,5 @@
-"""`meco export`: a slim deployable checkpoint (default) or a TorchScript module."""
+"""`meco export`: a slim deployable checkpoint (default), a TorchScript module, or an ONNX
+file (fixed input size, metadata inside, verified against torch with ONNX Runtime)."""
 from __future__ import annotations
 
 import argparse
@@ -13,9 +14,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="source checkpoint (e.g. runs/meco_golf/best.pt); repeat it to ship the uniform weight "
                         "average of several snapshots of one model (checkpoint format only)")
     p.add_argument("--out", required=True, help="destination file")
-    p.add_argument("--format", choices=("checkpoint", "torchscript"), default="checkpoint")
+    p.add_argument("--format", choices=("checkpoint", "torchscript", "onnx"), default="checkpoint")
     p.add_argument("--fp32", action="store_true", help="checkpoint: keep fp32 weights (default fp16 storage)")
-    p.add_argument("--size", type=parse_size, default=(240, 320), help="torchscript: input HxW (default 240x320)")
+    p.add_argument("--size", type=parse_size, default=None,
+                   help="torchscript/onnx: input HxW (default: the checkpoint's recorded input size, else 240x320)")
+    p.add_argument("--fp16", action="store_true", help="onnx: float16 weights and activations (GPU providers)")
     p.add_argument("--input-size", type=parse_size, default=None,
                    help="checkpoint: record the HxW the model is meant to run at (its evaluation size)")
     p.set_defaults(handler=run)
@@ -24,17 +27,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args) -> int:
     import sys
 
-    from meco_core.checkpoint import CheckpointError
+    from meco_core.checkpoint import CheckpointError, load_checkpoint
     from meco_core.export import export_torchscript, slim_checkpoint
 
     try:
         if args.format == "checkpoint":
             result = slim_checkpoint(args.checkpoint, args.out, half=not args.fp32, input_size=args.input_size)
         elif len(args.checkpoint) > 1:
-            raise CheckpointError("--format torchscript takes one --checkpoint; export an average as a checkpoint first")
+            raise CheckpointError(f"--format {args.format} takes one --checkpoint; export an average as a checkpoint "
+                                  "first")
         else:
-            result = export_torchscript(args.checkpoint[0], args.out, args.size)
-    except CheckpointError as exc:
+            size = args.size or tuple(load_checkpoint(args.checkpoint[0]).get("input_size") or (240, 320))
+            if args.format == "onnx":
+                from meco_core.onnx_export import export_onnx
+
+                result = export_onnx(args.checkpoint[0], args.out, size, fp16=args.fp16)
+            else:
+                result = export_torchscript(args.checkpoint[0], args.out, size)
+    except (CheckpointError, RuntimeError) as exc:
         print(f"meco export: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(result, indent=2))

@@ -18,6 +18,7 @@ import argparse
 import os
 
 from meco_core.commands.bench import parse_size
+from meco_core.defaults import NODE_START_TIMEOUT_S
 
 
 def _rate(text: str) -> float | str:
@@ -70,7 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", default=None, help="also write report.json here")
     p.add_argument("--timeout", type=float, default=30.0,
                    help="seconds to wait for one frame's outputs (closed loop), for discovery and the drain")
-    p.add_argument("--start-timeout", type=float, default=180.0, help="seconds to wait for the node's 'ready'")
+    p.add_argument("--start-timeout", type=float, default=NODE_START_TIMEOUT_S, help="seconds to wait for the node's 'ready'")
     p.add_argument("--inference-size", type=_inference_size, default=None,
                    help="override the params file's inference_size (HxW; 'native' = the checkpoint's recorded "
                         "size; default: the params file's, which is native)")

@@ -50,6 +50,7 @@ from meco_core.bags import (
 )
 from meco_core.classes import get_class_set
 from meco_core.data.format import DatasetWriter
+from meco_core.defaults import MIN_LIDAR_RANGE_M
 from meco_core.geometry import (
     invert_transform,
     make_transform,
@@ -59,7 +60,6 @@ from meco_core.geometry import (
     transform_points,
 )
 
-MIN_RANGE_M = 0.3  # lidars report "no return" as (0, 0, 0); nothing real is this close
 TF_TOPICS = ("/tf_static", "/tf")
 _CACHE = 16  # recent auxiliary messages kept per topic for the join
 _NOT_CAMERA_WORDS = ("depth", "seg", "label", "mask", "disparity")
@@ -245,7 +245,7 @@ def decode_aux(kind: str, msg: Any) -> Any:
     """Pass-2 payload of an auxiliary message: (xyz, frame) | depth metres | labels | the message itself."""
     if kind == "cloud":
         xyz = cloud_to_xyz(msg)
-        return xyz[np.linalg.norm(xyz, axis=1) > MIN_RANGE_M], clean_frame(msg.header.frame_id)
+        return xyz[np.linalg.norm(xyz, axis=1) > MIN_LIDAR_RANGE_M], clean_frame(msg.header.frame_id)
     if kind == "depth":
         return depth_from_msg(msg)
     if kind == "seg":

@@ -34,6 +34,7 @@ from torch.utils.data import Dataset
 
 from meco_core.classes import ClassSet, get_class_set, get_remap
 from meco_core.data.format import DatasetReader, Sample
+from meco_core.defaults import MAX_DEPTH_M
 from meco_core.geometry import sparse_depth_image
 
 PathLike = str | os.PathLike
@@ -114,7 +115,7 @@ class MecoDataset(Dataset):
         scale_range: tuple[float, float] = (0.75, 1.5),
         class_set: ClassSet | str | None = None,
         label_remap: np.ndarray | None = None,
-        max_depth: float = 80.0,
+        max_depth: float = MAX_DEPTH_M,
         resize: tuple[int, int] | None = None,
         flip: bool = True,
         jitter: float = 0.25,
@@ -214,9 +215,3 @@ class MecoDataset(Dataset):
             "name": s.name,
         }
 
-
-def make_dataset(roots: PathLike | Sequence[PathLike], split: str, **kwargs: Any) -> MecoDataset:
-    """Convenience: `MecoDataset` over the roots that contain `split` (others skipped)."""
-    roots = [roots] if isinstance(roots, (str, os.PathLike)) else list(roots)
-    have = [r for r in roots if (Path(r) / split / "image").is_dir()]
-    return MecoDataset(have or roots, split, **kwargs)

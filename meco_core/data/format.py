@@ -295,9 +295,6 @@ class DatasetReader:
     def has_depth(self, split: str, name: str) -> bool:
         return (self.root / split / "depth" / f"{name}.png").exists()
 
-    def has_labels(self, split: str, name: str) -> bool:
-        return (self.root / split / "seg" / f"{name}.png").exists()
-
     def load(self, split: str, name: str) -> Sample:
         path = self._image_path(split, name)
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)

@@ -19,6 +19,7 @@ import yaml
 
 from meco_core.classes import GOLF, REMAPS
 from meco_core.data.format import DatasetWriter
+from meco_core.defaults import MIN_LIDAR_RANGE_M
 from meco_core.geometry import (
     intrinsics_matrix,
     invert_transform,
@@ -30,7 +31,6 @@ from meco_core.geometry import (
 )
 
 DIRECTIONS = ("auto", "as-is", "inverse")
-MIN_RANGE_M = 0.3  # Ouster reports "no return" as (0, 0, 0); its minimum range is ~0.8 m
 
 
 def read_camera_info(path: Path) -> tuple[float, float, float, float]:
@@ -56,7 +56,7 @@ def read_scan(bin_path: Path, label_path: Path | None = None) -> tuple[np.ndarra
         labels = (np.fromfile(label_path, dtype=np.uint32) & 0xFFFF).astype(np.int64)
         if len(labels) != len(raw):
             raise ValueError(f"{label_path}: {len(labels)} labels for {len(raw)} points")
-    keep = np.linalg.norm(raw[:, :3], axis=1) > MIN_RANGE_M
+    keep = np.linalg.norm(raw[:, :3], axis=1) > MIN_LIDAR_RANGE_M
     return raw[keep, :3].astype(np.float64), None if labels is None else labels[keep]
 
 

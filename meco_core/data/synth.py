@@ -35,12 +35,13 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
+from meco_core.defaults import MAX_DEPTH_M
+
 CLASS_NAMES = ("background", "fairway", "hazard", "road", "obstacle")
 BACKGROUND, FAIRWAY, HAZARD, ROAD, OBSTACLE = range(5)
 # classes.py: trees line the holes and are "background" in every real dataset's remap
 # (RELLIS tree -> background); keep synthetic trees consistent. Set OBSTACLE to change.
 TREE_LABEL = BACKGROUND
-MAX_DEPTH_M = 80.0
 DEFAULT_HFOV_DEG = 75.0  # fixed per dataset (DatasetWriter stores one intrinsics)
 LIDAR_ELEVATION_DEG = (-25.0, 15.0)
 LIDAR_AZIMUTH_STEPS = 512  # points per revolution (0.7 deg: a 20 Hz spinning-lidar mode)
@@ -1165,11 +1166,6 @@ def contact_sheet(frames: Sequence[SynthFrame], path: str | Path) -> Path:
     if not cv2.imwrite(str(path), np.ascontiguousarray(np.concatenate(rows, 0)[..., ::-1])):
         raise OSError(f"could not write {path}")
     return path
-
-
-def class_fractions(frames: Sequence[SynthFrame]) -> dict[str, float]:
-    counts = sum(np.bincount(f.labels.ravel(), minlength=len(CLASS_NAMES)) for f in frames)
-    return {n: float(c) / float(counts.sum()) for n, c in zip(CLASS_NAMES, counts)}
 
 
 def main_from_args(args: Any) -> int:

@@ -17,6 +17,8 @@ from typing import Any, Callable
 
 from torch import nn
 
+from ..defaults import MAX_DEPTH_M
+
 from .backbone import Backbone, CNNBackbone, ViTBackbone, create_backbone
 from .meco import MecoDecoder
 from .mlore import MLoReDecoder
@@ -35,7 +37,7 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "taps": None,
     "tasks": list(TASKS),
     "num_classes": 5,
-    "max_depth": 80.0,
+    "max_depth": MAX_DEPTH_M,
     "channels": 256,
     "head_upsample": 0,
     "stem_skip": False,

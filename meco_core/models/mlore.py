@@ -32,10 +32,15 @@ def spread_ranks(num_experts: int, low: int = 16, high: int = 128) -> list[int]:
     return [round(low + (high - low) * i / (num_experts - 1)) for i in range(num_experts)]
 
 
+def compose_kernel(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """1x1 (C_out, r) after 3x3 (r, C_in, 3, 3) as one dense 3x3 kernel (C_out, C_in, 3, 3)."""
+    return torch.einsum("or,rixy->oixy", a, b)
+
+
 def low_rank_to_dense(conv_b: nn.Conv2d, conv_a: nn.Conv2d) -> tuple[torch.Tensor, torch.Tensor]:
     """Compose 3x3 (C->r) then 1x1 (r->C) into one 3x3 C->C kernel and bias."""
     a = conv_a.weight[:, :, 0, 0]                                      # (C, r)
-    weight = torch.einsum("or,rixy->oixy", a, conv_b.weight)
+    weight = compose_kernel(a, conv_b.weight)
     bias = a @ conv_b.bias + conv_a.bias
     return weight, bias
 
@@ -73,7 +78,7 @@ class MLoReBlock(nn.Module):
         weights, start = [], 0
         for r in self.ranks:
             a, b = self.experts_a[:, start:start + r], self.experts_b.weight[start:start + r]
-            weights.append(torch.einsum("or,rixy->oixy", a, b))
+            weights.append(compose_kernel(a, b))
             start += r
         a_blocks = self.experts_a.split(self.ranks, dim=1)
         b_bias = self.experts_b.bias.split(self.ranks)

@@ -38,11 +38,16 @@ def quantize_mixture(z: torch.Tensor, groups: list[tuple[torch.Tensor, torch.Ten
         flat = selected.reshape(b, j * size, c)
         dist = torch.baddbmm(flat.pow(2).sum(-1, keepdim=True), flat, z, alpha=-2.0)   # (B, JK, M)
         codes = dist.view(b, j, size, m).argmin(dim=2)                                   # (B, J, M)
-        rows = codes + (torch.arange(j, device=z.device) * size).view(1, j, 1) \
-            + (torch.arange(b, device=z.device) * j * size).view(b, 1, 1)
-        mixed = F.embedding_bag(rows.transpose(1, 2).reshape(b * m, j), flat.reshape(b * j * size, c), mode="sum",
-                                per_sample_weights=weights.unsqueeze(1).expand(b, m, j).reshape(b * m, j))
-        mixed = mixed.view(b, m, c).transpose(1, 2)
+        if torch.compiler.is_exporting():  # ONNX/torch.export: a plain gather (embedding_bag does not export)
+            rows = codes + (torch.arange(j, device=z.device) * size).view(1, j, 1)              # (B, J, M)
+            picked = torch.gather(flat, 1, rows.reshape(b, j * m, 1).expand(b, j * m, c)).view(b, j, m, c)
+            mixed = (picked * weights.view(b, j, 1, 1)).sum(dim=1).transpose(1, 2)
+        else:
+            rows = codes + (torch.arange(j, device=z.device) * size).view(1, j, 1) \
+                + (torch.arange(b, device=z.device) * j * size).view(b, 1, 1)
+            mixed = F.embedding_bag(rows.transpose(1, 2).reshape(b * m, j), flat.reshape(b * j * size, c),
+                                    mode="sum", per_sample_weights=weights.unsqueeze(1).expand(b, m, j).reshape(b * m, j))
+            mixed = mixed.view(b, m, c).transpose(1, 2)
         out = mixed if out is None else out + mixed
     return out
 

@@ -1,0 +1,125 @@
+"""ONNX export of a checkpoint's inference form, self-describing and verified.
+
+- Exported with `torch.onnx.export(..., dynamo=True)` (the legacy exporter fails on timm's
+  anti-aliased position-embedding resize). MLoRE goes out re-parameterised and MECO with
+  its k-codebook search (a plain gather replaces `embedding_bag` while exporting).
+- One fixed input size per file (the vehicle's inference size): TensorRT builds its best
+  engine for a fixed shape, and dynamic height/width made the exporter crawl here.
+- The file carries what a runtime needs, as ONNX metadata: class set, max depth, input
+  size, tasks, model name and config (normalisation happens inside the graph).
+- `fp16=True` converts weights and activations to float16 with inputs/outputs kept
+  float32 (for GPU execution providers; CPU runs fp16 ONNX slowly).
+- Every export is checked against torch on a probe image with ONNX Runtime: depth max
+  abs difference and segmentation label agreement; a file that disagrees is not kept.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .checkpoint import build_from_checkpoint
+from .export import _TupleOutputs
+
+METADATA_PREFIX = "meco."
+# Tolerances of the parity check: float32 graphs agree to ~1e-5 m; fp16 ones to centimetres.
+PARITY = {False: {"depth_m": 1e-3, "labels": 0.999}, True: {"depth_m": 0.5, "labels": 0.98}}
+
+
+def onnx_metadata(model: torch.nn.Module, ckpt: dict[str, Any], size: tuple[int, int], fp16: bool) -> dict[str, str]:
+    """String metadata for the ONNX file (what the node needs without side files)."""
+    return {f"{METADATA_PREFIX}{k}": v for k, v in {
+        "format": "meco-onnx/1",
+        "model_name": ckpt["model_name"],
+        "model_config": json.dumps(ckpt["model_config"], default=str),
+        "class_set": json.dumps(ckpt.get("class_set")),
+        "max_depth": repr(float(model.max_depth)),
+        "input_size": json.dumps(list(size)),
+        "tasks": json.dumps(list(model.tasks)),
+        "precision": "fp16" if fp16 else "fp32",
+        "input": "image: float32 (1, 3, H, W) RGB in [0, 1] (normalised inside)",
+    }.items()}
+
+
+def read_onnx_metadata(path: str | Path) -> dict[str, Any]:
+    """The meco.* metadata of an exported file, JSON values decoded."""
+    import onnx
+
+    props = {p.key[len(METADATA_PREFIX):]: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props
+             if p.key.startswith(METADATA_PREFIX)}
+    for key in ("model_config", "class_set", "input_size", "tasks"):
+        if key in props:
+            props[key] = json.loads(props[key])
+    if "max_depth" in props:
+        props["max_depth"] = float(props["max_depth"])
+    return props
+
+
+def ort_session(path: str | Path, threads: int | None = None):
+    """A CPU ONNX Runtime session (threads: intra-op count, default ORT's choice)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = int(threads)
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+@torch.no_grad()
+def parity(wrapper: torch.nn.Module, session: Any, size: tuple[int, int], seed: int = 0) -> dict[str, float]:
+    """torch vs ONNX Runtime on one probe: depth max abs diff (m), label agreement (0..1)."""
+    probe = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(seed))
+    ref = dict(zip(wrapper.tasks, wrapper(probe)))
+    got = dict(zip(wrapper.tasks, session.run(None, {"image": probe.numpy()})))
+    out = {}
+    if "depth" in ref:
+        out["depth_max_abs_diff_m"] = float(np.abs(got["depth"].astype(np.float32) - ref["depth"].numpy()).max())
+    if "segmentation" in ref:
+        out["label_agreement"] = float((got["segmentation"].argmax(1) == ref["segmentation"].numpy().argmax(1)).mean())
+    return out
+
+
+def export_onnx(src: str | Path, dst: str | Path, size: tuple[int, int], fp16: bool = False,
+                opset: int = 18) -> dict[str, Any]:
+    """Export `src`'s inference form at batch 1 and `size`; verify with ONNX Runtime; save."""
+    import onnx
+
+    model, ckpt = build_from_checkpoint(src)
+    model.prepare_for_inference()
+    wrapper = _TupleOutputs(model).eval()
+    example = torch.rand(1, 3, *size)
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quiet = logging.getLogger("torch.onnx")
+        level, quiet.level = quiet.level, logging.ERROR
+        try:
+            program = torch.onnx.export(wrapper, (example,), dynamo=True, opset_version=opset,
+                                        input_names=["image"], output_names=list(model.tasks), verbose=False)
+        finally:
+            quiet.setLevel(level)
+    proto = program.model_proto
+    if fp16:
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+
+        proto = convert_float_to_float16(proto, keep_io_types=True)
+    for key, value in onnx_metadata(model, ckpt, size, fp16).items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save(proto, str(tmp))
+    try:
+        check = parity(wrapper, ort_session(tmp), size)
+        limits = PARITY[fp16]
+        if check.get("depth_max_abs_diff_m", 0.0) > limits["depth_m"] or check.get("label_agreement", 1.0) < limits["labels"]:
+            raise RuntimeError(f"ONNX Runtime disagrees with torch ({check}); {dst} not written")
+        tmp.replace(dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return {"out": str(dst), "size": list(size), "fp16": fp16, "opset": opset, "outputs": list(model.tasks),
+            "parity": check, "mb": dst.stat().st_size / 1e6}

@@ -1,0 +1,47 @@
+"""`meco export --format onnx`: every inference form exports, carries its metadata, and
+ONNX Runtime reproduces torch (depth max abs diff, label agreement)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+from meco_core import build_model  # noqa: E402
+from meco_core.checkpoint import save_checkpoint  # noqa: E402
+from meco_core.classes import GOLF  # noqa: E402
+from meco_core.cli import main as meco  # noqa: E402
+from meco_core.onnx_export import ort_session, read_onnx_metadata  # noqa: E402
+
+SIZE = (64, 96)
+CNN = dict(backbone="tf_efficientnet_lite0", channels=16, stem_skip=True, head_upsample=1)
+
+
+def _checkpoint(tmp_path, name: str) -> str:
+    torch.manual_seed(0)
+    train_name = "mlore" if name == "mlore_reparam" else name
+    extra = dict(num_experts=3, top_k=2) if train_name in ("meco", "mlore") else {}
+    model = build_model(train_name, **CNN, **extra).train()
+    model(torch.rand(2, 3, *SIZE))  # BN statistics and MECO codebooks away from their initial values
+    path = tmp_path / f"{name}.pt"
+    save_checkpoint(path, model, class_set=GOLF.to_dict(), input_size=list(SIZE))
+    return str(path)
+
+
+@pytest.mark.parametrize("name", ["meco", "mlore_reparam", "taskexpert", "plain"])
+def test_onnx_runtime_reproduces_torch(tmp_path, capsys, name: str) -> None:
+    ckpt, out = _checkpoint(tmp_path, name), tmp_path / f"{name}.onnx"
+    assert meco(["export", "--checkpoint", ckpt, "--format", "onnx", "--out", str(out)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["size"] == list(SIZE)          # the checkpoint's recorded size
+    assert result["parity"]["depth_max_abs_diff_m"] < 1e-3 and result["parity"]["label_agreement"] > 0.999
+    meta = read_onnx_metadata(out)
+    assert meta["input_size"] == list(SIZE) and meta["tasks"] == ["depth", "segmentation"]
+    assert meta["class_set"]["names"] == list(GOLF.names) and meta["max_depth"] == 80.0
+    session = ort_session(out, threads=1)
+    assert [i.shape for i in session.get_inputs()] == [[1, 3, *SIZE]]
+    depth, seg = session.run(None, {"image": torch.rand(1, 3, *SIZE).numpy()})
+    assert depth.shape == (1, 1, *SIZE) and seg.shape == (1, 5, *SIZE) and (depth > 0).all()
