@@ -45,3 +45,21 @@ def test_onnx_runtime_reproduces_torch(tmp_path, capsys, name: str) -> None:
     assert [i.shape for i in session.get_inputs()] == [[1, 3, *SIZE]]
     depth, seg = session.run(None, {"image": torch.rand(1, 3, *SIZE).numpy()})
     assert depth.shape == (1, 1, *SIZE) and seg.shape == (1, 5, *SIZE) and (depth > 0).all()
+
+
+def test_eval_through_onnxruntime_equals_torch(tmp_path) -> None:
+    from test_train import write_tiny_dataset
+
+    data = write_tiny_dataset(tmp_path / "data", n_train=1, n_val=3)   # 64x96 frames, golf classes
+    ckpt, onnx_file = _checkpoint(tmp_path, "meco"), tmp_path / "meco.onnx"
+    assert meco(["export", "--checkpoint", ckpt, "--format", "onnx", "--out", str(onnx_file)]) == 0
+    results = {}
+    for backend, model in (("torch", ckpt), ("onnxruntime", str(onnx_file))):
+        out = tmp_path / f"{backend}.json"
+        assert meco(["eval", "--checkpoint", model, "--backend", backend, "--data", str(data), "--json", str(out),
+                     "--no-progress"]) == 0
+        results[backend] = json.loads(out.read_text())
+    t, o = results["torch"], results["onnxruntime"]
+    assert o["backend"] == "onnxruntime" and o["frames"] == t["frames"] == 3
+    assert abs(o["miou"] - t["miou"]) < 0.1 and abs(o["abs_rel"] - t["abs_rel"]) < 1e-3
+    assert meco(["eval", "--checkpoint", str(onnx_file), "--data", str(data), "--no-progress"]) == 2   # no --backend

@@ -21,7 +21,10 @@ from meco_core.commands.bench import parse_size
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("eval", help="evaluate a checkpoint on a dataset: metrics table, JSON, PNG grid",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True, help="checkpoint (.pt) written by meco train")
+    p.add_argument("--checkpoint", required=True,
+                   help="checkpoint (.pt) written by meco train, or an .onnx file from meco export (with --backend)")
+    p.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"),
+                   help="run the model with torch (checkpoints) or ONNX Runtime (exported .onnx, CPU)")
     p.add_argument("--data", required=True, help="meco-dataset/1 root (or one of its split folders, e.g. ROOT/test)")
     p.add_argument("--split", default=None, help="split to evaluate (default: val, or the folder given as --data)")
     p.add_argument("--json", default=None, help="write metrics here")
@@ -41,9 +44,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from meco_core.checkpoint import CheckpointError, build_from_checkpoint
+    from meco_core.checkpoint import CheckpointError
     from meco_core.data.format import split_folder
     from meco_core.evaluate import class_set_of, evaluate, format_table, json_safe, load_eval_dataset, save_grid
+    from meco_core.runtime import load_for_inference
 
     folder = split_folder(args.data)
     if folder:
@@ -60,12 +64,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"meco eval: --device {args.device}: CUDA is not available", file=sys.stderr)
         return 2
     try:
-        model, ckpt = build_from_checkpoint(args.checkpoint)
-    except CheckpointError as exc:
+        model, ckpt = load_for_inference(args.checkpoint, args.backend, args.threads)
+    except (CheckpointError, ValueError, FileNotFoundError) as exc:
         print(f"meco eval: {exc}", file=sys.stderr)
         return 2
-    model.prepare_for_inference()
-    model.to(args.device)
+    if args.backend == "torch":
+        model.to(args.device)
     if args.size is None and ckpt.get("input_size"):
         args.size = tuple(ckpt["input_size"])
     try:
@@ -80,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     m = result.metrics
     m.update(checkpoint=str(args.checkpoint), data=str(args.data), split=args.split, model=ckpt["model_name"],
              step=ckpt.get("step"), size=list(args.size) if args.size else "full", device=args.device,
+             backend=args.backend,
              threads=torch.get_num_threads())
     title = (f"{ckpt['model_name']} ({Path(args.checkpoint).name}) on {args.data} [{args.split}], "
              f"{m['frames']} frames, classes {class_set.name}")
