@@ -43,6 +43,7 @@ def percentiles(values: Iterable[float]) -> dict[str, float]:
     return {"p50": float(np.percentile(a, 50)), "p95": float(np.percentile(a, 95)),
             "p99": float(np.percentile(a, 99)), "n": int(a.size)}
 
+
 def count_params(model: nn.Module) -> int:
     """All parameters, frozen ones included (re-parameterised kernels are real storage)."""
     return sum(p.numel() for p in model.parameters())
@@ -92,21 +93,25 @@ def measure_latency(models: dict[str, nn.Module], image: torch.Tensor, warmup: i
 
 
 def benchmark(models: dict[str, nn.Module], size: tuple[int, int], device: str = "cpu", warmup: int = 2,
-              repeats: int = 10, extras: dict[str, dict] | None = None, progress: bool = True) -> list[BenchRow]:
+              repeats: int = 10, extras: dict[str, dict] | None = None, progress: bool = True,
+              twins: dict[str, nn.Module] | None = None) -> list[BenchRow]:
     """Benchmark models as built, in eval mode, on one input size.
 
     Models are not converted here: 'mlore' is MLoRE's training form and 'mlore_reparam'
-    its re-parameterised inference form, and both belong in the table.
+    its re-parameterised inference form, and both belong in the table. `twins` gives the
+    torch module whose parameters and FLOPs a row reports when the timed model is another
+    runtime's copy of it (an ONNX Runtime session has no torch ops to count).
     """
     dev = torch.device(device)
     image = torch.rand(1, 3, *size, device=dev)
     prepared = {name: model.to(dev).eval() for name, model in models.items()}
-    flops = {n: count_flops(m, image) for n, m in prepared.items()}
+    counted = {name: (twins or {}).get(name, model) for name, model in prepared.items()}
+    flops = {n: count_flops(m, image) for n, m in counted.items()}
     times = measure_latency(prepared, image, warmup, repeats, progress)
     rows = []
-    for name, model in prepared.items():
+    for name in prepared:
         median = statistics.median(times[name])
-        rows.append(BenchRow(name, count_params(model) / 1e6, flops[name] / 1e9, median,
+        rows.append(BenchRow(name, count_params(counted[name]) / 1e6, flops[name] / 1e9, median,
                              percentile(times[name], 90), 1e3 / median, (extras or {}).get(name, {})))
     return rows
 

@@ -86,10 +86,16 @@ def parity(wrapper: torch.nn.Module, session: Any, size: tuple[int, int], seed: 
 
 def export_onnx(src: str | Path, dst: str | Path, size: tuple[int, int], fp16: bool = False,
                 opset: int = 18) -> dict[str, Any]:
-    """Export `src`'s inference form at batch 1 and `size`; verify with ONNX Runtime; save."""
+    """Export checkpoint `src`'s inference form at batch 1 and `size`; verify with ONNX Runtime; save."""
+    model, ckpt = build_from_checkpoint(src)
+    return export_model_onnx(model, ckpt, dst, size, fp16, opset)
+
+
+def export_model_onnx(model: torch.nn.Module, ckpt: dict[str, Any], dst: str | Path, size: tuple[int, int],
+                      fp16: bool = False, opset: int = 18) -> dict[str, Any]:
+    """Export a built model (`ckpt`: its model_name, model_config, class_set); verify; save."""
     import onnx
 
-    model, ckpt = build_from_checkpoint(src)
     model.prepare_for_inference()
     wrapper = _TupleOutputs(model).eval()
     example = torch.rand(1, 3, *size)

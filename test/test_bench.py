@@ -59,3 +59,18 @@ def test_several_checkpoints_side_by_side_with_ratios_to_the_first(tmp_path) -> 
     rows = json.loads(out.read_text())["rows"]
     assert [r["model"] for r in rows] == [f"plain ({tmp_path / 'a.pt'})", f"plain ({tmp_path / 'b.pt'})"]
     assert rows[1]["params_m"] == pytest.approx(sum(p.numel() for p in cnn.parameters()) / 1e6)
+
+
+def test_backends_side_by_side(tmp_path) -> None:
+    pytest.importorskip("onnxruntime")
+    model = build_model("plain", backbone="tf_efficientnet_lite0", channels=16)
+    save_checkpoint(tmp_path / "m.pt", model)
+    out = tmp_path / "backends.json"
+    assert main(["bench", "--checkpoint", str(tmp_path / "m.pt"), "--backend", "torch,onnxruntime", "--size", "64x96",
+                 "--repeats", "2", "--warmup", "1", "--threads", "1", "--json", str(out)]) == 0
+    torch_row, ort_row = json.loads(out.read_text())["rows"]
+    assert torch_row["backend"] == "torch" and ort_row["backend"] == "onnxruntime"
+    assert ort_row["model"].endswith("[onnxruntime]") and ort_row["params_m"] == torch_row["params_m"]
+    assert ort_row["gflops"] == torch_row["gflops"] > 0 and ort_row["fps"] > 0 and "fps_ratio" in ort_row
+    with pytest.raises(SystemExit, match="choose from"):
+        main(["bench", "--checkpoint", str(tmp_path / "m.pt"), "--backend", "tensorrt"])

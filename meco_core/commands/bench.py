@@ -37,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="benchmark the model stored in this checkpoint; repeat it to compare checkpoints side by "
                         "side in one run (ratios to the first)")
     p.add_argument("--device", default="cpu", help="cpu | cuda[:n]")
+    p.add_argument("--backend", default="torch",
+                   help="comma-separated backends timed side by side: torch, onnxruntime (each model exported to "
+                        "ONNX at --size and run by ONNX Runtime on the CPU with the same thread count)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--repeats", type=int, default=10)
@@ -73,7 +76,36 @@ def _build_set(args) -> tuple[dict, dict[str, dict], str | None, str]:
     return models, {}, args.ref if args.ref in models else None, "models side by side"
 
 
+def _with_backends(models: dict, extras: dict, ref: str | None, backends: list[str], size: tuple[int, int],
+                   workdir: str) -> tuple[dict, dict, dict, str | None]:
+    """Each model once per backend ('name [backend]'); ONNX copies exported at `size` into
+    `workdir`, timed with the torch model as their params/FLOPs twin."""
+    import copy
+
+    import torch
+
+    from meco_core.onnx_export import export_model_onnx
+    from meco_core.runtime import OnnxRuntimeModel
+
+    out, out_extras, twins = {}, {}, {}
+    for name, model in models.items():
+        for backend in backends:
+            label = f"{name} [{backend}]"
+            if backend == "torch":
+                out[label] = model
+            else:
+                path = Path(workdir) / f"{len(out)}.onnx"
+                export_model_onnx(copy.deepcopy(model), {"model_name": getattr(model, "name", name),
+                                          "model_config": getattr(model, "config", {}), "class_set": None}, path, size)
+                out[label], twins[label] = OnnxRuntimeModel(path, threads=torch.get_num_threads()), model
+            out_extras[label] = {**extras.get(name, {}), "backend": backend}
+    first_ref = f"{ref} [{backends[0]}]" if ref else (next(iter(out)) if len(out) > 1 else None)
+    return out, out_extras, twins, first_ref
+
+
 def run(args) -> int:
+    import tempfile
+
     import torch
     from rich.console import Console
 
@@ -84,8 +116,18 @@ def run(args) -> int:
     torch.manual_seed(args.seed)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit(f"--device {args.device}: CUDA is not available on this machine; use --device cpu")
+    backends = [b.strip() for b in args.backend.split(",") if b.strip()]
+    unknown = sorted(set(backends) - {"torch", "onnxruntime"})
+    if unknown or not backends:
+        raise SystemExit(f"--backend {args.backend!r}: choose from torch, onnxruntime")
+    if "onnxruntime" in backends and args.device != "cpu":
+        raise SystemExit("--backend onnxruntime runs on the CPU provider here; use --device cpu")
     models, extras, ref, what = _build_set(args)
-    rows = benchmark(models, args.size, args.device, args.warmup, args.repeats, extras)
+    twins: dict = {}
+    with tempfile.TemporaryDirectory(prefix="meco_bench_") as workdir:
+        if backends != ["torch"]:
+            models, extras, twins, ref = _with_backends(models, extras, ref, backends, args.size, workdir)
+        rows = benchmark(models, args.size, args.device, args.warmup, args.repeats, extras, twins=twins)
     add_ratios(rows, ref)
     h, w = args.size
     title = (f"{what}: {args.backbone if not args.checkpoint else ''} {h}x{w}, batch 1, {args.device}, "
