@@ -44,6 +44,33 @@ def percentiles(values: Iterable[float]) -> dict[str, float]:
             "p99": float(np.percentile(a, 99)), "n": int(a.size)}
 
 
+PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class Deployed(nn.Module):
+    """A model as a deployment runs it: autocast precision, channels-last memory, optionally
+    torch.compile'd. Timed by the benchmark; its inner model is what params/FLOPs count."""
+
+    def __init__(self, model: nn.Module, precision: str = "fp32", channels_last: bool = False,
+                 compile: bool = False) -> None:
+        super().__init__()
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+        self.model, self.precision, self.channels_last = model, precision, channels_last
+        if channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self._run = torch.compile(self.model, dynamic=False) if compile else self.model
+
+    def forward(self, image: torch.Tensor):
+        if self.channels_last:
+            image = image.contiguous(memory_format=torch.channels_last)
+        dtype = PRECISIONS[self.precision]
+        if dtype is None:
+            return self._run(image)
+        with torch.autocast(image.device.type, dtype=dtype):
+            return self._run(image)
+
+
 def count_params(model: nn.Module) -> int:
     """All parameters, frozen ones included (re-parameterised kernels are real storage)."""
     return sum(p.numel() for p in model.parameters())
@@ -105,7 +132,7 @@ def benchmark(models: dict[str, nn.Module], size: tuple[int, int], device: str =
     dev = torch.device(device)
     image = torch.rand(1, 3, *size, device=dev)
     prepared = {name: model.to(dev).eval() for name, model in models.items()}
-    counted = {name: (twins or {}).get(name, model) for name, model in prepared.items()}
+    counted = {name: (twins or {}).get(name, model).to(dev).eval() for name, model in prepared.items()}
     flops = {n: count_flops(m, image) for n, m in counted.items()}
     times = measure_latency(prepared, image, warmup, repeats, progress)
     rows = []

@@ -74,3 +74,13 @@ def test_backends_side_by_side(tmp_path) -> None:
     assert ort_row["gflops"] == torch_row["gflops"] > 0 and ort_row["fps"] > 0 and "fps_ratio" in ort_row
     with pytest.raises(SystemExit, match="choose from"):
         main(["bench", "--checkpoint", str(tmp_path / "m.pt"), "--backend", "tensorrt"])
+
+
+def test_precisions_side_by_side(tmp_path) -> None:
+    out = tmp_path / "prec.json"
+    assert main(["bench", *TINY_ARGS, "--models", "plain", "--precision", "fp32,bf16", "--channels-last",
+                 "--json", str(out)]) == 0
+    fp32, bf16 = json.loads(out.read_text())["rows"]
+    assert (fp32["model"], bf16["model"]) == ("plain [fp32]", "plain [bf16]")
+    assert bf16["precision"] == "bf16" and bf16["channels_last"] and bf16["gflops"] == fp32["gflops"]
+    assert "fps_ratio" in bf16

@@ -37,6 +37,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="benchmark the model stored in this checkpoint; repeat it to compare checkpoints side by "
                         "side in one run (ratios to the first)")
     p.add_argument("--device", default="cpu", help="cpu | cuda[:n]")
+    p.add_argument("--precision", default="fp32",
+                   help="comma-separated autocast precisions timed side by side: fp32, fp16, bf16 (torch backend)")
+    p.add_argument("--channels-last", action="store_true", help="channels-last memory format (CUDA)")
+    p.add_argument("--compile", action="store_true", help="torch.compile each model (first calls slow)")
     p.add_argument("--backend", default="torch",
                    help="comma-separated backends timed side by side: torch, onnxruntime (each model exported to "
                         "ONNX at --size and run by ONNX Runtime on the CPU with the same thread count)")
@@ -103,6 +107,27 @@ def _with_backends(models: dict, extras: dict, ref: str | None, backends: list[s
     return out, out_extras, twins, first_ref
 
 
+def _deployed(models: dict, extras: dict, ref: str | None, precisions: list[str], channels_last: bool,
+              compile: bool) -> tuple[dict, dict, dict, str | None]:
+    """Each model once per precision ('name [fp16]'), wrapped as a deployment runs it."""
+    import copy
+
+    from meco_core.bench import Deployed
+
+    out, out_extras, twins = {}, {}, {}
+    for name, model in models.items():
+        for precision in precisions:
+            label = name if precisions == ["fp32"] else f"{name} [{precision}]"
+            out[label] = Deployed(copy.deepcopy(model) if len(precisions) > 1 else model, precision, channels_last,
+                                  compile)
+            twins[label] = model
+            out_extras[label] = {**extras.get(name, {}), "precision": precision, "channels_last": channels_last,
+                                 "compile": compile}
+    if ref:
+        ref = ref if precisions == ["fp32"] else f"{ref} [{precisions[0]}]"
+    return out, out_extras, twins, ref or (next(iter(out)) if len(out) > 1 else None)
+
+
 def run(args) -> int:
     import tempfile
 
@@ -122,11 +147,18 @@ def run(args) -> int:
         raise SystemExit(f"--backend {args.backend!r}: choose from torch, onnxruntime")
     if "onnxruntime" in backends and args.device != "cpu":
         raise SystemExit("--backend onnxruntime runs on the CPU provider here; use --device cpu")
+    precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
+    if not precisions or set(precisions) - {"fp32", "fp16", "bf16"}:
+        raise SystemExit(f"--precision {args.precision!r}: choose from fp32, fp16, bf16")
+    if backends != ["torch"] and (precisions != ["fp32"] or args.channels_last or args.compile):
+        raise SystemExit("--precision/--channels-last/--compile apply to the torch backend; time backends at fp32")
     models, extras, ref, what = _build_set(args)
     twins: dict = {}
     with tempfile.TemporaryDirectory(prefix="meco_bench_") as workdir:
         if backends != ["torch"]:
             models, extras, twins, ref = _with_backends(models, extras, ref, backends, args.size, workdir)
+        elif precisions != ["fp32"] or args.channels_last or args.compile:
+            models, extras, twins, ref = _deployed(models, extras, ref, precisions, args.channels_last, args.compile)
         rows = benchmark(models, args.size, args.device, args.warmup, args.repeats, extras, twins=twins)
     add_ratios(rows, ref)
     h, w = args.size
