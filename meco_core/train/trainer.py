@@ -316,6 +316,11 @@ class Trainer:
             self.tb = TensorBoard(self.out_dir / "tb", purge_step=(resumed + 1) if resumed else None)
             self.log(f"training {cfg.model.name} on {info.device} x{info.world_size}: {sampler.epoch_len} samples/epoch, "
                      f"{sampler.batches_per_epoch} steps/epoch, steps {self.step}->{cfg.optim.steps}, out {self.out_dir}")
+            mc = self.raw_model.config
+            source = (mc.get("backbone_weights") or "RANDOM init (no backbone_weights)") if not cfg.model.init_from \
+                else f"from {cfg.model.init_from}"
+            self.log(f"backbone {mc.get('backbone')}{' over ' + mc['hybrid_stem'] if mc.get('hybrid_stem') else ''}: "
+                     f"weights {source}, input mean {mc.get('input_mean')} std {mc.get('input_std')}")
         bar = tqdm(total=cfg.optim.steps, initial=self.step, disable=not (info.is_main and self.progress),
                    dynamic_ncols=True, unit="step", file=sys.stderr)
         self.raw_model.train()
