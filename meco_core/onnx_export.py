@@ -27,6 +27,7 @@ from .checkpoint import build_from_checkpoint
 from .export import _TupleOutputs
 
 METADATA_PREFIX = "meco."
+DEFAULT_EXPORT_SIZE = (240, 320)  # the vehicle's inference size, for checkpoints that record none
 # Tolerances of the parity check: float32 graphs agree to ~1e-5 m; fp16 ones to centimetres.
 PARITY = {False: {"depth_m": 1e-3, "labels": 0.999}, True: {"depth_m": 0.5, "labels": 0.98}}
 
@@ -84,10 +85,12 @@ def parity(wrapper: torch.nn.Module, session: Any, size: tuple[int, int], seed: 
     return out
 
 
-def export_onnx(src: str | Path, dst: str | Path, size: tuple[int, int], fp16: bool = False,
+def export_onnx(src: str | Path, dst: str | Path, size: tuple[int, int] | None = None, fp16: bool = False,
                 opset: int = 18) -> dict[str, Any]:
-    """Export checkpoint `src`'s inference form at batch 1 and `size`; verify with ONNX Runtime; save."""
+    """Export checkpoint `src`'s inference form at batch 1 and `size` (default: the size the
+    checkpoint records, else 240x320); verify with ONNX Runtime; save."""
     model, ckpt = build_from_checkpoint(src)
+    size = tuple(size or ckpt.get("input_size") or DEFAULT_EXPORT_SIZE)
     return export_model_onnx(model, ckpt, dst, size, fp16, opset)
 
 

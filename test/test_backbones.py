@@ -100,16 +100,9 @@ def test_hub_source_fails_at_once_with_instructions_when_unreachable(monkeypatch
     # A closed loopback port stands in for the hub: the answer must come in seconds.
     monkeypatch.setattr(pretrained, "HUB_HOSTS", (("127.0.0.1", 9),))
     start = time.monotonic()
-    with pytest.raises(BackboneWeightsError, match="backbone_weights: /path/to/file.pth"):
+    with pytest.raises(BackboneWeightsError, match="no internet here.*backbone_weights: /path/to/file.pth"):
         build_model("plain", **CNN, backbone_weights="hub")
     assert time.monotonic() - start < 10
-
-
-def test_hub_source_on_this_machine() -> None:
-    if pretrained.hub_reachable():
-        pytest.skip("this machine reaches the hub; the offline path is covered above")
-    with pytest.raises(BackboneWeightsError, match="no internet"):
-        build_model("plain", **CNN, backbone_weights="hub")
 
 
 def test_file_that_does_not_fit_names_the_missing_keys(tmp_path) -> None:

@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args) -> int:
     import sys
 
-    from meco_core.checkpoint import CheckpointError, load_checkpoint
+    from meco_core.checkpoint import CheckpointError
     from meco_core.export import export_torchscript, slim_checkpoint
 
     try:
@@ -37,13 +37,12 @@ def run(args) -> int:
             raise CheckpointError(f"--format {args.format} takes one --checkpoint; export an average as a checkpoint "
                                   "first")
         else:
-            size = args.size or tuple(load_checkpoint(args.checkpoint[0]).get("input_size") or (240, 320))
             if args.format == "onnx":
                 from meco_core.onnx_export import export_onnx
 
-                result = export_onnx(args.checkpoint[0], args.out, size, fp16=args.fp16)
+                result = export_onnx(args.checkpoint[0], args.out, args.size, fp16=args.fp16)
             else:
-                result = export_torchscript(args.checkpoint[0], args.out, size)
+                result = export_torchscript(args.checkpoint[0], args.out, args.size or (240, 320))
     except (CheckpointError, RuntimeError) as exc:
         print(f"meco export: {exc}", file=sys.stderr)
         return 2
