@@ -6,6 +6,9 @@ every model gets the same data, augmentation, optimiser, schedule and number of 
 only `model.name` differs, and each model keeps just the config keys it accepts (MECO's
 codebook sizes mean nothing to a single-task model). Runs live in `<out>/<model>/` and a
 killed comparison resumes: finished runs are reused, a half-finished one continues.
+Each finished run's scores are cached in `<run>/scores.json` (small: commit it), so a
+comparison that spans machines or sessions resumes from the scores alone; the cost
+columns need no trained weights (they are measured on the config's architecture).
 
 The final weights (`last.pt`) are scored, not `best.pt`: picking the best validation step
 and then reporting that validation set would flatter whichever model is noisiest.
@@ -25,7 +28,7 @@ import torch
 from .bench import count_flops, count_params, measure_latency
 from .checkpoint import build_from_checkpoint, load_checkpoint
 from .evaluate import class_set_of, evaluate, load_eval_dataset
-from .models import model_config_keys
+from .models import build_model, model_config_keys
 from .plotting import pyplot, save_figure
 from .train.config import load_config
 
@@ -116,6 +119,48 @@ def score_model(checkpoint: str | Path, specs: Sequence[EvalSpec], max_frames: i
     return out
 
 
+
+def scores_path(out_root: str | Path, name: str, seed: int | None = None) -> Path:
+    return run_dir(out_root, name, seed) / "scores.json"
+
+
+def cached_scores(out_root: str | Path, name: str, seed: int | None, steps: int,
+                  specs: Sequence[EvalSpec]) -> dict[str, dict[str, Any]] | None:
+    """A finished run's cached scores when they cover `steps` and every evaluation set, else None."""
+    import json
+
+    path = scores_path(out_root, name, seed)
+    if not path.is_file():
+        return None
+    cached = json.loads(path.read_text())
+    sets = cached.get("sets", {})
+    if cached.get("step") != steps or any(s.label not in sets for s in specs):
+        return None
+    return {s.label: sets[s.label] for s in specs}
+
+
+def train_and_score(config_path: str | Path, name: str, out_root: str | Path, overrides: dict[str, Any],
+                    specs: Sequence[EvalSpec], seed: int | None = None, max_frames: int | None = None,
+                    progress: bool = True, log=print) -> dict[str, dict[str, Any]]:
+    """One run's scores: from its cache, or trained (resumed) and scored now, then cached."""
+    import json
+
+    from .evaluate import json_safe
+
+    steps = load_config(config_path, overrides).optim.steps
+    scores = cached_scores(out_root, name, seed, steps, specs)
+    label = name if seed is None else f"{name} seed {seed}"
+    if scores is not None:
+        log(f"{label}: scores cached in {scores_path(out_root, name, seed)}")
+        return scores
+    checkpoint = train_model(config_path, name, out_root, overrides, progress, log, seed)
+    scores = score_model(checkpoint, specs, max_frames, progress)
+    path = scores_path(out_root, name, seed)
+    path.write_text(json.dumps(json_safe({"model": name, "seed": seed, "step": steps, "config": str(config_path),
+                                          "sets": scores}), indent=2) + "\n")
+    log(f"{label}: scores written to {path}")
+    return scores
+
 def _mean(values: list[Any]) -> Any:
     """Mean of numbers (NaN/None left out; None if nothing is left), element-wise for lists."""
     if values and all(isinstance(v, (list, tuple)) for v in values):
@@ -142,18 +187,21 @@ def aggregate_seeds(per_seed: dict[int, dict[str, dict[str, Any]]]) -> dict[str,
     return {"metrics": metrics, "spread": spread, "seeds": per_seed}
 
 
-def complexity(checkpoints: dict[str, Path], size: tuple[int, int], repeats: int = 10,
+def complexity(models: dict[str, torch.nn.Module], size: tuple[int, int], repeats: int = 10,
                progress: bool = True) -> dict[str, dict[str, float]]:
     """Params, GFLOPs and batch-1 latency of each model's inference form, interleaved."""
-    models = {}
-    for name, path in checkpoints.items():
-        model, _ = build_from_checkpoint(path)
-        models[name] = model.prepare_for_inference()
+    models = {name: m.eval().prepare_for_inference() for name, m in models.items()}
     image = torch.rand(1, 3, *size)
     times = measure_latency(models, image, warmup=2, repeats=repeats, progress=progress)
     return {name: {"params_m": count_params(m) / 1e6, "gflops": count_flops(m, image) / 1e9,
                    "latency_ms": statistics.median(times[name]), "fps": 1e3 / statistics.median(times[name])}
             for name, m in models.items()}
+
+
+def model_for_cost(config_path: str | Path, name: str, overrides: dict[str, Any]) -> torch.nn.Module:
+    """`name` built from the shared config, untrained: cost does not depend on the weights."""
+    model_config, _ = config_for(load_config(config_path, overrides).model.config, name)
+    return build_model(name, **model_config)
 
 
 def add_single_task_pair(rows: dict[str, dict[str, Any]]) -> None:

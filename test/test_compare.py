@@ -50,9 +50,37 @@ def test_every_model_trained_scored_and_costed(compared) -> None:
 def test_rerun_reuses_finished_runs(compared, capsys) -> None:
     data, out = compared
     stamp = (out / "meco" / "last.pt").stat().st_mtime_ns
+    before = json.loads((out / "compare.json").read_text())["rows"]["meco"]["metrics"]
     assert meco(compare_args(data, out)) == 0
-    assert "meco: reusing" in capsys.readouterr().out
+    assert "meco: scores cached in" in capsys.readouterr().out
     assert (out / "meco" / "last.pt").stat().st_mtime_ns == stamp
+    assert json.loads((out / "compare.json").read_text())["rows"]["meco"]["metrics"] == before
+
+
+def test_cached_scores_resume_without_weights(compared, tmp_path, capsys) -> None:
+    """Another machine holds only the committed scores.json files: nothing is retrained."""
+    import shutil
+
+    data, out = compared
+    moved = tmp_path / "out"
+    shutil.copytree(out, moved)
+    for checkpoint in moved.rglob("*.pt"):
+        checkpoint.unlink()
+    assert meco(compare_args(data, moved)) == 0
+    assert not list(moved.rglob("*.pt"))
+    rows = json.loads((moved / "compare.json").read_text())["rows"]
+    assert rows["meco"]["metrics"] == json.loads((out / "compare.json").read_text())["rows"]["meco"]["metrics"]
+    assert rows["meco"]["gflops"] > 0
+
+
+def test_scores_for_another_step_count_are_not_reused(compared, tmp_path) -> None:
+    from meco_core.compare import cached_scores
+
+    data, out = compared
+    specs = [EvalSpec.parse(f"{data}:val")]
+    assert cached_scores(out, "meco", None, 2, specs) is not None
+    assert cached_scores(out, "meco", None, 3, specs) is None
+    assert cached_scores(out, "meco", None, 2, [EvalSpec.parse(f"{data}:test")]) is None
 
 
 def test_model_keys_a_model_does_not_take_are_dropped() -> None:

@@ -44,8 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from meco_core.checkpoint import CheckpointError
-    from meco_core.compare import (EvalSpec, add_single_task_pair, aggregate_seeds, complexity, markdown_table, plot,
-                                   score_model, train_model)
+    from meco_core.compare import (EvalSpec, add_single_task_pair, aggregate_seeds, complexity, markdown_table,
+                                   model_for_cost, plot, train_and_score)
     from meco_core.data.format import DatasetFormatError
     from meco_core.evaluate import json_safe
     from meco_core.models import list_models
@@ -70,13 +70,19 @@ def run(args: argparse.Namespace) -> int:
     overrides = parse_overrides(argparse.Namespace(overrides=args.overrides, steps=args.steps, out=None))
     progress = not args.no_progress
     try:
-        runs = {n: {s: train_model(args.config, n, out, overrides, progress, seed=s) for s in seeds} for n in names}
-        results = {n: aggregate_seeds({s: score_model(c, specs, args.max_frames, progress) for s, c in by_seed.items()})
-                   for n, by_seed in runs.items()}
+        # Seed-major: every model's first seed before any second seed, so a comparison cut
+        # short still holds one complete row per model.
+        per_seed: dict[str, dict] = {n: {} for n in names}
+        for seed in seeds:
+            for name in names:
+                per_seed[name][seed] = train_and_score(args.config, name, out, overrides, specs, seed,
+                                                       args.max_frames, progress)
+        results = {n: aggregate_seeds(by_seed) for n, by_seed in per_seed.items()}
+        models = {n: model_for_cost(args.config, n, overrides) for n in names}
     except (ConfigError, CheckpointError, FileNotFoundError, DatasetFormatError, ValueError, RuntimeError) as exc:
         print(f"meco compare: {exc}", file=sys.stderr)
         return 2
-    rows = complexity({n: by_seed[seeds[0]] for n, by_seed in runs.items()}, args.size, args.repeats, progress)
+    rows = complexity(models, args.size, args.repeats, progress)
     for name in rows:
         rows[name].update(results[name])
     add_single_task_pair(rows)
