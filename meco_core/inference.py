@@ -20,6 +20,11 @@ Design notes (why, not what):
 - The GPU path (CUDA, fp16/bf16 autocast, channels_last, optional torch.compile) is
   written and guarded: asking for CUDA explicitly where there is none is a clear error
   (`DeviceUnavailableError`); 'auto' quietly picks CPU.
+- Backends: `torch` runs the checkpoint; `onnxruntime` and `tensorrt` run its ONNX export
+  (exported once into the cache, or an `.onnx` file given as the checkpoint) through
+  ONNX Runtime, whose forward pass never holds the GIL, so pre- and post-processing on
+  other threads overlap with it. They run one fixed inference size and precision (the
+  export's); changing them needs a restart (`fixed_settings`).
 - Test/dev mode: with no checkpoint, `model_name` + `model_config` build a registry model
   with RANDOM weights (`untrained` is True and a loud warning is logged). Its outputs are
   meaningless; it exists so the ROS node and its tests run before any model is trained.
@@ -161,15 +166,27 @@ class Estimator:
                  inference_size: tuple[int, int] | None = None, threads: int | None = None,
                  model: nn.Module | None = None, class_set: Any = None, model_name: str | None = None,
                  model_config: Mapping[str, Any] | None = None, upsample: str = "bilinear",
-                 compile: bool = False, channels_last: bool | None = None) -> None:
+                 compile: bool = False, channels_last: bool | None = None, backend: str = "torch",
+                 backend_fallback: bool = False, engine_cache_dir: str | None = None, ort_spin: bool = True) -> None:
+        from .runtime import BACKENDS, RuntimeSpec
+
         if threads:
             torch.set_num_threads(int(threads))
-        self.device = resolve_device(device)
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
+        self.backend = backend
         self.precision = check_precision(precision)
         self.upsample = self._check_upsample(upsample)
         self.untrained = False
         self.source = "given model"
         ckpt: dict[str, Any] = {}
+        if backend != "torch":
+            model, ckpt = self._load_onnx(checkpoint, model_name, device, inference_size,
+                                          RuntimeSpec(backend, "cpu", self.precision, threads, engine_cache_dir,
+                                                      backend_fallback, ort_spin))
+            device, channels_last, compile = "cpu", False, False  # outputs come back as CPU arrays
+        self.device = resolve_device(device)
+        self.device_label = getattr(model, "provider", None) or str(self.device)
         if model is None:
             model, ckpt = self._load(checkpoint, model_name, model_config)
         self.class_set = self._resolve_class_set(class_set, ckpt, model)
@@ -220,6 +237,40 @@ class Estimator:
         log.warning(msg)
         return model, {}
 
+    def _load_onnx(self, checkpoint, model_name: str | None, device: str, inference_size: Any,
+                   spec: Any) -> tuple[nn.Module, dict[str, Any]]:
+        """The checkpoint's ONNX export (or the .onnx file given) in an ONNX Runtime session."""
+        from dataclasses import replace
+
+        from .runtime import CUDA_PROVIDER, OnnxRuntimeModel, checkpoint_view, onnx_for, resolve_providers
+
+        if not checkpoint and (model_name or not find_checkpoint(DEFAULT_CHECKPOINT)):
+            raise ValueError(f"backend {self.backend} runs a checkpoint or an .onnx file; the test/dev random-weight "
+                             "model runs on backend torch")
+        path = find_checkpoint(checkpoint or DEFAULT_CHECKPOINT)
+        if path is None:
+            raise FileNotFoundError(f"checkpoint not found: {checkpoint} (looked in {Path.cwd()} and {_REPO})")
+        if str(device).strip().lower() == "auto":
+            import onnxruntime as ort
+
+            gpu = torch.cuda.is_available() and CUDA_PROVIDER in ort.get_available_providers()
+            device = "cuda:0" if gpu else "cpu"
+        spec = replace(spec, device=str(resolve_device(device)))
+        resolve_providers(spec)  # refuse before a (slow) export
+        size = check_inference_size(inference_size)
+        model = OnnxRuntimeModel(onnx_for(path, size, spec.onnx_fp16, spec.cache_dir), spec=spec)
+        if size and size != model.input_size:
+            raise ValueError(f"{path} was exported for {model.input_size[0]}x{model.input_size[1]}; inference_size "
+                             f"{size[0]}x{size[1]} needs another export (or [0, 0] for the file's size)")
+        self.source = f"{path.name} via {self.backend}"
+        return model, checkpoint_view(model)
+
+    def fixed_settings(self) -> dict[str, Any]:
+        """Settings this backend fixes at start (changing them needs a restart): none for torch."""
+        if self.backend == "torch":
+            return {}
+        return {"precision": self.precision, "inference_size": self.native_size}
+
     @staticmethod
     def _resolve_class_set(spec: Any, ckpt: dict[str, Any], model: nn.Module) -> ClassSet:
         num_classes = int(getattr(model, "num_classes", GOLF.num_classes))
@@ -250,6 +301,13 @@ class Estimator:
     def configure(self, precision: str | None = None, inference_size: Any = "keep",
                   upsample: str | None = None) -> None:
         """Change settings that need no model rebuild; validated like the constructor's."""
+        fixed = self.fixed_settings()
+        if precision is not None and fixed and check_precision(precision) != fixed["precision"]:
+            raise ValueError(f"precision is fixed at {fixed['precision']} by backend {self.backend}: restart to change it")
+        if inference_size != "keep" and fixed and (check_inference_size(inference_size) or self.native_size) \
+                != fixed["inference_size"]:
+            raise ValueError(f"inference_size is fixed at {list(fixed['inference_size'])} by backend {self.backend} "
+                             "(one export per size): restart to change it")
         if precision is not None:
             self.precision = check_precision(precision)
         if inference_size != "keep":
@@ -264,7 +322,7 @@ class Estimator:
 
     # ---- inference ----
     def _autocast(self):
-        if self.precision == "fp32":
+        if self.precision == "fp32" or self.backend != "torch":  # ONNX graphs carry their own precision
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=_DTYPES[self.precision])
 
@@ -403,7 +461,8 @@ class Estimator:
 
     def describe(self) -> dict[str, Any]:
         """Summary for logs and the stats message."""
-        return {"model": self.model_name, "device": str(self.device), "precision": self.precision,
+        return {"model": self.model_name, "device": self.device_label, "backend": self.backend,
+                "precision": self.precision,
                 "inference_size": list(self.inference_size) if self.inference_size else "input",
                 "upsample": self.upsample, "classes": self.class_set.names, "untrained": self.untrained,
                 "threads": torch.get_num_threads()}

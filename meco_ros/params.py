@@ -22,6 +22,7 @@ from rclpy.parameter import Parameter
 
 from meco_core.defaults import DEFAULT_CHECKPOINT
 from meco_core.inference import PRECISIONS, UPSAMPLE_MODES, check_inference_size
+from meco_core.runtime import BACKENDS
 
 RELIABILITIES = ("best_effort", "reliable")
 OUTPUT_RESOLUTIONS = ("input", "inference")
@@ -123,6 +124,14 @@ def _spec_table() -> dict[str, Spec]:
                                         "channels: 32}' or 'backbone=vit_tiny_patch16_224,channels=32'",
                              check=_model_config),
         "device": Spec("auto", False, "auto | cpu | cuda | cuda:N (auto: CUDA when present)", check=_device),
+        "backend": Spec("torch", False, "torch | onnxruntime | tensorrt: onnxruntime runs the checkpoint's ONNX "
+                                        "export (CPU, or CUDA on a GPU), tensorrt ONNX Runtime's TensorRT provider "
+                                        "(GPU, engine cached); both fix inference_size and precision at start",
+                        check=_choice(BACKENDS)),
+        "backend_fallback": Spec(False, False, "if the backend's provider is missing, run on ONNX Runtime's CPU "
+                                               "provider (logged) instead of refusing to start"),
+        "engine_cache_dir": Spec("", False, "where ONNX exports and TensorRT engines are cached ('' = $MECO_CACHE, "
+                                            "else ~/.cache/meco); meco export --format tensorrt-cache fills it"),
         "compile": Spec(False, False, "torch.compile the model (CUDA deployments; slow first frames)"),
         "warmup_iterations": Spec(3, False, "frames of random data run before 'ready'", (0, 100)),
         # inference: run time
@@ -135,8 +144,9 @@ def _spec_table() -> dict[str, Spec]:
                                            "upsampled logits) | nearest (cheapest)", check=_choice(UPSAMPLE_MODES)),
         "output_resolution": Spec("input", True, "input (outputs at the camera's size) | inference",
                                   check=_choice(OUTPUT_RESOLUTIONS)),
-        "threads": Spec(0, True, "torch CPU threads; 0 = all cores but one (that one serves ROS, DDS and "
-                                   "post-processing: on 2 cores 8.4 vs 7.1 FPS end to end)", (0, 256)),
+        "threads": Spec(0, True, "CPU threads of the model (torch; ONNX Runtime's are fixed at start); 0 = auto: "
+                                 "torch all cores but one (that one serves ROS, DDS and post-processing), "
+                                 "ONNX Runtime all cores", (0, 256)),
         "max_depth": Spec(0.0, True, "metres; depth beyond it is published as +inf (REP 118 'too far') and it is "
                                      "the top of the depth colour map; 0 = the model's range", (0.0, 10000.0)),
         "depth_colormap": Spec("turbo", True, "colour map of depth/color", check=_choice(COLORMAPS)),
@@ -198,10 +208,15 @@ def descriptor(name: str, spec: Spec) -> ParameterDescriptor:
     return d
 
 
-def validate(params: list[Parameter], num_classes: int | None = None) -> SetParametersResult:
+def validate(params: list[Parameter], num_classes: int | None = None,
+             fixed: dict[str, Any] | None = None) -> SetParametersResult:
     """The on-set check: every value passes its Spec's check (ranges and read-only are checked
-    by rclpy before this runs). The reason names the parameter and what is allowed."""
+    by rclpy before this runs) and leaves what the backend fixed at start (`fixed`:
+    Estimator.fixed_settings) as it is. The reason names the parameter and what is allowed."""
     for p in params:
+        if fixed and p.name in fixed and _differs(p.name, p.value, fixed[p.name]):
+            return SetParametersResult(successful=False, reason=f"{p.name} is fixed at {fixed[p.name]} by the "
+                                       "backend (ONNX export): change it in the params file and restart")
         spec = PALETTE if p.name == "palette" else SPECS.get(p.name)
         if spec is None or spec.check is None:
             continue
@@ -211,6 +226,13 @@ def validate(params: list[Parameter], num_classes: int | None = None) -> SetPara
         if problem:
             return SetParametersResult(successful=False, reason=f"{p.name} {problem}")
     return SetParametersResult(successful=True)
+
+
+def _differs(name: str, value: Any, fixed: Any) -> bool:
+    if name == "inference_size":
+        size = check_inference_size(list(value))
+        return size is not None and tuple(size) != tuple(fixed or ())
+    return value != fixed
 
 
 def declare_all(node: Node) -> None:
@@ -251,7 +273,7 @@ class NodeConfig:
         return cls(
             precision=g("precision"), inference_size=check_inference_size(list(g("inference_size"))),
             upsample=g("upsample"), output_resolution=g("output_resolution"),
-            threads=resolve_threads(int(g("threads"))),
+            threads=resolve_threads(int(g("threads")), g("backend")),
             max_depth=float(g("max_depth")), depth_colormap=g("depth_colormap"),
             segmentation_blend=float(g("segmentation_blend")), min_image_size=int(g("min_image_size")),
             max_frame_age=float(g("max_frame_age")), log_throttle=float(g("log_throttle")),
@@ -259,10 +281,14 @@ class NodeConfig:
             outputs={n: bool(g(f"outputs.{n}")) for n in OUTPUTS}, palette=palette)
 
 
-def resolve_threads(value: int) -> int:
-    """0 = auto: every CPU core but one. OpenMP workers that share their cores with the
-    executor, DDS and the publishing thread get descheduled mid-barrier, which made a
-    2-thread node slower than a 1-thread one here (node-bench, README)."""
+def resolve_threads(value: int, backend: str = "torch") -> int:
+    """0 = auto. torch: every CPU core but one. OpenMP workers that share their cores with the
+    executor, DDS and the publishing thread get descheduled mid-barrier, which made a 2-thread
+    torch node slower than a 1-thread one here (node-bench, README). ONNX Runtime (run without
+    spinning, GIL-free): every core, which node-bench measured fastest."""
     import os
 
-    return value if value > 0 else max(1, (os.cpu_count() or 2) - 1)
+    if value > 0:
+        return value
+    cores = os.cpu_count() or 2
+    return cores if backend != "torch" else max(1, cores - 1)

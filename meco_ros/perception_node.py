@@ -118,7 +118,8 @@ class PerceptionNode(Node):
         d = self.estimator.describe()
         threads = self.cfg.threads or d["threads"]
         self.get_logger().info(
-            f"ready: model {d['model']} on {d['device']} ({d['precision']}, inference size {d['inference_size']}, "
+            f"ready: model {d['model']} on {d['device']} (backend {d['backend']}, {d['precision']}, "
+            f"inference size {d['inference_size']}, "
             f"{threads} threads); listening on {', '.join(self._input_topics)}")
 
     # ---- setup ----
@@ -139,9 +140,12 @@ class PerceptionNode(Node):
         try:
             est = Estimator(str(path) if path else None, device=p("device"), precision=p("precision"),
                             inference_size=list(p("inference_size")),
-                            threads=params.resolve_threads(int(p("threads"))),
+                            threads=params.resolve_threads(int(p("threads")), p("backend")),
                             model_name=model or None, model_config=params.parse_model_config(p("model_config")),
-                            upsample=p("upsample"), compile=bool(p("compile")))
+                            upsample=p("upsample"), compile=bool(p("compile")), backend=p("backend"),
+                            backend_fallback=bool(p("backend_fallback")),
+                            engine_cache_dir=p("engine_cache_dir") or None,
+                            ort_spin=False)  # its other threads need the cores (params.resolve_threads)
         except Exception as exc:  # device unavailable, checkpoint unreadable, bad model config
             raise StartupError(f"cannot build the model: {exc}") from exc
         if est.untrained:
@@ -195,7 +199,8 @@ class PerceptionNode(Node):
 
     # ---- parameters ----
     def _validate(self, parameters: list[Parameter]):
-        return params.validate(parameters, self._num_classes)
+        estimator = getattr(self, "estimator", None)
+        return params.validate(parameters, self._num_classes, estimator.fixed_settings() if estimator else None)
 
     def _apply(self, parameters: list[Parameter]) -> None:
         self.cfg = params.NodeConfig.from_node(self)  # the stages pick it up on their next frame
@@ -375,11 +380,11 @@ class PerceptionNode(Node):
         s.postprocess_ms, s.publish_ms = w["stages_ms"]["postprocess"], w["stages_ms"]["publish"]
         s.frames_received, s.frames_processed = w["received"], w["processed"]
         s.frames_dropped, s.frames_invalid, s.inference_errors = w["dropped"], w["invalid"], w["errors"]
-        s.device, s.model, s.precision = str(d.device), d.model_name, self.cfg.precision
+        s.device, s.model, s.precision = d.device_label, d.model_name, self.cfg.precision
         self.stats_pub.publish(s)
         extra = {"model": d.model_name, "precision": self.cfg.precision,
                  "inference size": str(list(d.inference_size) if d.inference_size else "input")}
-        status = diagnostic_status(f"{self.get_fully_qualified_name()}: perception", str(d.device), w,
+        status = diagnostic_status(f"{self.get_fully_qualified_name()}: perception", d.device_label, w,
                                    self._ready, d.untrained, self.cfg.max_latency_ms, self.cfg.min_fps, extra)
         self.diag_pub.publish(DiagnosticArray(header=s.header, status=[status]))
 

@@ -23,8 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True,
                    help="checkpoint (.pt) written by meco train, or an .onnx file from meco export (with --backend)")
-    p.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"),
-                   help="run the model with torch (checkpoints) or ONNX Runtime (exported .onnx, CPU)")
+    p.add_argument("--backend", default="torch", choices=("torch", "onnxruntime", "tensorrt"),
+                   help="torch (checkpoints), onnxruntime (an exported .onnx, or a checkpoint exported to the cache "
+                        "at --size; CPU, or CUDA with --device cuda) or tensorrt (ONNX Runtime's TensorRT provider)")
     p.add_argument("--data", required=True, help="meco-dataset/1 root (or one of its split folders, e.g. ROOT/test)")
     p.add_argument("--split", default=None, help="split to evaluate (default: val, or the folder given as --data)")
     p.add_argument("--json", default=None, help="write metrics here")
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from meco_core.checkpoint import CheckpointError
     from meco_core.data.format import split_folder
     from meco_core.evaluate import class_set_of, evaluate, format_table, json_safe, load_eval_dataset, save_grid
-    from meco_core.runtime import load_for_inference
+    from meco_core.runtime import BackendError, RuntimeSpec, load_for_inference
 
     folder = split_folder(args.data)
     if folder:
@@ -64,8 +65,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"meco eval: --device {args.device}: CUDA is not available", file=sys.stderr)
         return 2
     try:
-        model, ckpt = load_for_inference(args.checkpoint, args.backend, args.threads)
-    except (CheckpointError, ValueError, FileNotFoundError) as exc:
+        spec = None if args.backend == "torch" else RuntimeSpec(args.backend, args.device, "fp32", args.threads)
+        model, ckpt = load_for_inference(args.checkpoint, args.backend, args.threads, spec, args.size)
+    except (CheckpointError, BackendError, ValueError, FileNotFoundError) as exc:
         print(f"meco eval: {exc}", file=sys.stderr)
         return 2
     if args.backend == "torch":
@@ -78,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, KeyError, FileNotFoundError) as exc:
         print(f"meco eval: {exc}", file=sys.stderr)
         return 2
-    result = evaluate(model, dataset, args.device, max_frames=args.max_frames,
+    result = evaluate(model, dataset, args.device if args.backend == "torch" else "cpu", max_frames=args.max_frames,
                       keep_samples=args.samples if args.out else 0, class_set=class_set,
                       progress=not args.no_progress)
     m = result.metrics
