@@ -48,3 +48,38 @@ def load_launch():
         return entities, {e.name: e for e in entities if isinstance(e, DeclareLaunchArgument)}
 
     return load
+
+
+TINY_SIZE = (64, 96)
+TINY_CNN = dict(backbone="tf_efficientnet_lite0", channels=16, stem_skip=True, head_upsample=1)
+
+
+@pytest.fixture
+def make_checkpoint(tmp_path):
+    """make_checkpoint(name) -> path of a small golf-class checkpoint (EfficientNet-Lite0, 16
+    channels) recording input size 64x96; BN statistics and codebooks moved off their
+    initial values by one training-mode forward, so exports are checked on real numbers."""
+    import torch
+
+    from meco_core import build_model
+    from meco_core.checkpoint import save_checkpoint
+    from meco_core.classes import GOLF
+
+    def make(name: str = "meco", seed: int = 0) -> str:
+        torch.manual_seed(seed)
+        train_name = "mlore" if name == "mlore_reparam" else name
+        extra = dict(num_experts=3, top_k=2) if train_name in ("meco", "mlore") else {}
+        model = build_model(train_name, **TINY_CNN, **extra).train()
+        model(torch.rand(2, 3, *TINY_SIZE))
+        path = tmp_path / f"{name}-{seed}.pt"
+        save_checkpoint(path, model, class_set=GOLF.to_dict(), input_size=list(TINY_SIZE))
+        return str(path)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def onnx_cache(tmp_path_factory):
+    """One ONNX export cache for the session: make_checkpoint's files are byte-identical per
+    (name, seed), so tests that only need *an* export share it instead of re-exporting."""
+    return tmp_path_factory.mktemp("onnx_cache")

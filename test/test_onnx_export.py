@@ -10,30 +10,16 @@ import torch
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
-from meco_core import build_model  # noqa: E402
-from meco_core.checkpoint import save_checkpoint  # noqa: E402
 from meco_core.classes import GOLF  # noqa: E402
 from meco_core.cli import main as meco  # noqa: E402
 from meco_core.onnx_export import ort_session, read_onnx_metadata  # noqa: E402
 
-SIZE = (64, 96)
-CNN = dict(backbone="tf_efficientnet_lite0", channels=16, stem_skip=True, head_upsample=1)
-
-
-def _checkpoint(tmp_path, name: str) -> str:
-    torch.manual_seed(0)
-    train_name = "mlore" if name == "mlore_reparam" else name
-    extra = dict(num_experts=3, top_k=2) if train_name in ("meco", "mlore") else {}
-    model = build_model(train_name, **CNN, **extra).train()
-    model(torch.rand(2, 3, *SIZE))  # BN statistics and MECO codebooks away from their initial values
-    path = tmp_path / f"{name}.pt"
-    save_checkpoint(path, model, class_set=GOLF.to_dict(), input_size=list(SIZE))
-    return str(path)
+SIZE = (64, 96)  # conftest.TINY_SIZE: what make_checkpoint records
 
 
 @pytest.mark.parametrize("name", ["meco", "mlore_reparam", "taskexpert", "plain"])
-def test_onnx_runtime_reproduces_torch(tmp_path, capsys, name: str) -> None:
-    ckpt, out = _checkpoint(tmp_path, name), tmp_path / f"{name}.onnx"
+def test_onnx_runtime_reproduces_torch(tmp_path, capsys, make_checkpoint, name: str) -> None:
+    ckpt, out = make_checkpoint(name), tmp_path / f"{name}.onnx"
     assert meco(["export", "--checkpoint", ckpt, "--format", "onnx", "--out", str(out)]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["size"] == list(SIZE)          # the checkpoint's recorded size
@@ -47,11 +33,11 @@ def test_onnx_runtime_reproduces_torch(tmp_path, capsys, name: str) -> None:
     assert depth.shape == (1, 1, *SIZE) and seg.shape == (1, 5, *SIZE) and (depth > 0).all()
 
 
-def test_eval_through_onnxruntime_equals_torch(tmp_path) -> None:
+def test_eval_through_onnxruntime_equals_torch(tmp_path, make_checkpoint) -> None:
     from test_train import write_tiny_dataset
 
     data = write_tiny_dataset(tmp_path / "data", n_train=1, n_val=3)   # 64x96 frames, golf classes
-    ckpt, onnx_file = _checkpoint(tmp_path, "meco"), tmp_path / "meco.onnx"
+    ckpt, onnx_file = make_checkpoint("meco"), tmp_path / "meco.onnx"
     assert meco(["export", "--checkpoint", ckpt, "--format", "onnx", "--out", str(onnx_file)]) == 0
     results = {}
     for backend, model in (("torch", ckpt), ("onnxruntime", str(onnx_file))):
