@@ -27,7 +27,8 @@ from meco_core.runtime import BACKENDS
 RELIABILITIES = ("best_effort", "reliable")
 OUTPUT_RESOLUTIONS = ("input", "inference")
 COLORMAPS = ("turbo", "jet", "viridis", "inferno", "magma", "plasma", "bone", "gray")
-OUTPUTS = ("depth", "segmentation", "segmentation_color", "depth_color", "depth_camera_info", "prediction", "debug")
+OUTPUTS = ("depth", "segmentation", "segmentation_color", "depth_color", "depth_camera_info", "prediction", "points",
+           "obstacle_points", "debug")
 
 Check = Callable[[Any], "str | None"]
 
@@ -134,6 +135,8 @@ def _spec_table() -> dict[str, Spec]:
                                             "else ~/.cache/meco); meco export --format tensorrt-cache fills it"),
         "compile": Spec(False, False, "torch.compile the model (CUDA deployments; slow first frames)"),
         "warmup_iterations": Spec(3, False, "frames of random data run before 'ready'", (0, 100)),
+        "autostart": Spec(True, False, "configure and activate at start; false: stay unconfigured until a lifecycle "
+                                       "manager drives the transitions (launch managed:=true)"),
         # inference: run time
         "precision": Spec("fp32", True, "fp32 | fp16 | bf16 (autocast; half precision pays off on CUDA only)",
                           check=_choice(PRECISIONS)),
@@ -160,6 +163,13 @@ def _spec_table() -> dict[str, Spec]:
         "diagnostics.max_latency_ms": Spec(500.0, True, "WARN above this p95 latency (stamp to publish)",
                                            (1.0, 600000.0)),
         "diagnostics.min_fps": Spec(1.0, True, "WARN below this output rate while images arrive", (0.0, 1000.0)),
+        "cloud.stride": Spec(2, True, "points / obstacles/points: every n-th row and column of the depth image",
+                             (1, 64)),
+        "cloud.max_range": Spec(0.0, True, "metres; points farther than this (Euclidean) are left out of the clouds; "
+                                           "0 = up to max_depth", (0.0, 10000.0)),
+        "cloud.obstacle_classes": Spec(["obstacle", "hazard"], True, "class names whose points form obstacles/points "
+                                                                     "(names the model lacks are ignored, with a "
+                                                                     "warning)"),
         "stats_period": Spec(1.0, False, "seconds between stats and /diagnostics messages", (0.1, 60.0)),
         # topics (relative names: namespaces and remaps place them) and QoS: restart-only
         "topics.image": Spec("image", False, "raw image input (sensor_msgs/Image); '' = none",
@@ -174,6 +184,11 @@ def _spec_table() -> dict[str, Spec]:
         "topics.depth_color": Spec("depth/color", False, "rgb8 colour-mapped depth", check=_topic),
         "topics.depth_camera_info": Spec("depth/camera_info", False, "camera info of the outputs", check=_topic),
         "topics.prediction": Spec("prediction", False, "meco_ros/Prediction", check=_topic),
+        "topics.points": Spec("points", False, "sensor_msgs/PointCloud2: x, y, z, rgb, label in the camera optical "
+                                               "frame", check=_topic),
+        "topics.obstacle_points": Spec("obstacles/points", False, "PointCloud2 of the obstacle classes only "
+                                                                  "(Nav2 obstacle/voxel layers)", check=_topic),
+        "topics.label_map": Spec("label_map", False, "meco_ros/LabelInfo, transient local (latched)", check=_topic),
         "topics.stats": Spec("stats", False, "meco_ros/Stats", check=_topic),
         "topics.diagnostics": Spec("/diagnostics", False, "diagnostic_msgs/DiagnosticArray", check=_topic),
         "qos.input.reliability": Spec("best_effort", False, "input QoS: best_effort (sensor data) | reliable",
@@ -265,6 +280,9 @@ class NodeConfig:
     min_fps: float
     outputs: dict[str, bool]
     palette: tuple[int, ...]
+    cloud_stride: int
+    cloud_max_range: float
+    obstacle_classes: tuple[str, ...]
 
     @classmethod
     def from_node(cls, node: Node) -> "NodeConfig":
@@ -278,7 +296,9 @@ class NodeConfig:
             segmentation_blend=float(g("segmentation_blend")), min_image_size=int(g("min_image_size")),
             max_frame_age=float(g("max_frame_age")), log_throttle=float(g("log_throttle")),
             max_latency_ms=float(g("diagnostics.max_latency_ms")), min_fps=float(g("diagnostics.min_fps")),
-            outputs={n: bool(g(f"outputs.{n}")) for n in OUTPUTS}, palette=palette)
+            outputs={n: bool(g(f"outputs.{n}")) for n in OUTPUTS}, palette=palette,
+            cloud_stride=int(g("cloud.stride")), cloud_max_range=float(g("cloud.max_range")),
+            obstacle_classes=tuple(g("cloud.obstacle_classes")))
 
 
 def resolve_threads(value: int, backend: str = "torch") -> int:

@@ -7,7 +7,15 @@ Topics (relative: a namespace or remaps place them): subscribes `image`, optiona
 NaN invalid), `segmentation` (mono8 ids), `segmentation/color` and `depth/color` (rgb8),
 `depth/camera_info`, `prediction` (meco_ros/Prediction), `stats` (meco_ros/Stats),
 `/diagnostics`, `~/debug/processing_time_ms` and `~/debug/pipeline_latency_ms`
-(std_msgs/Float64, Autoware-style). Every output carries the input image's header.
+(std_msgs/Float64, Autoware-style), the semantic clouds `points` and `obstacles/points`
+(PointCloud2, camera optical frame) and the latched class map `label_map`
+(meco_ros/LabelInfo). Every per-frame output carries the input image's header.
+
+Managed (rclpy.lifecycle): configure = validate parameters, load and warm up the model;
+activate = publishers, subscriptions, the status timer (and the label map); deactivate
+removes them; cleanup releases the model. With `autostart` (the default; launch
+`managed:=false`) the node configures and activates itself; with `autostart: false` a
+lifecycle manager (nav2_lifecycle_manager, `ros2 lifecycle set`) drives it.
 
 Real-time design: the subscription callback validates the message (cheap, zero-copy) and
 drops it into a one-slot mailbox; an inference thread always takes the newest frame, so
@@ -25,6 +33,7 @@ config/golf_cart.yaml.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +42,7 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import ExternalShutdownException
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Float64
@@ -44,12 +53,12 @@ from . import outputs as out
 from . import params
 from .frames import Frame, InvalidFrame, check_raw, frame_to_rgb
 from .monitoring import PipelineStats, RateLimitedLog, diagnostic_status
+from .publishing import NEEDS_DEPTH, NEEDS_LABELS, OutputPublishers, class_ids
 from .qos import make_qos, status_qos
 from .worker import Mailbox, Stage
 
 NODE_NAME = "perception_node"
 GIL_SWITCH_INTERVAL_S = 0.0001
-IMAGE_OUTPUTS = ("depth", "segmentation", "segmentation_color", "depth_color", "prediction")
 
 
 @dataclass
@@ -77,29 +86,85 @@ def _share_dir() -> tuple:
         return ()
 
 
-class PerceptionNode(Node):
+class PerceptionNode(LifecycleNode):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
         self._num_classes: int | None = None
+        self.estimator: Estimator | None = None
+        self.outputs: OutputPublishers | None = None
+        self.stages: list[Stage] = []
+        self._inputs: list[Any] = []
+        self._timers: list[Any] = []
+        self._active = False
+        self._publish_lock = threading.Lock()  # publishers are never destroyed mid-frame
+        self._camera_info: CameraInfo | None = None
+        self._applied_cfg: params.NodeConfig | None = None  # the config the inference thread runs with
+        self.stats = PipelineStats()
+        self.warn = RateLimitedLog(self.get_logger().warning, 5.0)
         self.add_on_set_parameters_callback(self._validate)
         try:
             params.declare_all(self)
         except Exception as exc:  # InvalidParameterValueException / type mismatch from the params file
             raise StartupError(f"invalid parameters: {exc}") from exc
+        self.add_post_set_parameters_callback(self._apply)
+
+    # ---- lifecycle transitions ----
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Validate parameters, load the model, warm it up on the inference thread."""
+        try:
+            self._configure()
+        except StartupError as exc:
+            self.get_logger().fatal(str(exc))
+            self._release()
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Publishers (and the latched label map), subscriptions, the status timer."""
+        self.outputs = OutputPublishers(self, lambda n: self.get_parameter(n).value, self.estimator.class_set)
+        self._create_status_publishers()
+        self.outputs.publish_label_map(self.cfg.palette)
+        self._create_subscriptions()
+        self._timers = [self.create_timer(float(self.get_parameter("stats_period").value), self._publish_status)]
+        self._active = True
+        d = self.estimator.describe()
+        self.get_logger().info(
+            f"ready: model {d['model']} on {d['device']} (backend {d['backend']}, {d['precision']}, "
+            f"inference size {d['inference_size']}, {self.cfg.threads or d['threads']} threads); listening on "
+            f"{', '.join(self._input_topics)}")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._deactivate()
+        self.get_logger().info("deactivated: no subscriptions, no publishers")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        self.get_logger().info("cleaned up: model released")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._deactivate()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _configure(self) -> None:
         if not (self.get_parameter("topics.image").value or self.get_parameter("topics.image_compressed").value):
             raise StartupError("no input: topics.image and topics.image_compressed are both ''")
         self.estimator = self._build_estimator()
-        self._num_classes = self.estimator.class_set.num_classes
-        params.declare_palette(self, self.estimator.class_set.colors)
+        class_set = self.estimator.class_set
+        self._num_classes = class_set.num_classes
+        if not self.has_parameter("palette"):
+            params.declare_palette(self, class_set.colors)
         self.cfg = params.NodeConfig.from_node(self)
-        self.add_post_set_parameters_callback(self._apply)
-        self.stats = PipelineStats()
-        self.warn = RateLimitedLog(self.get_logger().warning, self.cfg.log_throttle)
-        self._camera_info: CameraInfo | None = None
-        self._applied_cfg: params.NodeConfig | None = None  # the config the inference thread runs with
+        self.warn.period = self.cfg.log_throttle
+        _, unknown = class_ids(class_set, self.cfg.obstacle_classes)
+        if unknown:
+            self.get_logger().warning(f"cloud.obstacle_classes {unknown} are not classes of this model "
+                                      f"({', '.join(class_set.names)}): left out of obstacles/points")
         self._lut = out.palette_lut(self.cfg.palette)
-        self._ready = False
-        self._create_publishers()
+        self._applied_cfg = None
         self.mailbox: Mailbox[Frame] = Mailbox()
         self.results: Mailbox[Pending] = Mailbox()
         self.stages = [Stage(self.mailbox, self._infer, self._worker_error, "meco-inference", init=self._warmup),
@@ -111,16 +176,23 @@ class PerceptionNode(Node):
             pass  # warm-up time depends on model and device: no fixed limit, but never past a dead thread
         if inference.init_error is not None or not inference.ready.is_set():
             raise StartupError(f"warm-up failed: {inference.init_error!r}")
-        self._create_subscriptions()
-        period = float(self.get_parameter("stats_period").value)
-        self.create_timer(period, self._publish_status)
-        self._ready = True
-        d = self.estimator.describe()
-        threads = self.cfg.threads or d["threads"]
-        self.get_logger().info(
-            f"ready: model {d['model']} on {d['device']} (backend {d['backend']}, {d['precision']}, "
-            f"inference size {d['inference_size']}, "
-            f"{threads} threads); listening on {', '.join(self._input_topics)}")
+
+    def _deactivate(self) -> None:
+        with self._publish_lock:
+            self._active = False
+            for sub in self._inputs:
+                self.destroy_subscription(sub)
+            for timer in self._timers:
+                self.destroy_timer(timer)
+            if self.outputs is not None:
+                self.outputs.destroy()
+            for pub in getattr(self, "_status_pubs", []):
+                self.destroy_publisher(pub)
+            self._inputs, self._timers, self.outputs, self._status_pubs = [], [], None, []
+
+    def _release(self) -> None:
+        self.close()
+        self.stages, self.estimator = [], None
 
     # ---- setup ----
     def _build_estimator(self) -> Estimator:
@@ -154,40 +226,33 @@ class PerceptionNode(Node):
                 "weights (test/dev mode). Depth and segmentation are meaningless!")
         return est
 
-    def _create_publishers(self) -> None:
+    def _create_status_publishers(self) -> None:
         p = lambda n: self.get_parameter(n).value  # noqa: E731
-        qos = make_qos(p("qos.output.reliability"), p("qos.output.depth"))
-        self.pubs = {
-            "depth": self.create_publisher(Image, p("topics.depth"), qos),
-            "segmentation": self.create_publisher(Image, p("topics.segmentation"), qos),
-            "segmentation_color": self.create_publisher(Image, p("topics.segmentation_color"), qos),
-            "depth_color": self.create_publisher(Image, p("topics.depth_color"), qos),
-            "depth_camera_info": self.create_publisher(CameraInfo, p("topics.depth_camera_info"), qos),
-        }
-        from meco_ros.msg import Prediction, Stats  # generated: tools/build_msgs.sh or colcon
+        from meco_ros.msg import Stats  # generated: tools/build_msgs.sh or colcon
 
-        self._prediction_type = Prediction
         self._stats_type = Stats
-        self.pubs["prediction"] = self.create_publisher(Prediction, p("topics.prediction"), qos)
         self.stats_pub = self.create_publisher(Stats, p("topics.stats"), status_qos())
         self.diag_pub = self.create_publisher(DiagnosticArray, p("topics.diagnostics"), status_qos())
         self.debug_pubs = {
             "processing": self.create_publisher(Float64, "~/debug/processing_time_ms", status_qos()),
             "latency": self.create_publisher(Float64, "~/debug/pipeline_latency_ms", status_qos()),
         }
+        self._status_pubs = [self.stats_pub, self.diag_pub, *self.debug_pubs.values()]
 
     def _create_subscriptions(self) -> None:
         p = lambda n: self.get_parameter(n).value  # noqa: E731
         qos = make_qos(p("qos.input.reliability"), p("qos.input.depth"))
         self._input_topics = []
         if p("topics.image"):
-            self.create_subscription(Image, p("topics.image"), self._on_image, qos)
+            self._inputs.append(self.create_subscription(Image, p("topics.image"), self._on_image, qos))
             self._input_topics.append(self.resolve_topic_name(p("topics.image")))
         if p("topics.image_compressed"):
-            self.create_subscription(CompressedImage, p("topics.image_compressed"), self._on_compressed, qos)
+            self._inputs.append(self.create_subscription(CompressedImage, p("topics.image_compressed"),
+                                                         self._on_compressed, qos))
             self._input_topics.append(self.resolve_topic_name(p("topics.image_compressed")))
         if p("topics.camera_info"):
-            self.create_subscription(CameraInfo, p("topics.camera_info"), self._on_camera_info, qos)
+            self._inputs.append(self.create_subscription(CameraInfo, p("topics.camera_info"), self._on_camera_info,
+                                                         qos))
 
     def _warmup(self) -> None:
         """Init of the inference thread: its torch thread count, then warm-up frames on it."""
@@ -203,8 +268,14 @@ class PerceptionNode(Node):
         return params.validate(parameters, self._num_classes, estimator.fixed_settings() if estimator else None)
 
     def _apply(self, parameters: list[Parameter]) -> None:
+        if self.estimator is None:
+            return  # not configured: on_configure reads every parameter
         self.cfg = params.NodeConfig.from_node(self)  # the stages pick it up on their next frame
         self.warn.period = self.cfg.log_throttle
+        if any(p.name == "palette" for p in parameters):
+            with self._publish_lock:
+                if self.outputs is not None:
+                    self.outputs.publish_label_map(self.cfg.palette)  # the latched map follows the colours
         self.get_logger().info("parameters changed: " + ", ".join(f"{p.name}={p.value}" for p in parameters))
 
     # ---- input (executor thread) ----
@@ -237,8 +308,8 @@ class PerceptionNode(Node):
 
     # ---- inference thread ----
     def _wanted(self) -> set[str]:
-        on = self.cfg.outputs
-        return {k for k in IMAGE_OUTPUTS if on[k] and self.pubs[k].get_subscription_count() > 0}
+        outputs = self.outputs
+        return outputs.wanted(self.cfg.outputs) if outputs is not None and self._active else set()
 
     def _apply_runtime_config(self) -> None:
         """Push a new NodeConfig to the estimator, torch and the palette LUT.
@@ -276,8 +347,7 @@ class PerceptionNode(Node):
         convert_ms = (time.perf_counter() - t0) * 1e3
         self._apply_runtime_config()
         out_size = self.estimator.inference_size if cfg.output_resolution == "inference" else None
-        need_depth = bool(wanted & {"depth", "depth_color", "prediction"})
-        need_labels = bool(wanted & {"segmentation", "segmentation_color", "prediction"})
+        need_depth, need_labels = bool(wanted & NEEDS_DEPTH), bool(wanted & NEEDS_LABELS)
         try:
             raw = self.estimator.infer(rgb, need_depth, need_labels, out_size)
         except Exception as exc:  # noqa: BLE001 - a bad frame or OOM must not end perception
@@ -300,12 +370,16 @@ class PerceptionNode(Node):
             self.warn("nonfinite", f"model output has {pred.nonfinite} NaN/inf values; published as invalid "
                                    "(depth NaN, label 255)")
         t_pub = time.perf_counter()
-        self._publish(job.frame, job.rgb, pred, job.wanted)
+        with self._publish_lock:
+            if not self._active or self.outputs is None:
+                return  # deactivated while this frame was in flight
+            self.outputs.publish_frame(job.frame.header, job.rgb, pred, job.wanted, self.cfg, self._lut,
+                                       self.cfg.max_depth or self.estimator.max_depth, self._camera_info, self.warn)
         t_end = time.perf_counter()
         latency_ms = self._latency_ms(job.frame)
         stages = {**pred.timings, "publish": (t_end - t_pub) * 1e3}
         self.stats.record(latency_ms, stages)
-        if self.cfg.outputs["debug"]:
+        if self.cfg.outputs["debug"] and self._active:
             self.debug_pubs["processing"].publish(Float64(data=(t_end - job.started) * 1e3))
             self.debug_pubs["latency"].publish(Float64(data=latency_ms))
 
@@ -316,40 +390,6 @@ class PerceptionNode(Node):
         if stamp_ns == 0:
             return (time.monotonic() - frame.received) * 1e3
         return (self.get_clock().now().nanoseconds - stamp_ns) / 1e6
-
-    def _publish(self, frame: Frame, rgb: np.ndarray, pred, wanted: set[str]) -> None:
-        header, cfg = frame.header, self.cfg
-        max_depth = cfg.max_depth or self.estimator.max_depth
-        msgs: dict[str, Any] = {}
-        depth = pred.depth_m
-        if depth is not None:
-            if cfg.max_depth:
-                depth[depth > cfg.max_depth] = np.inf  # REP 118: too far
-            if wanted & {"depth", "prediction"}:
-                msgs["depth"] = out.image_msg(depth, "32FC1", header)
-                if "depth" in wanted:
-                    self.pubs["depth"].publish(msgs["depth"])
-        labels = pred.labels
-        if labels is not None:
-            if wanted & {"segmentation", "prediction"}:
-                msgs["segmentation"] = out.image_msg(labels, "mono8", header)
-                if "segmentation" in wanted:
-                    self.pubs["segmentation"].publish(msgs["segmentation"])
-            if "segmentation_color" in wanted:
-                color = out.colorize_labels(labels, self._lut, cfg.segmentation_blend, rgb)
-                self.pubs["segmentation_color"].publish(out.image_msg(color, "rgb8", header))
-        if depth is not None and "depth_color" in wanted:
-            color = out.colorize_depth(depth, max_depth, cfg.depth_colormap)
-            self.pubs["depth_color"].publish(out.image_msg(color, "rgb8", header))
-        if "prediction" in wanted and "depth" in msgs and "segmentation" in msgs:
-            self.pubs["prediction"].publish(out.prediction_msg(
-                self._prediction_type, header, msgs["depth"], msgs["segmentation"],
-                self.estimator.class_set.names, cfg.palette, max_depth))
-        info = self._camera_info
-        if info is not None and cfg.outputs["depth_camera_info"]:
-            ref = depth if depth is not None else labels
-            if ref is not None:
-                self.pubs["depth_camera_info"].publish(out.scale_camera_info(info, *ref.shape[:2], header))
 
     def _model_error(self, exc: Exception) -> None:
         import torch
@@ -385,7 +425,7 @@ class PerceptionNode(Node):
         extra = {"model": d.model_name, "precision": self.cfg.precision,
                  "inference size": str(list(d.inference_size) if d.inference_size else "input")}
         status = diagnostic_status(f"{self.get_fully_qualified_name()}: perception", d.device_label, w,
-                                   self._ready, d.untrained, self.cfg.max_latency_ms, self.cfg.min_fps, extra)
+                                   self._active, d.untrained, self.cfg.max_latency_ms, self.cfg.min_fps, extra)
         self.diag_pub.publish(DiagnosticArray(header=s.header, status=[status]))
 
     def close(self) -> None:
@@ -396,7 +436,8 @@ class PerceptionNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    """Console script: spin until Ctrl-C / SIGTERM; exit code 0 on a clean stop, 1 if startup fails."""
+    """Console script: spin until Ctrl-C / SIGTERM; exit code 0 on a clean stop, 1 if an
+    autostarted node cannot configure (the reason is logged)."""
     # The inference thread needs the GIL between torch ops; with the executor and the
     # publishing thread running Python, the default 5 ms switch interval stalls it.
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
@@ -405,6 +446,12 @@ def main(args: list[str] | None = None) -> int:
     code = 0
     try:
         node = PerceptionNode()
+        if node.get_parameter("autostart").value:
+            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                raise StartupError("configure failed (see the error above)")
+            node.trigger_activate()
+        else:
+            node.get_logger().info("unconfigured: waiting for lifecycle transitions (autostart is false)")
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass

@@ -26,7 +26,7 @@ from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Float64
 
 from meco_core.classes import GOLF
@@ -34,7 +34,7 @@ from meco_ros.image_conversion import cv2_to_compressed_imgmsg, cv2_to_imgmsg, i
 from meco_ros.proc import REPO, ros_env, start_node
 
 try:
-    from meco_ros.msg import Prediction, Stats
+    from meco_ros.msg import LabelInfo, Prediction, Stats
 except ImportError as e:  # pragma: no cover - a setup problem, reported as such
     raise ImportError("meco_ros messages are not built: run `make setup`") from e
 
@@ -57,7 +57,8 @@ OVERLAY = """\
     stats_period: 0.5
 """
 OUTPUT_TOPICS = {"depth": Image, "segmentation": Image, "segmentation/color": Image, "depth/color": Image,
-                 "depth/camera_info": CameraInfo, "prediction": Prediction}
+                 "depth/camera_info": CameraInfo, "prediction": Prediction, "points": PointCloud2,
+                 "obstacles/points": PointCloud2}
 
 
 class Harness:
@@ -336,6 +337,64 @@ def test_runtime_change_output_resolution_and_camera_info(ros):
         assert res.successful
 
 
+def _cloud_points(msg: PointCloud2) -> np.ndarray:
+    from meco_ros.outputs import CLOUD_DTYPE
+
+    assert [(f.name, f.offset) for f in msg.fields] == [("x", 0), ("y", 4), ("z", 8), ("rgb", 12), ("label", 16)]
+    assert msg.point_step == CLOUD_DTYPE.itemsize and msg.height == 1 and msg.is_dense
+    return np.frombuffer(bytes(msg.data), CLOUD_DTYPE)
+
+
+def test_semantic_clouds_match_the_published_images_of_the_same_stamp(ros):
+    """Every depth pixel on the stride grid lands at ((u-cx) z/fx, (v-cy) z/fy, z), with the
+    label and colour the segmentation images show at (u, v); obstacles/points holds exactly
+    the points of the configured classes."""
+    results = ros.set_params(**{"cloud.obstacle_classes": ["fairway", "obstacle", "no_such_class"],
+                                "cloud.stride": 3})
+    assert all(r.successful for r in results)
+    info = camera_info(2 * H, 2 * W)
+    topics = ("depth", "segmentation", "segmentation/color", "depth/camera_info", "points", "obstacles/points")
+    found = ros.send_until(raw_msg(make_image(), "rgb8", lambda: ros.info_pub.publish(info)), ros.image_pub, topics)
+    depth, labels = imgmsg_to_cv2(found["depth"]), imgmsg_to_cv2(found["segmentation"])
+    color = imgmsg_to_cv2(found["segmentation/color"])
+    fx, _, cx, _, fy, cy = found["depth/camera_info"].k[:6]
+    assert found["points"].header.frame_id == found["depth"].header.frame_id   # the camera's frame, same stamp
+    rows, cols = np.mgrid[0:H:3, 0:W:3]
+    z = depth[rows, cols].astype(np.float64)
+    valid = np.isfinite(z) & (z > 0)
+    u, v, z = cols[valid], rows[valid], z[valid]
+    expected = np.stack([(u - cx) * z / fx, (v - cy) * z / fy, z], axis=1)
+    points = _cloud_points(found["points"])
+    assert len(points) == valid.sum() > 0
+    got = np.stack([points["x"], points["y"], points["z"]], axis=1).astype(np.float64)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    assert (points["label"] == labels[v, u]).all()
+    rgb = points["rgb"]
+    np.testing.assert_array_equal(np.stack([rgb >> 16 & 255, rgb >> 8 & 255, rgb & 255], axis=1), color[v, u])
+    obstacles = _cloud_points(found["obstacles/points"])
+    wanted = np.isin(points["label"], [GOLF.names.index("fairway"), GOLF.names.index("obstacle")])
+    assert len(obstacles) == wanted.sum()
+    np.testing.assert_array_equal(obstacles["z"], points["z"][wanted])
+
+
+def test_late_subscriber_receives_the_latched_label_map(ros):
+    from meco_ros.publishing import latched_qos
+
+    got: list = []
+    ros.node.create_subscription(LabelInfo, "label_map", got.append, latched_qos())   # joins long after start
+    assert ros.spin_until(lambda: bool(got), 10), "no label map for a late subscriber"
+    msg = got[-1]
+    assert [(c.class_id, c.class_name) for c in msg.class_map] == list(enumerate(GOLF.names))
+    palette = list(ros.get_param("palette"))
+    assert list(msg.class_colors) == palette[: 3 * GOLF.num_classes] and msg.ignore_id == 255
+    new = [255 - c for c in palette]   # a palette change is published again
+    (res,) = ros.set_params(palette=new)
+    assert res.successful
+    assert ros.spin_until(lambda: list(got[-1].class_colors) == new[: 3 * GOLF.num_classes], 10)
+    (res,) = ros.set_params(palette=palette)
+    assert res.successful
+
+
 def test_sigint_stops_cleanly(ros, node_proc):
     assert node_proc.alive()
     t = time.monotonic()
@@ -390,3 +449,4 @@ def test_sigterm_no_subscribers_and_missing_checkpoint(tmp_path):
         for p in (missing, proc):
             if p.alive():
                 p.stop(signal.SIGKILL, 5)
+
