@@ -3,8 +3,11 @@
     ros2 launch meco_ros perception.launch.py
     ros2 launch meco_ros perception.launch.py namespace:=front_camera image:=image_rect \
         checkpoint:=/data/meco_golf.pt device:=cuda rviz:=true
+    ros2 launch meco_ros perception.launch.py cameras:=front,rear     # one node (process) per camera
+    ros2 launch meco_ros perception.launch.py managed:=true          # for nav2_lifecycle_manager
 
 Arguments:
+  cameras         comma-separated camera namespaces, one node each; '' = `namespace` ['']
   namespace       camera namespace the node runs in (its topics are relative)   [camera]
   image           input image topic, relative to the namespace                 [image_raw]
   image_compressed  compressed input topic (used if topics.image_compressed set) [image_raw/compressed]
@@ -12,6 +15,9 @@ Arguments:
   params_file     node parameters                                   [share/meco_ros/config/golf_cart.yaml]
   checkpoint      overrides the params file's checkpoint when not empty         ['']
   device          overrides the params file's device (auto|cpu|cuda[:n]) when not empty ['']
+  backend         overrides the params file's backend (torch|onnxruntime|tensorrt) when not empty ['']
+  managed         true: the nodes wait unconfigured for a lifecycle manager; false:
+                  they configure and activate themselves (autostart)          [false]
   use_sim_time    use /clock (bag replay)                                       [false]
   rviz            also start rviz2 with config/perception.rviz                  [false]
   log_level       node log level                                                [info]
@@ -31,31 +37,34 @@ from launch_ros.actions import Node
 PACKAGE = "meco_ros"
 
 
-def _perception_node(context, *args, **kwargs):
-    """Built at launch time so empty checkpoint/device arguments leave the params file in charge."""
+def _perception_nodes(context, *args, **kwargs):
+    """Built at launch time from meco_ros.launch_plan (tested without launch_ros): one node
+    per camera namespace; empty checkpoint/device/backend leave the params file in charge."""
+    from meco_ros.launch_plan import perception_plans
+
     get = lambda name: LaunchConfiguration(name).perform(context)  # noqa: E731
-    overrides = {"use_sim_time": get("use_sim_time").lower() in ("true", "1", "yes")}
-    for name in ("checkpoint", "device"):
-        if get(name):
-            overrides[name] = get(name)
+    plans = perception_plans(**{name: get(name) for name in (
+        "cameras", "namespace", "image", "image_compressed", "camera_info", "params_file", "checkpoint", "device",
+        "backend", "use_sim_time", "managed", "log_level")})
     return [Node(
         package=PACKAGE,
         executable="perception_node",
         name="perception_node",
-        namespace=get("namespace"),
-        parameters=[get("params_file"), overrides],
-        remappings=[("image", get("image")), ("image/compressed", get("image_compressed")),
-                    ("camera_info", get("camera_info"))],
-        ros_arguments=["--log-level", get("log_level")],
+        namespace=plan.namespace,
+        parameters=[plan.params_file, plan.overrides],
+        remappings=list(plan.remappings),
+        ros_arguments=["--log-level", plan.log_level],
         output="screen",
         emulate_tty=True,
-    )]
+    ) for plan in plans]
 
 
 def generate_launch_description() -> LaunchDescription:
     share = get_package_share_directory(PACKAGE)
     config = os.path.join(share, "config")
     args = [
+        DeclareLaunchArgument("cameras", default_value="",
+                              description="comma-separated camera namespaces, one node each ('' = namespace)"),
         DeclareLaunchArgument("namespace", default_value="camera", description="camera namespace"),
         DeclareLaunchArgument("image", default_value="image_raw", description="input image topic"),
         DeclareLaunchArgument("image_compressed", default_value="image_raw/compressed",
@@ -65,6 +74,9 @@ def generate_launch_description() -> LaunchDescription:
                               description="node parameters (YAML)"),
         DeclareLaunchArgument("checkpoint", default_value="", description="checkpoint override ('' = params file)"),
         DeclareLaunchArgument("device", default_value="", description="device override ('' = params file)"),
+        DeclareLaunchArgument("backend", default_value="", description="backend override ('' = params file)"),
+        DeclareLaunchArgument("managed", default_value="false",
+                              description="true: wait for a lifecycle manager; false: configure and activate"),
         DeclareLaunchArgument("use_sim_time", default_value="false", description="use /clock"),
         DeclareLaunchArgument("rviz", default_value="false", description="start rviz2"),
         DeclareLaunchArgument("log_level", default_value="info", description="node log level"),
@@ -74,7 +86,7 @@ def generate_launch_description() -> LaunchDescription:
     return LaunchDescription([
         *args,
         SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", LaunchConfiguration("fastdds_profile")),
-        OpaqueFunction(function=_perception_node),
+        OpaqueFunction(function=_perception_nodes),
         Node(
             package="rviz2",
             executable="rviz2",

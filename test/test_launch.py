@@ -11,6 +11,7 @@ import py_compile
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 from meco_ros import params
@@ -61,7 +62,7 @@ def test_rviz_config_matches_node_topics_and_qos():
     topics = {d["Topic"]["Value"]: d["Topic"] for d in displays.values()}
     # launch defaults: namespace camera, input remapped to image_raw
     assert topics["/camera/image_raw"]["Reliability Policy"] == "Best Effort"
-    for name in ("segmentation_color", "depth_color", "depth"):
+    for name in ("segmentation_color", "depth_color", "depth", "points", "obstacle_points"):
         topic = "/camera/" + params.SPECS[f"topics.{name}"].default
         assert topic in topics, topic
         assert topics[topic]["Reliability Policy"] == "Reliable"  # the node publishes reliable
@@ -85,5 +86,88 @@ def test_launch_description_actions(load_launch):
     (node,) = opaque.execute(context)
     assert isinstance(node, Node)
     assert node.node_package == "meco_ros" and node.node_executable == "perception_node"
+    context.launch_configurations["cameras"] = "front,rear"
+    assert [n.expanded_node_namespace for n in opaque.execute(context)] == ["/front", "/rear"]
     rviz = [e for e in entities if isinstance(e, Node) and e.node_executable == "rviz2"]
     assert rviz and rviz[0].condition is not None
+
+
+def test_launch_plan_one_node_per_camera():
+    from meco_ros.launch_plan import perception_plans
+
+    (single,) = perception_plans(params_file="p.yaml")
+    assert single.namespace == "camera" and single.overrides == {"use_sim_time": False, "autostart": True}
+    assert ("image", "image_raw") in single.remappings
+    front, rear = perception_plans(cameras="front, /rear", params_file="p.yaml", checkpoint="m.pt", managed="true")
+    assert (front.namespace, rear.namespace) == ("front", "rear")
+    assert front.overrides == rear.overrides == {"use_sim_time": False, "autostart": False, "checkpoint": "m.pt"}
+    assert "__ns:=/front" in front.command_args() and "autostart:=false" in front.command_args()
+
+
+@pytest.mark.parametrize("cameras", ["front,front", "front,9rear", "front,re ar"])
+def test_launch_plan_rejects_bad_camera_lists(cameras):
+    from meco_ros.launch_plan import perception_plans
+
+    with pytest.raises(ValueError, match="camera namespaces"):
+        perception_plans(cameras=cameras)
+
+
+def test_two_cameras_run_as_two_processes_with_namespaced_outputs(tmp_path):
+    """cameras:=front,rear as launch would start it: each plan's node as its own process
+    (the installed executable with the plan's arguments); frames on /front/image_raw and
+    /rear/image_raw come back on /front/depth and /rear/depth."""
+    import os
+    import random
+    import signal
+    import time
+
+    import numpy as np
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+
+    from meco_ros.image_conversion import cv2_to_imgmsg
+    from meco_ros.launch_plan import perception_plans
+    from meco_ros.proc import ros_env, start_node
+
+    overlay = tmp_path / "dev.yaml"
+    overlay.write_text(yaml.safe_dump({"/**/perception_node": {"ros__parameters": {
+        "checkpoint": "", "model": "meco", "model_config": "backbone=vit_tiny_patch16_224,channels=32",
+        "device": "cpu", "inference_size": [64, 96], "threads": 1, "warmup_iterations": 0}}}))
+    prefix = f"t{os.getpid()}"
+    plans = perception_plans(cameras=f"{prefix}/front,{prefix}/rear", params_file=str(overlay))
+    env = ros_env(domain_id=random.randint(101, 200), OMP_NUM_THREADS="1")
+    nodes = [start_node(plan.command_args(), env) for plan in plans]
+    ctx = Context()
+    rclpy.init(context=ctx, domain_id=int(env["ROS_DOMAIN_ID"]))
+    client = rclpy.create_node("cameras_test", context=ctx)
+    executor = SingleThreadedExecutor(context=ctx)
+    executor.add_node(client)
+    try:
+        for node in nodes:
+            assert node.wait_for("ready", 120), node.output[-3000:]
+        assert len({n.popen.pid for n in nodes}) == 2
+        got = {plan.namespace: [] for plan in plans}
+        pubs = {}
+        for ns in got:
+            client.create_subscription(Image, f"/{ns}/depth", got[ns].append,
+                                       QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
+            pubs[ns] = client.create_publisher(Image, f"/{ns}/image_raw", qos_profile_sensor_data)
+        frame = cv2_to_imgmsg(np.full((48, 64, 3), 90, np.uint8), "rgb8")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not all(got.values()):
+            for pub in pubs.values():
+                pub.publish(frame)
+            end = time.monotonic() + 0.3
+            while time.monotonic() < end:
+                executor.spin_once(timeout_sec=0.02)
+        assert all(got.values()), {ns: len(v) for ns, v in got.items()}
+        assert all((m[0].height, m[0].width) == (48, 64) for m in got.values())
+    finally:
+        executor.shutdown()
+        client.destroy_node()
+        rclpy.shutdown(context=ctx)
+        codes = [n.stop(signal.SIGINT, timeout=30) for n in nodes]
+    assert codes == [0, 0], [n.output[-2000:] for n in nodes]

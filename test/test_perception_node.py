@@ -450,3 +450,105 @@ def test_sigterm_no_subscribers_and_missing_checkpoint(tmp_path):
             if p.alive():
                 p.stop(signal.SIGKILL, 5)
 
+
+
+def test_managed_node_follows_lifecycle_transitions(tmp_path):
+    """autostart false: the node waits unconfigured; configure loads the model (no topics yet),
+    activate brings publishers and subscriptions, deactivate removes them, cleanup releases
+    the model, and it can be configured and activated again. Driven over the lifecycle
+    services from this process, as nav2_lifecycle_manager or `ros2 lifecycle set` would."""
+    from lifecycle_msgs.msg import State, Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+
+    ns = f"{NS}_managed"
+    env = ros_env(domain_id=random.randint(101, 200), OMP_NUM_THREADS="1")
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(OVERLAY)
+    proc = start_node(["--params-file", str(REPO / "config" / "golf_cart.yaml"), "--params-file", str(overlay),
+                       "-r", f"__ns:={ns}", "-p", "autostart:=false"], env)
+    ctx = Context()
+    rclpy.init(context=ctx, domain_id=int(env["ROS_DOMAIN_ID"]))
+    node = rclpy.create_node("lifecycle_test", namespace=ns, context=ctx)
+    ex = SingleThreadedExecutor(context=ctx)
+    ex.add_node(node)
+    depth: list[Image] = []
+    node.create_subscription(Image, "depth", depth.append, QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
+    pub = node.create_publisher(Image, "image", qos_profile_sensor_data)
+
+    def call(srv_type, name: str, request):
+        client = node.create_client(srv_type, f"{ns}/perception_node/{name}")
+        assert client.wait_for_service(timeout_sec=60), name
+        future = client.call_async(request)
+        ex.spin_until_future_complete(future, timeout_sec=120)
+        node.destroy_client(client)
+        return future.result()
+
+    def state() -> int:
+        return call(GetState, "get_state", GetState.Request()).current_state.id
+
+    def transition(tid: int) -> bool:
+        return call(ChangeState, "change_state", ChangeState.Request(transition=Transition(id=tid))).success
+
+    def publishers() -> int:
+        return node.count_publishers(f"{ns}/depth")
+
+    def frames_arrive() -> bool:
+        n = len(depth)
+        for _ in range(50):
+            msg = cv2_to_imgmsg(make_image(), "rgb8")
+            msg.header.stamp = node.get_clock().now().to_msg()
+            pub.publish(msg)
+            end = time.monotonic() + 0.2
+            while time.monotonic() < end:
+                ex.spin_once(timeout_sec=0.02)
+            if len(depth) > n:
+                return True
+        return False
+
+    try:
+        assert proc.wait_for("waiting for lifecycle transitions", 60), proc.output
+        assert state() == State.PRIMARY_STATE_UNCONFIGURED and publishers() == 0
+        assert transition(Transition.TRANSITION_CONFIGURE)
+        assert state() == State.PRIMARY_STATE_INACTIVE and publishers() == 0
+        assert transition(Transition.TRANSITION_ACTIVATE)
+        assert state() == State.PRIMARY_STATE_ACTIVE
+        assert frames_arrive(), proc.output[-3000:]
+        assert transition(Transition.TRANSITION_DEACTIVATE)
+        assert state() == State.PRIMARY_STATE_INACTIVE
+        ex.spin_once(timeout_sec=1.0)
+        assert publishers() == 0
+        assert transition(Transition.TRANSITION_CLEANUP)
+        assert state() == State.PRIMARY_STATE_UNCONFIGURED and "model released" in proc.output
+        assert transition(Transition.TRANSITION_CONFIGURE) and transition(Transition.TRANSITION_ACTIVATE)
+        assert frames_arrive(), proc.output[-3000:]
+        assert proc.alive()
+    finally:
+        ex.shutdown()
+        node.destroy_node()
+        rclpy.shutdown(context=ctx)
+        code = proc.stop(signal.SIGINT, timeout=30)
+    assert code == 0, proc.output[-3000:]
+
+
+def test_ament_prefix_executable_starts_from_another_ros_environment():
+    """`ros2 launch` from another ROS-wheel environment hands its bootstrap marker and its own
+    LD_LIBRARY_PATH down; the installed executable must still find this environment's ROS
+    and message libraries (it used to die: 'Could not import rosidl_typesupport_c')."""
+    import sys
+    from pathlib import Path
+
+    from meco_ros.proc import Process
+
+    exe = Path(sys.prefix) / "lib" / "meco_ros" / "perception_node"
+    if not exe.is_file():
+        pytest.skip(f"no ament prefix at {sys.prefix} (make setup installs it)")
+    env = ros_env(domain_id=random.randint(101, 200), OMP_NUM_THREADS="1", _ROS_WHEELS_BOOTSTRAP_COMPLETE="1",
+                  LD_LIBRARY_PATH="/opt/another_ros_env/lib")
+    proc = Process([str(exe), "--ros-args", "-p", "checkpoint:=''", "-p", "model:=meco", "-p",
+                    "model_config:=backbone=vit_tiny_patch16_224,channels=32", "-p", "warmup_iterations:=0",
+                    "-p", "device:=cpu", "-r", f"__ns:={NS}_prefix"], env=env, cwd="/")
+    try:
+        assert proc.wait_for("ready", 60), proc.output[-3000:]
+    finally:
+        code = proc.stop(signal.SIGINT, timeout=30)
+    assert code == 0, proc.output[-3000:]
