@@ -16,5 +16,10 @@ setup(
             "meco = meco_core.cli:main",
             "perception_node = meco_ros.perception_node:main",
         ],
+        # meco subcommands that need ROS, registered from meco_ros (meco_core never imports it)
+        "meco.commands": [
+            "node_bench = meco_ros.commands.node_bench",
+            "replay_eval = meco_ros.commands.replay_eval",
+        ],
     },
 )

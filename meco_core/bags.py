@@ -34,6 +34,7 @@ from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_
 from meco_core import bag_salvage
 from meco_core.bag_messages import *  # noqa: F401,F403  (re-export: one import for bag tools)
 from meco_core.bag_messages import TF_MESSAGE
+from .errors import MecoError
 
 Storage = Literal["sqlite3", "mcap", "ros1"]
 STORAGES: tuple[str, ...] = ("sqlite3", "mcap", "ros1")
@@ -44,7 +45,7 @@ _REORDER_MESSAGES = 512  # salvage: file order -> time order within this window
 _REORDER_BYTES = 256 << 20
 
 
-class BagError(RuntimeError):
+class BagError(MecoError, RuntimeError):
     """A bag could not be read or written as asked; the message names the bag and the cause."""
 
     def __init__(self, path: str | Path, message: str, cause: BaseException | None = None) -> None:

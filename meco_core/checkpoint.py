@@ -14,11 +14,12 @@ from typing import Any
 
 import torch
 from torch import nn
+from .errors import MecoError
 
 FORMAT = "meco-checkpoint/1"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(MecoError, ValueError):
     """A checkpoint file is unreadable or does not match what was asked of it."""
 
 

@@ -47,6 +47,7 @@ from torch import nn
 
 from .classes import GOLF, ClassSet, get_class_set
 from .defaults import DEFAULT_CHECKPOINT, MAX_DEPTH_M
+from .errors import MecoError
 
 __all__ = ["Estimator", "Prediction", "RawOutput", "DeviceUnavailableError", "NonFiniteInputError", "PRECISIONS",
            "UPSAMPLE_MODES", "DEFAULT_CHECKPOINT", "resolve_device", "check_precision",
@@ -61,7 +62,7 @@ _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 _REPO = Path(__file__).resolve().parents[1]
 
 
-class DeviceUnavailableError(RuntimeError):
+class DeviceUnavailableError(MecoError, RuntimeError):
     """The requested device does not exist on this machine (e.g. CUDA asked for, none present)."""
 
 

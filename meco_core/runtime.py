@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from .onnx_export import read_onnx_metadata
+from .errors import MecoError
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
 ONNX_BACKENDS = ("onnxruntime", "tensorrt")
@@ -45,7 +46,7 @@ INSTALL_HINT = {
 log = logging.getLogger("meco.runtime")
 
 
-class BackendError(RuntimeError):
+class BackendError(MecoError, RuntimeError):
     """The asked-for backend cannot run here; the message says what to install or change."""
 
 

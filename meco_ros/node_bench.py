@@ -309,6 +309,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from meco_core.inference import find_checkpoint
 
     from .image_conversion import benchmark_conversion
+    from .publishing import benchmark_clouds
 
     h, w = args.size
     params_file = Path(args.params_file or REPO / "config" / "golf_cart.yaml").resolve()
@@ -345,6 +346,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     grid_before = raw_grid(checkpoint, args.dev_model_config, bench_size, args.device or "auto", args.repeats,
                            backends, thread_counts)
     conversion = benchmark_conversion(h, w, n=100)
+    clouds = benchmark_clouds(h, w, stride=2)
 
     domain = random.randint(1, 200) if args.domain_id is None else args.domain_id
     ns = f"/meco_bench_{os.getpid()}"
@@ -415,6 +417,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                    "cpus": os.cpu_count(), "load_avg_1min_before_after": [load_before, load_after]},
         "raw_model": {"grid": grid, "best": best, "node_config": own},
         "conversion": conversion,
+        "clouds": clouds,
         "camera": {k: v for k, v in cam.items() if k != "stamps"},
         "node": {"fps": primary["fps"], "latency_ms": primary["latency_ms"],
                  "first_10s_p95_ms": primary["first_p95_ms"], "last_10s_p95_ms": primary["last_p95_ms"],
@@ -475,6 +478,9 @@ def render(result: dict[str, Any]) -> None:
         ("outputs received: depth / seg / seg color / depth color",
          " / ".join(str(result["topics"][tp]["latency_ms"]["n"]) for tp in VIEWER_TOPICS)),
         ("image conversion 640x480-class round trip (frames/s)", f"{result['conversion']['frames_per_s']:.0f}"),
+        (f"semantic cloud build, {result['clouds']['width']}x{result['clouds']['height']} stride "
+         f"{result['clouds']['stride']} ({result['clouds']['points']} points), median ms",
+         f"{result['clouds']['median_ms']:.2f}"),
         ("node exit code after SIGINT", str(n["exit_code"])),
         ("machine load average 1 min, before / after (cpus)",
          f"{c['load_avg_1min_before_after'][0]:.2f} / {c['load_avg_1min_before_after'][1]:.2f} ({c['cpus']})"),

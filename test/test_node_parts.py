@@ -155,3 +155,25 @@ def test_node_bench_analysis():
     a = analyse(received)
     assert abs(a["fps"] - 10.0) < 0.1
     assert abs(a["first_p95_ms"] - 50.0) < 1e-6 and a["last_p95_ms"] > 200.0
+
+
+def test_node_bench_end_to_end_reports_both_references(tmp_path):
+    """`meco node-bench` on the random-weight dev model, briefly: the raw grid covers every
+    thread count, the best configuration and the node's own are both reported."""
+    import json
+    import os
+
+    from meco_core.cli import main as meco
+
+    out = tmp_path / "nb.json"
+    meco(["node-bench", "--dev", "--duration", "3", "--rate", "10", "--size", "96x128", "--inference-size", "64x96",
+          "--repeats", "2", "--json", str(out), "--quiet"])
+    result = json.loads(out.read_text())
+    grid = result["raw_model"]["grid"]
+    assert {(r["backend"], r["threads"]) for r in grid} == {("torch", t) for t in range(1, (os.cpu_count() or 1) + 1)}
+    best = result["raw_model"]["best"]
+    assert best["fps"] == max(r["fps"] for r in grid) > 0
+    assert result["raw_model"]["node_config"]["threads"] == result["config"]["threads"]
+    assert result["node"]["fps"] > 0 and result["stats"]["frames_processed"] > 0
+    assert result["clouds"]["points"] == 48 * 64 and result["clouds"]["median_ms"] > 0
+    assert "fps_ge_0.85x_min(best raw, rate)" in result["checks"]

@@ -64,6 +64,13 @@ def _delegate(module: str) -> Callable[[argparse.Namespace], int]:
     return run
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("data", help="convert datasets to the meco format", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -87,7 +94,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("synth", help="synthetic golf-course scenes with exact depth and labels")
     p.add_argument("--out", required=True, help="output dataset root")
-    p.add_argument("--n", type=int, default=100, help="number of samples")
+    p.add_argument("--n", type=_positive_int, default=100, help="number of samples (>= 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--split", default="train")
     p.add_argument("--size", type=parse_size, default=(240, 320), help="HxW (parsed to a (height, width) tuple)")

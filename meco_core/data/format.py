@@ -33,6 +33,8 @@ import cv2
 import numpy as np
 import yaml
 
+from ..errors import MecoError
+
 from meco_core.classes import ClassSet, get_class_set
 
 FORMAT = "meco-dataset/1"
@@ -42,7 +44,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 _INTRINSIC_KEYS = ("fx", "fy", "cx", "cy", "width", "height")
 
 
-class DatasetFormatError(ValueError):
+class DatasetFormatError(MecoError, ValueError):
     """A dataset on disk (or a sample being written) does not follow meco-dataset/1."""
 
 

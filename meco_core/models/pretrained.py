@@ -21,6 +21,7 @@ from pathlib import Path
 import timm
 import torch
 from torch import nn
+from ..errors import MecoError
 
 # timm model name -> the Python package that bundles its ImageNet weights.
 BUNDLED_IMAGENET: dict[str, str] = {
@@ -31,7 +32,7 @@ BUNDLED_IMAGENET: dict[str, str] = {
 HUB_HOSTS = (("huggingface.co", 443),)
 
 
-class BackboneWeightsError(ValueError):
+class BackboneWeightsError(MecoError, ValueError):
     """Backbone weights could not be found, fetched or fitted; the message says what to do."""
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 import yaml
+from ..errors import MecoError
 
 # Keys allowed to differ between a checkpoint's config and the resuming run's.
 RESUME_FREE = frozenset({
@@ -35,7 +36,7 @@ RESUME_FREE = frozenset({
 })
 
 
-class ConfigError(ValueError):
+class ConfigError(MecoError, ValueError):
     """A training config is invalid; the message names the offending key."""
 
 
