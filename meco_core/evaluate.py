@@ -19,6 +19,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from meco_core.classes import ClassSet, get_class_set, get_remap
@@ -83,9 +84,20 @@ def predict_and_update(model: nn.Module, batch: dict[str, Any], metrics: MetricS
     outputs = predict(model, images)
     _sync(device)
     seconds = time.perf_counter() - t0
-    outputs = {k: v.float().cpu() for k, v in outputs.items()}
+    outputs = to_target_size({k: v.float().cpu() for k, v in outputs.items()}, batch)
     metrics.update(outputs, batch)
     return outputs, seconds
+
+
+def to_target_size(outputs: dict[str, torch.Tensor], batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Outputs of a model run at another size, brought to the ground truth's (depth and logits
+    bilinearly, half-pixel centres: as the node upsamples what it publishes)."""
+    ref = batch.get("seg") if batch.get("seg") is not None else batch.get("depth")
+    if ref is None:
+        return outputs
+    size = tuple(ref.shape[-2:])
+    return {k: v if v.dim() != 4 or tuple(v.shape[-2:]) == size else
+            F.interpolate(v, size, mode="bilinear", align_corners=False) for k, v in outputs.items()}
 
 
 def _sync(device: torch.device | str) -> None:
@@ -261,6 +273,9 @@ def load_eval_dataset(data: str | Path, split: str, class_set: ClassSet | None, 
                       max_depth: float = MAX_DEPTH_M, size: tuple[int, int] | None = None, depth_only: bool = False):
     """MecoDataset (no augmentation, full resolution unless `size`) expressed in the model's classes.
 
+    With `size`, only the images are resized: predictions are scored at the ground truth's
+    own resolution (`to_target_size`), as replay evaluation scores the node's outputs.
+
     depth_only: ignore the data's labels (e.g. a CamVid-class model's depth on golf frames).
     """
     from meco_core.data.dataset import MecoDataset
@@ -270,10 +285,11 @@ def load_eval_dataset(data: str | Path, split: str, class_set: ClassSet | None, 
     if depth_only:
         target = class_set or data_cs
         ds = MecoDataset(data, split, augment=False, class_set=target, max_depth=max_depth, resize=size,
-                         label_remap=np.full(256, 255, np.uint8))
+                         resize_targets=False, label_remap=np.full(256, 255, np.uint8))
         return ds, target
     target = resolve_class_sets(class_set, data_cs, num_classes)
-    ds = MecoDataset(data, split, augment=False, class_set=target, max_depth=max_depth, resize=size)
+    ds = MecoDataset(data, split, augment=False, class_set=target, max_depth=max_depth, resize=size,
+                     resize_targets=False)
     return ds, target
 
 

@@ -335,9 +335,9 @@ class Estimator:
         """HxWx3 (uint8 or float in [0, 1]) -> (1, 3, h, w) float on the device, resized to inference size."""
         h, w = rgb.shape[:2]
         if self.inference_size and self.inference_size != (h, w):
-            ih, iw = self.inference_size
-            interp = cv2.INTER_AREA if ih < h and iw < w else cv2.INTER_LINEAR
-            rgb = cv2.resize(rgb, (iw, ih), interpolation=interp)
+            from .data.dataset import resize_image
+
+            rgb = resize_image(rgb, *self.inference_size)
         x = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device, non_blocking=True)
         x = x.permute(2, 0, 1).unsqueeze(0)
         x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()

@@ -324,3 +324,35 @@ def test_ground_truth_of_the_wrong_type_is_named_not_fatal(dataset, tmp_path):
     assert len(frames) == N and all(f.gt.depth is not None and f.gt.labels is None for f in frames)
     assert all(f.info is not None and f.stamp == T0 + f.index * 100_000_000 for f in frames)
     assert any("/cam/info has type sensor_msgs/msg/CameraInfo" in p for p in src.all_problems())
+
+
+@pytest.mark.parametrize("shipped", ["meco_golf.pt", "meco_camvid.pt"])
+def test_shipped_checkpoints_replay_equals_eval_without_size_flags(tmp_path, shipped):
+    """Each shipped model runs at the size its checkpoint records (240x320 golf, 360x480
+    CamVid) in `meco eval` and in closed-loop replay alike, with no size flag anywhere; the
+    camera frames (180x320) match neither, so a node that used another size would differ."""
+    from meco_core.cli import main
+    from meco_core.data.synth import generate
+
+    checkpoint = REPO / "checkpoints" / shipped
+    if not checkpoint.is_file():
+        pytest.skip(f"{checkpoint} not shipped in this checkout")
+    golf = shipped == "meco_golf.pt"  # the CamVid model has other classes: its depth is compared
+    data = tmp_path / "drive"
+    generate(data, n=3, seed=11, split="test", height=180, width=320, workers=1, progress=False)
+    ref = tmp_path / "eval.json"
+    assert main(["eval", "--checkpoint", str(checkpoint), "--data", str(data), "--split", "test", "--json", str(ref),
+                 "--no-progress", *([] if golf else ["--depth-only"])]) == 0
+    bag = write_drive(data, tmp_path / "bag", "mcap")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "meco_core.cli", "replay-eval", "--bag", str(bag), "--image-topic", "/cam/image",
+           "--depth-gt-topic", "/cam/depth", *(["--seg-gt-topic", "/cam/labels"] if golf else []),
+           "--checkpoint", str(checkpoint), "--closed-loop", "--out", str(out), "--timeout", "60",
+           "--start-timeout", "120"]
+    proc = subprocess.run(cmd, env=ros_env(), capture_output=True, text=True, timeout=220)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    doc, expected = json.loads((out / "report.json").read_text()), json.loads(ref.read_text())
+    assert doc["frames_scored"] == 3
+    assert abs(doc["abs_rel"] - expected["abs_rel"]) <= 0.001 and abs(doc["rmse"] - expected["rmse"]) <= 0.01
+    if golf:
+        assert abs(doc["miou"] - expected["miou"]) <= 0.1

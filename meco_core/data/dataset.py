@@ -56,7 +56,9 @@ def resize_sparse_depth(depth: np.ndarray, height: int, width: int) -> np.ndarra
     return out
 
 
-def _resize_image(img: np.ndarray, height: int, width: int) -> np.ndarray:
+def resize_image(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """An image to height x width: area averaging when it gets smaller, bilinear otherwise.
+    The one rule for the node's frames (Estimator) and the evaluation data alike."""
     if img.shape[:2] == (height, width):
         return img
     shrink = height * width < img.shape[0] * img.shape[1]
@@ -103,6 +105,9 @@ class MecoDataset(Dataset):
     registry remap `<root classes>-><target>` (e.g. camvid->golf); no remap -> error.
     crop_size (H, W): random crop when augmenting, centre crop/pad otherwise.
     resize (H, W): eval only, resize every sample to this size before any crop.
+    resize_targets: with `resize`, resize depth and labels too (False: only the image, so a
+    model run at another size is scored against the ground truth as recorded, as the node's
+    outputs are; `meco eval` does this).
     max_depth: depth beyond it is set to 0 (invalid), as the metrics ignore it too.
     """
 
@@ -117,6 +122,7 @@ class MecoDataset(Dataset):
         label_remap: np.ndarray | None = None,
         max_depth: float = MAX_DEPTH_M,
         resize: tuple[int, int] | None = None,
+        resize_targets: bool = True,
         flip: bool = True,
         jitter: float = 0.25,
     ) -> None:
@@ -130,6 +136,7 @@ class MecoDataset(Dataset):
         self.scale_range = scale_range
         self.max_depth = max_depth
         self.resize = tuple(resize) if resize else None
+        self.resize_targets = resize_targets
         self.flip = flip
         self.jitter = jitter
         self.class_set = get_class_set(class_set) if class_set is not None else self.readers[0].class_set
@@ -181,8 +188,10 @@ class MecoDataset(Dataset):
             nh, nw = self.resize
         else:
             nh, nw = h, w
-        if (nh, nw) != (h, w):
-            rgb = _resize_image(rgb, nh, nw)
+        if (nh, nw) != (h, w) and rng is None and not self.resize_targets:
+            rgb = resize_image(rgb, nh, nw)
+        elif (nh, nw) != (h, w):
+            rgb = resize_image(rgb, nh, nw)
             labels = _resize_labels(labels, nh, nw)
             if has_depth:
                 depth = resize_sparse_depth(depth, nh, nw)
