@@ -254,8 +254,11 @@ class Estimator:
         if str(device).strip().lower() == "auto":
             import onnxruntime as ort
 
-            gpu = torch.cuda.is_available() and CUDA_PROVIDER in ort.get_available_providers()
-            device = "cuda:0" if gpu else "cpu"
+            has_provider = CUDA_PROVIDER in ort.get_available_providers()
+            if torch.cuda.is_available() and not has_provider:
+                log.warning("a GPU is present but this onnxruntime has no CUDA provider: backend %s runs on the "
+                            "CPU. Install onnxruntime-gpu, or use backend torch on the GPU", self.backend)
+            device = "cuda:0" if torch.cuda.is_available() and has_provider else "cpu"
         spec = replace(spec, device=str(resolve_device(device)))
         resolve_providers(spec)  # refuse before a (slow) export
         size = check_inference_size(inference_size)

@@ -332,7 +332,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     bench_size = (h, w) if inference_size == [0, 0] else tuple(inference_size)
     from .params import resolve_threads
 
-    backend = args.backend or _params_value(params_file, "backend", "torch")
+    backend = "torch" if dev else args.backend or _params_value(params_file, "backend", "torch")  # the node's rule
     threads = resolve_threads(args.threads, backend)  # the node's own rule
     say = (lambda *a: print(*a, file=sys.stderr, flush=True)) if not args.quiet else (lambda *a: None)
     model_label = checkpoint or f"meco {args.dev_model_config} (RANDOM weights, test/dev mode)"

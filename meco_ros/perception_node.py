@@ -209,12 +209,16 @@ class PerceptionNode(LifecycleNode):
         elif not model:
             raise StartupError("checkpoint is '' and model is '': nothing to run. Set a checkpoint, or model:=meco "
                                "for the test/dev mode with random weights")
+        backend = p("backend")
+        if not checkpoint and backend != "torch":
+            self.get_logger().warning(f"test/dev mode: the random-weight model runs on backend torch, not {backend}")
+            backend = "torch"
         try:
             est = Estimator(str(path) if path else None, device=p("device"), precision=p("precision"),
                             inference_size=list(p("inference_size")),
                             threads=params.resolve_threads(int(p("threads")), p("backend")),
                             model_name=model or None, model_config=params.parse_model_config(p("model_config")),
-                            upsample=p("upsample"), compile=bool(p("compile")), backend=p("backend"),
+                            upsample=p("upsample"), compile=bool(p("compile")), backend=backend,
                             backend_fallback=bool(p("backend_fallback")),
                             engine_cache_dir=p("engine_cache_dir") or None,
                             ort_spin=False)  # its other threads need the cores (params.resolve_threads)

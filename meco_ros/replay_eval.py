@@ -87,6 +87,7 @@ class ReplayConfig:
     params_file: str | None = None
     device: str | None = None
     threads: int | None = None
+    backend: str | None = None
     tolerance_ms: float = 50.0
     limit: int | None = None
     use_sim_time: bool = False
@@ -182,6 +183,8 @@ def node_arguments(cfg: ReplayConfig, namespace: str, compressed: bool) -> tuple
         args += ["-p", f"device:={cfg.device}"]
     if cfg.threads:
         args += ["-p", f"threads:={cfg.threads}"]
+    if cfg.backend:
+        args += ["-p", f"backend:={cfg.backend}"]
     if cfg.use_sim_time:
         args += ["-p", "use_sim_time:=true"]
     return args, info
@@ -570,7 +573,7 @@ def main_from_args(args: Any) -> int:
         rate=args.rate, use_running_node=args.use_running_node, node_namespace=args.node_namespace,
         node_image_topic=args.node_image_topic, out=args.out, json=args.json, timeout=args.timeout,
         start_timeout=args.start_timeout, inference_size=args.inference_size, params_file=args.params_file,
-        device=args.device, threads=args.threads, tolerance_ms=args.tolerance_ms, limit=args.limit,
+        device=args.device, threads=args.threads, backend=args.backend, tolerance_ms=args.tolerance_ms, limit=args.limit,
         use_sim_time=args.use_sim_time, verbose=args.verbose,
         command=getattr(args, "command_line", None) or shell_line(["meco", *sys.argv[1:]]))
     code, _ = replay(cfg)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,8 @@ os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO / "config" / "fa
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 100)))
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+# ONNX exports the node makes (backend onnxruntime) go to a cache of this test run, not ~/.cache.
+os.environ.setdefault("MECO_CACHE", tempfile.mkdtemp(prefix="meco_test_cache_"))
 
 
 @pytest.fixture(scope="session")

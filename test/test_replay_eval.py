@@ -79,6 +79,7 @@ def eval_metrics(dataset, checkpoint, tmp_path_factory) -> dict:
 def node(checkpoint):
     proc = start_node(["--params-file", str(REPO / "config" / "golf_cart.yaml"), "-r", f"__ns:={NS}",
                        "-p", f"checkpoint:={checkpoint}", "-p", "inference_size:=[0,0]", "-p", "threads:=1",
+                       "-p", "backend:=torch",  # the camera's size: a size no fixed-size export has
                        "-p", "warmup_iterations:=1", "-p", "stats_period:=0.5"], ros_env(OMP_NUM_THREADS="1"))
     assert proc.wait_for("ready", 120), f"node not ready:\n{proc.output}"
     yield proc
@@ -239,7 +240,8 @@ def test_ros1_bag_through_the_cli_starting_its_own_node(dataset, checkpoint, eva
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "meco_core.cli", "replay-eval", "--bag", str(bag), "--image-topic", "/cam/image",
            "--seg-gt-topic", "/cam/labels", "--depth-gt-topic", "/cam/depth", "--checkpoint", str(checkpoint),
-           "--closed-loop", "--inference-size", "input", "--threads", "1", "--out", str(out), "--json",
+           "--closed-loop", "--inference-size", "input", "--threads", "1", "--backend", "torch", "--out", str(out),
+           "--json",
            str(tmp_path / "copy.json"), "--timeout", "20", "--start-timeout", "120"]
     proc = subprocess.run(cmd, env=ros_env(OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=200)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -218,6 +218,8 @@ class Trainer:
             return
         extra: dict[str, Any] = {"step": self.step, "train_config": self.cfg.to_dict(),
                                  "val_metrics": _plain_metrics(self.last_val), "best_score": self.best_score}
+        if self.cfg.data.val_size:  # the size it was validated at: what nodes and `meco eval` run it at
+            extra["input_size"] = [int(v) for v in self.cfg.data.val_size]
         if training_state:
             extra.update(optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
                          scaler=self.scaler.state_dict(), rng_states=states, bad_in_row=self.bad_in_row,

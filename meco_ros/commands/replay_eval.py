@@ -77,7 +77,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "size; default: the params file's, which is native)")
     p.add_argument("--params-file", default=None, help="node params (default config/golf_cart.yaml)")
     p.add_argument("--device", default=None, help="override the params file's device")
-    p.add_argument("--threads", type=int, default=None, help="override the node's torch threads")
+    p.add_argument("--threads", type=int, default=None, help="override the node's threads")
+    p.add_argument("--backend", choices=("torch", "onnxruntime", "tensorrt"), default=None,
+                   help="override the params file's backend")
     p.add_argument("--tolerance-ms", type=float, default=50.0, help="max |stamp difference| image <-> ground truth")
     p.add_argument("--limit", type=int, default=None, help="replay only the first N frames")
     p.add_argument("--use-sim-time", action="store_true",
