@@ -161,7 +161,10 @@ def _default_class_set(num_classes: int) -> ClassSet:
 
 
 class Estimator:
-    """Depth + segmentation from RGB frames with a MECO-family model (see module doc)."""
+    """Depth + segmentation from RGB frames with a MECO-family model (see module doc).
+
+    `threads` sizes ONNX Runtime's session; torch's thread count is process-wide state, so
+    the Estimator never sets it: the entry point does (the node, on its inference thread)."""
 
     def __init__(self, checkpoint: str | Path | None = None, device: str = "auto", precision: str = "fp32",
                  inference_size: tuple[int, int] | None = None, threads: int | None = None,
@@ -171,8 +174,6 @@ class Estimator:
                  backend_fallback: bool = False, engine_cache_dir: str | None = None, ort_spin: bool = True) -> None:
         from .runtime import BACKENDS, RuntimeSpec
 
-        if threads:
-            torch.set_num_threads(int(threads))
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
         self.backend = backend
@@ -469,4 +470,4 @@ class Estimator:
                 "precision": self.precision,
                 "inference_size": list(self.inference_size) if self.inference_size else "input",
                 "upsample": self.upsample, "classes": self.class_set.names, "untrained": self.untrained,
-                "threads": torch.get_num_threads()}
+                "threads": (getattr(self.model, "spec", None) and self.model.spec.threads) or torch.get_num_threads()}

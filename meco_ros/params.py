@@ -23,10 +23,10 @@ from rclpy.parameter import Parameter
 from meco_core.defaults import DEFAULT_CHECKPOINT
 from meco_core.inference import PRECISIONS, UPSAMPLE_MODES, check_inference_size
 from meco_core.runtime import BACKENDS
+from meco_core.visualize import COLORMAPS
 
 RELIABILITIES = ("best_effort", "reliable")
 OUTPUT_RESOLUTIONS = ("input", "inference")
-COLORMAPS = ("turbo", "jet", "viridis", "inferno", "magma", "plasma", "bone", "gray")
 OUTPUTS = ("depth", "segmentation", "segmentation_color", "depth_color", "depth_camera_info", "prediction", "points",
            "obstacle_points", "debug")
 

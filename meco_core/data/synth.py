@@ -1138,23 +1138,16 @@ def generate(out: str | Path, n: int, seed: int, split: str = "train", height: i
     return written
 
 
-def colorize_depth(depth: np.ndarray, max_depth: float = MAX_DEPTH_M) -> np.ndarray:
-    """RGB visualisation: inverse-depth turbo colormap (near detail visible), no data black."""
-    inv = np.where(depth > 0, 1.0 / np.maximum(depth, 0.5), 0)
-    v = np.clip((inv - 1 / max_depth) / (1 / 1.5 - 1 / max_depth), 0, 1)
-    rgb = cv2.applyColorMap((v * 255).astype(np.uint8), cv2.COLORMAP_TURBO)[..., ::-1]
-    return np.where((depth > 0)[..., None], rgb, 0).astype(np.uint8)
-
-
 def contact_sheet(frames: Sequence[SynthFrame], path: str | Path) -> Path:
     """PNG with one row per frame: RGB | depth (lidar points overlaid if any) | labels."""
     from meco_core.classes import get_class_set
+    from meco_core.visualize import colorize_depth
 
     pal = get_class_set("golf").palette()
     rows = []
     h0, w0 = frames[0].rgb.shape[:2]
     for fr in frames:
-        d = colorize_depth(fr.depth_m)
+        d = colorize_depth(fr.depth_m, MAX_DEPTH_M)
         if fr.lidar_depth_m is not None:
             d = np.where((fr.lidar_depth_m > 0)[..., None], 255, d // 3).astype(np.uint8)
         row = np.concatenate([fr.rgb, d, pal[fr.labels]], 1)

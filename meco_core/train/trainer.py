@@ -116,8 +116,6 @@ class Trainer:
         from meco_core.models import build_model
 
         self.cfg, self.progress = cfg, progress
-        if cfg.run.threads:
-            torch.set_num_threads(cfg.run.threads)
         self.info = D.init_distributed(cfg.run.device)
         self.out_dir = Path(cfg.run.out_dir)
         self.class_set = get_class_set(cfg.data.class_set)
@@ -407,6 +405,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_af
     """Run (or resume) training for `cfg`; joins the torchrun group when launched by torchrun."""
     threads = torch.get_num_threads()
     try:
+        if cfg.run.threads:  # process-wide state: set here, at the entry point, never by the Trainer object
+            torch.set_num_threads(cfg.run.threads)
         trainer = Trainer(cfg, resume=resume, progress=progress)
         return trainer.run(stop_after=stop_after)
     finally:
