@@ -1,7 +1,7 @@
 """Bag side of replay evaluation: camera frames with their ground truth, matched by header stamp.
 
 ROS-free (rosbags only). Reuses the from-bag importer's two passes and lidar projection
-(`meco_core.data.bag_import`: `read_side_info`, `join_frames`, `LidarProjector`) so replay
+(`meco_core.bags.to_dataset`: `read_side_info`, `join_frames`, `LidarProjector`) so replay
 and `meco data from-bag` pair and project identically. Ground truth comes from a depth
 image (32FC1 m / 16UC1 mm), a lidar PointCloud2 projected with CameraInfo and extrinsics
 (YAML or /tf_static), and a label image (mono8, 255 = ignore).
@@ -29,7 +29,7 @@ from meco_core.bags import (
     BagReader,
     MissingTopicError,
 )
-from meco_core.data.bag_import import (
+from meco_core.bags.to_dataset import (
     Aux,
     LidarProjector,
     choose_topic,

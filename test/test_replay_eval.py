@@ -22,10 +22,10 @@ from rosbags.rosbag1 import Writer as Ros1Writer
 from rosbags.rosbag2 import StoragePlugin, Writer as Ros2Writer
 from rosbags.typesys import Stores, get_typestore
 
-from meco_core.bag_messages import matrix_to_quat
+from meco_core.bags.messages import matrix_to_quat
 from meco_core.classes import GOLF
 from meco_core.data.format import DatasetReader
-from meco_core.data.make_bag import T_BASE_CAMERA, T_BASE_LIDAR, depth_to_lidar_points
+from meco_core.bags.from_dataset import T_BASE_CAMERA, T_BASE_LIDAR, depth_to_lidar_points
 from meco_core.geometry import intrinsics_matrix, invert_transform
 from meco_ros.proc import REPO, ros_env, start_node
 from meco_ros.replay_eval import ReplayConfig, replay

@@ -4,8 +4,8 @@ Subcommands:
   camvid     CamVid (SegNet layout) -> labels-only dataset, camvid classes
   rellis     one RELLIS-3D camera+lidar frame -> sparse depth + golf labels
   synth      synthetic scenes (meco_core.data.synth)
-  from-bag   rosbag (ROS 1/2) camera + lidar -> dataset (meco_core.data.bag_import)
-  make-bag   dataset -> rosbag for replay tests (meco_core.data.make_bag)
+  from-bag   rosbag (ROS 1/2) camera + lidar -> dataset (meco_core.bags.to_dataset)
+  make-bag   dataset -> rosbag for replay tests (meco_core.bags.from_dataset)
 The last three delegate to `main_from_args(args)` of their module, which receives the
 parsed options of its subcommand (`meco data SOURCE --help`); converters are imported only when their subcommand runs.
 """
@@ -45,10 +45,11 @@ def _run_rellis(args: argparse.Namespace) -> int:
 
 
 def _delegate(module: str) -> Callable[[argparse.Namespace], int]:
-    """Handler calling `meco_core.data.<module>.main_from_args(args)`, with a clear error if absent."""
+    """Handler calling `<module>.main_from_args(args)` (a bare name: under meco_core.data), with a
+    clear error if absent."""
 
     def run(args: argparse.Namespace) -> int:
-        full = f"meco_core.data.{module}"
+        full = module if "." in module else f"meco_core.data.{module}"
         try:
             mod = importlib.import_module(full)
         except ModuleNotFoundError as exc:
@@ -118,7 +119,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--class-set", default="golf", help="class set name written to dataset.yaml")
     p.add_argument("--every", type=int, default=1, help="keep every N-th image")
     p.add_argument("--limit", type=int, default=None, help="stop after N samples")
-    p.set_defaults(handler=_delegate("bag_import"))
+    p.set_defaults(handler=_delegate("meco_core.bags.to_dataset"))
 
     p = sub.add_parser("make-bag", help="dataset split -> rosbag (images, camera_info, optional lidar) for replay")
     p.add_argument("--data", required=True, help="meco dataset root")
@@ -143,4 +144,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--intrinsics", default=None, help="fx,fy,cx,cy when the dataset has none (or to override)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing bag at --out")
     p.add_argument("--limit", type=int, default=None, help="first N samples")
-    p.set_defaults(handler=_delegate("make_bag"))
+    p.set_defaults(handler=_delegate("meco_core.bags.from_dataset"))

@@ -24,7 +24,6 @@ Randomness comes from torch's generator, so `torch.manual_seed` and DataLoader w
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any, Sequence
 
 import cv2

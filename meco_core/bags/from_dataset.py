@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from meco_core.bag_messages import (
+from meco_core.bags.messages import (
     CAMERA_INFO,
     COMPRESSED_IMAGE,
     IMAGE,

@@ -7,13 +7,13 @@ opens bags, reports bad input and builds messages the same way. Built on `rosbag
 
 - missing path, unknown format;
 - damaged or truncated files: rosbags refuses them at open, so they are re-read with
-  `meco_core.bag_salvage`; `messages()` yields every message that could be read and then
+  `meco_core.bags.salvage`; `messages()` yields every message that could be read and then
   raises a `BagError` saying what was lost (`strict=False` only records it in `problems`);
 - missing topics (`MissingTopicError` lists the topics that exist, with types and counts);
 - message types without a definition in the bag or the default typestore (`UnknownTypeError`).
 
 Message builders/readers (Image, CompressedImage, CameraInfo, PointCloud2, TF) live in
-`meco_core.bag_messages` and are re-exported here.
+`meco_core.bags.messages` and are re-exported here.
 """
 from __future__ import annotations
 
@@ -31,10 +31,10 @@ from rosbags.rosbag1 import Writer as Ros1Writer
 from rosbags.rosbag2 import StoragePlugin, Writer as Ros2Writer
 from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_typestore
 
-from meco_core import bag_salvage
-from meco_core.bag_messages import *  # noqa: F401,F403  (re-export: one import for bag tools)
-from meco_core.bag_messages import TF_MESSAGE
-from .errors import MecoError
+from meco_core.bags import salvage as bag_salvage
+from meco_core.bags.messages import *  # noqa: F401,F403  (re-export: one import for bag tools)
+from meco_core.bags.messages import TF_MESSAGE
+from meco_core.errors import MecoError
 
 Storage = Literal["sqlite3", "mcap", "ros1"]
 STORAGES: tuple[str, ...] = ("sqlite3", "mcap", "ros1")
