@@ -11,6 +11,7 @@ import random
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,3 +87,46 @@ def onnx_cache(tmp_path_factory):
     """One ONNX export cache for the session: make_checkpoint's files are byte-identical per
     (name, seed), so tests that only need *an* export share it instead of re-exporting."""
     return tmp_path_factory.mktemp("onnx_cache")
+
+
+# ---------------------------------------------------------------- tiny training data
+def _write_tiny_dataset(root: Path, n_train: int = 8, n_val: int = 2, h: int = 64, w: int = 96) -> Path:
+    from meco_core.classes import GOLF
+    from meco_core.data.format import DatasetWriter
+
+    rng = np.random.default_rng(0)
+    colors = np.array([(90, 90, 90), (40, 170, 40), (220, 190, 80), (120, 60, 120), (220, 20, 60)], np.uint8)
+    rows = np.arange(h, dtype=np.float32)[:, None].repeat(w, 1)
+    with DatasetWriter(root, GOLF) as writer:
+        for split, n in (("train", n_train), ("val", n_val)):
+            for i in range(n):
+                horizon = int(rng.integers(h // 4, h // 2))
+                labels = np.zeros((h, w), np.uint8)
+                labels[horizon:] = 1
+                x0 = int(rng.integers(0, w // 2))
+                labels[horizon:, x0:x0 + w // 4] = 3
+                labels[int(h * 0.7):, int(w * 0.75):] = 4
+                depth = np.where(rows > horizon, np.minimum(1.5 * h / np.maximum(rows - horizon, 1), 60), 0)
+                rgb = colors[labels].astype(np.int16) + rng.integers(-10, 10, (h, w, 3))
+                writer.write(split, f"{i:04d}", np.clip(rgb, 0, 255).astype(np.uint8), depth.astype(np.float32), labels)
+    return root
+
+
+
+def _train_data_args(data: Path) -> list[str]:
+    return ["--set", f"data.train=[{{root: {data}, split: train}}]", "--set", f"data.val=[{{root: {data}, split: val}}]",
+            "--set", "run.threads=1"]
+
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset():
+    """tiny_dataset(root, n_train=8, n_val=2, h=64, w=96) -> root: a golf-class meco dataset of
+    blocky scenes (horizon, fairway, a path, an obstacle corner) with plausible depth."""
+    return _write_tiny_dataset
+
+
+@pytest.fixture(scope="session")
+def data_args():
+    """data_args(root) -> `--set` arguments training on root's train split, validating on val."""
+    return _train_data_args

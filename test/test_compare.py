@@ -8,20 +8,21 @@ import pytest
 
 from meco_core.cli import main as meco
 from meco_core.compare import EvalSpec, config_for
-from test_train import SMOKE, set_args, write_tiny_dataset
+
+SMOKE = Path(__file__).resolve().parents[1] / "config" / "train" / "smoke.yaml"
 
 
-def compare_args(data: Path, out: Path) -> list[str]:
+def compare_args(data: Path, out: Path, data_args) -> list[str]:
     return ["compare", "--config", str(SMOKE), "--models", "meco,single_depth,single_segmentation",
             "--eval", f"{data}:val", "--eval", f"{data}:val:depth", "--out", str(out), "--steps", "2",
-            "--size", "64x96", "--repeats", "2", "--no-progress", *set_args(data)]
+            "--size", "64x96", "--repeats", "2", "--no-progress", *data_args(data)]
 
 
 @pytest.fixture(scope="module")
-def compared(tmp_path_factory) -> tuple[Path, Path]:
-    data = write_tiny_dataset(tmp_path_factory.mktemp("cmp") / "data", n_train=4, n_val=2)
+def compared(tmp_path_factory, tiny_dataset, data_args) -> tuple[Path, Path]:
+    data = tiny_dataset(tmp_path_factory.mktemp("cmp") / "data", n_train=4, n_val=2)
     out = tmp_path_factory.mktemp("cmp") / "out"
-    assert meco(compare_args(data, out)) == 0
+    assert meco(compare_args(data, out, data_args)) == 0
     return data, out
 
 
@@ -47,17 +48,17 @@ def test_every_model_trained_scored_and_costed(compared) -> None:
     assert (out / "compare.png").stat().st_size > 5000
 
 
-def test_rerun_reuses_finished_runs(compared, capsys) -> None:
+def test_rerun_reuses_finished_runs(compared, capsys, data_args) -> None:
     data, out = compared
     stamp = (out / "meco" / "last.pt").stat().st_mtime_ns
     before = json.loads((out / "compare.json").read_text())["rows"]["meco"]["metrics"]
-    assert meco(compare_args(data, out)) == 0
+    assert meco(compare_args(data, out, data_args)) == 0
     assert "meco: scores cached in" in capsys.readouterr().out
     assert (out / "meco" / "last.pt").stat().st_mtime_ns == stamp
     assert json.loads((out / "compare.json").read_text())["rows"]["meco"]["metrics"] == before
 
 
-def test_cached_scores_resume_without_weights(compared, tmp_path, capsys) -> None:
+def test_cached_scores_resume_without_weights(compared, tmp_path, capsys, data_args) -> None:
     """Another machine holds only the committed scores.json files: nothing is retrained."""
     import shutil
 
@@ -66,7 +67,7 @@ def test_cached_scores_resume_without_weights(compared, tmp_path, capsys) -> Non
     shutil.copytree(out, moved)
     for checkpoint in moved.rglob("*.pt"):
         checkpoint.unlink()
-    assert meco(compare_args(data, moved)) == 0
+    assert meco(compare_args(data, moved, data_args)) == 0
     assert not list(moved.rglob("*.pt"))
     rows = json.loads((moved / "compare.json").read_text())["rows"]
     assert rows["meco"]["metrics"] == json.loads((out / "compare.json").read_text())["rows"]["meco"]["metrics"]
@@ -103,12 +104,12 @@ def test_unknown_model_is_an_error(tmp_path, capsys) -> None:
     assert "unknown models ['nope']" in capsys.readouterr().err
 
 
-def test_several_seeds_give_mean_and_spread(tmp_path) -> None:
-    data = write_tiny_dataset(tmp_path / "data", n_train=4, n_val=2)
+def test_several_seeds_give_mean_and_spread(tmp_path, tiny_dataset, data_args) -> None:
+    data = tiny_dataset(tmp_path / "data", n_train=4, n_val=2)
     out = tmp_path / "out"
     args = ["compare", "--config", str(SMOKE), "--models", "single_segmentation", "--seeds", "1,2",
             "--eval", f"{data}:val", "--out", str(out), "--steps", "2", "--size", "64x96", "--repeats", "1",
-            "--no-progress", *set_args(data)]
+            "--no-progress", *data_args(data)]
     assert meco(args) == 0
     assert (out / "single_segmentation" / "seed1" / "last.pt").is_file()
     assert (out / "single_segmentation" / "seed2" / "last.pt").is_file()

@@ -33,10 +33,8 @@ def test_onnx_runtime_reproduces_torch(tmp_path, capsys, make_checkpoint, name: 
     assert depth.shape == (1, 1, *SIZE) and seg.shape == (1, 5, *SIZE) and (depth > 0).all()
 
 
-def test_eval_through_onnxruntime_equals_torch(tmp_path, make_checkpoint) -> None:
-    from test_train import write_tiny_dataset
-
-    data = write_tiny_dataset(tmp_path / "data", n_train=1, n_val=3)   # 64x96 frames, golf classes
+def test_eval_through_onnxruntime_equals_torch(tmp_path, make_checkpoint, tiny_dataset) -> None:
+    data = tiny_dataset(tmp_path / "data", n_train=1, n_val=3)   # 64x96 frames, golf classes
     ckpt, onnx_file = make_checkpoint("meco"), tmp_path / "meco.onnx"
     assert meco(["export", "--checkpoint", ckpt, "--format", "onnx", "--out", str(onnx_file)]) == 0
     results = {}

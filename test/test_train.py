@@ -17,9 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from meco_core.classes import GOLF
 from meco_core.cli import main as meco
-from meco_core.data.format import DatasetWriter
 from meco_core.train.config import ConfigError, load_config
 from meco_core.train.trainer import ResumeError, train
 
@@ -28,38 +26,14 @@ SMOKE = REPO / "config" / "train" / "smoke.yaml"
 PYTHON = sys.executable
 
 
-def write_tiny_dataset(root: Path, n_train: int = 8, n_val: int = 2, h: int = 64, w: int = 96) -> Path:
-    rng = np.random.default_rng(0)
-    colors = np.array([(90, 90, 90), (40, 170, 40), (220, 190, 80), (120, 60, 120), (220, 20, 60)], np.uint8)
-    rows = np.arange(h, dtype=np.float32)[:, None].repeat(w, 1)
-    with DatasetWriter(root, GOLF) as writer:
-        for split, n in (("train", n_train), ("val", n_val)):
-            for i in range(n):
-                horizon = int(rng.integers(h // 4, h // 2))
-                labels = np.zeros((h, w), np.uint8)
-                labels[horizon:] = 1
-                x0 = int(rng.integers(0, w // 2))
-                labels[horizon:, x0:x0 + w // 4] = 3
-                labels[int(h * 0.7):, int(w * 0.75):] = 4
-                depth = np.where(rows > horizon, np.minimum(1.5 * h / np.maximum(rows - horizon, 1), 60), 0)
-                rgb = colors[labels].astype(np.int16) + rng.integers(-10, 10, (h, w, 3))
-                writer.write(split, f"{i:04d}", np.clip(rgb, 0, 255).astype(np.uint8), depth.astype(np.float32), labels)
-    return root
-
-
 @pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> Path:
-    return write_tiny_dataset(tmp_path_factory.mktemp("tiny") / "data")
+def tiny_data(tmp_path_factory, tiny_dataset) -> Path:
+    return tiny_dataset(tmp_path_factory.mktemp("tiny") / "data")
 
 
 def overrides(data: Path, out: Path, **extra) -> dict:
     return {"data.train": [{"root": str(data), "split": "train"}], "data.val": [{"root": str(data), "split": "val"}],
             "run.out_dir": str(out), "run.threads": 1, **extra}
-
-
-def set_args(data: Path) -> list[str]:
-    return ["--set", f"data.train=[{{root: {data}, split: train}}]", "--set", f"data.val=[{{root: {data}, split: val}}]",
-            "--set", "run.threads=1"]
 
 
 def same_weights(a: Path, b: Path) -> list[str]:
@@ -142,11 +116,11 @@ def test_existing_run_needs_resume(trained, tiny_data) -> None:
         train(load_config(SMOKE, overrides(tiny_data, trained, **{"optim.steps": 12})), progress=False)
 
 
-def test_resume_after_kill_matches_uninterrupted_run(trained, tiny_data, tmp_path) -> None:
+def test_resume_after_kill_matches_uninterrupted_run(trained, tiny_data, tmp_path, data_args) -> None:
     """SIGKILL a `meco train` after its first checkpoint, --resume: same weights bit for bit."""
     out = tmp_path / "killed"
     cmd = [PYTHON, "-m", "meco_core.cli", "train", "--config", str(SMOKE), "--out", str(out), "--steps", "12",
-           "--set", "run.ckpt_every=2", "--no-progress", *set_args(tiny_data)]
+           "--set", "run.ckpt_every=2", "--no-progress", *data_args(tiny_data)]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 90
     while not (out / "last.pt").exists() and proc.poll() is None and time.time() < deadline:
@@ -212,12 +186,12 @@ def test_non_finite_loss_skips_the_step(tiny_data, tmp_path, monkeypatch) -> Non
 
 
 # --------------------------------------------------------------------------- torchrun
-def test_torchrun_two_processes_agree(tiny_data, tmp_path) -> None:
+def test_torchrun_two_processes_agree(tiny_data, tmp_path, data_args) -> None:
     out, summary = tmp_path / "ddp", tmp_path / "ddp.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "meco_core.cli",
            "train", "--config", str(SMOKE), "--out", str(out), "--steps", "2", "--no-progress", "--json", str(summary),
-           *set_args(tiny_data), "--set", "run.threads=1"]
+           *data_args(tiny_data), "--set", "run.threads=1"]
     res = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
     assert res.returncode == 0, res.stderr[-3000:]
     s = json.loads(summary.read_text())
