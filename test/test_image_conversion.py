@@ -31,14 +31,26 @@ COMPRESSED_TYPES = [pytest.param(RclpyCompressed, id="rclpy"),
 
 
 @pytest.fixture(scope="module")
-def bgr(shared_data: Path) -> np.ndarray:
-    """A real CamVid frame (960x720), cropped to an odd size to catch stride mistakes."""
+def bgr() -> np.ndarray:
+    """A rendered golf scene (sky, textures, edges, the full 0..255 range) at an odd size to
+    catch stride mistakes. Conversion parity needs *an* image, not a real one, so these tests
+    run without ../shared/data; test_real_camvid_frame_roundtrip covers a real photo."""
+    from meco_core.data.synth import render_frame
+
+    rgb = render_frame(1, 0, 301, 417).rgb
+    return np.ascontiguousarray(rgb[..., ::-1])
+
+
+def test_real_camvid_frame_roundtrip(shared_data: Path) -> None:
+    """A real CamVid photo through every 8-bit colour encoding and back, bit-exact."""
     files = sorted((shared_data / "camvid" / "train").glob("*.png"))
     if not files:
         pytest.skip("no CamVid frames in shared/data/camvid/train")
     img = cv2.imread(str(files[0]), cv2.IMREAD_COLOR)
     assert img is not None
-    return np.ascontiguousarray(img[:301, :417])
+    for enc in ("bgr8", "rgb8", "bgra8", "rgba8"):
+        msg = cv2_to_imgmsg(as_encoding(img, enc), enc)
+        assert np.array_equal(imgmsg_to_cv2(msg, "bgr8"), img), enc
 
 
 def as_encoding(bgr: np.ndarray, enc: str) -> np.ndarray:
