@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from meco_core.errors import MecoError
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -68,7 +69,7 @@ def _build_set(args) -> tuple[dict, dict[str, dict], str | None, str]:
         return models, {}, first, f"checkpoint{'s' if len(models) > 1 else ''} {', '.join(args.checkpoint)}"
     if args.experts or args.topk:
         if not (args.experts and args.topk) or len(args.experts) != len(args.topk):
-            raise SystemExit("--experts and --topk are paired lists of equal length, e.g. 5,10,15,20 and 3,6,9,12")
+            raise MecoError("--experts and --topk are paired lists of equal length, e.g. 5,10,15,20 and 3,6,9,12")
         models, extras = {}, {}
         for n, k in zip(args.experts, args.topk):
             label = f"meco N={n} k={k}"
@@ -140,18 +141,18 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit(f"--device {args.device}: CUDA is not available on this machine; use --device cpu")
+        raise MecoError(f"--device {args.device}: CUDA is not available on this machine; use --device cpu")
     backends = [b.strip() for b in args.backend.split(",") if b.strip()]
     unknown = sorted(set(backends) - {"torch", "onnxruntime"})
     if unknown or not backends:
-        raise SystemExit(f"--backend {args.backend!r}: choose from torch, onnxruntime")
+        raise MecoError(f"--backend {args.backend!r}: choose from torch, onnxruntime")
     if "onnxruntime" in backends and args.device != "cpu":
-        raise SystemExit("--backend onnxruntime runs on the CPU provider here; use --device cpu")
+        raise MecoError("--backend onnxruntime runs on the CPU provider here; use --device cpu")
     precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
     if not precisions or set(precisions) - {"fp32", "fp16", "bf16"}:
-        raise SystemExit(f"--precision {args.precision!r}: choose from fp32, fp16, bf16")
+        raise MecoError(f"--precision {args.precision!r}: choose from fp32, fp16, bf16")
     if backends != ["torch"] and (precisions != ["fp32"] or args.channels_last or args.compile):
-        raise SystemExit("--precision/--channels-last/--compile apply to the torch backend; time backends at fp32")
+        raise MecoError("--precision/--channels-last/--compile apply to the torch backend; time backends at fp32")
     models, extras, ref, what = _build_set(args)
     twins: dict = {}
     with tempfile.TemporaryDirectory(prefix="meco_bench_") as workdir:

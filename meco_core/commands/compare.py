@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from meco_core.commands.bench import parse_size
 from meco_core.commands.train import parse_overrides
+from meco_core.errors import MecoError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -54,18 +54,15 @@ def run(args: argparse.Namespace) -> int:
     names = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = [n for n in names if n not in list_models()]
     if unknown or not names:
-        print(f"meco compare: unknown models {unknown}; available: {', '.join(list_models())}", file=sys.stderr)
-        return 2
+        raise MecoError(f"unknown models {unknown}; available: {', '.join(list_models())}")
     try:
         specs = [EvalSpec.parse(e) for e in args.evals]
     except ValueError as exc:
-        print(f"meco compare: {exc}", file=sys.stderr)
-        return 2
+        raise MecoError(str(exc)) from exc
     try:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()] if args.seeds else [None]
     except ValueError:
-        print(f"meco compare: --seeds takes integers like 1,2; got {args.seeds!r}", file=sys.stderr)
-        return 2
+        raise MecoError(f"--seeds takes integers like 1,2; got {args.seeds!r}") from None
     out = Path(args.out)
     overrides = parse_overrides(argparse.Namespace(overrides=args.overrides, steps=args.steps, out=None))
     progress = not args.no_progress
@@ -80,8 +77,7 @@ def run(args: argparse.Namespace) -> int:
         results = {n: aggregate_seeds(by_seed) for n, by_seed in per_seed.items()}
         models = {n: model_for_cost(args.config, n, overrides) for n in names}
     except (ConfigError, CheckpointError, FileNotFoundError, DatasetFormatError, ValueError, RuntimeError) as exc:
-        print(f"meco compare: {exc}", file=sys.stderr)
-        return 2
+        raise MecoError(str(exc)) from exc
     rows = complexity(models, args.size, args.repeats, progress)
     for name in rows:
         rows[name].update(results[name])

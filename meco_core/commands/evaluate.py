@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from meco_core.commands.bench import parse_size
+from meco_core.errors import MecoError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -53,23 +53,20 @@ def run(args: argparse.Namespace) -> int:
     folder = split_folder(args.data)
     if folder:
         if args.split not in (None, folder[1]):
-            print(f"meco eval: --data {args.data} is the {folder[1]!r} split but --split is {args.split!r}; "
-                  f"use --data {folder[0]} --split {args.split}", file=sys.stderr)
-            return 2
+            raise MecoError(f"--data {args.data} is the {folder[1]!r} split but --split is {args.split!r}; "
+                            f"use --data {folder[0]} --split {args.split}")
         args.data, args.split = str(folder[0]), folder[1]
     args.split = args.split or "val"
 
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
-        print(f"meco eval: --device {args.device}: CUDA is not available", file=sys.stderr)
-        return 2
+        raise MecoError(f"--device {args.device}: CUDA is not available")
     try:
         spec = None if args.backend == "torch" else RuntimeSpec(args.backend, args.device, "fp32", args.threads)
         model, ckpt = load_for_inference(args.checkpoint, args.backend, args.threads, spec, args.size)
     except (CheckpointError, BackendError, ValueError, FileNotFoundError) as exc:
-        print(f"meco eval: {exc}", file=sys.stderr)
-        return 2
+        raise MecoError(str(exc)) from exc
     if args.backend == "torch":
         model.to(args.device)
     if args.size is None and ckpt.get("input_size"):
@@ -78,8 +75,7 @@ def run(args: argparse.Namespace) -> int:
         dataset, class_set = load_eval_dataset(args.data, args.split, class_set_of(ckpt), model.num_classes,
                                                model.max_depth, args.size, depth_only=args.depth_only)
     except (ValueError, KeyError, FileNotFoundError) as exc:
-        print(f"meco eval: {exc}", file=sys.stderr)
-        return 2
+        raise MecoError(str(exc)) from exc
     result = evaluate(model, dataset, args.device if args.backend == "torch" else "cpu", max_frames=args.max_frames,
                       keep_samples=args.samples if args.out else 0, class_set=class_set,
                       progress=not args.no_progress)

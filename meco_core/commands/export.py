@@ -9,6 +9,7 @@ import argparse
 import json
 
 from meco_core.commands.bench import parse_size
+from meco_core.errors import MecoError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,7 +31,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args) -> int:
-    import sys
 
     from meco_core.checkpoint import CheckpointError
     from meco_core.export import export_torchscript, slim_checkpoint
@@ -55,7 +55,6 @@ def run(args) -> int:
             else:
                 result = export_torchscript(args.checkpoint[0], args.out, args.size or (240, 320))
     except (CheckpointError, BackendError, RuntimeError) as exc:
-        print(f"meco export: {exc}", file=sys.stderr)
-        return 2
+        raise MecoError(str(exc)) from exc
     print(json.dumps(result, indent=2))
     return 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+from meco_core.errors import MecoError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,7 +31,7 @@ def parse_overrides(args: argparse.Namespace) -> dict:
     out: dict = {}
     for item in args.overrides:
         if "=" not in item:
-            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
+            raise MecoError(f"--set expects KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
         out[key.strip()] = yaml.safe_load(value)
     if args.steps is not None:
@@ -48,16 +48,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.config, parse_overrides(args))
     except ConfigError as exc:
-        print(f"meco train: {exc}", file=sys.stderr)
-        return 2
+        raise MecoError(str(exc)) from exc
     from meco_core.data.format import DatasetFormatError
     from meco_core.train.trainer import TrainingAborted, train
 
     try:
         summary = train(cfg, resume=args.resume, progress=not args.no_progress)
     except (CheckpointError, FileNotFoundError, DatasetFormatError, TrainingAborted) as exc:
-        print(f"meco train: {exc}", file=sys.stderr)
-        return 2
+        raise MecoError(str(exc)) from exc
     if args.json and summary.get("rank", 0) == 0:  # under torchrun every rank returns a summary
         from pathlib import Path
 
