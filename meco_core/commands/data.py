@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import sys
 from typing import Callable
 
 from meco_core.commands.bench import parse_size
@@ -45,21 +44,12 @@ def _run_rellis(args: argparse.Namespace) -> int:
 
 
 def _delegate(module: str) -> Callable[[argparse.Namespace], int]:
-    """Handler calling `<module>.main_from_args(args)` (a bare name: under meco_core.data), with a
-    clear error if absent."""
+    """Handler calling `<module>.main_from_args(args)` (a bare name: under meco_core.data); the
+    module is imported only when its command runs, so `meco --help` stays instant."""
 
     def run(args: argparse.Namespace) -> int:
         full = module if "." in module else f"meco_core.data.{module}"
-        try:
-            mod = importlib.import_module(full)
-        except ModuleNotFoundError as exc:
-            if exc.name != full:
-                raise
-            print(f"meco data {args.data_command}: {full} is not available in this installation", file=sys.stderr)
-            return 2
-        if not hasattr(mod, "main_from_args"):
-            print(f"meco data {args.data_command}: {full} has no main_from_args(args)", file=sys.stderr)
-            return 2
+        mod = importlib.import_module(full)
         return int(mod.main_from_args(args) or 0)
 
     return run
