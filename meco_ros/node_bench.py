@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 
 from meco_core.bench import percentiles
-from meco_core.defaults import DEFAULT_CHECKPOINT, DEV_MODEL_CONFIG, NODE_START_TIMEOUT_S
+from meco_core.defaults import DEV_MODEL_CONFIG, NODE_START_TIMEOUT_S
 
-from .proc import REPO, Process, ros_env, start_node
+from .proc import REPO, Process, node_checkpoint, node_ros_args, ros_env, start_node
 
 VIEWER_TOPICS = ("depth", "segmentation", "segmentation/color", "depth/color")
 EXPECTED_ENCODING = {"depth": "32FC1", "segmentation": "mono8", "segmentation/color": "rgb8", "depth/color": "rgb8"}
@@ -306,22 +306,18 @@ def analyse(received: list[tuple[float, float, tuple[int, int]]], window: float 
 
 # ---------------------------------------------------------------- orchestration
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from meco_core.inference import find_checkpoint
+    from meco_core.errors import MecoError
 
     from .image_conversion import benchmark_conversion
     from .publishing import benchmark_clouds
 
     h, w = args.size
     params_file = Path(args.params_file or REPO / "config" / "golf_cart.yaml").resolve()
-    checkpoint = None
-    if args.checkpoint:
-        found = find_checkpoint(args.checkpoint)
-        if found is None:
-            raise SystemExit(f"checkpoint not found: {args.checkpoint}")
-        checkpoint = str(found)
-    elif not args.dev:
-        found = find_checkpoint(DEFAULT_CHECKPOINT)
-        checkpoint = str(found) if found else None
+    try:
+        found = node_checkpoint(args.checkpoint, args.dev)
+    except FileNotFoundError as exc:
+        raise MecoError(str(exc)) from None
+    checkpoint = str(found) if found else None
     dev = checkpoint is None
     inference_size = list(args.inference_size) if args.inference_size else \
         [int(v) for v in _params_value(params_file, "inference_size", [0, 0])]
@@ -351,16 +347,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     domain = random.randint(1, 200) if args.domain_id is None else args.domain_id
     ns = f"/meco_bench_{os.getpid()}"
     env = ros_env(domain_id=domain, OMP_NUM_THREADS=str(threads))
-    ros_args = ["--params-file", str(params_file), "-r", f"__ns:={ns}", "-p", f"threads:={threads}",
-                "-p", f"backend:={backend}"]
-    if checkpoint:
-        ros_args += ["-p", f"checkpoint:={checkpoint}"]
-    else:
-        ros_args += ["-p", "checkpoint:=''", "-p", "model:=meco", "-p", f"model_config:={args.dev_model_config}"]
-    if args.inference_size:
-        ros_args += ["-p", f"inference_size:=[{inference_size[0]},{inference_size[1]}]"]
-    if args.device:
-        ros_args += ["-p", f"device:={args.device}"]
+    ros_args = node_ros_args(params_file, ns, checkpoint, args.dev_model_config, threads=threads, backend=backend,
+                             inference_size=inference_size if args.inference_size else None, device=args.device)
     say(f"starting perception_node (ROS_DOMAIN_ID={domain}, namespace {ns}) ...")
     node = start_node(ros_args, env, echo=args.verbose)
     viewer = Viewer(ns, domain, (h, w))

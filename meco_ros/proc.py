@@ -103,3 +103,38 @@ class Process:
 def start_node(ros_args: Sequence[str], env: dict[str, str], echo: bool = False) -> Process:
     """perception_node --ros-args <ros_args>, run from the repository root."""
     return Process([*node_command(), "--ros-args", *ros_args], env=env, cwd=REPO, echo=echo)
+
+
+def node_checkpoint(checkpoint: str | None, dev: bool = False) -> Path | None:
+    """The checkpoint a tool's node runs: the one asked for (an error if it does not exist),
+    else the shipped default if present, else None (the random-weight test/dev model)."""
+    from meco_core.defaults import DEFAULT_CHECKPOINT
+    from meco_core.inference import find_checkpoint
+
+    if dev:
+        return None
+    if checkpoint:
+        found = find_checkpoint(checkpoint)
+        if found is None:
+            raise FileNotFoundError(f"checkpoint not found: {checkpoint} (train one with `meco train`, or pass "
+                                    "--dev for a random-weight test model)")
+        return found
+    return find_checkpoint(DEFAULT_CHECKPOINT)
+
+
+def node_ros_args(params_file: str | Path, namespace: str, checkpoint: str | Path | None, dev_model_config: str,
+                  **overrides: object) -> list[str]:
+    """perception_node --ros-args: the params file, the namespace, the model (a checkpoint, or
+    the random-weight test/dev model), then only the overrides given (None = leave the file's)."""
+    args = ["--params-file", str(params_file), "-r", f"__ns:={namespace}"]
+    if checkpoint:
+        args += ["-p", f"checkpoint:={checkpoint}"]
+    else:
+        args += ["-p", "checkpoint:=''", "-p", "model:=meco", "-p", f"model_config:={dev_model_config}"]
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        text = ("true" if value else "false") if isinstance(value, bool) else \
+            f"[{','.join(str(v) for v in value)}]" if isinstance(value, (list, tuple)) else str(value)
+        args += ["-p", f"{key}:={text}"]
+    return args

@@ -50,7 +50,7 @@ from meco_core.bench import percentiles
 from meco_core.classes import GOLF, ClassSet
 from meco_core.defaults import DEFAULT_CHECKPOINT, DEV_MODEL_CONFIG, MAX_DEPTH_M, NODE_START_TIMEOUT_S
 
-from .proc import REPO, Process, ros_env, start_node
+from .proc import REPO, Process, node_checkpoint, node_ros_args, ros_env, start_node
 from .replay_bag import BagSource, ReplayFrame
 from .replay_report import Scorer, machine, summarize, table, write_report
 
@@ -149,44 +149,26 @@ def git_commit() -> str | None:
 
 def node_arguments(cfg: ReplayConfig, namespace: str, compressed: bool) -> tuple[list[str], dict[str, Any]]:
     """--ros-args for perception_node: the vehicle's params file + only the overrides this run needs."""
-    from meco_core.inference import find_checkpoint
-
     params_file = Path(cfg.params_file or REPO / "config" / "golf_cart.yaml").resolve()
-    args = ["--params-file", str(params_file), "-r", f"__ns:={namespace}"]
     info: dict[str, Any] = {"params_file": str(params_file), "untrained": False}
-    checkpoint = None
-    if not cfg.dev:
-        if cfg.checkpoint:
-            checkpoint = find_checkpoint(cfg.checkpoint)
-            if checkpoint is None:
-                raise ReplayAbort(f"checkpoint not found: {cfg.checkpoint} (train one with `meco train`, or pass "
-                                  "--dev for a random-weight test model)")
-        else:
-            checkpoint = find_checkpoint(DEFAULT_CHECKPOINT)
+    try:
+        checkpoint = node_checkpoint(cfg.checkpoint, cfg.dev)
+    except FileNotFoundError as exc:
+        raise ReplayAbort(str(exc)) from None
     if checkpoint is not None:
-        args += ["-p", f"checkpoint:={checkpoint}"]
         info["checkpoint"] = str(checkpoint)
     else:
         if not cfg.dev:
             _say(f"{LOUD}\nWARNING: {DEFAULT_CHECKPOINT} does not exist (yet): the perception node runs an UNTRAINED "
                  f"random-weight model\n(test/dev mode, meco {cfg.dev_model_config}). Depth and segmentation are "
                  f"meaningless; this run only shows the pipeline.\n{LOUD}")
-        args += ["-p", "checkpoint:=''", "-p", "model:=meco", "-p", f"model_config:={cfg.dev_model_config}"]
         info.update(checkpoint=f"none: UNTRAINED meco {cfg.dev_model_config} (random weights, test/dev mode)",
                     untrained=True)
-    if cfg.inference_size is not None:
-        h, w = cfg.inference_size
-        args += ["-p", f"inference_size:=[{h},{w}]"]
-    if compressed:
-        args += ["-p", "topics.image_compressed:=image/compressed"]
-    if cfg.device:
-        args += ["-p", f"device:={cfg.device}"]
-    if cfg.threads:
-        args += ["-p", f"threads:={cfg.threads}"]
-    if cfg.backend:
-        args += ["-p", f"backend:={cfg.backend}"]
-    if cfg.use_sim_time:
-        args += ["-p", "use_sim_time:=true"]
+    args = node_ros_args(params_file, namespace, checkpoint, cfg.dev_model_config,
+                         inference_size=cfg.inference_size,
+                         **{"topics.image_compressed": "image/compressed" if compressed else None},
+                         device=cfg.device or None, threads=cfg.threads or None, backend=cfg.backend or None,
+                         use_sim_time=True if cfg.use_sim_time else None)
     return args, info
 
 
