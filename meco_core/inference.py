@@ -10,10 +10,9 @@ the ROS node stays a thin adapter and the same code serves bag replay and script
 
 Design notes (why, not what):
 - The frame is resized to `inference_size` on the uint8 image with OpenCV (cheap), and the
-  outputs are resized back: depth bilinear or nearest; labels either from bilinearly
-  upsampled logits (smooth, correct boundaries) or nearest-upsampled argmax (cheapest).
-  On CPU this post-processing runs in OpenCV/numpy: torch's CPU interpolate of 5x480x640
-  logits costs ~60 ms against ~5 ms here. On CUDA it stays on the GPU.
+  outputs are resized back (`meco_core.postprocess`): depth bilinear or nearest; labels
+  either from bilinearly upsampled logits (smooth, correct boundaries) or nearest-upsampled
+  argmax (cheapest), in OpenCV/numpy on CPU and on the GPU with CUDA.
 - Non-finite model outputs never leave as numbers: depth that is NaN/inf or <= 0 becomes
   NaN (REP 118 "invalid"), labels with non-finite logits become 255 (ignore), and the
   count is reported in `Prediction.nonfinite` for the caller to count and warn about.
@@ -39,14 +38,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .classes import GOLF, ClassSet, get_class_set
 from .defaults import DEFAULT_CHECKPOINT, MAX_DEPTH_M
+from .postprocess import depth_to_output, labels_to_output
 from .errors import MecoError
 
 __all__ = ["Estimator", "Prediction", "RawOutput", "DeviceUnavailableError", "NonFiniteInputError", "PRECISIONS",
@@ -150,49 +148,6 @@ def find_checkpoint(path: str | Path, extra_roots: tuple[Path, ...] = ()) -> Pat
         if (root / p).is_file():
             return root / p
     return None
-
-
-def channel_argmax(x: np.ndarray) -> np.ndarray:
-    """argmax over axis 0 of (C, H, W) as uint8 (first maximum wins, like np.argmax) without
-    numpy's slow strided reduction: C element-wise passes."""
-    best, labels = x[0].copy(), np.zeros(x.shape[1:], np.uint8)
-    for i in range(1, x.shape[0]):
-        better = x[i] > best
-        np.copyto(best, x[i], where=better)
-        labels[better] = i
-    return labels
-
-
-def upsampled_argmax(logits: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
-    """Labels of (C, h, w) logits bilinearly upsampled to out_h x out_w (half-pixel centres, as
-    cv2.INTER_LINEAR), computed in full only near label boundaries.
-
-    Exact, not an approximation: where a pixel's 3x3 low-resolution neighbourhood has one
-    label, its bilinear support (2x2, inside that window when upsampling) does too, and a
-    convex mix of logit vectors that all peak at one class peaks there as well. Only the
-    other pixels (~4 % of a 640x480 frame of the golf model) get their logits interpolated:
-    6.3 -> 4.5 ms per frame here.
-    """
-    c, h, w = logits.shape
-    if out_h < h or out_w < w or c < 2:  # downsampling: the window argument does not hold
-        hwc = np.ascontiguousarray(logits.transpose(1, 2, 0))
-        up = cv2.resize(hwc, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
-        return (up.argmax(axis=2) if up.ndim == 3 else np.zeros(up.shape, np.int64)).astype(np.uint8)
-    low = channel_argmax(logits)
-    window = np.ones((3, 3), np.uint8)
-    unsure = (cv2.dilate(low, window) != cv2.erode(low, window)).astype(np.uint8)
-    labels = cv2.resize(low, (out_w, out_h), interpolation=cv2.INTER_NEAREST)
-    rows, cols = np.nonzero(cv2.resize(unsure, (out_w, out_h), interpolation=cv2.INTER_NEAREST))
-    if len(rows):
-        sy = np.clip((rows + 0.5) * (h / out_h) - 0.5, 0, h - 1)
-        sx = np.clip((cols + 0.5) * (w / out_w) - 0.5, 0, w - 1)
-        y0, x0 = sy.astype(np.int64), sx.astype(np.int64)
-        y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
-        wy, wx = (sy - y0).astype(np.float32), (sx - x0).astype(np.float32)
-        mixed = (logits[:, y0, x0] * ((1 - wy) * (1 - wx)) + logits[:, y0, x1] * ((1 - wy) * wx)
-                 + logits[:, y1, x0] * (wy * (1 - wx)) + logits[:, y1, x1] * (wy * wx))
-        labels[rows, cols] = mixed.argmax(axis=0)
-    return labels
 
 
 def _default_class_set(num_classes: int) -> ClassSet:
@@ -436,61 +391,13 @@ class Estimator:
         depth = labels = None
         nonfinite = 0
         if raw.depth is not None:
-            depth, bad = self._post_depth(raw.depth, out_h, out_w)
+            depth, bad = depth_to_output(raw.depth, out_h, out_w, self.upsample)
             nonfinite += bad
         if raw.logits is not None:
-            labels, bad = self._post_labels(raw.logits, out_h, out_w)
+            labels, bad = labels_to_output(raw.logits, out_h, out_w, self.upsample, self.class_set.ignore_index)
             nonfinite += bad
         timings = {**raw.timings, "postprocess": (time.perf_counter() - t0) * 1e3}
         return Prediction(depth, labels, nonfinite, timings)
-
-    def _post_depth(self, d: torch.Tensor, out_h: int, out_w: int) -> tuple[np.ndarray, int]:
-        d = d.float()
-        bad = int((~torch.isfinite(d)).sum())
-        if self.device.type == "cuda":
-            if d.shape[-2:] != (out_h, out_w):
-                d = F.interpolate(d, (out_h, out_w), mode=self.upsample,
-                                  **({"align_corners": False} if self.upsample == "bilinear" else {}))
-            depth = d[0, 0].cpu().numpy()
-        else:
-            depth = d[0, 0].numpy()
-            if depth.shape != (out_h, out_w):
-                interp = cv2.INTER_LINEAR if self.upsample == "bilinear" else cv2.INTER_NEAREST
-                depth = cv2.resize(depth, (out_w, out_h), interpolation=interp)
-        depth = np.ascontiguousarray(depth, dtype=np.float32)
-        invalid = ~(depth > 0)  # NaN compares False, so NaN and <= 0 are both caught
-        if bad or invalid.any():
-            depth = depth.copy() if not depth.flags.writeable else depth
-            depth[invalid | ~np.isfinite(depth)] = np.nan
-        return depth, bad
-
-    def _post_labels(self, logits: torch.Tensor, out_h: int, out_w: int) -> tuple[np.ndarray, int]:
-        logits = logits.float()
-        finite = torch.isfinite(logits).all(dim=1)  # (1, h, w)
-        bad = int((~finite).sum())
-        if bad:
-            logits = torch.nan_to_num(logits, nan=0.0, posinf=0.0, neginf=0.0)
-        resize_logits = self.upsample == "bilinear" and logits.shape[-2:] != (out_h, out_w)
-        if self.device.type == "cuda":
-            if resize_logits:
-                logits = F.interpolate(logits, (out_h, out_w), mode="bilinear", align_corners=False)
-            labels_t = logits[0].argmax(0).to(torch.uint8)
-            if not resize_logits and labels_t.shape != (out_h, out_w):
-                labels_t = F.interpolate(labels_t[None, None].float(), (out_h, out_w), mode="nearest")[0, 0].to(torch.uint8)
-            labels = labels_t.cpu().numpy()
-        else:
-            if resize_logits:
-                labels = upsampled_argmax(logits[0].numpy(), out_h, out_w)
-            else:
-                labels = logits[0].argmax(0).to(torch.uint8).numpy()
-                if labels.shape != (out_h, out_w):
-                    labels = cv2.resize(labels, (out_w, out_h), interpolation=cv2.INTER_NEAREST)
-        if bad:
-            mask = finite[0].cpu().numpy().astype(np.uint8)
-            if mask.shape != (out_h, out_w):
-                mask = cv2.resize(mask, (out_w, out_h), interpolation=cv2.INTER_NEAREST)
-            labels = np.where(mask.astype(bool), labels, np.uint8(self.class_set.ignore_index))
-        return np.ascontiguousarray(labels, dtype=np.uint8), bad
 
     def warmup(self, n: int = 2, size: tuple[int, int] | None = None) -> list[float]:
         """Run n frames of random data (first CUDA/oneDNN calls are slow); returns their ms.

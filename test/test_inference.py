@@ -133,7 +133,7 @@ def test_upsampled_argmax_equals_full_bilinear_upsampling(out_size) -> None:
     """The boundary-only label upsampling gives the labels of the fully upsampled logits."""
     import cv2
 
-    from meco_core.inference import upsampled_argmax
+    from meco_core.postprocess import upsampled_argmax
 
     rng = np.random.default_rng(0)
     smooth = cv2.resize(rng.normal(size=(30, 40, 5)).astype(np.float32), (320, 240), interpolation=cv2.INTER_CUBIC)
