@@ -305,55 +305,61 @@ def analyse(received: list[tuple[float, float, tuple[int, int]]], window: float 
 
 
 # ---------------------------------------------------------------- orchestration
-def run(args: argparse.Namespace) -> dict[str, Any]:
+@dataclass
+class BenchSetup:
+    """What one node-bench run measures, resolved by the node's own rules."""
+
+    checkpoint: str | None
+    params_file: Path
+    camera_size: tuple[int, int]
+    bench_size: tuple[int, int]     # the inference size the raw model is timed at
+    backend: str
+    threads: int
+    model_label: str
+
+    @property
+    def dev(self) -> bool:
+        return self.checkpoint is None
+
+
+def resolve_setup(args: argparse.Namespace) -> BenchSetup:
+    """Checkpoint, inference size, backend and threads exactly as the node will pick them."""
     from meco_core.errors import MecoError
 
-    from .image_conversion import benchmark_conversion
-    from .publishing import benchmark_clouds
+    from .params import resolve_threads
 
-    h, w = args.size
     params_file = Path(args.params_file or REPO / "config" / "golf_cart.yaml").resolve()
     try:
         found = node_checkpoint(args.checkpoint, args.dev)
     except FileNotFoundError as exc:
         raise MecoError(str(exc)) from None
     checkpoint = str(found) if found else None
-    dev = checkpoint is None
     inference_size = list(args.inference_size) if args.inference_size else \
         [int(v) for v in _params_value(params_file, "inference_size", [0, 0])]
     if inference_size == [0, 0] and checkpoint:  # the node's rule: the checkpoint's recorded size
         from meco_core.checkpoint import load_checkpoint
 
         inference_size = list(load_checkpoint(checkpoint).get("input_size") or [0, 0])
-    bench_size = (h, w) if inference_size == [0, 0] else tuple(inference_size)
-    from .params import resolve_threads
+    backend = "torch" if checkpoint is None else args.backend or _params_value(params_file, "backend", "torch")
+    return BenchSetup(checkpoint, params_file, tuple(args.size),
+                      tuple(args.size) if inference_size == [0, 0] else tuple(inference_size), backend,
+                      resolve_threads(args.threads, backend),
+                      checkpoint or f"meco {args.dev_model_config} (RANDOM weights, test/dev mode)")
 
-    backend = "torch" if dev else args.backend or _params_value(params_file, "backend", "torch")  # the node's rule
-    threads = resolve_threads(args.threads, backend)  # the node's own rule
-    say = (lambda *a: print(*a, file=sys.stderr, flush=True)) if not args.quiet else (lambda *a: None)
-    model_label = checkpoint or f"meco {args.dev_model_config} (RANDOM weights, test/dev mode)"
-    say(f"node-bench: model {model_label}, backend {backend}, inference {bench_size[0]}x{bench_size[1]}, camera "
-        f"{h}x{w} {args.encoding} @ {args.rate:g} Hz best effort, {args.duration:g} s, {threads} threads")
 
-    load_before = os.getloadavg()[0]
-    backends = ["torch", "onnxruntime"] if checkpoint else ["torch"]
-    thread_counts = sorted({threads, *range(1, (os.cpu_count() or 1) + 1)})
-    say(f"raw model FPS (before): {', '.join(backends)} x {thread_counts} threads ...")
-    grid_before = raw_grid(checkpoint, args.dev_model_config, bench_size, args.device or "auto", args.repeats,
-                           backends, thread_counts)
-    conversion = benchmark_conversion(h, w, n=100)
-    clouds = benchmark_clouds(h, w, stride=2)
-
+def run_node(args: argparse.Namespace, setup: BenchSetup, say) -> tuple[dict[str, Any], Any, "Viewer", int | None]:
+    """The node, a camera process and this process's viewer over DDS: (camera summary, last
+    stats message, the viewer with everything it received, node exit code)."""
+    h, w = setup.camera_size
     domain = random.randint(1, 200) if args.domain_id is None else args.domain_id
     ns = f"/meco_bench_{os.getpid()}"
-    env = ros_env(domain_id=domain, OMP_NUM_THREADS=str(threads))
-    ros_args = node_ros_args(params_file, ns, checkpoint, args.dev_model_config, threads=threads, backend=backend,
-                             inference_size=inference_size if args.inference_size else None, device=args.device)
+    ros_args = node_ros_args(setup.params_file, ns, setup.checkpoint, args.dev_model_config, threads=setup.threads,
+                             backend=setup.backend, inference_size=setup.bench_size if args.inference_size else None,
+                             device=args.device)
     say(f"starting perception_node (ROS_DOMAIN_ID={domain}, namespace {ns}) ...")
-    node = start_node(ros_args, env, echo=args.verbose)
+    node = start_node(ros_args, ros_env(domain_id=domain, OMP_NUM_THREADS=str(setup.threads)), echo=args.verbose)
     viewer = Viewer(ns, domain, (h, w))
     camera: Process | None = None
-    result: dict[str, Any] = {}
     try:
         if not node.wait_for("ready", args.start_timeout):
             raise RuntimeError(f"node not ready within {args.start_timeout} s:\n{node.output[-3000:]}")
@@ -379,38 +385,63 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             camera.stop(signal.SIGKILL, 5)
         if getattr(viewer, "node", None) is not None:
             viewer.stop()
-    say("raw model FPS (after) ...")
-    grid = merge_grids(grid_before, raw_grid(checkpoint, args.dev_model_config, bench_size, args.device or "auto",
-                                             args.repeats, backends, thread_counts))
+    return cam, stats, viewer, exit_code
 
-    load_after = os.getloadavg()[0]
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Raw grid, cost benchmarks, the node run, the raw grid again; then the summary."""
+    from .image_conversion import benchmark_conversion
+    from .publishing import benchmark_clouds
+
+    setup = resolve_setup(args)
+    h, w = setup.camera_size
+    say = (lambda *a: print(*a, file=sys.stderr, flush=True)) if not args.quiet else (lambda *a: None)
+    say(f"node-bench: model {setup.model_label}, backend {setup.backend}, inference {setup.bench_size[0]}x"
+        f"{setup.bench_size[1]}, camera {h}x{w} {args.encoding} @ {args.rate:g} Hz best effort, {args.duration:g} s, "
+        f"{setup.threads} threads")
+    load_before = os.getloadavg()[0]
+    backends = ["torch"] if setup.dev else ["torch", "onnxruntime"]
+    thread_counts = sorted({setup.threads, *range(1, (os.cpu_count() or 1) + 1)})
+    grid_args = (setup.checkpoint, args.dev_model_config, setup.bench_size, args.device or "auto", args.repeats,
+                 backends, thread_counts)
+    say(f"raw model FPS (before): {', '.join(backends)} x {thread_counts} threads ...")
+    grid_before = raw_grid(*grid_args)
+    costs = {"conversion": benchmark_conversion(h, w, n=100), "clouds": benchmark_clouds(h, w, stride=2)}
+    cam, stats, viewer, exit_code = run_node(args, setup, say)
+    say("raw model FPS (after) ...")
+    grid = merge_grids(grid_before, raw_grid(*grid_args))
+    return summarize(args, setup, grid, costs, cam, stats, viewer, exit_code,
+                     [load_before, os.getloadavg()[0]])
+
+
+def summarize(args: argparse.Namespace, setup: BenchSetup, grid: list[dict[str, Any]], costs: dict[str, Any],
+              cam: dict[str, Any], stats: Any, viewer: "Viewer", exit_code: int | None,
+              load: list[float]) -> dict[str, Any]:
+    """Node FPS and latency against both raw references, stage times, counters and checks."""
     sent_stamps = {tuple(s) for s in cam.get("stamps", [])}
     per_topic = {t: analyse(viewer.received[t]) for t in VIEWER_TOPICS}
     unknown = sum(1 for t in VIEWER_TOPICS for r in viewer.received[t] if r[2] not in sent_stamps)
     primary = per_topic["depth"]
-    stage_means = {}
     steady = [(t, s) for t, s in zip(viewer.stats_times, viewer.stats) if s.fps > 0]
-    for key in ("convert_ms", "inference_ms", "postprocess_ms", "publish_ms", "latency_ms"):
-        stage_means[key] = statistics.mean(getattr(s, key) for _, s in steady) if steady else float("nan")
-    queueing = queueing_first_last(steady)
+    stage_means = {key: statistics.mean(getattr(s, key) for _, s in steady) if steady else float("nan")
+                   for key in ("convert_ms", "inference_ms", "postprocess_ms", "publish_ms", "latency_ms")}
     best = max(grid, key=lambda r: r["fps"])
-    own = next((r for r in grid if r["backend"] == raw_label(backend) and r["threads"] == threads), None)
+    own = next((r for r in grid if r["backend"] == raw_label(setup.backend) and r["threads"] == setup.threads), None)
     target = 0.85 * min(best["fps"], args.rate)
     ratio = primary["last_p95_ms"] / primary["first_p95_ms"] if primary["first_p95_ms"] else float("nan")
-    result = {
-        "config": {"model": model_label, "dev_mode": dev, "backend": backend,
-                   "inference_size": list(bench_size), "camera_size": [h, w],
-                   "encoding": args.encoding, "rate_hz": args.rate, "duration_s": args.duration, "threads": threads,
-                   "device": stats.device if stats else None, "params_file": str(params_file),
-                   "cpus": os.cpu_count(), "load_avg_1min_before_after": [load_before, load_after]},
+    return {
+        "config": {"model": setup.model_label, "dev_mode": setup.dev, "backend": setup.backend,
+                   "inference_size": list(setup.bench_size), "camera_size": list(setup.camera_size),
+                   "encoding": args.encoding, "rate_hz": args.rate, "duration_s": args.duration,
+                   "threads": setup.threads, "device": stats.device if stats else None,
+                   "params_file": str(setup.params_file), "cpus": os.cpu_count(), "load_avg_1min_before_after": load},
         "raw_model": {"grid": grid, "best": best, "node_config": own},
-        "conversion": conversion,
-        "clouds": clouds,
+        **costs,
         "camera": {k: v for k, v in cam.items() if k != "stamps"},
         "node": {"fps": primary["fps"], "latency_ms": primary["latency_ms"],
                  "first_10s_p95_ms": primary["first_p95_ms"], "last_10s_p95_ms": primary["last_p95_ms"],
                  "p95_last_over_first": ratio, "stages_ms": stage_means, "exit_code": exit_code,
-                 "queueing_first_last_ms": queueing},
+                 "queueing_first_last_ms": queueing_first_last(steady)},
         "topics": per_topic,
         "stats": None if stats is None else {
             "frames_received": stats.frames_received, "frames_processed": stats.frames_processed,
@@ -421,12 +452,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "p95_last_le_1.2x_first": bool(ratio <= 1.2),
             "outputs_have_sent_stamps": bool(unknown == 0 and primary["latency_ms"]["n"] > 0),
             "outputs_right_encoding_size_frame_id": not viewer.problems,
-            "conversion_ge_500_fps": bool(conversion["frames_per_s"] >= 500),
+            "conversion_ge_500_fps": bool(costs["conversion"]["frames_per_s"] >= 500),
             "clean_exit": exit_code == 0,
         },
         "problems": viewer.problems[:10] + ([f"{unknown} outputs with unknown stamps"] if unknown else []),
     }
-    return result
 
 
 def render(result: dict[str, Any]) -> None:
