@@ -429,98 +429,108 @@ def replay(cfg: ReplayConfig) -> tuple[int, dict[str, Any]]:
         torch.set_num_threads(threads)
 
 
-def _replay(cfg: ReplayConfig) -> tuple[int, dict[str, Any]]:
-    namespace = cfg.node_namespace or (f"/meco_replay_{os.getpid()}" if not cfg.use_running_node else "/camera")
-    run_info: dict[str, Any] = {
-        "command": cfg.command, "bag": str(cfg.bag), "mode": "closed loop" if cfg.closed_loop else
-        f"real time at {cfg.rate} {'timing' if cfg.rate == 'bag' else 'Hz'}",
-        "node": "already running" if cfg.use_running_node else "started by replay-eval",
-        "node_namespace": namespace, "inference_size": list(cfg.inference_size) if cfg.inference_size else
-        "params file", "tolerance_ms": cfg.tolerance_ms, "timeout_s": cfg.timeout,
-        "started": time.strftime("%Y-%m-%d %H:%M:%S"), "git_commit": git_commit(), **machine()}
-    problems: list[str] = []
-    progress = Progress()
-    replayer: Replayer | None = None
+@dataclass
+class _Run:
+    """One replay's state: what was opened (closed at the end whatever happens) and what it found."""
+
+    cfg: ReplayConfig
+    namespace: str
+    run_info: dict[str, Any]
+    progress: Progress = field(default_factory=Progress)
+    problems: list[str] = field(default_factory=list)
+    source: Any = None
     node: Process | None = None
-    link = None
+    link: Any = None
     prefetch: Prefetch | None = None
-    node_stats: dict[str, Any] = {}
-    fatal = False
-    source: BagSource | None = None
+    replayer: Replayer | None = None
+    node_stats: dict[str, Any] = field(default_factory=dict)
+    fatal: bool = False
+
+    def close(self) -> None:
+        if self.prefetch is not None:
+            self.prefetch.close()
+        if self.link is not None:
+            self.link.stop()
+        if self.node is not None:
+            self.run_info["node_exit_code"] = self.node.stop(signal.SIGINT, 30)
+        if self.source is not None:
+            self.source.close()
+
+
+def _run_info(cfg: ReplayConfig, namespace: str) -> dict[str, Any]:
+    """How the replay is run, for the report's "How it was run" section."""
+    return {"command": cfg.command, "bag": str(cfg.bag), "mode": "closed loop" if cfg.closed_loop else
+            f"real time at {cfg.rate} {'timing' if cfg.rate == 'bag' else 'Hz'}",
+            "node": "already running" if cfg.use_running_node else "started by replay-eval",
+            "node_namespace": namespace, "inference_size": list(cfg.inference_size) if cfg.inference_size else
+            "params file", "tolerance_ms": cfg.tolerance_ms, "timeout_s": cfg.timeout,
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"), "git_commit": git_commit(), **machine()}
+
+
+def _connect(run: _Run) -> None:
+    """Open the bag, start (or find) the node, and match the replay link to it."""
+    cfg = run.cfg
     try:
-        try:
-            source = BagSource(cfg.bag, cfg.image_topic, seg_topic=cfg.seg_gt_topic, depth_topic=cfg.depth_gt_topic,
+        run.source = BagSource(cfg.bag, cfg.image_topic, seg_topic=cfg.seg_gt_topic, depth_topic=cfg.depth_gt_topic,
                                lidar_topic=cfg.lidar_topic, info_topic=cfg.info_topic, extrinsics=cfg.extrinsics,
                                tolerance_ms=cfg.tolerance_ms, limit=cfg.limit)
-            source.open()
-        except (BagError, ValueError, OSError) as exc:
-            raise ReplayAbort(f"cannot replay: {exc}") from None
-        t = source.topics
-        run_info.update(image_topic=t.image, image_type=t.image_type, info_topic=t.info, depth_gt_topic=t.depth,
-                        lidar_topic=t.lidar, seg_gt_topic=t.seg, frames_in_bag=source.count)
-        if cfg.use_running_node:
-            run_info["checkpoint"] = cfg.checkpoint or "whatever the running node loaded"
-        else:
-            node = start_perception_node(cfg, namespace, t.compressed, run_info)
-        from .replay_ros import ReplayLink  # rclpy: only once the environment is set
+        run.source.open()
+    except (BagError, ValueError, OSError) as exc:
+        raise ReplayAbort(f"cannot replay: {exc}") from None
+    t = run.source.topics
+    run.run_info.update(image_topic=t.image, image_type=t.image_type, info_topic=t.info, depth_gt_topic=t.depth,
+                        lidar_topic=t.lidar, seg_gt_topic=t.seg, frames_in_bag=run.source.count)
+    if cfg.use_running_node:
+        run.run_info["checkpoint"] = cfg.checkpoint or "whatever the running node loaded"
+    else:
+        run.node = start_perception_node(cfg, run.namespace, t.compressed, run.run_info)
+    from .replay_ros import ReplayLink  # rclpy: only once the environment is set
 
-        link = ReplayLink(namespace, compressed=t.compressed, image_topic=cfg.node_image_topic,
+    run.link = ReplayLink(run.namespace, compressed=t.compressed, image_topic=cfg.node_image_topic,
                           publish_clock=cfg.use_sim_time).start()
-        # a running node (e.g. started by the same launch file) may still be warming up
-        wait = cfg.start_timeout if cfg.use_running_node else min(cfg.timeout, 30.0)
-        if cfg.use_running_node:
-            _say(f"replay-eval: waiting up to {wait:g} s for a perception node at {namespace} ...")
-        if not link.wait_matched(wait):
-            raise ReplayAbort(f"no perception node at {namespace} within {wait:g} s: nothing subscribes to "
-                              f"{link.image_topic} or publishes {link.topic('depth')} and "
-                              f"{link.topic('segmentation')} (--node-namespace, --node-image-topic)")
-        frames = source.frames()
-        first = next(frames, None)
-        if first is None:
-            raise ReplayAbort(f"no readable frame on {t.image}")
-        rtt = probe(link, first, max(cfg.timeout, 10.0))
-        run_info["probe_round_trip_ms"] = round(rtt * 1e3, 1) if not math.isnan(rtt) else None
-        link.drop_prediction()
-        class_set, max_depth = class_set_from(link.data.meta, cfg, problems)
-        run_info.update(classes=class_set.names, max_depth=max_depth)
-        n_stats = len(link.data.stats)  # a fresh stats message: counters from here on are the replay's
-        link.wait(lambda: len(link.data.stats) > n_stats, 1.5)
-        baseline, first_stats = link.latest_stats(), len(link.data.stats)
-        replayer = Replayer(cfg, link, node, progress)
-        tasks = (("depth",) if t.depth or t.lidar else ()) + (("segmentation",) if t.seg else ())
-        replayer.scorer = Scorer(class_set, max_depth, source.count, tasks)
-        _say(f"replay-eval: replaying {source.count} frames of {t.image} ({run_info['mode']}) ...")
-        stream = itertools.chain([first], frames)
-        if cfg.closed_loop:
-            replayer.closed_loop(stream)
-        else:
-            prefetch = Prefetch(stream)
-            replayer.real_time(prefetch)
-        node_stats = _node_stats(link, first_stats, baseline)
-    except ReplayAbort as exc:
-        problems.append(str(exc))
-        fatal = progress.sent == 0
-        _say(f"replay-eval: {exc}")
-    except KeyboardInterrupt:
-        problems.append("interrupted (Ctrl-C): partial report")
-    except Exception as exc:  # noqa: BLE001 - whatever happens, the report of what ran is written
-        import traceback
+    # a running node (e.g. started by the same launch file) may still be warming up
+    wait = cfg.start_timeout if cfg.use_running_node else min(cfg.timeout, 30.0)
+    if cfg.use_running_node:
+        _say(f"replay-eval: waiting up to {wait:g} s for a perception node at {run.namespace} ...")
+    if not run.link.wait_matched(wait):
+        raise ReplayAbort(f"no perception node at {run.namespace} within {wait:g} s: nothing subscribes to "
+                          f"{run.link.image_topic} or publishes {run.link.topic('depth')} and "
+                          f"{run.link.topic('segmentation')} (--node-namespace, --node-image-topic)")
 
-        traceback.print_exc()
-        problems.append(f"replay stopped by an unexpected error: {type(exc).__name__}: {exc}")
-        fatal = progress.sent == 0
-    finally:
-        if prefetch is not None:
-            prefetch.close()
-        if link is not None:
-            link.stop()
-        if node is not None:
-            code = node.stop(signal.SIGINT, 30)
-            run_info["node_exit_code"] = code
-        if source is not None:
-            source.close()
-    if source is not None:
-        problems[:0] = source.all_problems()
+
+def _play(run: _Run) -> None:
+    """Probe the node with the first frame, learn its classes, then replay and score every frame."""
+    cfg, link, source = run.cfg, run.link, run.source
+    t = source.topics
+    frames = source.frames()
+    first = next(frames, None)
+    if first is None:
+        raise ReplayAbort(f"no readable frame on {t.image}")
+    rtt = probe(link, first, max(cfg.timeout, 10.0))
+    run.run_info["probe_round_trip_ms"] = round(rtt * 1e3, 1) if not math.isnan(rtt) else None
+    link.drop_prediction()
+    class_set, max_depth = class_set_from(link.data.meta, cfg, run.problems)
+    run.run_info.update(classes=class_set.names, max_depth=max_depth)
+    n_stats = len(link.data.stats)  # a fresh stats message: counters from here on are the replay's
+    link.wait(lambda: len(link.data.stats) > n_stats, 1.5)
+    baseline, first_stats = link.latest_stats(), len(link.data.stats)
+    run.replayer = Replayer(cfg, link, run.node, run.progress)
+    tasks = (("depth",) if t.depth or t.lidar else ()) + (("segmentation",) if t.seg else ())
+    run.replayer.scorer = Scorer(class_set, max_depth, source.count, tasks)
+    _say(f"replay-eval: replaying {source.count} frames of {t.image} ({run.run_info['mode']}) ...")
+    stream = itertools.chain([first], frames)
+    if cfg.closed_loop:
+        run.replayer.closed_loop(stream)
+    else:
+        run.prefetch = Prefetch(stream)
+        run.replayer.real_time(run.prefetch)
+    run.node_stats = _node_stats(link, first_stats, baseline)
+
+
+def _all_problems(run: _Run) -> list[str]:
+    """Everything that went wrong, source problems first, then the replay's and the counters'."""
+    cfg, progress, replayer = run.cfg, run.progress, run.replayer
+    problems = (run.source.all_problems() if run.source is not None else []) + run.problems
     if replayer is not None:
         problems.extend(replayer.problems)
         if replayer.scorer is not None and replayer.scorer.resized:
@@ -529,14 +539,21 @@ def _replay(cfg: ReplayConfig) -> tuple[int, dict[str, Any]]:
         problems.append(f"{progress.timeouts} frame(s) got no outputs within --timeout {cfg.timeout:g} s")
     if progress.no_gt and (cfg.seg_gt_topic or cfg.depth_gt_topic or cfg.lidar_topic):
         problems.append(f"{progress.no_gt} frame(s) replayed without ground truth to score them against")
+    return problems
+
+
+def _report(run: _Run) -> tuple[int, dict[str, Any]]:
+    """Metrics + timing -> report files and the terminal table; exit code 2 fatal, 1 problems, 0 clean."""
+    cfg, progress, run_info = run.cfg, run.progress, run.run_info
+    problems = _all_problems(run)
     timing = {
         "fps": progress.fps(), "frames_sent": progress.sent, "frames_scored": progress.scored,
         "frames_dropped": progress.sent - progress.completed, "frames_completed": progress.completed,
         "frames_without_gt": progress.no_gt, "latency_ms": percentiles(progress.latencies_ms),
-        "late_sends": progress.late_sends, "node_stats": node_stats, "problems": problems,
+        "late_sends": progress.late_sends, "node_stats": run.node_stats, "problems": problems,
         "class_names": run_info.get("classes", []),
     }
-    scorer = replayer.scorer if replayer is not None else None
+    scorer = run.replayer.scorer if run.replayer is not None else None
     result = summarize(scorer, timing)
     run_info["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     files = write_report(cfg.out, result, scorer, run_info, cfg.json)
@@ -544,7 +561,30 @@ def _replay(cfg: ReplayConfig) -> tuple[int, dict[str, Any]]:
              f"{run_info.get('checkpoint', cfg.checkpoint or 'the default checkpoint')}, {run_info['mode']}")
     print(table(result, scorer.class_set.names if scorer else None, title))
     print("report: " + ", ".join(str(p) for p in files.values()))
-    return (2 if fatal else 1 if problems else 0), result
+    return (2 if run.fatal else 1 if problems else 0), result
+
+
+def _replay(cfg: ReplayConfig) -> tuple[int, dict[str, Any]]:
+    namespace = cfg.node_namespace or (f"/meco_replay_{os.getpid()}" if not cfg.use_running_node else "/camera")
+    run = _Run(cfg, namespace, _run_info(cfg, namespace))
+    try:
+        _connect(run)
+        _play(run)
+    except ReplayAbort as exc:
+        run.problems.append(str(exc))
+        run.fatal = run.progress.sent == 0
+        _say(f"replay-eval: {exc}")
+    except KeyboardInterrupt:
+        run.problems.append("interrupted (Ctrl-C): partial report")
+    except Exception as exc:  # noqa: BLE001 - whatever happens, the report of what ran is written
+        import traceback
+
+        traceback.print_exc()
+        run.problems.append(f"replay stopped by an unexpected error: {type(exc).__name__}: {exc}")
+        run.fatal = run.progress.sent == 0
+    finally:
+        run.close()
+    return _report(run)
 
 
 def main_from_args(args: Any) -> int:
