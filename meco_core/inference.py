@@ -169,7 +169,8 @@ class Estimator:
                  model: nn.Module | None = None, class_set: Any = None, model_name: str | None = None,
                  model_config: Mapping[str, Any] | None = None, upsample: str = "bilinear",
                  compile: bool = False, channels_last: bool | None = None, backend: str = "torch",
-                 backend_fallback: bool = False, engine_cache_dir: str | None = None, ort_spin: bool = True) -> None:
+                 backend_fallback: bool = False, engine_cache_dir: str | None = None, ort_spin: bool = True,
+                 warn: Any = None) -> None:
         from .runtime import BACKENDS, RuntimeSpec
 
         if backend not in BACKENDS:
@@ -180,6 +181,7 @@ class Estimator:
         self.untrained = False
         self.source = "given model"
         ckpt: dict[str, Any] = {}
+        self._warn = warn or log.warning  # where warnings go (the node: its ROS logger)
         if backend != "torch":
             model, ckpt = self._load_onnx(checkpoint, model_name, device, inference_size,
                                           RuntimeSpec(backend, "cpu", self.precision, threads, engine_cache_dir,
@@ -232,9 +234,8 @@ class Estimator:
         model = build_model(model_name, **dict(model_config or {}))
         self.untrained = True
         self.source = "UNTRAINED random weights"
-        msg = (f"UNTRAINED MODEL: {model_name} built with random weights (test/dev mode); its depth and "
-               "segmentation are meaningless. Set a checkpoint for real use.")
-        log.warning(msg)
+        self._warn(f"UNTRAINED MODEL: {model_name} built with RANDOM weights (test/dev mode); its depth and "
+                   "segmentation are meaningless. Set a checkpoint for real use.")
         return model, {}
 
     def _load_onnx(self, checkpoint, model_name: str | None, device: str, inference_size: Any,
@@ -255,8 +256,8 @@ class Estimator:
 
             has_provider = CUDA_PROVIDER in ort.get_available_providers()
             if torch.cuda.is_available() and not has_provider:
-                log.warning("a GPU is present but this onnxruntime has no CUDA provider: backend %s runs on the "
-                            "CPU. Install onnxruntime-gpu, or use backend torch on the GPU", self.backend)
+                self._warn(f"a GPU is present but this onnxruntime has no CUDA provider: backend {self.backend} "
+                           "runs on the CPU. Install onnxruntime-gpu, or use backend torch on the GPU")
             device = "cuda:0" if torch.cuda.is_available() and has_provider else "cpu"
         spec = replace(spec, device=str(resolve_device(device)))
         resolve_providers(spec)  # refuse before a (slow) export

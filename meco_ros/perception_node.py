@@ -221,13 +221,10 @@ class PerceptionNode(LifecycleNode):
                             upsample=p("upsample"), compile=bool(p("compile")), backend=backend,
                             backend_fallback=bool(p("backend_fallback")),
                             engine_cache_dir=p("engine_cache_dir") or None,
-                            ort_spin=False)  # its other threads need the cores (params.resolve_threads)
+                            ort_spin=False,  # its other threads need the cores (params.resolve_threads)
+                            warn=self.get_logger().warning)  # e.g. the UNTRAINED warning, in the ROS log
         except Exception as exc:  # device unavailable, checkpoint unreadable, bad model config
             raise StartupError(f"cannot build the model: {exc}") from exc
-        if est.untrained:
-            self.get_logger().warning(
-                f"UNTRAINED MODEL: checkpoint is '' so '{model}' was built with RANDOM "
-                "weights (test/dev mode). Depth and segmentation are meaningless!")
         return est
 
     def _create_status_publishers(self) -> None:

@@ -233,6 +233,7 @@ def test_outputs_carry_input_header_encoding_and_size(ros, node_proc):
     assert ros.spin_until(lambda: bool(ros.got["diagnostics"]), 5)
     names = [s.name for d in ros.got["diagnostics"] for s in d.status]
     assert any("perception_node" in n for n in names), names
+    assert node_proc.output.count("UNTRAINED MODEL") == 1, "the dev-mode warning, once, in the ROS log"
 
 
 @pytest.mark.parametrize("encoding", ["bgr8", "rgba8", "bgra8", "mono8", "mono16"])
