@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ast
 import py_compile
-import re
 from pathlib import Path
 
 import pytest
@@ -25,19 +24,13 @@ def test_launch_file_compiles(tmp_path):
 
 
 def test_launch_file_references_shipped_files():
-    text = LAUNCH.read_text()
-    tree = ast.parse(text)
+    """The files the launch file names exist and are installed where it looks (its logic is
+    meco_ros.launch_plan, tested below by starting the nodes it plans)."""
+    tree = ast.parse(LAUNCH.read_text())
     strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
     for name in ("golf_cart.yaml", "fastdds_profile.xml", "perception.rviz"):
         assert name in strings, name
         assert (REPO / "config" / name).is_file(), name
-    assert "FASTDDS_DEFAULT_PROFILES_FILE" in strings and "perception_node" in strings
-    assert "get_package_share_directory" in text and "generate_launch_description" in text
-    # launch arguments the issue asks for
-    declared = set(re.findall(r'DeclareLaunchArgument\(\s*"([a-z_]+)"', text))
-    assert {"namespace", "image", "camera_info", "params_file", "checkpoint", "device", "use_sim_time",
-            "rviz"} <= declared
-    # the node executable is installed where launch_ros looks for it
     cmake = (REPO / "CMakeLists.txt").read_text()
     assert "tools/perception_node" in cmake and "launch config" in cmake
 
