@@ -72,8 +72,10 @@ def test_backends_side_by_side(tmp_path, capsys) -> None:
     assert torch_row["backend"] == "torch" and ort_row["backend"] == "onnxruntime"
     assert ort_row["model"].endswith("[onnxruntime]") and ort_row["params_m"] == torch_row["params_m"]
     assert ort_row["gflops"] == torch_row["gflops"] > 0 and ort_row["fps"] > 0 and "fps_ratio" in ort_row
-    assert main(["bench", "--checkpoint", str(tmp_path / "m.pt"), "--backend", "tensorrt"]) == 2
-    assert "choose from" in capsys.readouterr().err
+    assert main(["bench", "--checkpoint", str(tmp_path / "m.pt"), "--backend", "tpu"]) == 2
+    assert "choose from torch, onnxruntime, tensorrt" in capsys.readouterr().err
+    assert main(["bench", "--checkpoint", str(tmp_path / "m.pt"), "--backend", "torch,tensorrt"]) == 2
+    assert "NVIDIA GPU" in capsys.readouterr().err   # refused before any export, with what to change
 
 
 def test_precisions_side_by_side(tmp_path) -> None:

@@ -43,8 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--channels-last", action="store_true", help="channels-last memory format (CUDA)")
     p.add_argument("--compile", action="store_true", help="torch.compile each model (first calls slow)")
     p.add_argument("--backend", default="torch",
-                   help="comma-separated backends timed side by side: torch, onnxruntime (each model exported to "
-                        "ONNX at --size and run by ONNX Runtime on the CPU with the same thread count)")
+                   help="comma-separated backends timed side by side: torch, onnxruntime, tensorrt (each model "
+                        "exported to ONNX at --size and run by ONNX Runtime on --device with the same thread count; "
+                        "tensorrt: its TensorRT provider, a GPU)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--repeats", type=int, default=10)
@@ -82,15 +83,20 @@ def _build_set(args) -> tuple[dict, dict[str, dict], str | None, str]:
 
 
 def _with_backends(models: dict, extras: dict, ref: str | None, backends: list[str], size: tuple[int, int],
-                   workdir: str) -> tuple[dict, dict, dict, str | None]:
+                   workdir: str, device: str) -> tuple[dict, dict, dict, str | None]:
     """Each model once per backend ('name [backend]'); ONNX copies exported at `size` into
-    `workdir`, timed with the torch model as their params/FLOPs twin."""
+    `workdir`, timed with the torch model as their params/FLOPs twin. A backend whose
+    provider is missing is refused before anything is exported."""
     import copy
 
     import torch
 
     from meco_core.onnx_export import export_model_onnx
-    from meco_core.runtime import OnnxRuntimeModel
+    from meco_core.runtime import OnnxRuntimeModel, RuntimeSpec, resolve_providers
+
+    specs = {b: RuntimeSpec(b, device, "fp32", torch.get_num_threads()) for b in backends if b != "torch"}
+    for spec in specs.values():
+        resolve_providers(spec)
 
     out, out_extras, twins = {}, {}, {}
     for name, model in models.items():
@@ -102,7 +108,7 @@ def _with_backends(models: dict, extras: dict, ref: str | None, backends: list[s
                 path = Path(workdir) / f"{len(out)}.onnx"
                 export_model_onnx(copy.deepcopy(model), {"model_name": getattr(model, "name", name),
                                           "model_config": getattr(model, "config", {}), "class_set": None}, path, size)
-                out[label], twins[label] = OnnxRuntimeModel(path, threads=torch.get_num_threads()), model
+                out[label], twins[label] = OnnxRuntimeModel(path, spec=specs[backend]), model
             out_extras[label] = {**extras.get(name, {}), "backend": backend}
     first_ref = f"{ref} [{backends[0]}]" if ref else (next(iter(out)) if len(out) > 1 else None)
     return out, out_extras, twins, first_ref
@@ -143,11 +149,9 @@ def run(args) -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise MecoError(f"--device {args.device}: CUDA is not available on this machine; use --device cpu")
     backends = [b.strip() for b in args.backend.split(",") if b.strip()]
-    unknown = sorted(set(backends) - {"torch", "onnxruntime"})
+    unknown = sorted(set(backends) - {"torch", "onnxruntime", "tensorrt"})
     if unknown or not backends:
-        raise MecoError(f"--backend {args.backend!r}: choose from torch, onnxruntime")
-    if "onnxruntime" in backends and args.device != "cpu":
-        raise MecoError("--backend onnxruntime runs on the CPU provider here; use --device cpu")
+        raise MecoError(f"--backend {args.backend!r}: choose from torch, onnxruntime, tensorrt")
     precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
     if not precisions or set(precisions) - {"fp32", "fp16", "bf16"}:
         raise MecoError(f"--precision {args.precision!r}: choose from fp32, fp16, bf16")
@@ -157,7 +161,8 @@ def run(args) -> int:
     twins: dict = {}
     with tempfile.TemporaryDirectory(prefix="meco_bench_") as workdir:
         if backends != ["torch"]:
-            models, extras, twins, ref = _with_backends(models, extras, ref, backends, args.size, workdir)
+            models, extras, twins, ref = _with_backends(models, extras, ref, backends, args.size, workdir,
+                                                        args.device)
         elif precisions != ["fp32"] or args.channels_last or args.compile:
             models, extras, twins, ref = _deployed(models, extras, ref, precisions, args.channels_last, args.compile)
         rows = benchmark(models, args.size, args.device, args.warmup, args.repeats, extras, twins=twins)
