@@ -44,6 +44,7 @@ from torch import nn
 
 from .classes import GOLF, ClassSet, get_class_set
 from .defaults import DEFAULT_CHECKPOINT, MAX_DEPTH_M
+from .image_codec import resize_image
 from .postprocess import depth_to_output, labels_to_output
 from .errors import MecoError
 
@@ -260,9 +261,9 @@ class Estimator:
                            "runs on the CPU. Install onnxruntime-gpu, or use backend torch on the GPU")
             device = "cuda:0" if torch.cuda.is_available() and has_provider else "cpu"
         spec = replace(spec, device=str(resolve_device(device)))
-        resolve_providers(spec)  # refuse before a (slow) export
+        providers = resolve_providers(spec)  # refuse before a (slow) export
         size = check_inference_size(inference_size)
-        model = OnnxRuntimeModel(onnx_for(path, size, spec.onnx_fp16, spec.cache_dir), spec=spec)
+        model = OnnxRuntimeModel(onnx_for(path, size, spec.onnx_fp16, spec.cache_dir), spec=spec, providers=providers)
         if size and size != model.input_size:
             raise ValueError(f"{path} was exported for {model.input_size[0]}x{model.input_size[1]}; inference_size "
                              f"{size[0]}x{size[1]} needs another export (or [0, 0] for the file's size)")
@@ -338,8 +339,6 @@ class Estimator:
         """HxWx3 (uint8 or float in [0, 1]) -> (1, 3, h, w) float on the device, resized to inference size."""
         h, w = rgb.shape[:2]
         if self.inference_size and self.inference_size != (h, w):
-            from .data.dataset import resize_image
-
             rgb = resize_image(rgb, *self.inference_size)
         x = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device, non_blocking=True)
         x = x.permute(2, 0, 1).unsqueeze(0)

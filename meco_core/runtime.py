@@ -173,11 +173,12 @@ def resolve_providers(spec: RuntimeSpec) -> list[tuple[str, dict[str, Any]]]:
     return wanted
 
 
-def open_session(path: str | Path, spec: RuntimeSpec):
-    """An ONNX Runtime session on the providers `spec` asks for, or a BackendError saying why not."""
+def open_session(path: str | Path, spec: RuntimeSpec, providers: list | None = None):
+    """An ONNX Runtime session on the providers `spec` asks for (`providers`: already resolved
+    by `resolve_providers`, which callers run before exporting), or a BackendError saying why not."""
     import onnxruntime as ort
 
-    providers = resolve_providers(spec)
+    providers = providers or resolve_providers(spec)
     first = providers[0][0]
     for _, options in providers:
         if options.get("trt_engine_cache_path"):
@@ -207,14 +208,15 @@ def _refuse_or_fall_back(spec: RuntimeSpec, problem: str) -> None:
 class OnnxRuntimeModel(nn.Module):
     """An ONNX file (one fixed input size) run by ONNX Runtime; outputs come back as CPU tensors."""
 
-    def __init__(self, path: str | Path, threads: int | None = None, spec: RuntimeSpec | None = None) -> None:
+    def __init__(self, path: str | Path, threads: int | None = None, spec: RuntimeSpec | None = None,
+                 providers: list | None = None) -> None:
         super().__init__()
         meta = read_onnx_metadata(path)
         if meta.get("format") != "meco-onnx/1":
             raise ValueError(f"{path} has no meco metadata: export it with `meco export --format onnx`")
         self.path, self.meta = str(path), meta
         self.spec = spec or RuntimeSpec(threads=threads)
-        self.session = open_session(path, self.spec)
+        self.session = open_session(path, self.spec, providers)
         self.provider = self.session.get_providers()[0]
         self.name = f"{meta['model_name']} [{self.spec.backend}]"
         self.config = meta["model_config"]
@@ -253,8 +255,8 @@ def load_for_inference(path: str | Path, backend: str = "torch", threads: int | 
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
     if backend in ONNX_BACKENDS:
         spec = spec or RuntimeSpec(backend=backend, threads=threads)
-        resolve_providers(spec)
-        model = OnnxRuntimeModel(onnx_for(path, size, spec.onnx_fp16, spec.cache_dir), spec=spec)
+        providers = resolve_providers(spec)  # refuse before a (slow) export
+        model = OnnxRuntimeModel(onnx_for(path, size, spec.onnx_fp16, spec.cache_dir), spec=spec, providers=providers)
         return model, checkpoint_view(model)
     if str(path).endswith(".onnx"):
         raise ValueError(f"{path} is an ONNX file: pass --backend onnxruntime")
@@ -268,9 +270,9 @@ def build_engine_cache(checkpoint: str | Path, cache_dir: str | Path, size: tupl
                        precision: str = "fp16", device: str = "cuda") -> dict[str, Any]:
     """Build-only step for the vehicle: export, build the TensorRT engine into `cache_dir`, run it once."""
     spec = RuntimeSpec(backend="tensorrt", device=device, precision=precision, cache_dir=str(cache_dir))
-    resolve_providers(spec)
+    providers = resolve_providers(spec)  # refuse before a (slow) export
     onnx_file = onnx_for(checkpoint, size, False, cache_dir)
-    model = OnnxRuntimeModel(onnx_file, spec=spec)
+    model = OnnxRuntimeModel(onnx_file, spec=spec, providers=providers)
     model(torch.rand(1, 3, *model.input_size))
     engines = tensorrt_cache_dir(cache_dir, spec.device_id)
     return {"onnx": str(onnx_file), "engine_dir": str(engines), "provider": model.provider,

@@ -47,10 +47,10 @@ class NodePlan:
 
     def command_args(self) -> list[str]:
         """The same node as `perception_node --ros-args ...` arguments (for tests and scripts)."""
-        args = ["--params-file", self.params_file, "-r", f"__ns:=/{self.namespace}", "--log-level", self.log_level]
-        for key, value in self.overrides.items():
-            text = ("true" if value else "false") if isinstance(value, bool) else str(value)
-            args += ["-p", f"{key}:={text}"]
+        from .proc import param_args
+
+        args = ["--params-file", self.params_file, "-r", f"__ns:=/{self.namespace}", "--log-level", self.log_level,
+                *param_args(self.overrides)]
         for src, dst in self.remappings:
             args += ["-r", f"{src}:={dst}"]
         return args

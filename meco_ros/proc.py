@@ -131,7 +131,14 @@ def node_ros_args(params_file: str | Path, namespace: str, checkpoint: str | Pat
         args += ["-p", f"checkpoint:={checkpoint}"]
     else:
         args += ["-p", "checkpoint:=''", "-p", "model:=meco", "-p", f"model_config:={dev_model_config}"]
-    for key, value in overrides.items():
+    return args + param_args(overrides)
+
+
+def param_args(values: dict[str, object]) -> list[str]:
+    """`-p key:=value` for each value that is not None, written as rcl parses it (true/false,
+    [a,b])."""
+    args: list[str] = []
+    for key, value in values.items():
         if value is None:
             continue
         text = ("true" if value else "false") if isinstance(value, bool) else \

@@ -119,13 +119,14 @@ class OutputPublishers:
         if "prediction" in wanted and "depth" in msgs and "segmentation" in msgs:
             msgs["prediction"] = out.prediction_msg(self._prediction_type, header, msgs["depth"], msgs["segmentation"],
                                                     self.class_set.names, cfg.palette, max_depth)
+        clouds = bool(wanted & set(CLOUD_OUTPUTS)) and depth is not None and labels is not None
         info = None
         ref = depth if depth is not None else labels
-        if camera_info is not None and ref is not None:
+        if camera_info is not None and ref is not None and (clouds or cfg.outputs["depth_camera_info"]):
             info = out.scale_camera_info(camera_info, *ref.shape[:2], header)
             if cfg.outputs["depth_camera_info"]:
                 msgs["depth_camera_info"] = info
-        if wanted & set(CLOUD_OUTPUTS) and depth is not None and labels is not None:
+        if clouds:
             msgs.update(self._clouds(header, depth, labels, color, wanted, cfg, info, warn))
         for name, msg in msgs.items():
             if name in wanted or name == "depth_camera_info":

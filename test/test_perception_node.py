@@ -405,16 +405,22 @@ def test_sigint_stops_cleanly(ros, node_proc):
     assert "Traceback" not in node_proc.output, node_proc.output[-3000:]
 
 
-def test_sigterm_no_subscribers_and_missing_checkpoint(tmp_path):
-    """A second node: without output subscribers it skips inference; SIGTERM ends it with 0.
-    A node whose checkpoint does not exist exits 1 with a message that says what to do."""
-    ns = f"{NS}_b"
+def _own_dev_node(tmp_path, suffix: str, *extra: str):
+    """(process, env, namespace) of a test/dev node of its own: its namespace, its DDS domain."""
+    ns = f"{NS}_{suffix}"
     env = ros_env(domain_id=random.randint(101, 200), OMP_NUM_THREADS="1")
-    missing = start_node(["-p", "checkpoint:=no/such.pt", "-r", f"__ns:={ns}"], env)
     overlay = tmp_path / "overlay.yaml"
     overlay.write_text(OVERLAY)
     proc = start_node(["--params-file", str(REPO / "config" / "golf_cart.yaml"), "--params-file", str(overlay),
-                       "-r", f"__ns:={ns}"], env)
+                       "-r", f"__ns:={ns}", *extra], env)
+    return proc, env, ns
+
+
+def test_sigterm_no_subscribers_and_missing_checkpoint(tmp_path):
+    """A second node: without output subscribers it skips inference; SIGTERM ends it with 0.
+    A node whose checkpoint does not exist exits 1 with a message that says what to do."""
+    proc, env, ns = _own_dev_node(tmp_path, "b")
+    missing = start_node(["-p", "checkpoint:=no/such.pt", "-r", f"__ns:={ns}"], env)
     try:
         assert missing.popen.wait(60) == 1
         assert "checkpoint not found" in missing.output and "model:=meco" in missing.output
@@ -452,7 +458,6 @@ def test_sigterm_no_subscribers_and_missing_checkpoint(tmp_path):
                 p.stop(signal.SIGKILL, 5)
 
 
-
 def test_managed_node_follows_lifecycle_transitions(tmp_path):
     """autostart false: the node waits unconfigured; configure loads the model (no topics yet),
     activate brings publishers and subscriptions, deactivate removes them, cleanup releases
@@ -461,12 +466,7 @@ def test_managed_node_follows_lifecycle_transitions(tmp_path):
     from lifecycle_msgs.msg import State, Transition
     from lifecycle_msgs.srv import ChangeState, GetState
 
-    ns = f"{NS}_managed"
-    env = ros_env(domain_id=random.randint(101, 200), OMP_NUM_THREADS="1")
-    overlay = tmp_path / "overlay.yaml"
-    overlay.write_text(OVERLAY)
-    proc = start_node(["--params-file", str(REPO / "config" / "golf_cart.yaml"), "--params-file", str(overlay),
-                       "-r", f"__ns:={ns}", "-p", "autostart:=false"], env)
+    proc, env, ns = _own_dev_node(tmp_path, "managed", "-p", "autostart:=false")
     ctx = Context()
     rclpy.init(context=ctx, domain_id=int(env["ROS_DOMAIN_ID"]))
     node = rclpy.create_node("lifecycle_test", namespace=ns, context=ctx)

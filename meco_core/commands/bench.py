@@ -95,8 +95,7 @@ def _with_backends(models: dict, extras: dict, ref: str | None, backends: list[s
     from meco_core.runtime import OnnxRuntimeModel, RuntimeSpec, resolve_providers
 
     specs = {b: RuntimeSpec(b, device, "fp32", torch.get_num_threads()) for b in backends if b != "torch"}
-    for spec in specs.values():
-        resolve_providers(spec)
+    providers = {b: resolve_providers(spec) for b, spec in specs.items()}  # refuse before exporting
 
     out, out_extras, twins = {}, {}, {}
     for name, model in models.items():
@@ -108,7 +107,7 @@ def _with_backends(models: dict, extras: dict, ref: str | None, backends: list[s
                 path = Path(workdir) / f"{len(out)}.onnx"
                 export_model_onnx(copy.deepcopy(model), {"model_name": getattr(model, "name", name),
                                           "model_config": getattr(model, "config", {}), "class_set": None}, path, size)
-                out[label], twins[label] = OnnxRuntimeModel(path, spec=specs[backend]), model
+                out[label], twins[label] = OnnxRuntimeModel(path, spec=specs[backend], providers=providers[backend]), model
             out_extras[label] = {**extras.get(name, {}), "backend": backend}
     first_ref = f"{ref} [{backends[0]}]" if ref else (next(iter(out)) if len(out) > 1 else None)
     return out, out_extras, twins, first_ref

@@ -33,6 +33,7 @@ from torch.utils.data import Dataset
 
 from meco_core.classes import ClassSet, get_class_set, get_remap
 from meco_core.data.format import DatasetReader, Sample
+from meco_core.image_codec import resize_image
 from meco_core.defaults import MAX_DEPTH_M
 from meco_core.geometry import sparse_depth_image
 
@@ -53,15 +54,6 @@ def resize_sparse_depth(depth: np.ndarray, height: int, width: int) -> np.ndarra
             scattered = sparse_depth_image(u, v, depth[ys, xs], width, height)
             out = np.where(out > 0, out, scattered)
     return out
-
-
-def resize_image(img: np.ndarray, height: int, width: int) -> np.ndarray:
-    """An image to height x width: area averaging when it gets smaller, bilinear otherwise.
-    The one rule for the node's frames (Estimator) and the evaluation data alike."""
-    if img.shape[:2] == (height, width):
-        return img
-    shrink = height * width < img.shape[0] * img.shape[1]
-    return cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
 def _resize_labels(labels: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -187,15 +179,11 @@ class MecoDataset(Dataset):
             nh, nw = self.resize
         else:
             nh, nw = h, w
-        if (nh, nw) != (h, w) and rng is None and not self.resize_targets:
+        if (nh, nw) != (h, w):
             rgb = resize_image(rgb, nh, nw)
-        elif (nh, nw) != (h, w):
-            rgb = resize_image(rgb, nh, nw)
-            labels = _resize_labels(labels, nh, nw)
-            if has_depth:
-                depth = resize_sparse_depth(depth, nh, nw)
-            else:
-                depth = np.zeros((nh, nw), np.float32)
+            if rng is not None or self.resize_targets:  # eval may keep the ground truth as recorded
+                labels = _resize_labels(labels, nh, nw)
+                depth = resize_sparse_depth(depth, nh, nw) if has_depth else np.zeros((nh, nw), np.float32)
 
         if self.crop_size:
             ch, cw = self.crop_size
