@@ -340,9 +340,14 @@ class Estimator:
         h, w = rgb.shape[:2]
         if self.inference_size and self.inference_size != (h, w):
             rgb = resize_image(rgb, *self.inference_size)
-        x = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device, non_blocking=True)
-        x = x.permute(2, 0, 1).unsqueeze(0)
-        x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+        if self.device.type == "cpu":  # numpy: no torch OpenMP team woken beside ONNX Runtime's threads
+            chw = rgb.transpose(2, 0, 1)
+            chw = np.divide(chw, np.float32(255.0), dtype=np.float32) if chw.dtype == np.uint8 else chw
+            x = torch.from_numpy(np.ascontiguousarray(chw, dtype=np.float32))[None]
+        else:
+            x = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device, non_blocking=True)
+            x = x.permute(2, 0, 1).unsqueeze(0)
+            x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x.contiguous()
 
     @staticmethod

@@ -58,18 +58,30 @@ def upsampled_argmax(logits: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
 
 
 
-def depth_to_output(d: torch.Tensor, out_h: int, out_w: int, upsample: str = "bilinear") -> tuple[np.ndarray, int]:
+def _cpu_array(x: torch.Tensor | np.ndarray) -> np.ndarray:
+    """A CPU tensor's float32 numpy view (no copy when it already is float32)."""
+    arr = x.detach().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    return arr.astype(np.float32, copy=False)
+
+
+def depth_to_output(d: torch.Tensor | np.ndarray, out_h: int, out_w: int, upsample: str = "bilinear"
+                    ) -> tuple[np.ndarray, int]:
     """(1, 1, h, w) depth -> (out_h, out_w) float32 metres with NaN where invalid (non-finite or
-    <= 0), and the count of non-finite values the network produced."""
-    d = d.float()
-    bad = int((~torch.isfinite(d)).sum())
-    if d.is_cuda:
+    <= 0), and the count of non-finite values the network produced.
+
+    On CPU only numpy/OpenCV run: a torch op here would start torch's OpenMP team on the
+    node's publish thread, and its spinning threads slow the next frame's inference."""
+    if isinstance(d, torch.Tensor) and d.is_cuda:
+        d = d.float()
+        bad = int((~torch.isfinite(d)).sum())
         if d.shape[-2:] != (out_h, out_w):
             d = F.interpolate(d, (out_h, out_w), mode=upsample,
                               **({"align_corners": False} if upsample == "bilinear" else {}))
         depth = d[0, 0].cpu().numpy()
     else:
-        depth = d[0, 0].numpy()
+        depth = _cpu_array(d)[0, 0]
+        finite = np.isfinite(depth)
+        bad = 0 if finite.all() else int(finite.size - np.count_nonzero(finite))
         if depth.shape != (out_h, out_w):
             interp = cv2.INTER_LINEAR if upsample == "bilinear" else cv2.INTER_NEAREST
             depth = cv2.resize(depth, (out_w, out_h), interpolation=interp)
@@ -81,34 +93,49 @@ def depth_to_output(d: torch.Tensor, out_h: int, out_w: int, upsample: str = "bi
     return depth, bad
 
 
-def labels_to_output(logits: torch.Tensor, out_h: int, out_w: int, upsample: str = "bilinear",
-                 ignore_index: int = 255) -> tuple[np.ndarray, int]:
+def labels_to_output(logits: torch.Tensor | np.ndarray, out_h: int, out_w: int, upsample: str = "bilinear",
+                     ignore_index: int = 255) -> tuple[np.ndarray, int]:
     """(1, C, h, w) logits -> (out_h, out_w) uint8 labels: from bilinearly upsampled logits
     ('bilinear') or nearest-upsampled arg-max ('nearest'); pixels with non-finite logits get
-    `ignore_index`; also returns how many pixels that was."""
-    logits = logits.float()
+    `ignore_index`; also returns how many pixels that was. CPU: numpy/OpenCV only (see
+    `depth_to_output`)."""
+    if isinstance(logits, torch.Tensor) and logits.is_cuda:
+        return _labels_on_gpu(logits.float(), out_h, out_w, upsample, ignore_index)
+    lg = _cpu_array(logits)[0]
+    finite = None
+    if not np.isfinite(lg).all():  # rare: find the pixels, then argmax over zeroed logits
+        finite = np.isfinite(lg).all(axis=0)
+        lg = np.nan_to_num(lg, nan=0.0, posinf=0.0, neginf=0.0)
+    if upsample == "bilinear" and lg.shape[1:] != (out_h, out_w):
+        labels = upsampled_argmax(lg, out_h, out_w)
+    else:
+        labels = channel_argmax(lg)
+        if labels.shape != (out_h, out_w):
+            labels = cv2.resize(labels, (out_w, out_h), interpolation=cv2.INTER_NEAREST)
+    bad = 0
+    if finite is not None:
+        bad = int(finite.size - np.count_nonzero(finite))
+        mask = finite.astype(np.uint8)
+        if mask.shape != (out_h, out_w):
+            mask = cv2.resize(mask, (out_w, out_h), interpolation=cv2.INTER_NEAREST)
+        labels = np.where(mask.astype(bool), labels, np.uint8(ignore_index))
+    return np.ascontiguousarray(labels, dtype=np.uint8), bad
+
+
+def _labels_on_gpu(logits: torch.Tensor, out_h: int, out_w: int, upsample: str,
+                   ignore_index: int) -> tuple[np.ndarray, int]:
+    """labels_to_output on CUDA: everything stays on the GPU until the uint8 labels."""
     finite = torch.isfinite(logits).all(dim=1)  # (1, h, w)
     bad = int((~finite).sum())
     if bad:
         logits = torch.nan_to_num(logits, nan=0.0, posinf=0.0, neginf=0.0)
     resize_logits = upsample == "bilinear" and logits.shape[-2:] != (out_h, out_w)
-    if logits.is_cuda:
-        if resize_logits:
-            logits = F.interpolate(logits, (out_h, out_w), mode="bilinear", align_corners=False)
-        labels_t = logits[0].argmax(0).to(torch.uint8)
-        if not resize_logits and labels_t.shape != (out_h, out_w):
-            labels_t = F.interpolate(labels_t[None, None].float(), (out_h, out_w), mode="nearest")[0, 0].to(torch.uint8)
-        labels = labels_t.cpu().numpy()
-    else:
-        if resize_logits:
-            labels = upsampled_argmax(logits[0].numpy(), out_h, out_w)
-        else:
-            labels = logits[0].argmax(0).to(torch.uint8).numpy()
-            if labels.shape != (out_h, out_w):
-                labels = cv2.resize(labels, (out_w, out_h), interpolation=cv2.INTER_NEAREST)
+    if resize_logits:
+        logits = F.interpolate(logits, (out_h, out_w), mode="bilinear", align_corners=False)
+    labels_t = logits[0].argmax(0).to(torch.uint8)
+    if labels_t.shape != (out_h, out_w):
+        labels_t = F.interpolate(labels_t[None, None].float(), (out_h, out_w), mode="nearest")[0, 0].to(torch.uint8)
     if bad:
-        mask = finite[0].cpu().numpy().astype(np.uint8)
-        if mask.shape != (out_h, out_w):
-            mask = cv2.resize(mask, (out_w, out_h), interpolation=cv2.INTER_NEAREST)
-        labels = np.where(mask.astype(bool), labels, np.uint8(ignore_index))
-    return np.ascontiguousarray(labels, dtype=np.uint8), bad
+        mask = F.interpolate(finite[None].float(), (out_h, out_w), mode="nearest")[0, 0] > 0.5
+        labels_t = torch.where(mask, labels_t, torch.full_like(labels_t, ignore_index))
+    return labels_t.cpu().numpy(), bad

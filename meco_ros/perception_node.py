@@ -47,6 +47,7 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Float64
 
+from meco_core.defaults import PUBLISH_THREAD_NICE
 from meco_core.inference import Estimator, RawOutput, find_checkpoint
 
 from . import outputs as out
@@ -168,7 +169,8 @@ class PerceptionNode(LifecycleNode):
         self.mailbox: Mailbox[Frame] = Mailbox()
         self.results: Mailbox[Pending] = Mailbox()
         self.stages = [Stage(self.mailbox, self._infer, self._worker_error, "meco-inference", init=self._warmup),
-                       Stage(self.results, self._finish, self._worker_error, "meco-publish")]
+                       Stage(self.results, self._finish, self._worker_error, "meco-publish",
+                             nice=PUBLISH_THREAD_NICE)]
         for stage in self.stages:
             stage.start()
         inference = self.stages[0]

@@ -10,10 +10,12 @@ The node runs two stages: inference, then post-processing + publishing of that f
 while the next one is inferred (a GPU or a second core does not sit idle while messages
 are built). Between them `put_wait` hands over each result without dropping it and
 waits while the previous one is still being published: at most one result is ever
-pending, so no backlog forms there either.
+pending, so no backlog forms there either. The publish stage runs reniced
+(defaults.PUBLISH_THREAD_NICE): on a small CPU, inference keeps the cores it needs.
 """
 from __future__ import annotations
 
+import os
 import threading
 from typing import Callable, Generic, TypeVar
 
@@ -64,6 +66,16 @@ class Mailbox(Generic[T]):
         return self._closed
 
 
+def renice_current_thread(nice: int) -> bool:
+    """Add `nice` to the calling thread's niceness (Linux: per thread); False where not possible."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + int(nice)))
+        return True
+    except (AttributeError, OSError):  # no per-thread priorities on this platform
+        return False
+
+
 class Stage(threading.Thread):
     """Daemon thread: take the newest item, `process` it, repeat until the mailbox closes.
 
@@ -72,17 +84,22 @@ class Stage(threading.Thread):
     thread: per-thread state such as torch's OpenMP thread count and thread pool belongs
     to the thread that runs inference, so that is where threads are set and warm-up runs.
     `ready` is set when init has finished (`init_error` holds its exception, if any).
+    `nice` > 0 lowers this thread's CPU priority (Linux; ignored where threads cannot be
+    reniced), so that a stage yields the cores to a more urgent one.
     """
 
     def __init__(self, mailbox: Mailbox[T], process: Callable[[T], None],
                  on_error: Callable[[BaseException], None], name: str = "meco-stage",
-                 init: Callable[[], None] | None = None) -> None:
+                 init: Callable[[], None] | None = None, nice: int = 0) -> None:
         super().__init__(name=name, daemon=True)
         self.mailbox, self.process, self.on_error, self.init = mailbox, process, on_error, init
+        self.nice = nice
         self.ready = threading.Event()
         self.init_error: BaseException | None = None
 
     def run(self) -> None:
+        if self.nice:
+            renice_current_thread(self.nice)
         if self.init is not None:
             try:
                 self.init()

@@ -50,6 +50,26 @@ def test_worker_processes_newest_and_survives_errors():
     assert seen == [5] and len(errors) == 1 and dropped == [None, 1, 2, 3, 4]
 
 
+def test_niced_stage_lowers_only_its_own_thread():
+    """The publish stage yields the cores to inference: its thread (not the process) is reniced."""
+    import os
+
+    box: Mailbox[int] = Mailbox()
+    seen: list[tuple[int, int]] = []
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    worker = Stage(box, lambda _: seen.append((threading.get_native_id(),
+                                                 os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))),
+                   lambda exc: None, nice=5)
+    worker.start()
+    box.put(1)
+    deadline = time.monotonic() + 5
+    while not seen and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert worker.stop(5)
+    assert seen and seen[0][1] == min(19, before + 5)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
+
+
 def test_check_raw_cases():
     rgb = np.zeros((20, 30, 3), np.uint8)
     good = cv2_to_imgmsg(rgb, "rgb8")
