@@ -4,21 +4,18 @@ What makes `--resume` exact (same weights as an uninterrupted run on determinist
 - batch `s` is a pure function of (seed, s) (`sampler.ResumableBatchSampler`) and each
   sample's augmentation has its own seed, so resuming at step s skips nothing and replays
   nothing;
-- the checkpoint holds model (incl. VQ/BN buffers), optimiser, LR schedule, GradScaler,
-  step, and every rank's RNG states (python, numpy, torch, cuda): the model's own
-  randomness (router noise, codebook init/restarts, drop path) continues where it stopped;
+- the checkpoint holds the whole training state (`checkpointing`: optimiser, schedule,
+  GradScaler, step, every rank's RNG states);
 - the data loader gets its own torch.Generator so creating it never consumes the global
   RNG.
-A checkpoint whose training config differs from the current one (other than
-`config.RESUME_FREE` keys) is rejected with the differing keys named.
 
 Non-finite losses skip the optimiser step (all ranks agree), are counted, and abort the
 run after `run.max_bad_steps` in a row; the LR schedule still advances with the step.
+The optimiser and schedule live in `optim`, what a checkpoint holds in `checkpointing`.
 """
 from __future__ import annotations
 
 import math
-import random
 import sys
 import time
 from contextlib import nullcontext
@@ -27,13 +24,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from meco_core.checkpoint import CheckpointError, load_checkpoint, load_state_strict, save_checkpoint
 from meco_core.classes import get_class_set
 from meco_core.losses import LossWeights, MultiTaskLoss
 from meco_core.train import distributed as D
-from meco_core.train.config import TrainConfig, diff_configs, flatten
+from meco_core.train.checkpointing import (ResumeError, load_for_resume, plain_metrics, remove_interrupted_saves,
+                                           restore_optimisation, rng_state, seed_everything, set_rng_state,
+                                           resume_entries)
+from meco_core.train.config import TrainConfig
+from meco_core.train.optim import build_optimizer
 from meco_core.train.logs import CsvLog, TensorBoard
 from meco_core.train.data import build_train_loader, build_val_set
 from meco_core.train.sampler import ResumableBatchSampler
@@ -43,69 +43,8 @@ TRAIN_COLUMNS = ["step", "epoch", "lr", "loss", "depth", "segmentation", "vq", "
 VAL_KEYS = ["score", "rmse", "rmse_log", "abs_rel", "sq_rel", "d1", "d2", "d3", "miou", "pixel_acc", "fps"]
 
 
-class ResumeError(CheckpointError):
-    """`--resume` found a checkpoint that does not belong to this config."""
-
-
 class TrainingAborted(RuntimeError):
     """Too many consecutive non-finite steps."""
-
-
-# --------------------------------------------------------------------------- schedule / optimiser
-def lr_factor(step: int, cfg_optim) -> float:
-    """Multiplier of the base LR at `step` (0-based): linear warm-up, then cosine or poly decay."""
-    o = cfg_optim
-    if o.warmup_steps and step < o.warmup_steps:
-        return (step + 1) / o.warmup_steps
-    t = min(1.0, (step - o.warmup_steps) / max(1, o.steps - o.warmup_steps))
-    decay = 0.5 * (1 + math.cos(math.pi * t)) if o.schedule == "cosine" else (1 - t) ** o.poly_power
-    return o.min_lr_ratio + (1 - o.min_lr_ratio) * decay
-
-
-def param_groups(model: nn.Module, cfg_optim) -> list[dict[str, Any]]:
-    """Backbone at lr * backbone_lr_mult; no weight decay on norms, biases, position/class
-    tokens and codebooks (decaying codewords towards 0 fights the dictionary loss)."""
-    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        in_backbone = name.startswith("backbone.")
-        no_decay = p.ndim <= 1 or name.endswith((".embed", "pos_embed", "cls_token", "reg_token"))
-        groups.setdefault((in_backbone, no_decay), []).append(p)
-    out = []
-    for (in_backbone, no_decay), params in sorted(groups.items()):
-        out.append({"params": params, "name": f"{'backbone' if in_backbone else 'head'}{'_nodecay' if no_decay else ''}",
-                    "lr": cfg_optim.lr * (cfg_optim.backbone_lr_mult if in_backbone else 1.0),
-                    "weight_decay": 0.0 if no_decay else cfg_optim.weight_decay})
-    return out
-
-
-# --------------------------------------------------------------------------- RNG state
-def rng_state() -> dict[str, Any]:
-    """All RNG states as weights_only-loadable objects (numpy's array becomes a tensor)."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {"python": random.getstate(), "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos),
-                                                    int(has_gauss), float(cached)],
-             "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    py = state["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    kind, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % (1 << 32))
-    torch.manual_seed(seed)
 
 
 # --------------------------------------------------------------------------- the run
@@ -131,8 +70,7 @@ class Trainer:
         weights = torch.tensor(lw.class_weights, dtype=torch.float32) if lw.class_weights else None
         self.criterion = MultiTaskLoss(LossWeights(lw.depth, lw.segmentation, lw.vq, lw.balance, lw.depth_kind),
                                        weights).to(self.info.device)
-        self.optimizer = torch.optim.AdamW(param_groups(model, cfg.optim), lr=cfg.optim.lr, betas=cfg.optim.betas)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, cfg.optim))
+        self.optimizer, self.scheduler = build_optimizer(model, cfg.optim)
         self._setup_precision()
         self.step, self.best_score, self.bad_in_row, self.skipped = 0, -math.inf, 0, 0
         self.last_val: dict[str, Any] = {}
@@ -172,25 +110,11 @@ class Trainer:
         return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
 
     def _resume(self, path: Path) -> None:
-        if self.info.is_main:  # temporaries of a save interrupted by the kill (atomic_save)
-            for tmp in path.parent.glob(".*.pt.*.tmp"):
-                tmp.unlink(missing_ok=True)
-        ckpt = load_checkpoint(path, map_location="cpu")
-        saved = ckpt.get("train_config")
-        if saved is None:
-            raise ResumeError(f"{path} has no training state (an exported model?); cannot resume from it")
-        differing = diff_configs(saved, self.cfg.to_dict())
-        if differing:
-            a, b = flatten(saved), flatten(self.cfg.to_dict())
-            detail = "; ".join(f"{k}: checkpoint {a.get(k, '<absent>')!r} vs now {b.get(k, '<absent>')!r}"
-                               for k in differing[:8])
-            raise ResumeError(f"cannot resume from {path}: config differs in {', '.join(differing)} ({detail}). "
-                              "Use the original config, or start a new run with another --out.")
+        if self.info.is_main:
+            remove_interrupted_saves(path.parent)
+        ckpt = load_for_resume(path, self.cfg.to_dict())
         load_state_strict(self.raw_model, ckpt["state_dict"], source=str(path))
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.scheduler.load_state_dict(ckpt["scheduler"])
-        if ckpt.get("scaler"):
-            self.scaler.load_state_dict(ckpt["scaler"])
+        restore_optimisation(ckpt, self.optimizer, self.scheduler, self.scaler)
         self.step = int(ckpt["step"])
         self.best_score = float(ckpt.get("best_score", -math.inf))
         self.bad_in_row, self.skipped = int(ckpt.get("bad_in_row", 0)), int(ckpt.get("skipped_steps", 0))
@@ -215,13 +139,13 @@ class Trainer:
         if not self.info.is_main:
             return
         extra: dict[str, Any] = {"step": self.step, "train_config": self.cfg.to_dict(),
-                                 "val_metrics": _plain_metrics(self.last_val), "best_score": self.best_score}
+                                 "val_metrics": plain_metrics(self.last_val), "best_score": self.best_score}
         if self.cfg.data.val_size:  # the size it was validated at: what nodes and `meco eval` run it at
             extra["input_size"] = [int(v) for v in self.cfg.data.val_size]
         if training_state:
-            extra.update(optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
-                         scaler=self.scaler.state_dict(), rng_states=states, bad_in_row=self.bad_in_row,
-                         skipped_steps=self.skipped, world_size=self.info.world_size)
+            extra.update(resume_entries(self.optimizer, self.scheduler, self.scaler, states,
+                                        {"bad_in_row": self.bad_in_row, "skipped": self.skipped},
+                                        self.info.world_size))
         save_checkpoint(self.out_dir / name, self.raw_model, class_set=self.class_set.to_dict(), **extra)
 
     # ------------------------------------------------------------------ validation
@@ -308,19 +232,7 @@ class Trainer:
         val_set = build_val_set(cfg, self.class_set, self.max_depth) if info.is_main else None
         resumed = self.step if self.step > 0 else None
         if info.is_main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            (self.out_dir / "config.yaml").write_text(_yaml(cfg.to_dict()))
-            val_cols = ["step", *VAL_KEYS, *(f"iou_{n}" for n in self.class_set.names)]
-            self.train_log = CsvLog(self.out_dir / "train.csv", TRAIN_COLUMNS, resumed)
-            self.val_log = CsvLog(self.out_dir / "val.csv", val_cols, resumed)
-            self.tb = TensorBoard(self.out_dir / "tb", purge_step=(resumed + 1) if resumed else None)
-            self.log(f"training {cfg.model.name} on {info.device} x{info.world_size}: {sampler.epoch_len} samples/epoch, "
-                     f"{sampler.batches_per_epoch} steps/epoch, steps {self.step}->{cfg.optim.steps}, out {self.out_dir}")
-            mc = self.raw_model.config
-            source = (mc.get("backbone_weights") or "RANDOM init (no backbone_weights)") if not cfg.model.init_from \
-                else f"from {cfg.model.init_from}"
-            self.log(f"backbone {mc.get('backbone')}{' over ' + mc['hybrid_stem'] if mc.get('hybrid_stem') else ''}: "
-                     f"weights {source}, input mean {mc.get('input_mean')} std {mc.get('input_std')}")
+            self._open_logs(sampler, resumed)
         bar = tqdm(total=cfg.optim.steps, initial=self.step, disable=not (info.is_main and self.progress),
                    dynamic_ncols=True, unit="step", file=sys.stderr)
         self.raw_model.train()
@@ -357,11 +269,30 @@ class Trainer:
         steady = times[2:] or times
         summary = {"step": self.step, "out_dir": str(self.out_dir), "best_score": self.best_score,
                    "skipped_steps": self.skipped, "sec_per_step": float(np.mean(steady)) if steady else math.nan,
-                   "val": _plain_metrics(self.last_val), "world_size": info.world_size, "rank": info.rank,
+                   "val": plain_metrics(self.last_val), "world_size": info.world_size, "rank": info.rank,
                    "rank_digests": digests}
         self.log(f"done: step {self.step}, {summary['sec_per_step']:.2f} s/step, best score {self.best_score:.4f}, "
                  f"skipped {self.skipped}; checkpoints in {self.out_dir}")
         return summary
+
+    def _open_logs(self, sampler: ResumableBatchSampler, resumed: int | None) -> None:
+        """Rank 0: config.yaml, train/val CSVs and TensorBoard (continued on resume), and the
+        run's opening lines (what trains, on what, from which weights)."""
+        cfg = self.cfg
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / "config.yaml").write_text(_yaml(cfg.to_dict()))
+        val_cols = ["step", *VAL_KEYS, *(f"iou_{n}" for n in self.class_set.names)]
+        self.train_log = CsvLog(self.out_dir / "train.csv", TRAIN_COLUMNS, resumed)
+        self.val_log = CsvLog(self.out_dir / "val.csv", val_cols, resumed)
+        self.tb = TensorBoard(self.out_dir / "tb", purge_step=(resumed + 1) if resumed else None)
+        self.log(f"training {cfg.model.name} on {self.info.device} x{self.info.world_size}: {sampler.epoch_len} "
+                 f"samples/epoch, {sampler.batches_per_epoch} steps/epoch, steps {self.step}->{cfg.optim.steps}, "
+                 f"out {self.out_dir}")
+        mc = self.raw_model.config
+        source = (mc.get("backbone_weights") or "RANDOM init (no backbone_weights)") if not cfg.model.init_from \
+            else f"from {cfg.model.init_from}"
+        self.log(f"backbone {mc.get('backbone')}{' over ' + mc['hybrid_stem'] if mc.get('hybrid_stem') else ''}: "
+                 f"weights {source}, input mean {mc.get('input_mean')} std {mc.get('input_std')}")
 
     def check_ranks_agree(self) -> list[str]:
         """Digest of the weights on every rank; a mismatch means DDP replicas diverged."""
@@ -387,12 +318,6 @@ class Trainer:
                         self.step)
         if cb:
             self.tb.scalars("codebook", cb, self.step)
-
-
-def _plain_metrics(m: dict[str, Any]) -> dict[str, Any]:
-    """Metrics as weights_only-safe plain values."""
-    return {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in m.items()
-            if isinstance(v, (int, float, str, list, np.floating))}
 
 
 def _yaml(d: dict[str, Any]) -> str:
