@@ -1,6 +1,6 @@
 """The one error type the `meco` CLI reports: its message is printed on one line and the
 command exits 2. Library errors a user can fix (a bad config, checkpoint, dataset, backend)
-derive from it, so commands raise them and `meco_core.cli.main` does the reporting."""
+derive from it, so commands raise them and `meco_core.cli.app` does the reporting."""
 
 
 class MecoError(Exception):

@@ -10,7 +10,7 @@ What runs (all over real DDS with the project's Fast DDS profile):
 
 Reported next to each other: node output FPS, latency (image stamp -> receipt) p50/p95/p99,
 frames sent/received/processed/dropped/invalid, latency p95 of the first vs the last 10 s
-(a backlog would show as growth), the raw model FPS (meco_core.bench on the same model
+(a backlog would show as growth), the raw model FPS (meco_core.evaluation.bench on the same model
 and inference size, in this process, before and after the node run) and the image
 conversion speed. Every wait has a timeout.
 """
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from meco_core.bench import percentiles
+from meco_core.evaluation.bench import percentiles
 from meco_core.defaults import DEV_MODEL_CONFIG, NODE_START_TIMEOUT_S
 
 from .proc import REPO, Process, node_checkpoint, node_ros_args, ros_env, start_node
@@ -211,7 +211,7 @@ def _raw_models(checkpoint: str | None, dev_config: str, size: tuple[int, int], 
     from meco_ros.params import parse_model_config
 
     if checkpoint:
-        from meco_core.checkpoint import build_from_checkpoint
+        from meco_core.models.checkpoint import build_from_checkpoint
 
         model, _ = build_from_checkpoint(checkpoint)
     else:
@@ -222,7 +222,7 @@ def _raw_models(checkpoint: str | None, dev_config: str, size: tuple[int, int], 
     model.prepare_for_inference()
     models = {"torch": (model, model)}
     if checkpoint and "onnxruntime" in backends:
-        from meco_core.runtime import onnx_for
+        from meco_core.inference.runtime import onnx_for
 
         models["onnxruntime"] = (onnx_for(checkpoint, size), model)  # the file the node runs (same cache)
     return models
@@ -230,13 +230,13 @@ def _raw_models(checkpoint: str | None, dev_config: str, size: tuple[int, int], 
 
 def raw_grid(checkpoint: str | None, dev_config: str, size: tuple[int, int], device: str, repeats: int,
              backends: list[str], thread_counts: list[int]) -> list[dict[str, Any]]:
-    """meco_core.bench of the node's model at its inference size for every backend x thread count
+    """meco_core.evaluation.bench of the node's model at its inference size for every backend x thread count
     (model forward only): the best of these is what the machine can do with this model."""
     import torch
 
-    from meco_core.bench import benchmark
+    from meco_core.evaluation.bench import benchmark
     from meco_core.inference import resolve_device
-    from meco_core.runtime import OnnxRuntimeModel, RuntimeSpec
+    from meco_core.inference.runtime import OnnxRuntimeModel, RuntimeSpec
 
     models = _raw_models(checkpoint, dev_config, size, backends)
     rows = []
@@ -337,7 +337,7 @@ def resolve_setup(args: argparse.Namespace) -> BenchSetup:
     inference_size = list(args.inference_size) if args.inference_size else \
         [int(v) for v in _params_value(params_file, "inference_size", [0, 0])]
     if inference_size == [0, 0] and checkpoint:  # the node's rule: the checkpoint's recorded size
-        from meco_core.checkpoint import load_checkpoint
+        from meco_core.models.checkpoint import load_checkpoint
 
         inference_size = list(load_checkpoint(checkpoint).get("input_size") or [0, 0])
     backend = "torch" if checkpoint is None else args.backend or _params_value(params_file, "backend", "torch")
@@ -513,7 +513,7 @@ def render(result: dict[str, Any]) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from meco_core.commands.bench import parse_size
+    from meco_core.cli.commands.bench import parse_size
 
     p.add_argument("--checkpoint", default=None,
                    help="model checkpoint (default: checkpoints/meco_golf.pt if present, else the test/dev "

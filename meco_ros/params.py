@@ -22,7 +22,7 @@ from rclpy.parameter import Parameter
 
 from meco_core.defaults import DEFAULT_CHECKPOINT
 from meco_core.inference import PRECISIONS, UPSAMPLE_MODES, check_inference_size
-from meco_core.runtime import BACKENDS
+from meco_core.inference.runtime import BACKENDS
 from meco_core.visualize import COLORMAPS
 
 RELIABILITIES = ("best_effort", "reliable")

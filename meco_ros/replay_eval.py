@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from meco_core.bags import BagError, stamp_ns
-from meco_core.bench import percentiles
+from meco_core.evaluation.bench import percentiles
 from meco_core.classes import GOLF, ClassSet
 from meco_core.defaults import DEFAULT_CHECKPOINT, DEV_MODEL_CONFIG, MAX_DEPTH_M, NODE_START_TIMEOUT_S
 
@@ -387,8 +387,8 @@ def class_set_from(meta: Any, cfg: ReplayConfig, problems: list[str]) -> tuple[C
 
     path = find_checkpoint(cfg.checkpoint) if cfg.checkpoint else None
     if path is not None:
-        from meco_core.checkpoint import load_checkpoint
-        from meco_core.evaluate import class_set_of
+        from meco_core.models.checkpoint import load_checkpoint
+        from meco_core.evaluation.evaluate import class_set_of
 
         ckpt = load_checkpoint(path)
         cs = class_set_of(ckpt) or GOLF

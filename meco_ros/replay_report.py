@@ -1,6 +1,6 @@
 """Scoring and reporting of a replay: the SAME metric code as `meco eval`, plus timing.
 
-Every scored frame goes through `meco_core.evaluate.MetricSet` twice: into the set-wide
+Every scored frame goes through `meco_core.evaluation.evaluate.MetricSet` twice: into the set-wide
 accumulator (the numbers that must equal `meco eval` on the same frames) and into a
 one-frame MetricSet (metrics over time, worst frames). The node publishes class ids, not
 logits, which MetricSet accepts as `labels`. The table is `evaluate.format_table` and the
@@ -27,8 +27,8 @@ import torch
 from meco_core.bags import rgb_from_msg
 from meco_core.classes import ClassSet
 from meco_core.data.dataset import resize_sparse_depth
-from meco_core.evaluate import DEPTH_KEYS, MetricSet, format_table, json_safe, save_grid
-from meco_core.plotting import pyplot, save_figure
+from meco_core.evaluation.evaluate import DEPTH_KEYS, MetricSet, format_table, json_safe, save_grid
+from meco_core.evaluation.plotting import pyplot, save_figure
 
 GRID_ROWS = 4
 THUMB_WIDTH = 320  # samples kept for the PNGs are shrunk to this width (memory stays bounded)

@@ -66,7 +66,7 @@ def make_checkpoint(tmp_path):
     import torch
 
     from meco_core import build_model
-    from meco_core.checkpoint import save_checkpoint
+    from meco_core.models.checkpoint import save_checkpoint
     from meco_core.classes import GOLF
 
     def make(name: str = "meco", seed: int = 0) -> str:

@@ -11,8 +11,8 @@ import timm
 import torch
 
 from meco_core import build_model, list_models
-from meco_core.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint
-from meco_core.losses import MultiTaskLoss
+from meco_core.models.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint
+from meco_core.models.losses import MultiTaskLoss
 from meco_core.models import pretrained
 from meco_core.models.pretrained import BackboneWeightsError, imagenet_classifier
 

@@ -16,7 +16,7 @@ import onnxruntime as ort  # noqa: E402
 
 from meco_core.cli import main as meco  # noqa: E402
 from meco_core.inference import Estimator  # noqa: E402
-from meco_core.runtime import (CPU_PROVIDER, CUDA_PROVIDER, TRT_PROVIDER, BackendError, RuntimeSpec,  # noqa: E402
+from meco_core.inference.runtime import (CPU_PROVIDER, CUDA_PROVIDER, TRT_PROVIDER, BackendError, RuntimeSpec,  # noqa: E402
                                onnx_for, resolve_providers)
 
 HAS_CUDA_EP = CUDA_PROVIDER in ort.get_available_providers()

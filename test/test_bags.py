@@ -459,7 +459,7 @@ def test_cli_make_bag_and_from_bag(dataset, tmp_path, capsys):
     """`meco data make-bag` / `from-bag` options reach the functions (parser of the data command only)."""
     import argparse
 
-    from meco_core.commands import data as data_cmd
+    from meco_core.cli.commands import data as data_cmd
 
     parser = argparse.ArgumentParser()
     data_cmd.register(parser.add_subparsers(dest="command"))

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from meco_core import build_model
-from meco_core.checkpoint import save_checkpoint
+from meco_core.models.checkpoint import save_checkpoint
 from meco_core.cli import main
 
 TINY_ARGS = ["--backbone", "vit_tiny_patch16_224", "--size", "64x80", "--channels", "32",

@@ -6,7 +6,7 @@ import timm
 import torch
 
 from meco_core import build_model
-from meco_core.checkpoint import CheckpointError, build_from_checkpoint, load_checkpoint, save_checkpoint
+from meco_core.models.checkpoint import CheckpointError, build_from_checkpoint, load_checkpoint, save_checkpoint
 
 TINY = dict(backbone="vit_tiny_patch16_224", channels=32, num_classes=5)
 
@@ -35,7 +35,7 @@ def test_half_storage_halves_the_file(tmp_path) -> None:
 
 
 def test_mismatched_and_corrupt_checkpoints_are_rejected(tmp_path) -> None:
-    from meco_core.checkpoint import load_state_strict
+    from meco_core.models.checkpoint import load_state_strict
 
     save_checkpoint(tmp_path / "m.pt", build_model("meco", **TINY))
     other = build_model("meco", **dict(TINY, num_classes=11))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from meco_core import build_model
-from meco_core.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint
+from meco_core.models.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint
 from meco_core.cli import main
 
 TINY = dict(backbone="vit_tiny_patch16_224", channels=32, num_classes=5)

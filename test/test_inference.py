@@ -101,7 +101,7 @@ def test_missing_checkpoint_says_how_to_run_without_one():
 
 
 def test_checkpoint_round_trip(tmp_path, estimator):
-    from meco_core.checkpoint import save_checkpoint
+    from meco_core.models.checkpoint import save_checkpoint
 
     path = tmp_path / "tiny.pt"
     save_checkpoint(path, estimator.model, class_set=GOLF.to_dict())
@@ -112,7 +112,7 @@ def test_checkpoint_round_trip(tmp_path, estimator):
 
 
 def test_checkpoint_native_size_is_the_default_and_explicit_sizes_win(tmp_path, estimator):
-    from meco_core.checkpoint import save_checkpoint
+    from meco_core.models.checkpoint import save_checkpoint
 
     path = tmp_path / "sized.pt"
     save_checkpoint(path, estimator.model, class_set=GOLF.to_dict(), input_size=[32, 48])
@@ -133,7 +133,7 @@ def test_upsampled_argmax_equals_full_bilinear_upsampling(out_size) -> None:
     """The boundary-only label upsampling gives the labels of the fully upsampled logits."""
     import cv2
 
-    from meco_core.postprocess import upsampled_argmax
+    from meco_core.inference.postprocess import upsampled_argmax
 
     rng = np.random.default_rng(0)
     smooth = cv2.resize(rng.normal(size=(30, 40, 5)).astype(np.float32), (320, 240), interpolation=cv2.INTER_CUBIC)

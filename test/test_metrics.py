@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from meco_core.losses import depth_loss, segmentation_loss
-from meco_core.metrics import DepthMetrics, SegmentationMetrics
+from meco_core.models.losses import depth_loss, segmentation_loss
+from meco_core.models.metrics import DepthMetrics, SegmentationMetrics
 
 
 def test_depth_metrics_by_hand() -> None:

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from meco_core import build_model, list_models, model_config_keys
-from meco_core.bench import count_flops, count_params
-from meco_core.losses import MultiTaskLoss
+from meco_core.evaluation.bench import count_flops, count_params
+from meco_core.models.losses import MultiTaskLoss
 
 TINY = dict(backbone="vit_tiny_patch16_224", channels=32, num_classes=5)
 TRAINABLE = [m for m in list_models() if m != "mlore_reparam"]

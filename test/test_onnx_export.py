@@ -12,7 +12,7 @@ pytest.importorskip("onnxscript")
 
 from meco_core.classes import GOLF  # noqa: E402
 from meco_core.cli import main as meco  # noqa: E402
-from meco_core.onnx_export import ort_session, read_onnx_metadata  # noqa: E402
+from meco_core.inference.onnx_export import ort_session, read_onnx_metadata  # noqa: E402
 
 SIZE = (64, 96)  # conftest.TINY_SIZE: what make_checkpoint records
 

@@ -53,7 +53,7 @@ def dataset(tmp_path_factory) -> Path:
 def checkpoint(tmp_path_factory) -> Path:
     import torch
 
-    from meco_core.checkpoint import save_checkpoint
+    from meco_core.models.checkpoint import save_checkpoint
     from meco_core.models import build_model
 
     torch.manual_seed(0)

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 
-from meco_core.cli import build_parser
+from meco_core.cli.app import build_parser
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH = REPO / "launch" / "replay_eval.launch.py"

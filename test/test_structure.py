@@ -10,7 +10,7 @@ from meco_core.cli import main as meco
 ROS_FREE = """
 import importlib, pkgutil, sys
 import meco_core
-from meco_core.cli import build_parser
+from meco_core.cli.app import build_parser
 for module in pkgutil.walk_packages(meco_core.__path__, "meco_core."):
     importlib.import_module(module.name)
 build_parser(plugins=False)
@@ -28,7 +28,7 @@ def test_model_library_and_its_cli_never_import_ros() -> None:
 def test_ros_commands_join_through_the_entry_point_group() -> None:
     from importlib.metadata import entry_points
 
-    from meco_core.cli import PLUGIN_GROUP, build_parser
+    from meco_core.cli.app import PLUGIN_GROUP, build_parser
 
     names = {e.name: e.value for e in entry_points(group=PLUGIN_GROUP)}
     assert names == {"node_bench": "meco_ros.commands.node_bench", "replay_eval": "meco_ros.commands.replay_eval"}

@@ -156,7 +156,7 @@ def test_resume_rejects_a_different_config(trained, tiny_data) -> None:
 
 
 def test_init_from_starts_from_another_runs_weights(trained, tiny_data, tmp_path) -> None:
-    from meco_core.checkpoint import CheckpointError
+    from meco_core.models.checkpoint import CheckpointError
     from meco_core.train.trainer import Trainer
 
     cfg = load_config(SMOKE, overrides(tiny_data, tmp_path / "ft", **{"model.init_from": str(trained / "last.pt")}))
@@ -170,7 +170,7 @@ def test_init_from_starts_from_another_runs_weights(trained, tiny_data, tmp_path
 
 
 def test_non_finite_loss_skips_the_step(tiny_data, tmp_path, monkeypatch) -> None:
-    from meco_core.losses import MultiTaskLoss
+    from meco_core.models.losses import MultiTaskLoss
 
     real, calls = MultiTaskLoss.forward, {"n": 0}
 
@@ -217,7 +217,7 @@ def test_eval_cli_writes_json_and_grid(trained, tiny_data, tmp_path, capsys) -> 
 
 
 def test_eval_accepts_a_split_folder_and_uses_the_recorded_input_size(trained, tiny_data, tmp_path, capsys) -> None:
-    from meco_core.export import slim_checkpoint
+    from meco_core.inference.export import slim_checkpoint
 
     slim_checkpoint(trained / "best.pt", tmp_path / "sized.pt", input_size=(32, 48))
     js = tmp_path / "m.json"
@@ -232,7 +232,7 @@ def test_eval_accepts_a_split_folder_and_uses_the_recorded_input_size(trained, t
 
 def test_eval_rejects_classes_without_remap(tiny_data, tmp_path, capsys) -> None:
     from meco_core import build_model
-    from meco_core.checkpoint import save_checkpoint
+    from meco_core.models.checkpoint import save_checkpoint
     from meco_core.classes import CAMVID
 
     model = build_model("plain", backbone="vit_tiny_patch16_224", channels=16, num_classes=11)

@@ -28,8 +28,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from meco_core.bench import Deployed, benchmark  # noqa: E402
-from meco_core.checkpoint import build_from_checkpoint  # noqa: E402
+from meco_core.evaluation.bench import Deployed, benchmark  # noqa: E402
+from meco_core.models.checkpoint import build_from_checkpoint  # noqa: E402
 
 CHECKPOINTS = ("checkpoints/meco_golf.pt", "checkpoints/meco_camvid.pt")
 NOT_MEASURED = ["perception node over DDS (no ROS on this machine)",

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from meco_core.checkpoint import CheckpointError, load_checkpoint
+from meco_core.models.checkpoint import CheckpointError, load_checkpoint
 from meco_core.train.config import diff_configs, flatten
 
 

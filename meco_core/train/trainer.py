@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from meco_core.checkpoint import CheckpointError, load_checkpoint, load_state_strict, save_checkpoint
+from meco_core.models.checkpoint import CheckpointError, load_checkpoint, load_state_strict, save_checkpoint
 from meco_core.classes import get_class_set
-from meco_core.losses import LossWeights, MultiTaskLoss
+from meco_core.models.losses import LossWeights, MultiTaskLoss
 from meco_core.train import distributed as D
 from meco_core.train.checkpointing import (ResumeError, load_for_resume, plain_metrics, remove_interrupted_saves,
                                            restore_optimisation, rng_state, seed_everything, set_rng_state,
@@ -150,7 +150,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ validation
     def validate(self, val_set) -> None:
-        from meco_core.evaluate import evaluate, score
+        from meco_core.evaluation.evaluate import evaluate, score
 
         if self.info.is_main and val_set is not None:
             result = evaluate(self.raw_model, val_set, self.info.device, max_frames=self.cfg.data.val_max_frames,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from meco_core.commands.bench import parse_size
+from meco_core.cli.commands.bench import parse_size
 from meco_core.defaults import NODE_START_TIMEOUT_S
 
 

@@ -2,7 +2,7 @@
 
 The one place that turns model outputs + ground truth into the paper's numbers is
 `MetricSet.update` (via `predict_and_update`), so training-time validation, offline
-evaluation and replay can never disagree on conventions (see meco_core.metrics: depth over
+evaluation and replay can never disagree on conventions (see meco_core.models.metrics: depth over
 all valid pixels of the set with 0 < gt < max_depth; IoU from one confusion matrix,
 classes absent from both gt and prediction left out of mIoU).
 
@@ -24,8 +24,8 @@ from torch import nn
 
 from meco_core.classes import ClassSet, get_class_set, get_remap
 from meco_core.defaults import MAX_DEPTH_M
-from meco_core.metrics import DepthMetrics, SegmentationMetrics
-from meco_core.plotting import pyplot, save_figure
+from meco_core.models.metrics import DepthMetrics, SegmentationMetrics
+from meco_core.evaluation.plotting import pyplot, save_figure
 
 DEPTH_KEYS = ("rmse", "rmse_log", "abs_rel", "sq_rel", "d1", "d2", "d3")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from meco_core.commands.bench import parse_size
+from meco_core.cli.commands.bench import parse_size
 from meco_core.errors import MecoError
 
 
@@ -32,9 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args) -> int:
 
-    from meco_core.checkpoint import CheckpointError
-    from meco_core.export import export_torchscript, slim_checkpoint
-    from meco_core.runtime import BackendError
+    from meco_core.models.checkpoint import CheckpointError
+    from meco_core.inference.export import export_torchscript, slim_checkpoint
+    from meco_core.inference.runtime import BackendError
 
     try:
         if args.format == "checkpoint":
@@ -44,12 +44,12 @@ def run(args) -> int:
                                   "first")
         else:
             if args.format == "tensorrt-cache":
-                from meco_core.runtime import build_engine_cache
+                from meco_core.inference.runtime import build_engine_cache
 
                 result = build_engine_cache(args.checkpoint[0], args.out, args.size,
                                             "fp16" if args.fp16 else "fp32", args.device)
             elif args.format == "onnx":
-                from meco_core.onnx_export import export_onnx
+                from meco_core.inference.onnx_export import export_onnx
 
                 result = export_onnx(args.checkpoint[0], args.out, args.size, fp16=args.fp16)
             else:

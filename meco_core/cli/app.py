@@ -2,7 +2,7 @@
 
 Each subcommand is a module with `register(subparsers)` (which sets `handler=run`) and
 `run(args) -> int`; heavy imports (torch, timm, rclpy) happen inside `run` so that
-`meco --help` stays instant. The model library's commands live in `meco_core.commands`;
+`meco --help` stays instant. The model library's commands live in `meco_core.cli.commands`;
 commands of other packages (meco_ros: replay-eval, node-bench) join through the
 `meco.commands` entry-point group, so nothing here imports them by name. A `MecoError`
 raised by any command is printed as one line and the command exits 2.
@@ -14,9 +14,9 @@ import importlib
 import sys
 from importlib.metadata import entry_points
 
-from .errors import MecoError
+from meco_core.errors import MecoError
 
-# Module names under meco_core.commands, in the order they appear in `meco --help`.
+# Module names under meco_core.cli.commands, in the order they appear in `meco --help`.
 COMMAND_MODULES = ("bench", "data", "train", "evaluate", "compare", "export")
 PLUGIN_GROUP = "meco.commands"
 
@@ -25,7 +25,7 @@ def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="meco", description="MECO perception: models, data, training, evaluation")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        importlib.import_module(f"meco_core.commands.{name}").register(subparsers)
+        importlib.import_module(f"meco_core.cli.commands.{name}").register(subparsers)
     if plugins:
         for entry in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
             try:
@@ -47,6 +47,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"meco {args.command}: {exc}", file=sys.stderr)
         return 2
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -25,12 +25,12 @@ from typing import Any, Sequence
 
 import torch
 
-from .bench import count_flops, count_params, measure_latency
-from .checkpoint import build_from_checkpoint, load_checkpoint
-from .evaluate import class_set_of, evaluate, load_eval_dataset
-from .models import build_model, model_config_keys
-from .plotting import pyplot, save_figure
-from .train.config import load_config
+from meco_core.evaluation.bench import count_flops, count_params, measure_latency
+from meco_core.models.checkpoint import build_from_checkpoint, load_checkpoint
+from meco_core.evaluation.evaluate import class_set_of, evaluate, load_eval_dataset
+from meco_core.models import build_model, model_config_keys
+from meco_core.evaluation.plotting import pyplot, save_figure
+from meco_core.train.config import load_config
 
 SINGLE_PAIR = ("single_depth", "single_segmentation")
 PAIR_LABEL = "single-task pair"
@@ -145,7 +145,7 @@ def train_and_score(config_path: str | Path, name: str, out_root: str | Path, ov
     """One run's scores: from its cache, or trained (resumed) and scored now, then cached."""
     import json
 
-    from .evaluate import json_safe
+    from meco_core.evaluation.evaluate import json_safe
 
     steps = load_config(config_path, overrides).optim.steps
     scores = cached_scores(out_root, name, seed, steps, specs)

@@ -10,7 +10,7 @@ the ROS node stays a thin adapter and the same code serves bag replay and script
 
 Design notes (why, not what):
 - The frame is resized to `inference_size` on the uint8 image with OpenCV (cheap), and the
-  outputs are resized back (`meco_core.postprocess`): depth bilinear or nearest; labels
+  outputs are resized back (`meco_core.inference.postprocess`): depth bilinear or nearest; labels
   either from bilinearly upsampled logits (smooth, correct boundaries) or nearest-upsampled
   argmax (cheapest), in OpenCV/numpy on CPU and on the GPU with CUDA.
 - Non-finite model outputs never leave as numbers: depth that is NaN/inf or <= 0 becomes
@@ -42,11 +42,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .classes import GOLF, ClassSet, get_class_set
-from .defaults import DEFAULT_CHECKPOINT, MAX_DEPTH_M
-from .image_codec import resize_image
-from .postprocess import depth_to_output, labels_to_output
-from .errors import MecoError
+from meco_core.classes import GOLF, ClassSet, get_class_set
+from meco_core.defaults import DEFAULT_CHECKPOINT, MAX_DEPTH_M
+from meco_core.image_codec import resize_image
+from meco_core.inference.postprocess import depth_to_output, labels_to_output
+from meco_core.errors import MecoError
 
 __all__ = ["Estimator", "Prediction", "RawOutput", "DeviceUnavailableError", "NonFiniteInputError", "PRECISIONS",
            "UPSAMPLE_MODES", "DEFAULT_CHECKPOINT", "resolve_device", "check_precision",
@@ -58,7 +58,7 @@ PRECISIONS = ("fp32", "fp16", "bf16")
 UPSAMPLE_MODES = ("bilinear", "nearest")
 MIN_INFERENCE_SIDE = 16  # one ViT patch; smaller inputs give no feature map at all
 _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
-_REPO = Path(__file__).resolve().parents[1]
+_REPO = Path(__file__).resolve().parents[2]  # the source tree
 
 
 class DeviceUnavailableError(MecoError, RuntimeError):
@@ -172,7 +172,7 @@ class Estimator:
                  compile: bool = False, channels_last: bool | None = None, backend: str = "torch",
                  backend_fallback: bool = False, engine_cache_dir: str | None = None, ort_spin: bool = True,
                  warn: Any = None) -> None:
-        from .runtime import BACKENDS, RuntimeSpec
+        from meco_core.inference.runtime import BACKENDS, RuntimeSpec
 
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
@@ -217,7 +217,7 @@ class Estimator:
         if checkpoint is None and not model_name and find_checkpoint(DEFAULT_CHECKPOINT):
             checkpoint = DEFAULT_CHECKPOINT  # the trained golf model, once it exists
         if checkpoint:
-            from .checkpoint import build_from_checkpoint
+            from meco_core.models.checkpoint import build_from_checkpoint
 
             path = find_checkpoint(checkpoint)
             if path is None:
@@ -230,7 +230,7 @@ class Estimator:
         if not model_name:
             raise ValueError(f"no checkpoint given and no {DEFAULT_CHECKPOINT}: pass a checkpoint path, or "
                              "model_name (+ model_config) for the test/dev mode with random weights")
-        from .models import build_model
+        from meco_core.models import build_model
 
         model = build_model(model_name, **dict(model_config or {}))
         self.untrained = True
@@ -244,7 +244,7 @@ class Estimator:
         """The checkpoint's ONNX export (or the .onnx file given) in an ONNX Runtime session."""
         from dataclasses import replace
 
-        from .runtime import CUDA_PROVIDER, OnnxRuntimeModel, checkpoint_view, onnx_for, resolve_providers
+        from meco_core.inference.runtime import CUDA_PROVIDER, OnnxRuntimeModel, checkpoint_view, onnx_for, resolve_providers
 
         if not checkpoint and (model_name or not find_checkpoint(DEFAULT_CHECKPOINT)):
             raise ValueError(f"backend {self.backend} runs a checkpoint or an .onnx file; the test/dev random-weight "

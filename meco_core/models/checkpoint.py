@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from .errors import MecoError
+from meco_core.errors import MecoError
 
 FORMAT = "meco-checkpoint/1"
 
@@ -85,7 +85,7 @@ def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], source: 
 def build_from_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
                           **overrides: Any) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model a checkpoint describes and load its weights; returns (model, checkpoint)."""
-    from .models import build_model
+    from meco_core.models import build_model
 
     ckpt = load_checkpoint(path, map_location)
     config = {**ckpt["model_config"], **overrides, "backbone_weights": None}

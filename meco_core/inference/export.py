@@ -17,7 +17,8 @@ from typing import Any
 
 import torch
 
-from .checkpoint import CheckpointError, build_from_checkpoint, load_checkpoint, load_state_strict, save_checkpoint
+from meco_core.models.checkpoint import (CheckpointError, build_from_checkpoint, load_checkpoint, load_state_strict,
+                                         save_checkpoint)
 
 KEEP_KEYS = ("step", "val_metrics", "train_config", "input_size")
 

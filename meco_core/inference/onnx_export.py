@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpoint import build_from_checkpoint
-from .export import _TupleOutputs
+from meco_core.models.checkpoint import build_from_checkpoint
+from meco_core.inference.export import _TupleOutputs
 
 METADATA_PREFIX = "meco."
 DEFAULT_EXPORT_SIZE = (240, 320)  # the vehicle's inference size, for checkpoints that record none

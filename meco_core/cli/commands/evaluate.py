@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from meco_core.commands.bench import parse_size
+from meco_core.cli.commands.bench import parse_size
 from meco_core.errors import MecoError
 
 
@@ -45,10 +45,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from meco_core.checkpoint import CheckpointError
+    from meco_core.models.checkpoint import CheckpointError
     from meco_core.data.format import split_folder
-    from meco_core.evaluate import class_set_of, evaluate, format_table, json_safe, load_eval_dataset, save_grid
-    from meco_core.runtime import BackendError, RuntimeSpec, load_for_inference
+    from meco_core.evaluation.evaluate import class_set_of, evaluate, format_table, json_safe, load_eval_dataset, save_grid
+    from meco_core.inference.runtime import BackendError, RuntimeSpec, load_for_inference
 
     folder = split_folder(args.data)
     if folder:

@@ -56,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _build_set(args) -> tuple[dict, dict[str, dict], str | None, str]:
     from meco_core import build_model
-    from meco_core.checkpoint import build_from_checkpoint
+    from meco_core.models.checkpoint import build_from_checkpoint
 
     common = {"backbone": args.backbone, "num_classes": args.num_classes}
     if args.channels:
@@ -91,8 +91,8 @@ def _with_backends(models: dict, extras: dict, ref: str | None, backends: list[s
 
     import torch
 
-    from meco_core.onnx_export import export_model_onnx
-    from meco_core.runtime import OnnxRuntimeModel, RuntimeSpec, resolve_providers
+    from meco_core.inference.onnx_export import export_model_onnx
+    from meco_core.inference.runtime import OnnxRuntimeModel, RuntimeSpec, resolve_providers
 
     specs = {b: RuntimeSpec(b, device, "fp32", torch.get_num_threads()) for b in backends if b != "torch"}
     providers = {b: resolve_providers(spec) for b, spec in specs.items()}  # refuse before exporting
@@ -118,7 +118,7 @@ def _deployed(models: dict, extras: dict, ref: str | None, precisions: list[str]
     """Each model once per precision ('name [fp16]'), wrapped as a deployment runs it."""
     import copy
 
-    from meco_core.bench import Deployed
+    from meco_core.evaluation.bench import Deployed
 
     out, out_extras, twins = {}, {}, {}
     for name, model in models.items():
@@ -140,7 +140,7 @@ def run(args) -> int:
     import torch
     from rich.console import Console
 
-    from meco_core.bench import add_ratios, benchmark, render_table
+    from meco_core.evaluation.bench import add_ratios, benchmark, render_table
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -42,7 +42,7 @@ def parse_overrides(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from meco_core.checkpoint import CheckpointError
+    from meco_core.models.checkpoint import CheckpointError
     from meco_core.train.config import ConfigError, load_config
 
     try:
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         from pathlib import Path
 
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        from meco_core.evaluate import json_safe
+        from meco_core.evaluation.evaluate import json_safe
 
         Path(args.json).write_text(json.dumps(json_safe(summary), indent=2, default=str))
     return 0

@@ -31,8 +31,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .onnx_export import read_onnx_metadata
-from .errors import MecoError
+from meco_core.inference.onnx_export import read_onnx_metadata
+from meco_core.errors import MecoError
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
 ONNX_BACKENDS = ("onnxruntime", "tensorrt")
@@ -110,7 +110,7 @@ def onnx_for(checkpoint: str | Path, size: tuple[int, int] | None, fp16: bool = 
     path = Path(checkpoint)
     if path.suffix == ".onnx":
         return path
-    from .checkpoint import load_checkpoint
+    from meco_core.models.checkpoint import load_checkpoint
 
     size = tuple(size or load_checkpoint(path).get("input_size") or ())
     if len(size) != 2:
@@ -120,7 +120,7 @@ def onnx_for(checkpoint: str | Path, size: tuple[int, int] | None, fp16: bool = 
     out = Path(cache_dir or default_cache_dir()) / "onnx" / f"{path.stem}-{_file_key(path)}-{h}x{w}" \
         f"{'-fp16' if fp16 else ''}.onnx"
     if not out.is_file():
-        from .onnx_export import export_onnx
+        from meco_core.inference.onnx_export import export_onnx
 
         log.info("exporting %s to %s (once; later starts reuse it)", path, out)
         export_onnx(path, out, (h, w), fp16=fp16)
@@ -260,7 +260,7 @@ def load_for_inference(path: str | Path, backend: str = "torch", threads: int | 
         return model, checkpoint_view(model)
     if str(path).endswith(".onnx"):
         raise ValueError(f"{path} is an ONNX file: pass --backend onnxruntime")
-    from .checkpoint import build_from_checkpoint
+    from meco_core.models.checkpoint import build_from_checkpoint
 
     model, ckpt = build_from_checkpoint(path)
     return model.prepare_for_inference(), ckpt

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .defaults import IGNORE_INDEX
+from meco_core.defaults import IGNORE_INDEX
 
 
 def valid_depth_mask(gt: torch.Tensor, max_depth: float | None = None) -> torch.Tensor:
