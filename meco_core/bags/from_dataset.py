@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -126,53 +127,19 @@ def make_bag(
     intr = _parse_intrinsics(intrinsics) or reader.intrinsics
     if intr is None:
         raise ValueError(f"{data_dir} has no camera intrinsics in dataset.yaml; pass them (--intrinsics fx,fy,cx,cy)")
-    K = intrinsics_matrix(intr["fx"], intr["fy"], intr["cx"], intr["cy"])
-    T_lidar_camera = invert_transform(T_BASE_LIDAR) @ T_BASE_CAMERA
-    cam_topic = image_topic + "/compressed" if compressed else image_topic
+    layout = _Layout(image_topic + "/compressed" if compressed else image_topic, compressed, info_topic, depth_topic,
+                     seg_topic, lidar_topic, depth_encoding, lidar_rings, frame_id, lidar_frame,
+                     intrinsics_matrix(intr["fx"], intr["fy"], intr["cx"], intr["cy"]))
     stats: dict[str, Any] = dict(out=str(out), storage=storage, frames=0, depth=0, labels=0, clouds=0, points=0)
     progress = _progress(len(names), verbose)
     with BagWriter(out, storage=storage, overwrite=overwrite) as bag:
-        ts = bag.typestore
-        bag.add_topic(cam_topic, COMPRESSED_IMAGE if compressed else IMAGE)
-        bag.add_topic(info_topic, CAMERA_INFO)
-        if depth_topic:
-            bag.add_topic(depth_topic, IMAGE)
-        if seg_topic:
-            bag.add_topic(seg_topic, IMAGE)
-        if lidar_topic:
-            bag.add_topic(lidar_topic, POINT_CLOUD2)
-            bag.add_topic("/tf_static", TF_MESSAGE, latched=True)
-            bag.write("/tf_static", epoch_ns, tf_message(ts, [(BASE_FRAME, lidar_frame, T_BASE_LIDAR),
-                                                              (BASE_FRAME, frame_id, T_BASE_CAMERA)], epoch_ns))
+        layout.add_topics(bag, epoch_ns)
         for i, name in enumerate(names):
-            s = reader.load(split, name)
-            h, w = s.rgb.shape[:2]
+            sample = reader.load(split, name)
+            h, w = sample.rgb.shape[:2]
             if ("width" in intr and "height" in intr) and (intr["width"], intr["height"]) != (w, h):
                 raise ValueError(f"{name}: image {w}x{h} differs from the intrinsics {intr['width']}x{intr['height']}")
-            t = epoch_ns + int(round(i * 1e9 / rate_hz))
-            if compressed:
-                msg = compressed_image_msg(ts, s.rgb, "rgb8", t, frame_id, fmt="jpeg", quality=95, seq=i)
-                bag.write(cam_topic, t, msg)
-            else:
-                bag.write(cam_topic, t, image_msg(ts, s.rgb, "rgb8", t, frame_id, seq=i))
-            bag.write(info_topic, t, camera_info_msg(ts, K, w, h, t, frame_id, seq=i))
-            if s.depth_m is not None:
-                stats["depth"] += 1
-                if depth_topic:
-                    if depth_encoding == "32FC1":
-                        d = np.where(s.depth_m > 0, s.depth_m, np.nan).astype(np.float32)
-                    else:
-                        d = np.rint(s.depth_m * 1000.0).astype(np.uint16)
-                    bag.write(depth_topic, t, image_msg(ts, d, depth_encoding, t, frame_id, seq=i))
-                if lidar_topic:
-                    pts, inten = depth_to_lidar_points(s.depth_m, K, T_lidar_camera, lidar_rings, s.rgb)
-                    bag.write(lidar_topic, t, pointcloud2_msg(ts, pts, t, lidar_frame, intensity=inten, seq=i))
-                    stats["clouds"] += 1
-                    stats["points"] += len(pts)
-            if s.labels is not None and seg_topic:
-                stats["labels"] += 1
-                bag.write(seg_topic, t, image_msg(ts, s.labels, "mono8", t, frame_id, seq=i))
-            stats["frames"] += 1
+            layout.write_sample(bag, sample, i, epoch_ns + int(round(i * 1e9 / rate_hz)), stats)
             progress.update(1)
         stats["topics"] = dict(bag.counts)
     progress.close()
@@ -185,6 +152,64 @@ def make_bag(
             print(f"  lidar: {stats['points'] / stats['clouds']:.0f} points per cloud in frame {lidar_frame!r}, "
                   f"/tf_static {BASE_FRAME} -> {lidar_frame}, {BASE_FRAME} -> {frame_id}")
     return stats
+
+
+@dataclass
+class _Layout:
+    """What one dataset sample becomes in the bag: topics, encodings, frames, intrinsics."""
+
+    cam_topic: str
+    compressed: bool
+    info_topic: str
+    depth_topic: str | None
+    seg_topic: str | None
+    lidar_topic: str | None
+    depth_encoding: str
+    lidar_rings: int
+    frame_id: str
+    lidar_frame: str
+    K: np.ndarray
+
+    def add_topics(self, bag: BagWriter, epoch_ns: int) -> None:
+        bag.add_topic(self.cam_topic, COMPRESSED_IMAGE if self.compressed else IMAGE)
+        bag.add_topic(self.info_topic, CAMERA_INFO)
+        for topic in (self.depth_topic, self.seg_topic):
+            if topic:
+                bag.add_topic(topic, IMAGE)
+        if self.lidar_topic:
+            bag.add_topic(self.lidar_topic, POINT_CLOUD2)
+            bag.add_topic("/tf_static", TF_MESSAGE, latched=True)
+            bag.write("/tf_static", epoch_ns, tf_message(bag.typestore, [(BASE_FRAME, self.lidar_frame, T_BASE_LIDAR),
+                                                                        (BASE_FRAME, self.frame_id, T_BASE_CAMERA)],
+                                                         epoch_ns))
+
+    def write_sample(self, bag: BagWriter, s: Any, i: int, t: int, stats: dict[str, Any]) -> None:
+        """Camera image, camera info, and where the sample has them: depth image, lidar cloud, labels."""
+        ts, fid = bag.typestore, self.frame_id
+        h, w = s.rgb.shape[:2]
+        if self.compressed:
+            bag.write(self.cam_topic, t, compressed_image_msg(ts, s.rgb, "rgb8", t, fid, fmt="jpeg", quality=95, seq=i))
+        else:
+            bag.write(self.cam_topic, t, image_msg(ts, s.rgb, "rgb8", t, fid, seq=i))
+        bag.write(self.info_topic, t, camera_info_msg(ts, self.K, w, h, t, fid, seq=i))
+        if s.depth_m is not None:
+            stats["depth"] += 1
+            if self.depth_topic:
+                if self.depth_encoding == "32FC1":
+                    d = np.where(s.depth_m > 0, s.depth_m, np.nan).astype(np.float32)
+                else:
+                    d = np.rint(s.depth_m * 1000.0).astype(np.uint16)
+                bag.write(self.depth_topic, t, image_msg(ts, d, self.depth_encoding, t, fid, seq=i))
+            if self.lidar_topic:
+                T_lidar_camera = invert_transform(T_BASE_LIDAR) @ T_BASE_CAMERA
+                pts, inten = depth_to_lidar_points(s.depth_m, self.K, T_lidar_camera, self.lidar_rings, s.rgb)
+                bag.write(self.lidar_topic, t, pointcloud2_msg(ts, pts, t, self.lidar_frame, intensity=inten, seq=i))
+                stats["clouds"] += 1
+                stats["points"] += len(pts)
+        if s.labels is not None and self.seg_topic:
+            stats["labels"] += 1
+            bag.write(self.seg_topic, t, image_msg(ts, s.labels, "mono8", t, fid, seq=i))
+        stats["frames"] += 1
 
 
 def _progress(total: int, verbose: bool) -> Any:

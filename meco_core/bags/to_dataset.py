@@ -366,6 +366,100 @@ class LidarProjector:
 
 
 # ------------------------------------------------------------------ main
+@dataclass
+class BagTopics:
+    """The topics one import reads (None: not used)."""
+
+    image: str
+    cloud: str | None
+    info: str | None
+    depth: str | None
+    seg: str | None
+
+
+def select_topics(reader: BagReader, image: str | None, cloud: str | None, info: str | None,
+                  depth: str | None, seg: str | None) -> BagTopics:
+    """Given or auto-detected topics (see `import_bag`), refused where they cannot work together."""
+    img_t = choose_topic(reader, image, IMAGE_TYPES, "image", _NOT_CAMERA_WORDS)
+    if img_t is None:
+        raise BagError(reader.path, f"no Image/CompressedImage topic; topics: {_listing(reader)}")
+    depth_t = choose_topic(reader, depth, (IMAGE,), "depth") if depth else None
+    seg_t = choose_topic(reader, seg, (IMAGE,), "seg") if seg else None
+    if depth_t and cloud not in (None, "", "none"):
+        raise ValueError("give either a depth image topic or a cloud topic, not both")
+    cloud_t = None if depth_t else choose_topic(reader, cloud, (POINT_CLOUD2,), "cloud")
+    info_t = choose_topic(reader, info, (CAMERA_INFO,), "info")
+    if cloud_t and not info_t:
+        raise BagError(reader.path, f"projecting {cloud_t} needs a CameraInfo topic; none in the bag "
+                                    f"(topics: {_listing(reader)})")
+    return BagTopics(img_t, cloud_t, info_t, depth_t, seg_t)
+
+
+class FrameWriter:
+    """Joined frames -> dataset samples: decodes the image, turns the cloud / depth / label
+    payloads into the sample's depth and labels, counts what matched. The dataset is
+    created with the first frame (its size and the camera's intrinsics)."""
+
+    def __init__(self, reader: BagReader, topics: BagTopics, aux: dict[str, Aux], camera: CameraModel | None,
+                 projector: LidarProjector | None, out: str | os.PathLike, class_set: Any, split: str,
+                 prefix: str, stats: dict[str, Any]) -> None:
+        self.reader, self.topics, self.aux, self.camera, self.projector = reader, topics, aux, camera, projector
+        self.out, self.class_set, self.split, self.prefix, self.stats = out, class_set, split, prefix, stats
+        self.writer: DatasetWriter | None = None
+
+    def __call__(self, p: JoinedFrame) -> None:
+        rgb = rgb_from_msg(p.msg)
+        h, w = rgb.shape[:2]
+        cam = self.camera
+        if cam is not None and cam.width and (cam.width, cam.height) != (w, h):
+            raise BagError(self.reader.path, f"camera_info is {cam.width}x{cam.height} but {self.topics.image} "
+                                             f"images are {w}x{h}")
+        if self.writer is None:
+            self.writer = self._open(w, h)
+        depth, labels = self._targets(p, w, h)
+        stats = self.stats
+        if depth is not None:
+            stats["matched"] += 1
+            stats["projected_points"] += int(np.count_nonzero(depth))
+        elif self.topics.cloud or self.topics.depth:
+            stats["unmatched"] += 1
+        stats["labels"] += labels is not None
+        self.writer.write(self.split, f"{self.prefix}_{p.index:06d}", rgb, depth_m=depth, labels=labels)
+        stats["frames_written"] += 1
+
+    def _open(self, w: int, h: int) -> DatasetWriter:
+        intr = None
+        if self.camera is not None:
+            intr = self.camera.intrinsics()
+            intr.update(width=w, height=h)
+        t = self.topics
+        source = (f"rosbag {self.reader.path.name}: {t.image}" + (f" + {t.cloud}" if t.cloud else "")
+                  + (f" + {t.depth}" if t.depth else ""))
+        return DatasetWriter(self.out, self.class_set, intrinsics=intr, source=source)
+
+    def _targets(self, p: JoinedFrame, w: int, h: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+        depth = labels = None
+        for t, payload in p.payloads.items():
+            kind = self.aux[t].kind
+            if payload is None:
+                continue
+            if kind == "cloud":
+                xyz, frame = payload
+                depth = self.projector.depth(xyz, frame, p.msg.header.frame_id, w, h)
+                self.stats["extrinsics"] = self.projector.source
+            elif kind == "depth":
+                depth = payload
+                if depth.shape != (h, w):
+                    raise BagError(self.reader.path, f"{t}: depth {depth.shape[::-1]} differs from image {(w, h)}")
+            elif kind == "seg":
+                labels = payload
+        return depth, labels
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
 def import_bag(
     bag: str | os.PathLike,
     out: str | os.PathLike,
@@ -393,91 +487,40 @@ def import_bag(
     if every < 1:
         raise ValueError(f"every must be >= 1, got {every}")
     tol_ns = int(round(tolerance_ms * 1e6))
-    cs = get_class_set(class_set)
     T_fixed = None if extrinsics is None else load_extrinsics(extrinsics)
     stats: dict[str, Any] = dict(bag=str(bag), out=str(out), split=split, images_in_bag=0, frames_written=0,
                                  matched=0, unmatched=0, labels=0, projected_points=0, extrinsics=None)
     with BagReader(bag) as reader:
-        img_t = choose_topic(reader, image_topic, IMAGE_TYPES, "image", _NOT_CAMERA_WORDS)
-        if img_t is None:
-            raise BagError(reader.path, f"no Image/CompressedImage topic; topics: {_listing(reader)}")
-        depth_t = choose_topic(reader, depth_topic, (IMAGE,), "depth") if depth_topic else None
-        seg_t = choose_topic(reader, seg_topic, (IMAGE,), "seg") if seg_topic else None
-        if depth_t and cloud_topic not in (None, "", "none"):
-            raise ValueError("give either a depth image topic or a cloud topic, not both")
-        cloud_t = None if depth_t else choose_topic(reader, cloud_topic, (POINT_CLOUD2,), "cloud")
-        info_t = choose_topic(reader, info_topic, (CAMERA_INFO,), "info")
-        if cloud_t and not info_t:
-            raise BagError(reader.path, f"projecting {cloud_t} needs a CameraInfo topic; none in the bag "
-                                        f"(topics: {_listing(reader)})")
-        tf_ts = tf_topics(reader) if cloud_t and T_fixed is None else []
-        stats.update(image_topic=img_t, cloud_topic=cloud_t, info_topic=info_t, depth_topic=depth_t, seg_topic=seg_t)
-        aux = {t: Aux(t, kind) for t, kind in ((cloud_t, "cloud"), (depth_t, "depth"), (seg_t, "seg")) if t}
-
+        t = select_topics(reader, image_topic, cloud_topic, info_topic, depth_topic, seg_topic)
+        stats.update(image_topic=t.image, cloud_topic=t.cloud, info_topic=t.info, depth_topic=t.depth,
+                     seg_topic=t.seg)
+        aux = {topic: Aux(topic, kind) for topic, kind in ((t.cloud, "cloud"), (t.depth, "depth"), (t.seg, "seg"))
+               if topic}
         # pass 1: calibration and stamps
-        side = read_side_info(reader, info_t, tf_ts, aux)
+        side = read_side_info(reader, t.info, tf_topics(reader) if t.cloud and T_fixed is None else [], aux)
         camera = side.camera
-        if cloud_t and camera is None:
-            raise BagError(reader.path, f"{info_t} holds no readable CameraInfo")
+        if t.cloud and camera is None:
+            raise BagError(reader.path, f"{t.info} holds no readable CameraInfo")
         stats["camera_info_changes"] = side.info_changes
         if camera is not None and camera.has_distortion:
             stats["distortion"] = f"{camera.model} {np.round(camera.distortion, 5).tolist()} (applied in projection)"
-        projector = LidarProjector(reader, camera, side, T_fixed) if cloud_t else None
-
+        projector = LidarProjector(reader, camera, side, T_fixed) if t.cloud else None
         # pass 2: stream images, join with the auxiliary topics
         prefix = _safe_name(name_prefix if name_prefix is not None else reader.path.stem)
-        writer: DatasetWriter | None = None
-        progress = _progress(reader.topics[img_t].count, verbose)
-
-        def emit(p: JoinedFrame) -> None:
-            nonlocal writer
-            rgb = rgb_from_msg(p.msg)
-            h, w = rgb.shape[:2]
-            if camera is not None and camera.width and (camera.width, camera.height) != (w, h):
-                raise BagError(reader.path, f"camera_info is {camera.width}x{camera.height} but {img_t} "
-                                            f"images are {w}x{h}")
-            if writer is None:
-                intr = None
-                if camera is not None:
-                    intr = camera.intrinsics()
-                    intr.update(width=w, height=h)
-                writer = DatasetWriter(out, cs, intrinsics=intr, source=f"rosbag {reader.path.name}: {img_t}"
-                                       + (f" + {cloud_t}" if cloud_t else "") + (f" + {depth_t}" if depth_t else ""))
-            depth = labels = None
-            for t, payload in p.payloads.items():
-                kind = aux[t].kind
-                if kind == "cloud" and payload is not None:
-                    xyz, frame = payload
-                    depth = projector.depth(xyz, frame, p.msg.header.frame_id, w, h)
-                    stats["extrinsics"] = projector.source
-                elif kind == "depth" and payload is not None:
-                    depth = payload
-                    if depth.shape != (h, w):
-                        raise BagError(reader.path, f"{t}: depth {depth.shape[::-1]} differs from image {(w, h)}")
-                elif kind == "seg" and payload is not None:
-                    labels = payload
-            if depth is not None:
-                stats["matched"] += 1
-                stats["projected_points"] += int(np.count_nonzero(depth))
-            elif cloud_t or depth_t:
-                stats["unmatched"] += 1
-            stats["labels"] += labels is not None
-            writer.write(split, f"{prefix}_{p.index:06d}", rgb, depth_m=depth, labels=labels)
-            stats["frames_written"] += 1
-
+        emit = FrameWriter(reader, t, aux, camera, projector, out, get_class_set(class_set), split, prefix, stats)
+        progress = _progress(reader.topics[t.image].count, verbose)
         try:
-            for joined in join_frames(reader, img_t, aux, tol_ns, every, limit, stats):
+            for joined in join_frames(reader, t.image, aux, tol_ns, every, limit, stats):
                 emit(joined)
                 progress.update(1)
         finally:
             progress.close()
-            if writer is not None:
-                writer.close()
-        stats["images_in_bag"] = reader.topics[img_t].count
+            emit.close()
+        stats["images_in_bag"] = reader.topics[t.image].count
         stats["problems"] = list(reader.problems)
         n = stats["matched"]
         stats["mean_points_per_frame"] = stats["projected_points"] / n if n else 0.0
-        if writer is None:
+        if emit.writer is None:
             stats["note"] = "no frame written"
     if verbose:
         print_summary(stats)
