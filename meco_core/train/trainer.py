@@ -11,14 +11,14 @@ What makes `--resume` exact (same weights as an uninterrupted run on determinist
 
 Non-finite losses skip the optimiser step (all ranks agree), are counted, and abort the
 run after `run.max_bad_steps` in a row; the LR schedule still advances with the step.
-The optimiser and schedule live in `optim`, what a checkpoint holds in `checkpointing`.
+The optimiser and schedule live in `optim`, one step and its precision and non-finite
+policies in `step`, what a checkpoint holds in `checkpointing`.
 """
 from __future__ import annotations
 
 import math
 import sys
 import time
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from meco_core.train.checkpointing import (ResumeError, load_for_resume, plain_m
                                            resume_entries)
 from meco_core.train.config import TrainConfig
 from meco_core.train.optim import build_optimizer
+from meco_core.train.step import MixedPrecision, OptimisationStep, TrainingAborted  # noqa: F401 - re-exported
 from meco_core.train.logs import CsvLog, TensorBoard
 from meco_core.train.data import build_train_loader, build_val_set
 from meco_core.train.sampler import ResumableBatchSampler
@@ -41,10 +42,6 @@ from meco_core.train.sampler import ResumableBatchSampler
 TRAIN_COLUMNS = ["step", "epoch", "lr", "loss", "depth", "segmentation", "vq", "balance", "grad_norm",
                  "sec_per_step", "data_sec", "skipped", "cb_perplexity", "cb_live_fraction", "cb_restarts"]
 VAL_KEYS = ["score", "rmse", "rmse_log", "abs_rel", "sq_rel", "d1", "d2", "d3", "miou", "pixel_acc", "fps"]
-
-
-class TrainingAborted(RuntimeError):
-    """Too many consecutive non-finite steps."""
 
 
 # --------------------------------------------------------------------------- the run
@@ -71,7 +68,8 @@ class Trainer:
         self.criterion = MultiTaskLoss(LossWeights(lw.depth, lw.segmentation, lw.vq, lw.balance, lw.depth_kind),
                                        weights).to(self.info.device)
         self.optimizer, self.scheduler = build_optimizer(model, cfg.optim)
-        self._setup_precision()
+        self.precision = MixedPrecision(cfg.run.precision, self.info.device, self.log)
+        self.scaler = self.precision.scaler
         self.step, self.best_score, self.bad_in_row, self.skipped = 0, -math.inf, 0, 0
         self.last_val: dict[str, Any] = {}
         last = self.out_dir / "last.pt"
@@ -82,6 +80,10 @@ class Trainer:
         elif last.exists():
             raise ResumeError(f"{last} exists: pass --resume to continue that run, or choose another --out")
         self.model = D.wrap_model(model, self.info)
+        self.optimise = OptimisationStep(self.model, model, self.criterion, self.optimizer, self.scheduler,
+                                         self.precision, self.info, cfg.optim.grad_clip, cfg.run.max_bad_steps,
+                                         self.log)
+        self.optimise.bad_in_row, self.optimise.skipped = self.bad_in_row, self.skipped
 
     # ------------------------------------------------------------------ setup helpers
     def _init_weights(self, model: torch.nn.Module, path: str) -> None:
@@ -91,23 +93,6 @@ class Trainer:
             raise CheckpointError(f"model.init_from {path} holds {ckpt['model_name']!r}, not {self.cfg.model.name!r}")
         load_state_strict(model, ckpt["state_dict"], source=f"model.init_from {path}")
         self.log(f"initialised from {path} (its step {ckpt.get('step', '?')})")
-
-    def _setup_precision(self) -> None:
-        p, dev = self.cfg.run.precision, self.info.device
-        self.amp_dtype = None
-        if p != "fp32":
-            if dev.type != "cuda":
-                self.log(f"run.precision {p}: autocast is used on CUDA only; training in fp32 on {dev}")
-            elif p == "bf16" and not torch.cuda.is_bf16_supported():
-                raise RuntimeError("run.precision bf16: this GPU does not support bfloat16; use fp16")
-            else:
-                self.amp_dtype = torch.float16 if p == "fp16" else torch.bfloat16
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype is torch.float16)
-
-    def autocast(self):
-        if self.amp_dtype is None:
-            return nullcontext()
-        return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
 
     def _resume(self, path: Path) -> None:
         if self.info.is_main:
@@ -175,50 +160,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ one step
     def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
-        dev = self.info.device
-        batch = {k: (v.to(dev, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
-        with self.autocast():
-            outputs, aux = self.model(batch["image"], return_aux=True)
-        outputs = {k: v.float() for k, v in outputs.items()}
-        aux = {k: v.float() for k, v in aux.items() if isinstance(v, torch.Tensor)}
-        bad_loss, reason = False, ""
-        try:
-            loss, parts = self.criterion(outputs, aux, batch)
-        except FloatingPointError as exc:
-            bad_loss, reason, parts = True, str(exc), {}
-            # a NaN loss connected to every output: DDP still gets its backward, all grads go NaN
-            loss = sum(v.sum() for v in outputs.values()) * float("nan")
-        if not bad_loss or self.info.enabled:
-            self.scaler.scale(loss).backward()
-        params = [p for p in self.raw_model.parameters() if p.grad is not None]
-        grad_norm = math.nan
-        if params:
-            if self.scaler.is_enabled():
-                self.scaler.unscale_(self.optimizer)
-            clip = self.cfg.optim.grad_clip if self.cfg.optim.grad_clip > 0 else math.inf
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
-        non_finite = bad_loss or (not self.scaler.is_enabled() and not math.isfinite(grad_norm) and bool(params))
-        bad = D.any_true(non_finite, self.info)
-        if self.scaler.is_enabled():
-            self.scaler.step(self.optimizer)  # skips by itself on inf/NaN gradients
-            self.scaler.update()
-        elif not bad:
-            self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scheduler.step()
+        out = self.optimise(batch, self.step + 1)
         self.step += 1
+        self.bad_in_row, self.skipped = self.optimise.bad_in_row, self.optimise.skipped
         D.sync_codebooks(self.model, self.info)
-        if bad:
-            self.skipped += 1
-            self.bad_in_row += 1
-            self.log(f"warning: step {self.step}: non-finite loss or gradients ({reason or f'grad norm {grad_norm}'}); "
-                     f"step skipped ({self.skipped} so far, {self.bad_in_row} in a row)")
-            if self.bad_in_row >= self.cfg.run.max_bad_steps:
-                raise TrainingAborted(f"{self.bad_in_row} consecutive non-finite steps (run.max_bad_steps): "
-                                      "lower optim.lr, raise grad clipping, or check the data")
-        else:
-            self.bad_in_row = 0
-        return {"loss": float(loss.detach()) if not bad_loss else math.nan, **parts, "grad_norm": grad_norm}
+        return out
 
     # ------------------------------------------------------------------ main loop
     def run(self, stop_after: int | None = None) -> dict[str, Any]:
