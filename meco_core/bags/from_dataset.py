@@ -49,6 +49,7 @@ T_BASE_LIDAR = make_transform(
     (0.4, 0.0, 1.8),
 )
 RING_FOV_DEG = (-15.0, 15.0)  # vertical field of view of the simulated lidar
+T_LIDAR_CAMERA = invert_transform(T_BASE_LIDAR) @ T_BASE_CAMERA
 
 
 def depth_to_lidar_points(depth_m: np.ndarray, K: np.ndarray, T_lidar_camera: np.ndarray,
@@ -201,8 +202,7 @@ class _Layout:
                     d = np.rint(s.depth_m * 1000.0).astype(np.uint16)
                 bag.write(self.depth_topic, t, image_msg(ts, d, self.depth_encoding, t, fid, seq=i))
             if self.lidar_topic:
-                T_lidar_camera = invert_transform(T_BASE_LIDAR) @ T_BASE_CAMERA
-                pts, inten = depth_to_lidar_points(s.depth_m, self.K, T_lidar_camera, self.lidar_rings, s.rgb)
+                pts, inten = depth_to_lidar_points(s.depth_m, self.K, T_LIDAR_CAMERA, self.lidar_rings, s.rgb)
                 bag.write(self.lidar_topic, t, pointcloud2_msg(ts, pts, t, self.lidar_frame, intensity=inten, seq=i))
                 stats["clouds"] += 1
                 stats["points"] += len(pts)

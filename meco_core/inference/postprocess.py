@@ -80,16 +80,17 @@ def depth_to_output(d: torch.Tensor | np.ndarray, out_h: int, out_w: int, upsamp
         depth = d[0, 0].cpu().numpy()
     else:
         depth = _cpu_array(d)[0, 0]
-        finite = np.isfinite(depth)
-        bad = 0 if finite.all() else int(finite.size - np.count_nonzero(finite))
+        bad = int(depth.size - np.count_nonzero(np.isfinite(depth)))
         if depth.shape != (out_h, out_w):
             interp = cv2.INTER_LINEAR if upsample == "bilinear" else cv2.INTER_NEAREST
             depth = cv2.resize(depth, (out_w, out_h), interpolation=interp)
     depth = np.ascontiguousarray(depth, dtype=np.float32)
     invalid = ~(depth > 0)  # NaN compares False, so NaN and <= 0 are both caught
-    if bad or invalid.any():
+    if bad:  # +inf is > 0: only possible when the network produced non-finite values
+        invalid |= np.isinf(depth)
+    if invalid.any():
         depth = depth.copy() if not depth.flags.writeable else depth
-        depth[invalid | ~np.isfinite(depth)] = np.nan
+        depth[invalid] = np.nan
     return depth, bad
 
 

@@ -235,7 +235,8 @@ class OnnxRuntimeModel(nn.Module):
                              f"{image.shape[-2]}x{image.shape[-1]}: resize (meco eval --size) or export another size")
         outputs = [self.session.run(None, {"image": np.ascontiguousarray(x[None].float().cpu().numpy())})
                    for x in image]  # the graph takes batch 1
-        return {t: torch.from_numpy(np.concatenate([o[i] for o in outputs])).float() for i, t in enumerate(self.tasks)}
+        joined = outputs[0] if len(outputs) == 1 else [np.concatenate([o[i] for o in outputs]) for i in range(len(self.tasks))]
+        return {t: torch.from_numpy(joined[i]).float() for i, t in enumerate(self.tasks)}  # no copy at batch 1
 
 
 def checkpoint_view(model: OnnxRuntimeModel) -> dict[str, Any]:

@@ -69,12 +69,12 @@ class Trainer:
                                        weights).to(self.info.device)
         self.optimizer, self.scheduler = build_optimizer(model, cfg.optim)
         self.precision = MixedPrecision(cfg.run.precision, self.info.device, self.log)
-        self.scaler = self.precision.scaler
-        self.step, self.best_score, self.bad_in_row, self.skipped = 0, -math.inf, 0, 0
+        self.step, self.best_score = 0, -math.inf
         self.last_val: dict[str, Any] = {}
+        counters = (0, 0)  # (non-finite steps in a row, skipped steps): the OptimisationStep keeps them
         last = self.out_dir / "last.pt"
         if resume and last.exists():
-            self._resume(last)
+            counters = self._resume(last)
         elif resume:
             self.log(f"--resume: no {last} yet; starting from step 0")
         elif last.exists():
@@ -83,7 +83,7 @@ class Trainer:
         self.optimise = OptimisationStep(self.model, model, self.criterion, self.optimizer, self.scheduler,
                                          self.precision, self.info, cfg.optim.grad_clip, cfg.run.max_bad_steps,
                                          self.log)
-        self.optimise.bad_in_row, self.optimise.skipped = self.bad_in_row, self.skipped
+        self.optimise.bad_in_row, self.optimise.skipped = counters
 
     # ------------------------------------------------------------------ setup helpers
     def _init_weights(self, model: torch.nn.Module, path: str) -> None:
@@ -94,15 +94,16 @@ class Trainer:
         load_state_strict(model, ckpt["state_dict"], source=f"model.init_from {path}")
         self.log(f"initialised from {path} (its step {ckpt.get('step', '?')})")
 
-    def _resume(self, path: Path) -> None:
+    def _resume(self, path: Path) -> tuple[int, int]:
+        """Weights, optimisation state, step, best score and RNG from `path`; returns the
+        checkpoint's (non-finite steps in a row, skipped steps)."""
         if self.info.is_main:
             remove_interrupted_saves(path.parent)
         ckpt = load_for_resume(path, self.cfg.to_dict())
         load_state_strict(self.raw_model, ckpt["state_dict"], source=str(path))
-        restore_optimisation(ckpt, self.optimizer, self.scheduler, self.scaler)
+        restore_optimisation(ckpt, self.optimizer, self.scheduler, self.precision.scaler)
         self.step = int(ckpt["step"])
         self.best_score = float(ckpt.get("best_score", -math.inf))
-        self.bad_in_row, self.skipped = int(ckpt.get("bad_in_row", 0)), int(ckpt.get("skipped_steps", 0))
         states = ckpt.get("rng_states") or []
         if len(states) != self.info.world_size:
             self.log(f"warning: checkpoint has RNG states of {len(states)} ranks, this run has "
@@ -110,6 +111,7 @@ class Trainer:
         if states:
             set_rng_state(states[min(self.info.rank, len(states) - 1)])
         self.log(f"resumed from {path} at step {self.step}/{self.cfg.optim.steps}")
+        return int(ckpt.get("bad_in_row", 0)), int(ckpt.get("skipped_steps", 0))
 
     def log(self, msg: str) -> None:
         if self.info.is_main:
@@ -128,8 +130,8 @@ class Trainer:
         if self.cfg.data.val_size:  # the size it was validated at: what nodes and `meco eval` run it at
             extra["input_size"] = [int(v) for v in self.cfg.data.val_size]
         if training_state:
-            extra.update(resume_entries(self.optimizer, self.scheduler, self.scaler, states,
-                                        {"bad_in_row": self.bad_in_row, "skipped": self.skipped},
+            extra.update(resume_entries(self.optimizer, self.scheduler, self.precision.scaler, states,
+                                        {"bad_in_row": self.optimise.bad_in_row, "skipped": self.optimise.skipped},
                                         self.info.world_size))
         save_checkpoint(self.out_dir / name, self.raw_model, class_set=self.class_set.to_dict(), **extra)
 
@@ -162,7 +164,6 @@ class Trainer:
     def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
         out = self.optimise(batch, self.step + 1)
         self.step += 1
-        self.bad_in_row, self.skipped = self.optimise.bad_in_row, self.optimise.skipped
         D.sync_codebooks(self.model, self.info)
         return out
 
@@ -214,11 +215,11 @@ class Trainer:
                 self.tb.close()
         steady = times[2:] or times
         summary = {"step": self.step, "out_dir": str(self.out_dir), "best_score": self.best_score,
-                   "skipped_steps": self.skipped, "sec_per_step": float(np.mean(steady)) if steady else math.nan,
+                   "skipped_steps": self.optimise.skipped, "sec_per_step": float(np.mean(steady)) if steady else math.nan,
                    "val": plain_metrics(self.last_val), "world_size": info.world_size, "rank": info.rank,
                    "rank_digests": digests}
         self.log(f"done: step {self.step}, {summary['sec_per_step']:.2f} s/step, best score {self.best_score:.4f}, "
-                 f"skipped {self.skipped}; checkpoints in {self.out_dir}")
+                 f"skipped {self.optimise.skipped}; checkpoints in {self.out_dir}")
         return summary
 
     def _open_logs(self, sampler: ResumableBatchSampler, resumed: int | None) -> None:
@@ -257,7 +258,7 @@ class Trainer:
             return
         row = {"step": self.step, "epoch": (self.step - 1) // sampler.batches_per_epoch,
                "lr": self.optimizer.param_groups[0]["lr"], "sec_per_step": step_s, "data_sec": data_s,
-               "skipped": self.skipped, **values,
+               "skipped": self.optimise.skipped, **values,
                **{f"cb_{k}": v for k, v in cb.items()}}
         self.train_log.write(row)
         self.tb.scalars("train", {k: v for k, v in row.items() if k not in ("step", "epoch") and not k.startswith("cb_")},
