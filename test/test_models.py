@@ -129,6 +129,35 @@ def test_codebooks_initialise_track_usage_and_restart_dead_codes(update: str) ->
         assert torch.equal(before[2], books.embed.data[2])         # unselected codebook untouched
 
 
+def test_codebook_warmup_quantizes_only_after_n_passes_from_trained_features() -> None:
+    torch.manual_seed(0)
+    model = build_model("meco", codebook_warmup=2, **TINY).train()
+    stage = model.decoder.stages[0]
+    image = make_batch()["image"]
+    for _ in range(2):
+        _, aux = model(image, return_aux=True)
+        assert float(aux["vq"]) == 0.0 and not bool(stage.expert_codebooks.initialized)
+    _, aux = model(image, return_aux=True)
+    assert float(aux["vq"].detach()) > 0 and bool(stage.expert_codebooks.initialized)
+    assert all(bool(books.initialized) for books in stage.task_codebooks.values())
+
+
+def test_z_residual_is_the_continuous_path_around_the_codebooks() -> None:
+    """Same weights with and without the residual: the output block's input differs by exactly z."""
+    torch.manual_seed(0)
+    with_z = build_model("meco", **TINY).decoder.stages[0].eval()
+    without_z = build_model("meco", z_residual=False, **TINY).decoder.stages[0].eval()
+    without_z.load_state_dict(with_z.state_dict())
+    captured = []
+    for stage in (with_z, without_z):
+        stage.out["depth"].register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
+    feature = torch.rand(1, with_z.fuse[0].in_channels, 3, 4)
+    with torch.no_grad():
+        with_z(feature), without_z(feature)
+        z = with_z.extractor["depth"](with_z.fuse(feature))
+    torch.testing.assert_close(captured[0] - captured[1], z, atol=1e-5, rtol=1e-5)
+
+
 def test_soft_routing_uses_every_codebook() -> None:
     model = build_model("meco", routing="soft", **TINY).eval()
     stage = model.decoder.stages[0]

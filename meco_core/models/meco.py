@@ -18,7 +18,12 @@ expressiveness:
    At inference only the k selected codebooks are searched (one batched matmul), so
    FLOPs grow with k and parameters with N (exactly N*K*C per stage).
 5. Task codebook s_t = q(z_t) in E_t.
-6. U_t = g + Q_t + s_t + z_t -> BN -> GELU -> 1x1 conv.
+6. U_t = g + Q_t + s_t + z_t -> BN -> GELU -> 1x1 conv (`z_residual=False` drops z_t).
+
+Two ablation knobs (README "Where MECO stands"): `codebook_warmup` trains the first N
+forward passes with identity quantizers (Q_t = s_t = z_t, no dictionary loss), so the
+codebooks are initialised from trained features instead of the first batch of a random
+extractor; `z_residual` is the continuous path around the codebooks.
 """
 from __future__ import annotations
 
@@ -34,9 +39,11 @@ from .vq import Codebooks, quantize_mixture
 class MecoStage(nn.Module):
     def __init__(self, in_dim: int, channels: int, tasks: list[str], num_experts: int, top_k: int,
                  codebook_size: int, task_codebook_size: int, routing: str, codebook_update: str,
-                 generic_detach: bool, router_position: bool, restart_every: int) -> None:
+                 generic_detach: bool, router_position: bool, restart_every: int,
+                 z_residual: bool = True, codebook_warmup: int = 0) -> None:
         super().__init__()
         self.tasks, self.generic_detach = tasks, generic_detach
+        self.z_residual, self.codebook_warmup = z_residual, codebook_warmup
         self.fuse = conv_norm_act(in_dim, channels, 1)
         self.generic = nn.Conv2d(channels, channels, 3, padding=1)
         self.extractor = nn.ModuleDict({t: conv_norm_act(channels, channels, 1) for t in tasks})
@@ -56,7 +63,14 @@ class MecoStage(nn.Module):
         keys = F.normalize(self.expert_codebooks.embed.mean(dim=1), dim=1)          # (N, C) prototypes
         return route(self.router_temperature * query @ keys.t(), self.top_k, self.routing, self.training)
 
+    def warming_up(self) -> bool:
+        """True while training inside the codebook warm-up (the expert codebooks' step count is the clock)."""
+        return self.training and int(self.expert_codebooks.steps) < self.codebook_warmup
+
     def forward(self, feature: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        warming_up = self.warming_up()
+        if warming_up:
+            self.expert_codebooks.steps += 1
         p = self.fuse(feature)
         g = self.generic(p.detach() if self.generic_detach and self.training else p)
         b, c, h, w = p.shape
@@ -68,7 +82,10 @@ class MecoStage(nn.Module):
         for t in self.tasks:
             z = self.extractor[t](p)
             routing = self.route(t, z)
-            if self.training:
+            if warming_up:  # identity quantizers: Q_t = s_t = z_t
+                quantized = z + z
+                balance = balance + load_balance_loss(routing.probs)
+            elif self.training:
                 tokens = z.flatten(2).transpose(1, 2)                                  # (B, M, C)
                 q_experts, loss_e = self.expert_codebooks(tokens, routing.indices, routing.weights)
                 q_task, loss_t = self.task_codebooks[t](tokens, zero_idx, one_w)
@@ -79,7 +96,7 @@ class MecoStage(nn.Module):
                 quantized = quantize_mixture(z.flatten(2), [
                     (self.expert_codebooks.embed[routing.indices], routing.weights),
                     (self.task_codebooks[t].embed[zero_idx], one_w)]).view(b, c, h, w)
-            outputs[t] = self.out[t](g + quantized + z)
+            outputs[t] = self.out[t](g + quantized + z if self.z_residual else g + quantized)
         return outputs, {"vq": vq_loss, "balance": balance}
 
 
@@ -89,12 +106,14 @@ class MecoDecoder(nn.Module):
     def __init__(self, in_dims: list[int], tasks: list[str], channels: int = 256,
                  num_experts: int = 15, top_k: int = 9, codebook_size: int = 64,
                  task_codebook_size: int = 64, routing: str = "topk", codebook_update: str = "dictionary",
-                 generic_detach: bool = True, router_position: bool = True, restart_every: int = 100) -> None:
+                 generic_detach: bool = True, router_position: bool = True, restart_every: int = 100,
+                 z_residual: bool = True, codebook_warmup: int = 0) -> None:
         super().__init__()
         self.channels = channels
         self.stages = nn.ModuleList(
             MecoStage(in_dim, channels, tasks, num_experts, top_k, codebook_size, task_codebook_size,
-                      routing, codebook_update, generic_detach, router_position, restart_every)
+                      routing, codebook_update, generic_detach, router_position, restart_every,
+                      z_residual, codebook_warmup)
             for in_dim in in_dims)
 
     def forward(self, features: list[torch.Tensor]):
