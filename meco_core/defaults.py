@@ -15,3 +15,8 @@ NODE_START_TIMEOUT_S = 180.0  # tools wait this long for a started node's "ready
 # Runtime's workers want the same core, inference goes first and publishing fills the gaps
 # between operators. node-bench, 2 cores: 16.1 / 17.8 -> 18.7 / 19.2 FPS (README).
 PUBLISH_THREAD_NICE = 10
+
+# How the node's ONNX Runtime workers spin (runtime.RuntimeSpec.spin): inside a Run() only.
+# Raw, golf model at 240x320, 2 threads: always 33.6 / run 33.1 / off 28.2 FPS; 'run'
+# keeps the fast operator hand-offs and leaves the cores to post-processing between frames.
+NODE_ORT_SPIN = "run"

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from meco_core.evaluation.bench import percentiles
-from meco_core.defaults import DEV_MODEL_CONFIG, NODE_START_TIMEOUT_S
+from meco_core.defaults import DEV_MODEL_CONFIG, NODE_ORT_SPIN, NODE_START_TIMEOUT_S
 
 from .proc import REPO, Process, node_checkpoint, node_ros_args, ros_env, start_node
 
@@ -236,7 +236,7 @@ def raw_grid(checkpoint: str | None, dev_config: str, size: tuple[int, int], dev
 
     from meco_core.evaluation.bench import benchmark
     from meco_core.inference import resolve_device
-    from meco_core.inference.runtime import OnnxRuntimeModel, RuntimeSpec
+    from meco_core.inference.runtime import ORT_SPIN_MODES, OnnxRuntimeModel, RuntimeSpec
 
     models = _raw_models(checkpoint, dev_config, size, backends)
     rows = []
@@ -247,19 +247,51 @@ def raw_grid(checkpoint: str | None, dev_config: str, size: tuple[int, int], dev
             if backend == "torch":
                 timed[backend], twins[backend] = model, twin
                 continue
-            for spin in (True, False):  # ORT's default, and the node's (no spinning: see RuntimeSpec.spin)
+            for spin in ORT_SPIN_MODES:  # ORT's default 'always', the node's (defaults.NODE_ORT_SPIN), 'off'
                 label = raw_label(backend, spin)
                 timed[label] = OnnxRuntimeModel(model, spec=RuntimeSpec(threads=threads, spin=spin))
                 twins[label] = twin
         for row in benchmark(timed, size, str(resolve_device(device)), warmup=3, repeats=repeats, progress=False,
                              twins=twins):
-            rows.append({"backend": row.model, "threads": threads, "fps": row.fps, "latency_ms": row.latency_ms})
+            rows.append({"backend": row.model, "threads": threads, "streams": 1, "fps": row.fps,
+                         "latency_ms": row.latency_ms})
+    rows += stream_rows(models, size, device, repeats)
     return rows
 
 
-def raw_label(backend: str, spin: bool = False) -> str:
-    """Raw-grid row name of a backend; the node runs ONNX Runtime without spinning."""
-    return backend if backend == "torch" or spin else f"{backend} no-spin"
+def stream_rows(models: dict, size: tuple[int, int], device: str, frames: int) -> list[dict[str, Any]]:
+    """ONNX Runtime with S frames at once (S = 2 .. cores, cores // S threads each): what the
+    node's inference workers can reach, so the best raw configuration includes it."""
+    import torch
+
+    from meco_core.evaluation.bench import measure_throughput
+    from meco_core.inference import resolve_device
+    from meco_core.inference.runtime import OnnxRuntimeModel, RuntimeSpec
+
+    if "onnxruntime" not in models:
+        return []
+    cores = os.cpu_count() or 1
+    image = torch.rand(1, 3, *size, device=resolve_device(device))
+    rows = []
+    for streams in range(2, cores + 1):
+        threads = cores // streams
+        model = OnnxRuntimeModel(models["onnxruntime"][0], spec=RuntimeSpec(threads=threads, spin=NODE_ORT_SPIN))
+        fps = measure_throughput(model, image, streams, frames)
+        rows.append({"backend": raw_label("onnxruntime"), "threads": threads, "streams": streams, "fps": fps,
+                     "latency_ms": float("nan")})
+    return rows
+
+
+def config_label(row: dict[str, Any]) -> str:
+    """'onnxruntime spin-run, 2 threads' or 'onnxruntime spin-run, 2 streams x 1 thread'."""
+    streams = row.get("streams", 1)
+    return f"{row['backend']}, " + (f"{row['threads']} threads" if streams == 1 else
+                                    f"{streams} streams x {row['threads']} thread(s)")
+
+
+def raw_label(backend: str, spin: str = NODE_ORT_SPIN) -> str:
+    """Raw-grid row name of a backend and ORT spin mode (default: the node's)."""
+    return backend if backend == "torch" or spin == "always" else f"{backend} spin-{spin}"
 
 
 def merge_grids(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -314,8 +346,13 @@ class BenchSetup:
     camera_size: tuple[int, int]
     bench_size: tuple[int, int]     # the inference size the raw model is timed at
     backend: str
-    threads: int
+    threads: int                    # the node's threads in all (split between its workers)
+    workers: int                    # the node's inference workers
     model_label: str
+
+    @property
+    def worker_threads(self) -> int:
+        return max(1, self.threads // self.workers)
 
     @property
     def dev(self) -> bool:
@@ -326,7 +363,7 @@ def resolve_setup(args: argparse.Namespace) -> BenchSetup:
     """Checkpoint, inference size, backend and threads exactly as the node will pick them."""
     from meco_core.errors import MecoError
 
-    from .params import resolve_threads
+    from .params import resolve_threads, resolve_workers
 
     params_file = Path(args.params_file or REPO / "config" / "golf_cart.yaml").resolve()
     try:
@@ -341,9 +378,12 @@ def resolve_setup(args: argparse.Namespace) -> BenchSetup:
 
         inference_size = list(load_checkpoint(checkpoint).get("input_size") or [0, 0])
     backend = "torch" if checkpoint is None else args.backend or _params_value(params_file, "backend", "torch")
+    device = args.device or _params_value(params_file, "device", "auto")
+    workers = resolve_workers(args.workers or int(_params_value(params_file, "inference_workers", 0)), backend,
+                              str(device).startswith("cuda"))
     return BenchSetup(checkpoint, params_file, tuple(args.size),
                       tuple(args.size) if inference_size == [0, 0] else tuple(inference_size), backend,
-                      resolve_threads(args.threads, backend),
+                      resolve_threads(args.threads, backend), workers,
                       checkpoint or f"meco {args.dev_model_config} (RANDOM weights, test/dev mode)")
 
 
@@ -354,6 +394,7 @@ def run_node(args: argparse.Namespace, setup: BenchSetup, say) -> tuple[dict[str
     domain = random.randint(1, 200) if args.domain_id is None else args.domain_id
     ns = f"/meco_bench_{os.getpid()}"
     ros_args = node_ros_args(setup.params_file, ns, setup.checkpoint, args.dev_model_config, threads=setup.threads,
+                             inference_workers=setup.workers,
                              backend=setup.backend, inference_size=setup.bench_size if args.inference_size else None,
                              device=args.device)
     say(f"starting perception_node (ROS_DOMAIN_ID={domain}, namespace {ns}) ...")
@@ -398,7 +439,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     say = (lambda *a: print(*a, file=sys.stderr, flush=True)) if not args.quiet else (lambda *a: None)
     say(f"node-bench: model {setup.model_label}, backend {setup.backend}, inference {setup.bench_size[0]}x"
         f"{setup.bench_size[1]}, camera {h}x{w} {args.encoding} @ {args.rate:g} Hz best effort, {args.duration:g} s, "
-        f"{setup.threads} threads")
+        f"{setup.workers} worker(s) x {setup.worker_threads} thread(s)")
     load_before = os.getloadavg()[0]
     backends = ["torch"] if setup.dev else ["torch", "onnxruntime"]
     thread_counts = sorted({setup.threads, *range(1, (os.cpu_count() or 1) + 1)})
@@ -426,14 +467,16 @@ def summarize(args: argparse.Namespace, setup: BenchSetup, grid: list[dict[str, 
     stage_means = {key: statistics.mean(getattr(s, key) for _, s in steady) if steady else float("nan")
                    for key in ("convert_ms", "inference_ms", "postprocess_ms", "publish_ms", "latency_ms")}
     best = max(grid, key=lambda r: r["fps"])
-    own = next((r for r in grid if r["backend"] == raw_label(setup.backend) and r["threads"] == setup.threads), None)
+    own = next((r for r in grid if r["backend"] == raw_label(setup.backend) and r["threads"] == setup.worker_threads
+                and r.get("streams", 1) == setup.workers), None)
     target = 0.85 * min(best["fps"], args.rate)
     ratio = primary["last_p95_ms"] / primary["first_p95_ms"] if primary["first_p95_ms"] else float("nan")
     return {
         "config": {"model": setup.model_label, "dev_mode": setup.dev, "backend": setup.backend,
                    "inference_size": list(setup.bench_size), "camera_size": list(setup.camera_size),
                    "encoding": args.encoding, "rate_hz": args.rate, "duration_s": args.duration,
-                   "threads": setup.threads, "device": stats.device if stats else None,
+                   "threads": setup.threads, "workers": setup.workers,
+                   "device": stats.device if stats else None,
                    "params_file": str(setup.params_file), "cpus": os.cpu_count(), "load_avg_1min_before_after": load},
         "raw_model": {"grid": grid, "best": best, "node_config": own},
         **costs,
@@ -467,19 +510,19 @@ def render(result: dict[str, Any]) -> None:
     title = (f"node-bench: {c['model']} | backend {c['backend']} | "
              f"inference {c['inference_size'][0]}x{c['inference_size'][1]} | camera "
              f"{c['camera_size'][0]}x{c['camera_size'][1]} {c['encoding']} @ {c['rate_hz']:g} Hz best effort | "
-             f"{c['device']} {c['threads']} threads")
+             f"{c['device']} {c['workers']} worker(s) x {max(1, c['threads'] // c['workers'])} thread(s)")
     t = Table(title=title)
     t.add_column("metric")
     t.add_column("value", justify="right")
     lat = n["latency_ms"]
     best, own = raw["best"], raw["node_config"]
-    rows = [(f"raw model FPS {r['backend']}, {r['threads']} threads (before / after)",
+    rows = [(f"raw model FPS {config_label(r)} (before / after)",
              f"{r['fps_before']:.2f} / {r['fps_after']:.2f}") for r in raw["grid"]]
     rows += [
-        ("best raw configuration", f"{best['backend']}, {best['threads']} threads: {best['fps']:.2f} FPS"),
+        ("best raw configuration", f"{config_label(best)}: {best['fps']:.2f} FPS"),
         ("node FPS (depth outputs received)", f"{n['fps']:.2f}"),
         ("node FPS / min(best raw, camera rate)", f"{n['fps'] / min(best['fps'], c['rate_hz']):.3f}"),
-        (f"node FPS / raw at the node's configuration ({c['backend']}, {c['threads']} threads)",
+        (f"node FPS / raw at the node's configuration ({config_label(own) if own else c['backend']})",
          f"{n['fps'] / own['fps']:.3f}" if own else "-"),
         ("latency stamp->receipt p50 / p95 / p99 ms", f"{lat['p50']:.1f} / {lat['p95']:.1f} / {lat['p99']:.1f}"),
         ("latency p95 first 10 s / last 10 s ms", f"{n['first_10s_p95_ms']:.1f} / {n['last_10s_p95_ms']:.1f} "
@@ -531,6 +574,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=0,
                    help="the node's threads (default 0 = the node's auto: all cores but one); the raw bench tries "
                         "every count from 1 to the CPU count on each backend")
+    p.add_argument("--workers", type=int, default=0,
+                   help="the node's inference workers (default 0 = the params file's, else the node's auto)")
     p.add_argument("--repeats", type=int, default=20, help="raw model bench repeats (default 20)")
     p.add_argument("--dev", action="store_true", help="force the random-weight test/dev model")
     p.add_argument("--dev-model-config", default=DEV_MODEL_CONFIG,

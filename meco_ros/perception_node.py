@@ -47,7 +47,7 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Float64
 
-from meco_core.defaults import PUBLISH_THREAD_NICE
+from meco_core.defaults import NODE_ORT_SPIN, PUBLISH_THREAD_NICE
 from meco_core.inference import Estimator, RawOutput, find_checkpoint
 
 from . import outputs as out
@@ -77,6 +77,12 @@ class StartupError(RuntimeError):
     """The node cannot start (missing checkpoint, unavailable device, bad parameters)."""
 
 
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def _share_dir() -> tuple:
     try:
         from ament_index_python.packages import get_package_share_directory
@@ -98,6 +104,8 @@ class PerceptionNode(LifecycleNode):
         self._timers: list[Any] = []
         self._active = False
         self._publish_lock = threading.Lock()  # publishers are never destroyed mid-frame
+        self._config_lock = threading.Lock()
+        self._workers = 1
         self._camera_info: CameraInfo | None = None
         self._applied_cfg: params.NodeConfig | None = None  # the config the inference thread runs with
         self.stats = PipelineStats()
@@ -168,16 +176,18 @@ class PerceptionNode(LifecycleNode):
         self._applied_cfg = None
         self.mailbox: Mailbox[Frame] = Mailbox()
         self.results: Mailbox[Pending] = Mailbox()
-        self.stages = [Stage(self.mailbox, self._infer, self._worker_error, "meco-inference", init=self._warmup),
-                       Stage(self.results, self._finish, self._worker_error, "meco-publish",
-                             nice=PUBLISH_THREAD_NICE)]
+        self._last_published = float("-inf")  # receipt time of the newest frame out (publish thread only)
+        inference = [Stage(self.mailbox, self._infer, self._worker_error, f"meco-inference-{i}", init=self._warmup)
+                     for i in range(self._workers)]
+        self.stages = [*inference, Stage(self.results, self._finish, self._worker_error, "meco-publish",
+                                         nice=PUBLISH_THREAD_NICE)]
         for stage in self.stages:
             stage.start()
-        inference = self.stages[0]
-        while not inference.ready.wait(1.0) and inference.is_alive():
-            pass  # warm-up time depends on model and device: no fixed limit, but never past a dead thread
-        if inference.init_error is not None or not inference.ready.is_set():
-            raise StartupError(f"warm-up failed: {inference.init_error!r}")
+        for worker in inference:
+            while not worker.ready.wait(1.0) and worker.is_alive():
+                pass  # warm-up time depends on model and device: no fixed limit, but never past a dead thread
+            if worker.init_error is not None or not worker.ready.is_set():
+                raise StartupError(f"warm-up failed: {worker.init_error!r}")
 
     def _deactivate(self) -> None:
         with self._publish_lock:
@@ -215,18 +225,22 @@ class PerceptionNode(LifecycleNode):
         if not checkpoint and backend != "torch":
             self.get_logger().warning(f"test/dev mode: the random-weight model runs on backend torch, not {backend}")
             backend = "torch"
+        device = str(p("device"))
+        on_gpu = device.startswith("cuda") or (device == "auto" and _cuda_available())
+        self._workers = params.resolve_workers(int(p("inference_workers")), backend, on_gpu)
+        threads = max(1, params.resolve_threads(int(p("threads")), backend) // self._workers)
         try:
-            est = Estimator(str(path) if path else None, device=p("device"), precision=p("precision"),
-                            inference_size=list(p("inference_size")),
-                            threads=params.resolve_threads(int(p("threads")), p("backend")),
+            est = Estimator(str(path) if path else None, device=device, precision=p("precision"),
+                            inference_size=list(p("inference_size")), threads=threads,
                             model_name=model or None, model_config=params.parse_model_config(p("model_config")),
                             upsample=p("upsample"), compile=bool(p("compile")), backend=backend,
                             backend_fallback=bool(p("backend_fallback")),
                             engine_cache_dir=p("engine_cache_dir") or None,
-                            ort_spin=False,  # its other threads need the cores (params.resolve_threads)
+                            ort_spin=NODE_ORT_SPIN,
                             warn=self.get_logger().warning)  # e.g. the UNTRAINED warning, in the ROS log
         except Exception as exc:  # device unavailable, checkpoint unreadable, bad model config
             raise StartupError(f"cannot build the model: {exc}") from exc
+        self.get_logger().info(f"inference: {self._workers} worker(s) x {threads} thread(s) on {est.device_label}")
         return est
 
     def _create_status_publishers(self) -> None:
@@ -320,16 +334,19 @@ class PerceptionNode(LifecycleNode):
         Called per frame on the inference thread, but a no-op until `_apply` builds a new
         config (already validated by the set-parameter callback)."""
         cfg = self.cfg
-        if cfg is self._applied_cfg:
-            return
-        self.estimator.configure(precision=cfg.precision, inference_size=cfg.inference_size, upsample=cfg.upsample)
-        if cfg.threads:
+        if cfg is not self._applied_cfg:
+            with self._config_lock:  # several inference workers may see the new config at once
+                if cfg is not self._applied_cfg:
+                    self.estimator.configure(precision=cfg.precision, inference_size=cfg.inference_size,
+                                             upsample=cfg.upsample)
+                    self._lut = out.palette_lut(cfg.palette)
+                    self._applied_cfg = cfg
+        if cfg.threads and self.estimator.backend == "torch":
             import torch
 
-            if torch.get_num_threads() != cfg.threads:  # per thread (OpenMP): called on the inference thread
-                torch.set_num_threads(cfg.threads)
-        self._lut = out.palette_lut(cfg.palette)
-        self._applied_cfg = cfg
+            threads = max(1, cfg.threads // self._workers)
+            if torch.get_num_threads() != threads:  # per thread (OpenMP): set on each inference thread
+                torch.set_num_threads(threads)
 
     def _infer(self, frame: Frame) -> None:
         """Stage 1 (inference thread): newest frame -> network outputs, handed to stage 2."""
@@ -362,7 +379,12 @@ class PerceptionNode(LifecycleNode):
                 self.stats.count("dropped")
 
     def _finish(self, job: "Pending") -> None:
-        """Stage 2 (publish thread): post-process and publish one frame, record its timings."""
+        """Stage 2 (publish thread): post-process and publish one frame, record its timings.
+        With several inference workers a frame can finish after a newer one: it is dropped,
+        so outputs never go back in time."""
+        if job.frame.received < self._last_published:
+            self.stats.count("dropped")
+            return
         try:
             pred = self.estimator.postprocess(job.raw)
         except Exception as exc:  # noqa: BLE001
@@ -379,6 +401,7 @@ class PerceptionNode(LifecycleNode):
             self.outputs.publish_frame(job.frame.header, job.rgb, pred, job.wanted, self.cfg, self._lut,
                                        self.cfg.max_depth or self.estimator.max_depth, self._camera_info, self.warn)
         t_end = time.perf_counter()
+        self._last_published = job.frame.received
         latency_ms = self._latency_ms(job.frame)
         stages = {**pred.timings, "publish": (t_end - t_pub) * 1e3}
         self.stats.record(latency_ms, stages)

@@ -86,3 +86,46 @@ def test_precisions_side_by_side(tmp_path) -> None:
     assert (fp32["model"], bf16["model"]) == ("plain [fp32]", "plain [bf16]")
     assert bf16["precision"] == "bf16" and bf16["channels_last"] and bf16["gflops"] == fp32["gflops"]
     assert "fps_ratio" in bf16
+
+
+class _Recorder:
+    """A 'model' that records how many calls overlap (sleep releases the GIL, as ORT does)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.lock, self.active, self.peak, self.calls = threading.Lock(), 0, 0, 0
+
+    def __call__(self, image):
+        import time
+
+        with self.lock:
+            self.active += 1
+            self.calls += 1
+            self.peak = max(self.peak, self.active)
+        time.sleep(0.005)
+        with self.lock:
+            self.active -= 1
+        return image
+
+
+def test_throughput_streams_really_run_at_once() -> None:
+    import torch
+
+    from meco_core.evaluation.bench import measure_throughput
+
+    model = _Recorder()
+    fps = measure_throughput(model, torch.zeros(1), streams=3, frames=4)
+    assert model.peak == 3 and model.calls == 3 * (4 + 1) and fps > 0   # 1 warm-up call per stream
+
+
+def test_every_timed_call_follows_an_untimed_one_of_the_same_model() -> None:
+    """A runtime that spins after a call must not slow the next model's timed call."""
+    import torch
+
+    from meco_core.evaluation.bench import measure_latency
+
+    models = {"a": _Recorder(), "b": _Recorder()}
+    times = measure_latency(models, torch.zeros(1), warmup=1, repeats=3, progress=False)
+    assert all(len(t) == 3 for t in times.values())
+    assert all(m.calls == 1 + 2 * 3 for m in models.values())

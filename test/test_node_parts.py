@@ -1,6 +1,7 @@
 """The node's building blocks without DDS: mailbox, input checks, outputs, parameter checks."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -181,7 +182,6 @@ def test_node_bench_end_to_end_reports_both_references(tmp_path):
     """`meco node-bench` on the random-weight dev model, briefly: the raw grid covers every
     thread count, the best configuration and the node's own are both reported."""
     import json
-    import os
 
     from meco_core.cli import main as meco
 
@@ -190,10 +190,24 @@ def test_node_bench_end_to_end_reports_both_references(tmp_path):
           "--repeats", "2", "--json", str(out), "--quiet"])
     result = json.loads(out.read_text())
     grid = result["raw_model"]["grid"]
-    assert {(r["backend"], r["threads"]) for r in grid} == {("torch", t) for t in range(1, (os.cpu_count() or 1) + 1)}
+    assert {(r["backend"], r["threads"], r["streams"]) for r in grid} == \
+        {("torch", t, 1) for t in range(1, (os.cpu_count() or 1) + 1)}     # torch: no parallel streams
     best = result["raw_model"]["best"]
     assert best["fps"] == max(r["fps"] for r in grid) > 0
     assert result["raw_model"]["node_config"]["threads"] == result["config"]["threads"]
     assert result["node"]["fps"] > 0 and result["stats"]["frames_processed"] > 0
     assert result["clouds"]["points"] == 48 * 64 and result["clouds"]["median_ms"] > 0
     assert "fps_ge_0.85x_min(best raw, rate)" in result["checks"]
+
+
+def test_inference_workers_auto_rule(monkeypatch):
+    """Two frames in flight only where they run in parallel: ONNX Runtime on a multi-core CPU."""
+    from meco_ros.params import resolve_workers
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert resolve_workers(0, "onnxruntime", on_gpu=False) == 2
+    assert resolve_workers(0, "onnxruntime", on_gpu=True) == 1
+    assert resolve_workers(0, "torch", on_gpu=False) == 1
+    assert resolve_workers(3, "torch", on_gpu=False) == 3       # explicit wins
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert resolve_workers(0, "onnxruntime", on_gpu=False) == 1

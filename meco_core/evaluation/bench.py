@@ -3,7 +3,11 @@
 Conventions (shared/design/meco.md): FLOPs counted by torch.utils.flop_counter on the
 inference form at batch 1 (1 multiply-add = 2 FLOPs; VQ distance matmuls included);
 latency at batch 1 after warm-up, all models in one process, interleaved round-robin
-so that machine noise hits every model alike; medians and p90 of repeated runs.
+so that machine noise hits every model alike; medians and p90 of repeated runs. Each
+timed call follows an untimed one of the same model: runtimes whose threads keep
+spinning after a call (ONNX Runtime's default, OpenMP) would otherwise slow whichever
+model comes next (measured: ORT spinning only inside a run timed 19.5 FPS right after a
+spinning session, 33 FPS alone).
 """
 from __future__ import annotations
 
@@ -111,12 +115,39 @@ def measure_latency(models: dict[str, nn.Module], image: torch.Tensor, warmup: i
     for r in rounds:
         order = names[r % len(names):] + names[:r % len(names)]
         for name in order:
+            models[name](image)  # settle: the previous model's threads stop spinning meanwhile
             _sync(image.device)
             start = time.perf_counter()
             models[name](image)
             _sync(image.device)
             times[name].append((time.perf_counter() - start) * 1e3)
     return times
+
+
+def measure_throughput(model: nn.Module, image: torch.Tensor, streams: int, frames: int = 20) -> float:
+    """Frames per second of `streams` threads calling one model at once, `frames` calls each.
+
+    A runtime that releases the GIL (ONNX Runtime) runs the streams in parallel: on a few
+    cores, two 1-thread streams can beat one 2-thread stream (no barrier per operator)."""
+    import threading
+
+    start = threading.Barrier(streams + 1)
+
+    def loop() -> None:
+        model(image)  # warm-up, then wait for the others
+        start.wait()
+        for _ in range(frames):
+            model(image)
+
+    threads = [threading.Thread(target=loop, daemon=True) for _ in range(streams)]
+    for t in threads:
+        t.start()
+    start.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    _sync(image.device)
+    return streams * frames / (time.perf_counter() - t0)
 
 
 def benchmark(models: dict[str, nn.Module], size: tuple[int, int], device: str = "cpu", warmup: int = 2,

@@ -170,7 +170,7 @@ class Estimator:
                  model: nn.Module | None = None, class_set: Any = None, model_name: str | None = None,
                  model_config: Mapping[str, Any] | None = None, upsample: str = "bilinear",
                  compile: bool = False, channels_last: bool | None = None, backend: str = "torch",
-                 backend_fallback: bool = False, engine_cache_dir: str | None = None, ort_spin: bool = True,
+                 backend_fallback: bool = False, engine_cache_dir: str | None = None, ort_spin: str = "always",
                  warn: Any = None) -> None:
         from meco_core.inference.runtime import BACKENDS, RuntimeSpec
 

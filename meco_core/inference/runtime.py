@@ -50,6 +50,9 @@ class BackendError(MecoError, RuntimeError):
     """The asked-for backend cannot run here; the message says what to install or change."""
 
 
+ORT_SPIN_MODES = ("always", "run", "off")
+
+
 @dataclass(frozen=True)
 class RuntimeSpec:
     """How to run an ONNX file: backend, device ('cpu' | 'cuda' | 'cuda:N'), precision, threads."""
@@ -60,11 +63,15 @@ class RuntimeSpec:
     threads: int | None = None
     cache_dir: str | None = None
     fallback: bool = False
-    # ORT's intra-op workers spin between ops by default: fastest alone, but a pipeline whose
-    # other threads (pre/post-processing, DDS) need the same cores lost 13% FPS to it here.
-    spin: bool = True
+    # ORT's intra-op workers spin between ops (fast hand-offs) and keep spinning after Run()
+    # returns: fastest alone, but in a pipeline that spinning takes the cores the other
+    # threads (post-processing, DDS) need. 'always' (ORT's default) | 'run' (spin inside a
+    # Run(), stop the moment it returns: session.force_spinning_stop) | 'off' (never spin).
+    spin: str = "always"
 
     def check(self) -> "RuntimeSpec":
+        if self.spin not in ORT_SPIN_MODES:
+            raise BackendError(f"ONNX Runtime spin mode must be one of {', '.join(ORT_SPIN_MODES)}; got {self.spin!r}")
         if self.backend not in ONNX_BACKENDS:
             raise BackendError(f"backend must be one of {', '.join(BACKENDS)}; got {self.backend!r}")
         if self.backend == "tensorrt" and not self.on_gpu:
@@ -186,8 +193,10 @@ def open_session(path: str | Path, spec: RuntimeSpec, providers: list | None = N
     options = ort.SessionOptions()
     if spec.threads:
         options.intra_op_num_threads = int(spec.threads)
-    if not spec.spin:
+    if spec.spin == "off":
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    elif spec.spin == "run":
+        options.add_session_config_entry("session.force_spinning_stop", "1")
     try:
         session = ort.InferenceSession(str(path), options, providers=providers)
     except Exception as exc:  # provider libraries that fail to load, no GPU, a corrupt file
