@@ -11,6 +11,9 @@
 #
 #   bash tools/ablate_meco.sh                # all knobs, seed 1
 #   SEEDS=2 bash tools/ablate_meco.sh warmup # one knob, seed 2
+#   THREADS=1 bash tools/ablate_meco.sh no_restarts &  THREADS=1 bash tools/ablate_meco.sh vq_weight
+#                                            # two queues side by side, a core each (more runs per hour
+#                                            # on 2 cores than one 2-thread queue; same steps, same scores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 declare -A KNOB=(
@@ -27,6 +30,7 @@ for knob in "${@:-${ORDER[@]}}"; do
   "${MECO:-.venv/bin/meco}" compare --config config/train/meco_camvid.yaml \
     --models meco --seeds "${SEEDS:-1}" --steps 330 \
     --set optim.warmup_steps=30 --set run.val_every=0 --set run.ckpt_every=50 --set "${KNOB[$knob]}" \
+    ${THREADS:+--set run.threads=$THREADS} \
     --eval data/camvid:val --eval data/synth_golf:test:depth \
     --size 360x480 --out "${OUT:-runs/ablations}/$knob" --no-progress
 done
