@@ -20,7 +20,9 @@ lifecycle manager (nav2_lifecycle_manager, `ros2 lifecycle set`) drives it.
 Real-time design: the subscription callback validates the message (cheap, zero-copy) and
 drops it into a one-slot mailbox; an inference thread always takes the newest frame, so
 frames that arrive during inference replace each other (counted as dropped) and no
-backlog can form. A second thread post-processes and publishes a frame while the next
+backlog can form. With `inference_workers` > 1 (auto: 2 for ONNX Runtime on a multi-core
+CPU) several such threads each take the newest frame when free, and a frame finishing
+after a newer one is dropped, so outputs stay in stamp order. A publish thread post-processes and publishes a frame while the next
 one is inferred (hand-over of at most one result: still no backlog). Outputs nobody
 subscribes to are not computed. Model errors and CUDA
 out-of-memory are logged (rate-limited) and counted; the node carries on.
