@@ -147,13 +147,16 @@ def train_and_score(config_path: str | Path, name: str, out_root: str | Path, ov
 
     from meco_core.evaluation.evaluate import json_safe
 
-    steps = load_config(config_path, overrides).optim.steps
+    cfg = load_config(config_path, overrides)
+    steps = cfg.optim.steps
     scores = cached_scores(out_root, name, seed, steps, specs)
     label = name if seed is None else f"{name} seed {seed}"
     if scores is not None:
         log(f"{label}: scores cached in {scores_path(out_root, name, seed)}")
         return scores
     checkpoint = train_model(config_path, name, out_root, overrides, progress, log, seed)
+    if cfg.run.threads:  # scoring shares the machine like its training did (two queues side by side)
+        torch.set_num_threads(cfg.run.threads)
     scores = score_model(checkpoint, specs, max_frames, progress)
     path = scores_path(out_root, name, seed)
     path.write_text(json.dumps(json_safe({"model": name, "seed": seed, "step": steps, "config": str(config_path),
