@@ -22,10 +22,10 @@ drops it into a one-slot mailbox; an inference thread always takes the newest fr
 frames that arrive during inference replace each other (counted as dropped) and no
 backlog can form. With `inference_workers` > 1 (auto: 2 for ONNX Runtime on a multi-core
 CPU) several such threads each take the newest frame when free, and a frame finishing
-after a newer one is dropped, so outputs stay in stamp order. A publish thread post-processes and publishes a frame while the next
-one is inferred (hand-over of at most one result: still no backlog). Outputs nobody
-subscribes to are not computed. Model errors and CUDA
-out-of-memory are logged (rate-limited) and counted; the node carries on.
+after a newer one is dropped, so outputs stay in stamp order. A publish thread
+post-processes and publishes a frame while the next one is inferred (hand-over of at most
+one result: still no backlog). Outputs nobody subscribes to are not computed. Model
+errors and CUDA out-of-memory are logged (rate-limited) and counted; the node carries on.
 
 Test/dev mode: `checkpoint:=''` with `model:=meco` (and a small `model_config`) runs a
 random-weight model, loudly flagged as UNTRAINED; only for tests and pipeline checks.
