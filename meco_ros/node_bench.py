@@ -352,7 +352,9 @@ class BenchSetup:
 
     @property
     def worker_threads(self) -> int:
-        return max(1, self.threads // self.workers)
+        from .params import worker_threads
+
+        return worker_threads(self.threads, self.workers)
 
     @property
     def dev(self) -> bool:
@@ -378,9 +380,8 @@ def resolve_setup(args: argparse.Namespace) -> BenchSetup:
 
         inference_size = list(load_checkpoint(checkpoint).get("input_size") or [0, 0])
     backend = "torch" if checkpoint is None else args.backend or _params_value(params_file, "backend", "torch")
-    device = args.device or _params_value(params_file, "device", "auto")
     workers = resolve_workers(args.workers or int(_params_value(params_file, "inference_workers", 0)), backend,
-                              str(device).startswith("cuda"))
+                              args.device or _params_value(params_file, "device", "auto"))
     return BenchSetup(checkpoint, params_file, tuple(args.size),
                       tuple(args.size) if inference_size == [0, 0] else tuple(inference_size), backend,
                       resolve_threads(args.threads, backend), workers,
@@ -475,7 +476,7 @@ def summarize(args: argparse.Namespace, setup: BenchSetup, grid: list[dict[str, 
         "config": {"model": setup.model_label, "dev_mode": setup.dev, "backend": setup.backend,
                    "inference_size": list(setup.bench_size), "camera_size": list(setup.camera_size),
                    "encoding": args.encoding, "rate_hz": args.rate, "duration_s": args.duration,
-                   "threads": setup.threads, "workers": setup.workers,
+                   "threads": setup.threads, "workers": setup.workers, "worker_threads": setup.worker_threads,
                    "device": stats.device if stats else None,
                    "params_file": str(setup.params_file), "cpus": os.cpu_count(), "load_avg_1min_before_after": load},
         "raw_model": {"grid": grid, "best": best, "node_config": own},
@@ -510,7 +511,7 @@ def render(result: dict[str, Any]) -> None:
     title = (f"node-bench: {c['model']} | backend {c['backend']} | "
              f"inference {c['inference_size'][0]}x{c['inference_size'][1]} | camera "
              f"{c['camera_size'][0]}x{c['camera_size'][1]} {c['encoding']} @ {c['rate_hz']:g} Hz best effort | "
-             f"{c['device']} {c['workers']} worker(s) x {max(1, c['threads'] // c['workers'])} thread(s)")
+             f"{c['device']} {c['workers']} worker(s) x {c['worker_threads']} thread(s)")
     t = Table(title=title)
     t.add_column("metric")
     t.add_column("value", justify="right")

@@ -304,8 +304,9 @@ class NodeConfig:
             obstacle_classes=tuple(g("cloud.obstacle_classes")))
 
 
-def resolve_workers(value: int, backend: str, on_gpu: bool) -> int:
-    """0 = auto: two frames in flight for ONNX Runtime on a CPU with 2+ cores, one otherwise.
+def resolve_workers(value: int, backend: str, device: str) -> int:
+    """0 = auto: two frames in flight for ONNX Runtime on a CPU with 2+ cores, one otherwise
+    (`device` as the parameter reads: cpu | cuda[:N] | auto = CUDA when torch sees a GPU).
 
     Two 1-thread ORT runs side by side did 42-44 FPS on this 2-core machine where one 2-thread
     run did 33.6 (golf model, 240x320): an operator split over two cores waits at every
@@ -315,7 +316,19 @@ def resolve_workers(value: int, backend: str, on_gpu: bool) -> int:
 
     if value > 0:
         return value
-    return 2 if backend == "onnxruntime" and not on_gpu and (os.cpu_count() or 1) >= 2 else 1
+    if backend != "onnxruntime" or (os.cpu_count() or 1) < 2:
+        return 1
+    device = str(device)
+    if device == "auto":
+        import torch
+
+        return 1 if torch.cuda.is_available() else 2
+    return 1 if device.startswith("cuda") else 2
+
+
+def worker_threads(total: int, workers: int) -> int:
+    """Each inference worker's share of the node's threads (at least one)."""
+    return max(1, total // workers)
 
 
 def resolve_threads(value: int, backend: str = "torch") -> int:

@@ -79,12 +79,6 @@ class StartupError(RuntimeError):
     """The node cannot start (missing checkpoint, unavailable device, bad parameters)."""
 
 
-def _cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
 def _share_dir() -> tuple:
     try:
         from ament_index_python.packages import get_package_share_directory
@@ -228,9 +222,8 @@ class PerceptionNode(LifecycleNode):
             self.get_logger().warning(f"test/dev mode: the random-weight model runs on backend torch, not {backend}")
             backend = "torch"
         device = str(p("device"))
-        on_gpu = device.startswith("cuda") or (device == "auto" and _cuda_available())
-        self._workers = params.resolve_workers(int(p("inference_workers")), backend, on_gpu)
-        threads = max(1, params.resolve_threads(int(p("threads")), backend) // self._workers)
+        self._workers = params.resolve_workers(int(p("inference_workers")), backend, device)
+        threads = params.worker_threads(params.resolve_threads(int(p("threads")), backend), self._workers)
         try:
             est = Estimator(str(path) if path else None, device=device, precision=p("precision"),
                             inference_size=list(p("inference_size")), threads=threads,
@@ -346,7 +339,7 @@ class PerceptionNode(LifecycleNode):
         if cfg.threads and self.estimator.backend == "torch":
             import torch
 
-            threads = max(1, cfg.threads // self._workers)
+            threads = params.worker_threads(cfg.threads, self._workers)
             if torch.get_num_threads() != threads:  # per thread (OpenMP): set on each inference thread
                 torch.set_num_threads(threads)
 

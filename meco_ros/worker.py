@@ -6,8 +6,9 @@ services, timers), and a slow model must never build a queue. The subscription c
 the inference thread always takes the newest. Latency is then bounded by one inference,
 however slow the model and however fast the camera.
 
-The node runs two stages: inference, then post-processing + publishing of that frame
-while the next one is inferred (a GPU or a second core does not sit idle while messages
+The node runs two stages: inference (one thread, or several taking frames from the same
+mailbox when they run in parallel: `params.resolve_workers`), then post-processing +
+publishing of each frame while the next one is inferred (a GPU or a second core does not sit idle while messages
 are built). Between them `put_wait` hands over each result without dropping it and
 waits while the previous one is still being published: at most one result is ever
 pending, so no backlog forms there either. The publish stage runs reniced

@@ -204,10 +204,13 @@ def test_inference_workers_auto_rule(monkeypatch):
     """Two frames in flight only where they run in parallel: ONNX Runtime on a multi-core CPU."""
     from meco_ros.params import resolve_workers
 
+    import torch
+
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    assert resolve_workers(0, "onnxruntime", on_gpu=False) == 2
-    assert resolve_workers(0, "onnxruntime", on_gpu=True) == 1
-    assert resolve_workers(0, "torch", on_gpu=False) == 1
-    assert resolve_workers(3, "torch", on_gpu=False) == 3       # explicit wins
+    assert resolve_workers(0, "onnxruntime", "cpu") == 2
+    assert resolve_workers(0, "onnxruntime", "cuda:0") == 1
+    assert resolve_workers(0, "onnxruntime", "auto") == (1 if torch.cuda.is_available() else 2)
+    assert resolve_workers(0, "torch", "cpu") == 1
+    assert resolve_workers(3, "torch", "cpu") == 3       # explicit wins
     monkeypatch.setattr(os, "cpu_count", lambda: 1)
-    assert resolve_workers(0, "onnxruntime", on_gpu=False) == 1
+    assert resolve_workers(0, "onnxruntime", "cpu") == 1

@@ -18,14 +18,13 @@ seeds with its spread (half the min-max range): a 1-point gap inside the spread 
 from __future__ import annotations
 
 import math
-import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
-from meco_core.evaluation.bench import count_flops, count_params, measure_latency
+from meco_core.evaluation.bench import benchmark
 from meco_core.models.checkpoint import build_from_checkpoint, load_checkpoint
 from meco_core.evaluation.evaluate import class_set_of, evaluate, load_eval_dataset
 from meco_core.models import build_model, model_config_keys
@@ -119,7 +118,6 @@ def score_model(checkpoint: str | Path, specs: Sequence[EvalSpec], max_frames: i
     return out
 
 
-
 def scores_path(out_root: str | Path, name: str, seed: int | None = None) -> Path:
     return run_dir(out_root, name, seed) / "scores.json"
 
@@ -164,6 +162,7 @@ def train_and_score(config_path: str | Path, name: str, out_root: str | Path, ov
     log(f"{label}: scores written to {path}")
     return scores
 
+
 def _mean(values: list[Any]) -> Any:
     """Mean of numbers (NaN/None left out; None if nothing is left), element-wise for lists."""
     if values and all(isinstance(v, (list, tuple)) for v in values):
@@ -194,11 +193,9 @@ def complexity(models: dict[str, torch.nn.Module], size: tuple[int, int], repeat
                progress: bool = True) -> dict[str, dict[str, float]]:
     """Params, GFLOPs and batch-1 latency of each model's inference form, interleaved."""
     models = {name: m.eval().prepare_for_inference() for name, m in models.items()}
-    image = torch.rand(1, 3, *size)
-    times = measure_latency(models, image, warmup=2, repeats=repeats, progress=progress)
-    return {name: {"params_m": count_params(m) / 1e6, "gflops": count_flops(m, image) / 1e9,
-                   "latency_ms": statistics.median(times[name]), "fps": 1e3 / statistics.median(times[name])}
-            for name, m in models.items()}
+    rows = benchmark(models, size, "cpu", warmup=2, repeats=repeats, progress=progress)
+    return {r.model: {"params_m": r.params_m, "gflops": r.gflops, "latency_ms": r.latency_ms, "fps": r.fps}
+            for r in rows}
 
 
 def model_for_cost(config_path: str | Path, name: str, overrides: dict[str, Any]) -> torch.nn.Module:

@@ -57,7 +57,6 @@ def upsampled_argmax(logits: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
     return labels
 
 
-
 def _cpu_array(x: torch.Tensor | np.ndarray) -> np.ndarray:
     """A CPU tensor's float32 numpy view (no copy when it already is float32)."""
     arr = x.detach().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
