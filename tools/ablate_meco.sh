@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 9, item 5: why MECO trails TaskExpert / single-task on CamVid segmentation.
 # One knob at a time against the comparison's MECO runs (tools/compare_pretrained.sh: same
-# config, steps, evaluation sets and seeds), each in runs/ablations/<knob>/meco/seed<k>/.
+# config pinned to Lite0, steps, evaluation sets and seeds), each in runs/ablations/<knob>/meco/seed<k>/.
 # ~15 min per run on 2 cores; resumable (re-run: finished runs are reused).
 #
 # Rule fixed before the runs: every knob gets seed 1 first (paired with MECO seed 1,
@@ -28,7 +28,7 @@ for knob in "${@:-${ORDER[@]}}"; do
   [[ -n "${KNOB[$knob]:-}" ]] || { echo "unknown knob $knob; known: ${ORDER[*]}" >&2; exit 2; }
   echo "== $knob: ${KNOB[$knob]} (seeds ${SEEDS:-1})"
   "${MECO:-.venv/bin/meco}" compare --config config/train/meco_camvid.yaml \
-    --models meco --seeds "${SEEDS:-1}" --steps 330 \
+    --models meco --seeds "${SEEDS:-1}" --steps 330 --set model.config.backbone=tf_efficientnet_lite0 \
     --set optim.warmup_steps=30 --set run.val_every=0 --set run.ckpt_every=50 --set "${KNOB[$knob]}" \
     ${THREADS:+--set run.threads=$THREADS} \
     --eval data/camvid:val --eval data/synth_golf:test:depth \

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 MECO=${MECO:-.venv/bin/meco}
 OUT=${OUT:-runs/backbone_study}
-COMMON=(--config config/train/meco_camvid.yaml --set run.val_every=0 --set optim.warmup_steps=30 --no-progress)
+COMMON=(--config config/train/meco_camvid.yaml --set model.config.backbone=tf_efficientnet_lite0 --set run.val_every=0 --set optim.warmup_steps=30 --no-progress)
 
 run() {  # name steps overrides...
   local name=$1 steps=$2; shift 2
