@@ -85,7 +85,7 @@ def main() -> int:
     args = p.parse_args()
     out = Path(args.out)
     base = seed_scores(Path(args.baseline) / "meco")
-    rows = [row("MECO (baseline)", "as config/train/meco_camvid.yaml", base, base)]
+    rows = [row("MECO (baseline)", "config/train/meco_camvid.yaml, Lite0 pinned", base, base)]
     settings = knob_settings()
     for knob_dir in sorted(d for d in out.iterdir() if (d / "meco").is_dir()):
         per_seed = seed_scores(knob_dir / "meco")
