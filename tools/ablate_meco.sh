@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 9, item 5: why MECO trails TaskExpert / single-task on CamVid segmentation.
-# One knob at a time against the comparison's MECO runs (tools/compare_pretrained.sh: same
-# config pinned to Lite0, steps, evaluation sets and seeds), each in runs/ablations/<knob>/meco/seed<k>/.
+# One knob at a time against the comparison's MECO runs: tools/compare_pretrained.sh itself runs
+# them (same config, Lite0 pin, steps, evaluation sets), each in runs/ablations/<knob>/meco/seed<k>/.
 # ~15 min per run on 2 cores; resumable (re-run: finished runs are reused).
 #
 # Rule fixed before the runs: every knob gets seed 1 first (paired with MECO seed 1,
@@ -27,10 +27,7 @@ ORDER=(warmup vq_weight no_restarts codebook_size no_z_residual)
 for knob in "${@:-${ORDER[@]}}"; do
   [[ -n "${KNOB[$knob]:-}" ]] || { echo "unknown knob $knob; known: ${ORDER[*]}" >&2; exit 2; }
   echo "== $knob: ${KNOB[$knob]} (seeds ${SEEDS:-1})"
-  "${MECO:-.venv/bin/meco}" compare --config config/train/meco_camvid.yaml \
-    --models meco --seeds "${SEEDS:-1}" --steps 330 --set model.config.backbone=tf_efficientnet_lite0 \
-    --set optim.warmup_steps=30 --set run.val_every=0 --set run.ckpt_every=50 --set "${KNOB[$knob]}" \
-    ${THREADS:+--set run.threads=$THREADS} \
-    --eval data/camvid:val --eval data/synth_golf:test:depth \
-    --size 360x480 --out "${OUT:-runs/ablations}/$knob" --no-progress
+  # The comparison's own command and recipe (tools/compare_pretrained.sh), MECO only, plus the knob.
+  OUT="${OUT:-runs/ablations}/$knob" bash tools/compare_pretrained.sh --models meco --seeds "${SEEDS:-1}" \
+    --set "${KNOB[$knob]}" ${THREADS:+--set run.threads=$THREADS}
 done
