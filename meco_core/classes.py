@@ -15,10 +15,26 @@ Golf set (the MECO paper's 5 golf-cart classes) and how the other datasets map o
             RELLIS vehicle, person, pole, object, log, barrier, fence, rubble; CamVid Car,
             Pedestrian, Bicyclist, Pole, SignSymbol, Fence.
 - background: scenery bounding the course: sky, trees, bushes, buildings (RELLIS sky,
-            tree, bush, building; CamVid Sky, Tree, Building). Trees and bushes are not
+            tree, bush, building; CamVid Sky, Building). Trees and bushes are not
             drivable, but on a golf course they line the holes rather than stand in the
             path; the depth head still reports their distance.
-- void/unlabelled (RELLIS 0, CamVid 11) -> 255 (ignored by losses and metrics).
+- void/unlabelled (RELLIS 0, CamVid 11, YCOR white void / ego vehicle) -> 255 (ignored by
+  losses and metrics).
+
+CamVid Tree -> 255 (ignored), not background: in CamVid's labels "Tree" covers trees *and*
+roadside grass verges, so mapping it to background taught the golf model that real grass is
+background, the opposite of fairway. One class that mixes the two cannot teach either; real
+trees are taught by YCOR's high vegetation and RELLIS's tree, real grass by YCOR's
+traversable grass and RELLIS's grass.
+
+YCOR (Yamaha-CMU Off-Road) -> golf, by what a golf cart may do there:
+- traversable grass -> fairway (drivable turf, the point of the class);
+- smooth trail -> road (a compacted, firm track: the off-road analogue of a cart path);
+- rough trail -> hazard (ruts, loose stones and mud: ground to avoid, like RELLIS dirt/mud);
+- puddle -> hazard (water, as RELLIS puddle/water);
+- high vegetation (trees) and non-traversable low vegetation (bushes) -> background
+  (scenery bounding the course, as RELLIS tree/bush);
+- obstacle -> obstacle; sky -> background.
 """
 from __future__ import annotations
 
@@ -107,7 +123,16 @@ CAMVID = ClassSet(
     ],
 )
 
-CLASS_SETS: dict[str, ClassSet] = {cs.name: cs for cs in (GOLF, CAMVID)}
+# Yamaha-CMU Off-Road, colours as in its label PNGs; white (void / ego vehicle) -> 255.
+YCOR = ClassSet(
+    name="ycor",
+    names=["sky", "rough_trail", "smooth_trail", "traversable_grass", "high_vegetation",
+           "low_vegetation", "puddle", "obstacle"],
+    colors=[(1, 88, 255), (156, 76, 30), (178, 176, 153), (128, 255, 0), (40, 80, 0), (0, 160, 0),
+            (255, 0, 128), (255, 0, 0)],
+)
+
+CLASS_SETS: dict[str, ClassSet] = {cs.name: cs for cs in (GOLF, CAMVID, YCOR)}
 
 
 def get_class_set(spec: "str | Mapping[str, Any] | ClassSet") -> ClassSet:
@@ -155,14 +180,20 @@ _RELLIS_TO_GOLF = {
 }
 _CAMVID_TO_GOLF = {
     "Sky": "background", "Building": "background", "Pole": "obstacle", "Road": "road", "Pavement": "road",
-    "Tree": "background", "SignSymbol": "obstacle", "Fence": "obstacle", "Car": "obstacle",
+    "SignSymbol": "obstacle", "Fence": "obstacle", "Car": "obstacle",
     "Pedestrian": "obstacle", "Bicyclist": "obstacle",
+}
+
+_YCOR_TO_GOLF = {
+    "sky": "background", "rough_trail": "hazard", "smooth_trail": "road", "traversable_grass": "fairway",
+    "high_vegetation": "background", "low_vegetation": "background", "puddle": "hazard", "obstacle": "obstacle",
 }
 
 # "<source>-><target>": LUT from source ids to target ids (void/unlabelled and unknown ids -> 255).
 REMAPS: dict[str, np.ndarray] = {
     "rellis->golf": make_remap({i: _G[_RELLIS_TO_GOLF[n]] for i, n in RELLIS_NAMES.items() if n != "void"}),
-    "camvid->golf": make_remap({CAMVID.names.index(n): _G[g] for n, g in _CAMVID_TO_GOLF.items()}),
+    "camvid->golf": make_remap({CAMVID.names.index(n): _G[g] for n, g in _CAMVID_TO_GOLF.items()}),  # Tree -> 255
+    "ycor->golf": make_remap({YCOR.names.index(n): _G[g] for n, g in _YCOR_TO_GOLF.items()}),
 }
 
 

@@ -7,15 +7,22 @@ run on the worker, only for the frame that is actually processed.
 
 Each rejection carries a `case` (encoding, empty, step, data, tiny, nonfinite,
 compressed) so warnings are rate-limited per case and counted per case in diagnostics.
+
+The camera of a frame (`FrameCamera`): the newest camera_info, when it is for the frame's
+size, gives the intrinsics the Estimator scales a camera-aware model's depth with; the
+callback only stores the message, the check runs on the worker with the decoded size.
 """
 from __future__ import annotations
 
+import math
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
+from meco_core.camera import DEFAULT_HFOV_DEG, Intrinsics
 from meco_core.image_codec import ImageDecodeError, count_nonfinite, decode_compressed, decode_image, \
     encoding_info, to_rgb8
 
@@ -86,3 +93,90 @@ def frame_to_rgb(frame: Frame, min_size: int) -> np.ndarray:
         return to_rgb8(arr, enc)
     except ImageDecodeError as exc:
         raise InvalidFrame("encoding", str(exc)) from None
+
+
+# ---- the camera of a frame: camera_info -> intrinsics for the Estimator ----
+def camera_intrinsics(info: Any, height: int, width: int) -> tuple[Intrinsics | None, str | None]:
+    """(fx, fy, cx, cy) of a height x width image from a sensor_msgs/CameraInfo, else (None, why not).
+
+    The info describes the image only when the size it gives for the published image equals
+    the image's: width x height, or with binning / an ROI (REP 104: K, width and height are
+    the full-resolution calibration) the ROI's size over the binning; K is then mapped the
+    same way (ROI offset off cx, cy, divided by the binning), as `outputs.scale_camera_info`
+    does for depth/camera_info. An info for another size, an uncalibrated one (size 0) and a
+    K without finite fx, fy > 0 and finite cx, cy give None: the caller falls back to the
+    default camera rather than guess a rescale.
+    """
+    bx, by = max(int(info.binning_x), 1), max(int(info.binning_y), 1)
+    roi = info.roi
+    info_w = int(roi.width or info.width) // bx
+    info_h = int(roi.height or info.height) // by
+    if info_w <= 0 or info_h <= 0:
+        return None, f"camera_info is uncalibrated (size {info.width}x{info.height})"
+    if (info_w, info_h) != (int(width), int(height)):
+        binned = f" ({info.width}x{info.height}, binning {bx}x{by}, roi {roi.width}x{roi.height})" \
+            if bx > 1 or by > 1 or roi.width or roi.height else ""
+        return None, f"camera_info is for {info_w}x{info_h}{binned}, the image is {width}x{height}"
+    k = info.k
+    fx, fy, cx, cy = float(k[0]), float(k[4]), float(k[2]), float(k[5])
+    if not (math.isfinite(fx) and math.isfinite(fy) and math.isfinite(cx) and math.isfinite(cy)) \
+            or fx <= 0 or fy <= 0:
+        return None, f"camera_info K has fx {fx:g}, fy {fy:g}, cx {cx:g}, cy {cy:g} (needs finite values, fx, fy > 0)"
+    return (fx / bx, fy / by, (cx - roi.x_offset) / bx, (cy - roi.y_offset) / by), None
+
+
+class FrameCamera:
+    """The intrinsics each frame is inferred with: the newest camera_info when it describes the
+    frame (`camera_intrinsics`), else None (the Estimator's default camera).
+
+    The subscription callback only assigns `info` (no work, no allocation). `for_image` runs
+    on the inference thread(s): it counts frames whose camera_info was ignored and logs once
+    per change of what is used (warnings for an ignored camera_info, rate-limited per kind
+    through the `warn` / `note` RateLimitedLogs, so a flapping stream cannot flood the log).
+    `status` is the current state in words, for diagnostics.
+    """
+
+    def __init__(self, warn: Callable[[str, str], Any], note: Callable[[str, str], Any]) -> None:
+        self.info: Any = None  # the newest sensor_msgs/CameraInfo (set by the subscription callback)
+        self.warn, self.note = warn, note
+        self.ignored = 0  # frames whose camera_info was present but unusable
+        self.status = "none yet"
+        self._state: tuple | None = None
+        self._lock = threading.Lock()
+
+    def for_image(self, height: int, width: int, enabled: bool = True) -> Intrinsics | None:
+        """Intrinsics for a height x width frame (None: the default camera)."""
+        info = self.info
+        problem = None
+        if not enabled:
+            intr, state = None, ("off",)
+        elif info is None:
+            intr, state = None, ("none",)
+        else:
+            intr, problem = camera_intrinsics(info, height, width)
+            state = ("given", width, height, *intr) if intr is not None else ("ignored", problem)
+        with self._lock:
+            if problem is not None:
+                self.ignored += 1
+            if state == self._state:
+                return intr
+            self._state = state
+            self.status = self._describe(state)
+        if state[0] == "ignored":
+            self.warn("camera_info:ignored", f"{problem}: camera_info ignored, depth uses the default camera "
+                                             f"({DEFAULT_HFOV_DEG:g} deg HFOV) for this image size")
+        else:
+            self.note(f"camera_info:{state[0]}", f"camera intrinsics: {self.status}")
+        return intr
+
+    @staticmethod
+    def _describe(state: tuple) -> str:
+        default = f"default ({DEFAULT_HFOV_DEG:g} deg HFOV)"
+        if state[0] == "given":
+            _, w, h, fx, fy, cx, cy = state
+            return f"camera_info: fx {fx:.1f}, fy {fy:.1f}, cx {cx:.1f}, cy {cy:.1f} px at {w}x{h}"
+        if state[0] == "ignored":
+            return f"{default}: {state[1]}"
+        if state[0] == "off":
+            return f"{default}: use_camera_info is false"
+        return f"{default}: no camera_info received yet"

@@ -20,6 +20,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
+from meco_core.camera import DEFAULT_HFOV_DEG
 from meco_core.defaults import DEFAULT_CHECKPOINT
 from meco_core.inference import PRECISIONS, UPSAMPLE_MODES, check_inference_size
 from meco_core.inference.runtime import BACKENDS
@@ -153,6 +154,11 @@ def _spec_table() -> dict[str, Spec]:
         "inference_workers": Spec(0, False, "frames inferred at once, each on its own thread (ONNX Runtime runs "
                                             "them in parallel, GIL-free); 0 = auto: 2 for onnxruntime on a CPU "
                                             "with 2+ cores, else 1", (0, 16)),
+        "use_camera_info": Spec(True, True, "scale a camera-aware model's depth (canonical_focal > 0) with the K of "
+                                            "camera_info when it is for the image's size (after binning/ROI); other "
+                                            "sizes, invalid K, no camera_info or false: the default camera "
+                                            f"({DEFAULT_HFOV_DEG:g} deg HFOV); models with canonical_focal 0 are "
+                                            "unaffected"),
         "max_depth": Spec(0.0, True, "metres; depth beyond it is published as +inf (REP 118 'too far') and it is "
                                      "the top of the depth colour map; 0 = the model's range", (0.0, 10000.0)),
         "depth_colormap": Spec("turbo", True, "colour map of depth/color", check=_choice(COLORMAPS)),
@@ -179,7 +185,8 @@ def _spec_table() -> dict[str, Spec]:
                              check=_optional_topic),
         "topics.image_compressed": Spec("", False, "compressed input (sensor_msgs/CompressedImage, jpeg/png), "
                                                    "e.g. image/compressed; '' = none", check=_optional_topic),
-        "topics.camera_info": Spec("camera_info", False, "camera info input, scaled to depth/camera_info; '' = none",
+        "topics.camera_info": Spec("camera_info", False, "camera info input: the depth's intrinsics (use_camera_info) and, "
+                                                        "scaled, depth/camera_info; '' = none",
                                    check=_optional_topic),
         "topics.depth": Spec("depth", False, "32FC1 metres, NaN invalid", check=_topic),
         "topics.segmentation": Spec("segmentation", False, "mono8 class ids", check=_topic),
@@ -273,6 +280,7 @@ class NodeConfig:
     upsample: str
     output_resolution: str
     threads: int
+    use_camera_info: bool
     max_depth: float
     depth_colormap: str
     segmentation_blend: float
@@ -295,6 +303,7 @@ class NodeConfig:
             precision=g("precision"), inference_size=check_inference_size(list(g("inference_size"))),
             upsample=g("upsample"), output_resolution=g("output_resolution"),
             threads=resolve_threads(int(g("threads")), g("backend")),
+            use_camera_info=bool(g("use_camera_info")),
             max_depth=float(g("max_depth")), depth_colormap=g("depth_colormap"),
             segmentation_blend=float(g("segmentation_blend")), min_image_size=int(g("min_image_size")),
             max_frame_age=float(g("max_frame_age")), log_throttle=float(g("log_throttle")),

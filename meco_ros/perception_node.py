@@ -3,7 +3,8 @@
     perception_node --ros-args --params-file config/golf_cart.yaml [-r __ns:=/camera]
 
 Topics (relative: a namespace or remaps place them): subscribes `image`, optionally
-`image/compressed` (topics.image_compressed) and `camera_info`; publishes `depth` (32FC1 m,
+`image/compressed` (topics.image_compressed) and `camera_info` (the intrinsics of the depth:
+see below; scaled to depth/camera_info for the clouds); publishes `depth` (32FC1 m,
 NaN invalid), `segmentation` (mono8 ids), `segmentation/color` and `depth/color` (rgb8),
 `depth/camera_info`, `prediction` (meco_ros/Prediction), `stats` (meco_ros/Stats),
 `/diagnostics`, `~/debug/processing_time_ms` and `~/debug/pipeline_latency_ms`
@@ -26,6 +27,13 @@ after a newer one is dropped, so outputs stay in stamp order. A publish thread
 post-processes and publishes a frame while the next one is inferred (hand-over of at most
 one result: still no backlog). Outputs nobody subscribes to are not computed. Model
 errors and CUDA out-of-memory are logged (rate-limited) and counted; the node carries on.
+
+Camera: each frame is inferred with the intrinsics (fx=K[0], fy=K[4], cx=K[2], cy=K[5]) of
+the newest camera_info when it is for the frame's size (`frames.FrameCamera`); a camera-aware
+model (canonical_focal > 0) scales its depth with them. Without one (none yet, another size,
+an invalid K, or `use_camera_info: false`) the Estimator's default camera applies; ignored
+camera_infos are counted and warned about once per change. /diagnostics reports the camera
+in use ("camera", "camera_info ignored", "depth scale", "canonical focal px").
 
 Test/dev mode: `checkpoint:=''` with `model:=meco` (and a small `model_config`) runs a
 random-weight model, loudly flagged as UNTRAINED; only for tests and pipeline checks.
@@ -54,7 +62,7 @@ from meco_core.inference import Estimator, RawOutput, find_checkpoint
 
 from . import outputs as out
 from . import params
-from .frames import Frame, InvalidFrame, check_raw, frame_to_rgb
+from .frames import Frame, FrameCamera, InvalidFrame, check_raw, frame_to_rgb
 from .monitoring import PipelineStats, RateLimitedLog, diagnostic_status
 from .publishing import NEEDS_DEPTH, NEEDS_LABELS, OutputPublishers, class_ids
 from .qos import make_qos, status_qos
@@ -102,10 +110,14 @@ class PerceptionNode(LifecycleNode):
         self._publish_lock = threading.Lock()  # publishers are never destroyed mid-frame
         self._config_lock = threading.Lock()
         self._workers = 1
-        self._camera_info: CameraInfo | None = None
         self._applied_cfg: params.NodeConfig | None = None  # the config the inference thread runs with
         self.stats = PipelineStats()
         self.warn = RateLimitedLog(self.get_logger().warning, 5.0)
+        # rclpy fixes a severity per call site, and RateLimitedLog emits from one line: info goes
+        # through a call site of its own (this lambda), not through the one `warn` uses.
+        self.note = RateLimitedLog(lambda msg: self.get_logger().info(msg), 5.0)
+        self.camera = FrameCamera(self.warn, self.note)  # camera_info -> the intrinsics of each frame
+        self._depth_scale = 1.0  # of the newest inferred frame (diagnostics)
         self.add_on_set_parameters_callback(self._validate)
         try:
             params.declare_all(self)
@@ -136,7 +148,7 @@ class PerceptionNode(LifecycleNode):
         self.get_logger().info(
             f"ready: model {d['model']} on {d['device']} (backend {d['backend']}, {d['precision']}, "
             f"inference size {d['inference_size']}, {self.cfg.threads or d['threads']} threads); listening on "
-            f"{', '.join(self._input_topics)}")
+            f"{', '.join(self._input_topics)}; depth camera: {self._camera_source()}")
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -163,7 +175,7 @@ class PerceptionNode(LifecycleNode):
         if not self.has_parameter("palette"):
             params.declare_palette(self, class_set.colors)
         self.cfg = params.NodeConfig.from_node(self)
-        self.warn.period = self.cfg.log_throttle
+        self.warn.period = self.note.period = self.cfg.log_throttle
         _, unknown = class_ids(class_set, self.cfg.obstacle_classes)
         if unknown:
             self.get_logger().warning(f"cloud.obstacle_classes {unknown} are not classes of this model "
@@ -266,6 +278,17 @@ class PerceptionNode(LifecycleNode):
             self._inputs.append(self.create_subscription(CameraInfo, p("topics.camera_info"), self._on_camera_info,
                                                          qos))
 
+    def _camera_source(self) -> str:
+        """Where the depth's intrinsics come from, in words (the activation log line)."""
+        focal = self.estimator.canonical_focal
+        model = f"canonical focal {focal:g} px" if focal > 0 else "canonical_focal 0: intrinsics unused"
+        topic = self.get_parameter("topics.camera_info").value
+        if not self.cfg.use_camera_info or not topic:
+            why = "use_camera_info is false" if topic else "topics.camera_info is ''"
+            return f"the default camera ({why}; {model})"
+        return (f"{self.resolve_topic_name(topic)} when it is for the image's size, else the default camera "
+                f"({model})")
+
     def _warmup(self) -> None:
         """Init of the inference thread: its torch thread count, then warm-up frames on it."""
         self._apply_runtime_config()
@@ -283,7 +306,7 @@ class PerceptionNode(LifecycleNode):
         if self.estimator is None:
             return  # not configured: on_configure reads every parameter
         self.cfg = params.NodeConfig.from_node(self)  # the stages pick it up on their next frame
-        self.warn.period = self.cfg.log_throttle
+        self.warn.period = self.note.period = self.cfg.log_throttle
         if any(p.name == "palette" for p in parameters):
             with self._publish_lock:
                 if self.outputs is not None:
@@ -308,7 +331,7 @@ class PerceptionNode(LifecycleNode):
         self._enqueue(Frame(msg, True))
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
-        self._camera_info = msg
+        self.camera.info = msg  # checked against each frame's size on the inference thread
 
     def _enqueue(self, frame: Frame) -> None:
         if self.mailbox.put(frame) is not None:
@@ -363,11 +386,13 @@ class PerceptionNode(LifecycleNode):
         self._apply_runtime_config()
         out_size = self.estimator.inference_size if cfg.output_resolution == "inference" else None
         need_depth, need_labels = bool(wanted & NEEDS_DEPTH), bool(wanted & NEEDS_LABELS)
+        intrinsics = self.camera.for_image(rgb.shape[0], rgb.shape[1], cfg.use_camera_info)
         try:
-            raw = self.estimator.infer(rgb, need_depth, need_labels, out_size)
+            raw = self.estimator.infer(rgb, need_depth, need_labels, out_size, intrinsics=intrinsics)
         except Exception as exc:  # noqa: BLE001 - a bad frame or OOM must not end perception
             self._model_error(exc)
             return
+        self._depth_scale = raw.depth_scale
         raw.timings["convert"] += convert_ms
         if not self.results.put_wait(Pending(frame, rgb, raw, wanted, t0), timeout=10.0):
             if not self.results.closed:
@@ -394,7 +419,7 @@ class PerceptionNode(LifecycleNode):
             if not self._active or self.outputs is None:
                 return  # deactivated while this frame was in flight
             self.outputs.publish_frame(job.frame.header, job.rgb, pred, job.wanted, self.cfg, self._lut,
-                                       self.cfg.max_depth or self.estimator.max_depth, self._camera_info, self.warn)
+                                       self.cfg.max_depth or self.estimator.max_depth, self.camera.info, self.warn)
         t_end = time.perf_counter()
         self._last_published = job.frame.received
         latency_ms = self._latency_ms(job.frame)
@@ -444,7 +469,11 @@ class PerceptionNode(LifecycleNode):
         s.device, s.model, s.precision = d.device_label, d.model_name, self.cfg.precision
         self.stats_pub.publish(s)
         extra = {"model": d.model_name, "precision": self.cfg.precision,
-                 "inference size": str(list(d.inference_size) if d.inference_size else "input")}
+                 "inference size": str(list(d.inference_size) if d.inference_size else "input"),
+                 "camera": self.camera.status, "camera_info ignored": str(self.camera.ignored),
+                 "depth scale": f"{self._depth_scale:.6g}",
+                 "canonical focal px": f"{d.canonical_focal:g}" if d.canonical_focal > 0
+                 else "0 (depth in metres of the training camera: intrinsics unused)"}
         status = diagnostic_status(f"{self.get_fully_qualified_name()}: perception", d.device_label, w,
                                    self._active, d.untrained, self.cfg.max_latency_ms, self.cfg.min_fps, extra)
         self.diag_pub.publish(DiagnosticArray(header=s.header, status=[status]))

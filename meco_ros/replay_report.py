@@ -27,10 +27,12 @@ import torch
 from meco_core.bags import rgb_from_msg
 from meco_core.classes import ClassSet
 from meco_core.data.dataset import resize_sparse_depth
-from meco_core.evaluation.evaluate import DEPTH_KEYS, MetricSet, format_table, json_safe, save_grid
+from meco_core.evaluation.evaluate import DEPTH_KEYS, MS_DEPTH_KEYS, MetricSet, format_table, json_safe, save_grid
 from meco_core.evaluation.plotting import pyplot, save_figure
 
 GRID_ROWS = 4
+# per-frame metrics kept for report.json's per_frame and the plot over time (ms_: median-scaled)
+FRAME_KEYS = (*DEPTH_KEYS, "ms_abs_rel", "ms_d1", "miou", "pixel_acc")
 THUMB_WIDTH = 320  # samples kept for the PNGs are shrunk to this width (memory stays bounded)
 
 
@@ -89,7 +91,7 @@ class Scorer:
         one = MetricSet(self.tasks, self.class_set.num_classes, self.max_depth)
         one.update(outputs, batch)
         m = one.compute()
-        per = {k: m[k] for k in (*DEPTH_KEYS, "miou", "pixel_acc")}
+        per = {k: m.get(k, math.nan) for k in FRAME_KEYS}
         self.frames.append(FrameScore(index, stamp, latency_ms, per))
         self._keep(index, image_msg, outputs, batch, per)
         return per
@@ -151,7 +153,8 @@ def summarize(scorer: Scorer | None, timing: dict[str, Any]) -> dict[str, Any]:
     if scorer is not None:
         out = scorer.metrics.compute()
     else:
-        out = {"frames": 0, **{k: math.nan for k in DEPTH_KEYS}, "miou": math.nan, "iou_per_class": []}
+        out = {"frames": 0, **{k: math.nan for k in (*DEPTH_KEYS, *MS_DEPTH_KEYS)}, "miou": math.nan,
+               "iou_per_class": []}
     out.update(timing)
     return out
 
@@ -185,7 +188,8 @@ def write_report(out_dir: str | Path, result: dict[str, Any], scorer: Scorer | N
 
 
 def plot_over_time(scorer: Scorer, path: Path) -> Path:
-    """Per-frame AbsRel, mIoU and latency against bag time."""
+    """Per-frame AbsRel and d1 (metric, and median-scaled beside them when present), mIoU and latency
+    against bag time."""
     plt = pyplot()
 
     frames = scorer.frames
@@ -197,7 +201,11 @@ def plot_over_time(scorer: Scorer, path: Path) -> Path:
     fig, axes = plt.subplots(len(rows), 1, figsize=(9, 1.9 * len(rows)), sharex=True, squeeze=False)
     for ax, (key, label) in zip(axes[:, 0], rows):
         y = [f.latency_ms if key == "latency_ms" else f.metrics[key] for f in frames]
-        ax.plot(t, y, ".-", lw=0.8, ms=3)
+        ax.plot(t, y, ".-", lw=0.8, ms=3, label="metric")
+        ms = [f.metrics.get("ms_" + key, math.nan) for f in frames] if key in ("abs_rel", "d1") else []
+        if ms and not all(math.isnan(v) for v in ms):
+            ax.plot(t, ms, ".-", lw=0.8, ms=3, label="median-scaled per frame")
+            ax.legend(fontsize=7, loc="best")
         ax.set_ylabel(label, fontsize=8)
         ax.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("bag time (s)")
@@ -215,9 +223,15 @@ def markdown(result: dict[str, Any], scorer: Scorer | None, run: dict[str, Any],
     if run.get("untrained"):
         lines += ["> **UNTRAINED MODEL**: the node ran a random-weight model (test/dev mode); the metrics "
                   "below only show that the pipeline works.", ""]
-    lines += ["## Depth", "", "| RMSE | RMSE log | AbsRel | SqRel | δ<1.25 | δ<1.25² | δ<1.25³ |",
-              "| --- | --- | --- | --- | --- | --- | --- |",
-              "| " + " | ".join(_fmt(r.get(k)) for k in DEPTH_KEYS) + " |", ""]
+    lines += ["## Depth", "", "| | RMSE | RMSE log | AbsRel | SqRel | δ<1.25 | δ<1.25² | δ<1.25³ |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |",
+              "| metric | " + " | ".join(_fmt(r.get(k)) for k in DEPTH_KEYS) + " |"]
+    ms_scale = r.get("ms_scale_median")
+    if isinstance(ms_scale, float) and not math.isnan(ms_scale):
+        lines += ["| median-scaled | " + " | ".join(_fmt(r.get("ms_" + k)) for k in DEPTH_KEYS) + " |", "",
+                  f"Median-scaled: each frame's prediction times s = median(gt)/median(pred) over its valid "
+                  f"pixels (median s over frames {ms_scale:.3f}; 1 = no metric scale error)."]
+    lines += [""]
     names = scorer.class_set.names if scorer is not None else []
     ious = r.get("iou_per_class") or []
     lines += ["## Segmentation (IoU %)", "", "| " + " | ".join([*names, "mIoU"]) + " |",

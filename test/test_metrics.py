@@ -76,3 +76,92 @@ def test_losses_mask_samples_without_labels() -> None:
     target = torch.tensor([[[1]], [[2]]])
     ce = segmentation_loss(logits, target, torch.tensor([True, False]))
     assert float(ce) == pytest.approx(math.log(3))
+
+
+# ------------------------------------------------------------------ median-scaled depth
+def test_median_scaled_depth_of_a_prediction_twice_the_truth() -> None:
+    m = DepthMetrics(max_depth=80.0)
+    m.update(np.array([2.0, 4.0, 8.0]), np.array([1.0, 2.0, 4.0]))   # frame 1: pred = 2 gt
+    m.update(np.array([6.0]), np.array([3.0]))                        # frame 2: pred = 2 gt
+    r = m.compute()
+    assert r["abs_rel"] == pytest.approx(1.0)
+    assert r["rmse"] == pytest.approx(math.sqrt((1 + 4 + 16 + 9) / 4))
+    assert r["d1"] == 0.0
+    for k in ("ms_rmse", "ms_rmse_log", "ms_abs_rel", "ms_sq_rel"):
+        assert r[k] == pytest.approx(0.0, abs=1e-12), k
+    assert r["ms_d1"] == r["ms_d2"] == r["ms_d3"] == 1.0
+    assert r["ms_scale_median"] == pytest.approx(0.5)
+    assert r["pixels"] == 4
+
+
+def test_median_scaled_depth_by_hand_with_invalid_pixels() -> None:
+    m = DepthMetrics(max_depth=80.0)
+    # frame 1: valid gt 2, 4, 6, 8; invalid gt 0, 90 and 95 (>= max_depth) whose predictions are
+    # large: counting them would make both medians 6 (s = 1)
+    m.update(np.array([1.0, 6.0, 100.0, 3.0, 200.0, 5.0, 300.0]), np.array([2.0, 4.0, 0.0, 6.0, 90.0, 8.0, 95.0]))
+    m.update(np.array([20.0]), np.array([10.0]))             # frame 2: one pixel, s = 0.5
+    m.update(np.array([5.0, 5.0]), np.array([0.0, 100.0]))   # frame 3: no valid pixel, contributes nothing
+    r = m.compute()
+
+    # by hand: medians over valid pixels only (even count: mean of the two middle values)
+    s1 = ((4.0 + 6.0) / 2) / ((3.0 + 5.0) / 2)             # median gt 5, median pred 4 -> 1.25
+    s2 = 10.0 / 20.0
+    assert s1 == 1.25
+    gts = [2.0, 4.0, 6.0, 8.0, 10.0]
+    scaled = [s1 * 1.0, s1 * 6.0, s1 * 3.0, s1 * 5.0, s2 * 20.0]   # 1.25, 7.5, 3.75, 6.25, 10
+    n = len(gts)
+    abs_rel = sum(abs(p - g) / g for p, g in zip(scaled, gts)) / n
+    assert abs_rel == pytest.approx((0.75 / 2 + 3.5 / 4 + 2.25 / 6 + 1.75 / 8 + 0.0) / 5)
+    sq_rel = sum((p - g) ** 2 / g for p, g in zip(scaled, gts)) / n
+    rmse = math.sqrt(sum((p - g) ** 2 for p, g in zip(scaled, gts)) / n)
+    rmse_log = math.sqrt(sum((math.log(p) - math.log(g)) ** 2 for p, g in zip(scaled, gts)) / n)
+    ratios = [max(p / g, g / p) for p, g in zip(scaled, gts)]  # 1.6, 1.875, 1.6, 1.28, 1.0
+
+    assert r["pixels"] == 5
+    assert r["ms_abs_rel"] == pytest.approx(abs_rel)
+    assert r["ms_sq_rel"] == pytest.approx(sq_rel)
+    assert r["ms_rmse"] == pytest.approx(rmse)
+    assert r["ms_rmse_log"] == pytest.approx(rmse_log)
+    assert r["ms_d1"] == pytest.approx(sum(x < 1.25 for x in ratios) / n) == pytest.approx(1 / 5)
+    assert r["ms_d2"] == pytest.approx(sum(x < 1.25 ** 2 for x in ratios) / n) == pytest.approx(2 / 5)
+    assert r["ms_d3"] == pytest.approx(sum(x < 1.25 ** 3 for x in ratios) / n) == pytest.approx(1.0)
+    assert r["ms_scale_median"] == pytest.approx((s1 + s2) / 2)   # frame 3 has no scale
+    # the metric numbers are untouched by the scaling
+    preds = [1.0, 6.0, 3.0, 5.0, 20.0]
+    assert r["abs_rel"] == pytest.approx(sum(abs(p - g) / g for p, g in zip(preds, gts)) / n)
+
+
+def test_median_scaled_depth_of_an_empty_set_is_nan() -> None:
+    m = DepthMetrics(max_depth=80.0)
+    m.update(np.array([5.0, 5.0]), np.array([0.0, 80.0]))
+    r = m.compute()
+    assert r["pixels"] == 0
+    for k in ("rmse", "rmse_log", "abs_rel", "sq_rel", "d1", "d2", "d3"):
+        assert math.isnan(r[k]) and math.isnan(r["ms_" + k]), k
+    assert math.isnan(r["ms_scale_median"])
+
+
+def test_metric_set_and_table_show_the_median_scaled_row() -> None:
+    import json
+
+    from meco_core.evaluation.evaluate import DEPTH_KEYS, MS_DEPTH_KEYS, MetricSet, format_table, json_safe
+
+    ms = MetricSet(("depth",), num_classes=0, max_depth=80.0)
+    gt = torch.tensor([1.0, 2.0, 4.0, 0.0]).view(1, 1, 1, 4)
+    ms.update({"depth": gt * 2}, {"depth": gt, "has_depth": torch.tensor([True])})
+    r = ms.compute()
+    assert set(MS_DEPTH_KEYS) == {f"ms_{k}" for k in DEPTH_KEYS} | {"ms_scale_median"}
+    assert r["abs_rel"] == pytest.approx(1.0) and r["ms_abs_rel"] == pytest.approx(0.0, abs=1e-12)
+    assert r["ms_scale_median"] == pytest.approx(0.5)
+    text = format_table(r).splitlines()
+    label = next(i for i, line in enumerate(text) if "median-scaled (per frame, median(gt)/median(pred))" in line)
+    assert "0.500" in text[label]                                  # median scale
+    assert text[label - 1].split()[2] == "1.000"                   # metric AbsRel row above
+    assert text[label + 1].split()[2] == "0.000"                   # median-scaled AbsRel row below
+    # results without the ms_ keys (older JSON) print the metric row only
+    old = {k: v for k, v in r.items() if not k.startswith("ms_")}
+    assert "median-scaled" not in format_table(old)
+    # strict JSON with NaN for a set without depth
+    empty = MetricSet(("depth",), num_classes=0).compute()
+    doc = json.loads(json.dumps(json_safe(empty), allow_nan=False))
+    assert all(doc[k] is None for k in MS_DEPTH_KEYS)

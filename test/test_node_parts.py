@@ -94,6 +94,55 @@ def test_check_raw_cases():
     assert (out[..., 0] == 9).all() and (out[..., 2] == 0).all()
 
 
+def test_camera_intrinsics_from_camera_info():
+    """camera_info -> (fx, fy, cx, cy) of the image in hand, or None (with the reason) when it is
+    for another size (binning and ROI taken into account), uncalibrated, or its K is invalid."""
+    from meco_ros.frames import camera_intrinsics
+
+    info = CameraInfo(width=160, height=120, k=[400.0, 0, 80.5, 0, 410.0, 60.5, 0, 0, 1])
+    assert camera_intrinsics(info, 120, 160) == ((400.0, 410.0, 80.5, 60.5), None)
+    intr, why = camera_intrinsics(info, 240, 320)   # a camera_info for another size is not rescaled
+    assert intr is None and "160x120" in why and "320x240" in why
+    intr, why = camera_intrinsics(CameraInfo(), 120, 160)
+    assert intr is None and "uncalibrated" in why
+    for k in ([0.0, 0, 80, 0, 410.0, 60, 0, 0, 1], [400.0, 0, 80, 0, -1.0, 60, 0, 0, 1],
+              [400.0, 0, 80, 0, float("nan"), 60, 0, 0, 1], [400.0, 0, float("inf"), 0, 410.0, 60, 0, 0, 1]):
+        intr, why = camera_intrinsics(CameraInfo(width=160, height=120, k=k), 120, 160)
+        assert intr is None and "K" in why, k
+    # REP 104: K and size at full resolution; the published image is the ROI, binned
+    binned = CameraInfo(width=320, height=240, binning_x=2, binning_y=2, k=[800.0, 0, 160, 0, 820.0, 120, 0, 0, 1])
+    assert camera_intrinsics(binned, 120, 160)[0] == (400.0, 410.0, 80.0, 60.0)
+    assert camera_intrinsics(binned, 240, 320)[0] is None
+    roi = CameraInfo(width=1280, height=960, k=[1000.0, 0, 640, 0, 1000.0, 480, 0, 0, 1])
+    roi.roi.x_offset, roi.roi.y_offset, roi.roi.width, roi.roi.height = 320, 240, 640, 480
+    assert camera_intrinsics(roi, 480, 640)[0] == (1000.0, 1000.0, 320.0, 240.0)
+
+
+def test_frame_camera_counts_ignored_infos_and_logs_each_change_once():
+    from meco_core.camera import check_intrinsics
+    from meco_ros.frames import FrameCamera
+
+    warns, notes = [], []
+    cam = FrameCamera(lambda key, msg: warns.append(msg), lambda key, msg: notes.append(msg))
+    for _ in range(3):
+        assert cam.for_image(120, 160) is None      # no camera_info yet: the default camera, said once
+    assert len(notes) == 1 and "no camera_info" in notes[0] and cam.status.startswith("default")
+    cam.info = CameraInfo(width=320, height=240, k=[400.0, 0, 160, 0, 400.0, 120, 0, 0, 1])
+    for _ in range(3):
+        assert cam.for_image(120, 160) is None      # another size: ignored, counted, warned once
+    assert cam.ignored == 3 and len(warns) == 1 and "320x240" in warns[0] and "ignored" in warns[0]
+    assert "320x240" in cam.status
+    cam.info = CameraInfo(width=160, height=120, k=[400.0, 0, 80, 0, 0.0, 60, 0, 0, 1])
+    assert cam.for_image(120, 160) is None and cam.ignored == 4 and len(warns) == 2   # a new reason: warned
+    cam.info = CameraInfo(width=160, height=120, k=[400.0, 0, 80, 0, 410.0, 60, 0, 0, 1])
+    for _ in range(2):
+        intr = cam.for_image(120, 160)
+        assert intr == (400.0, 410.0, 80.0, 60.0) and check_intrinsics(intr) == intr   # what infer() takes
+    assert len(notes) == 2 and "fy 410.0" in notes[1] and cam.status.startswith("camera_info")
+    assert cam.for_image(120, 160, enabled=False) is None and "use_camera_info is false" in cam.status
+    assert cam.ignored == 4 and len(warns) == 2
+
+
 def test_colorize():
     depth = np.array([[np.nan, 0.5, 5.0, 80.0, np.inf]], np.float32)
     col = outputs.colorize_depth(depth, 80.0)

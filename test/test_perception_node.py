@@ -1,7 +1,7 @@
 """The perception node as it runs on the cart: a `perception_node` subprocess over real DDS.
 
 The node runs a small RANDOM-weight model (test/dev mode: checkpoint '', model meco,
-vit_tiny, 32 channels, inference 96x128) with config/golf_cart.yaml plus a test overlay;
+vit_tiny, 32 channels, camera-aware with canonical focal 250 px, inference 96x128) with config/golf_cart.yaml plus a test overlay;
 this test process publishes camera frames and subscribes to every output like RViz
 (reliable). Nothing is mocked. One node serves the whole module (start-up costs seconds);
 the last test stops it with SIGINT.
@@ -47,7 +47,7 @@ OVERLAY = """\
   ros__parameters:
     checkpoint: ""
     model: meco
-    model_config: "{backbone: vit_tiny_patch16_224, channels: 32}"
+    model_config: "{backbone: vit_tiny_patch16_224, channels: 32, canonical_focal: 250.0}"
     device: cpu
     inference_size: [96, 128]
     threads: 1
@@ -195,6 +195,61 @@ def ros(node_proc):
     h = Harness()
     yield h
     h.close()
+
+
+def _diag_values(ros, cond: Callable[[dict[str, str]], bool], timeout: float = 10.0) -> dict[str, str]:
+    """Key/values of the node's newest /diagnostics status once `cond` holds for them."""
+    def values() -> dict[str, str]:
+        for d in reversed(ros.got["diagnostics"]):
+            for st in d.status:
+                if "perception_node" in st.name:
+                    return {kv.key: kv.value for kv in st.values}
+        return {}
+
+    ros.spin_until(lambda: cond(values()), timeout)
+    return values()
+
+
+def test_camera_info_intrinsics_scale_the_depth(ros, node_proc):
+    """The node passes camera_info's K to the Estimator: the same image with fy doubled gives
+    exactly twice the depth (canonical-focal model). Without camera_info, with one for another
+    size and with an invalid K, the default camera applies (the last two counted as ignored).
+    First in the module: no camera_info has been sent to this node before."""
+    from meco_core.camera import default_intrinsics
+
+    image = make_image()
+
+    def depth_with(info: CameraInfo | None) -> np.ndarray:
+        if info is not None:  # delivered before the frames (they carry no link to it)
+            ros.info_pub.publish(info)
+            ros.spin_until(lambda: False, 0.5)
+        before = (lambda: ros.info_pub.publish(info)) if info is not None else None
+        found = ros.send_until(raw_msg(image, "rgb8", before), ros.image_pub, ("depth",))
+        return imgmsg_to_cv2(found["depth"]).astype(np.float64)
+
+    def info_with(fy: float, h: int = H, w: int = W) -> CameraInfo:
+        return CameraInfo(height=h, width=w, k=[200.0, 0.0, w / 2, 0.0, fy, h / 2, 0.0, 0.0, 1.0])
+
+    d_default = depth_with(None)
+    v = _diag_values(ros, lambda v: v.get("camera", "").startswith("default"))
+    assert "no camera_info" in v["camera"] and v["canonical focal px"] == "250", v
+    assert node_proc.output.count("no camera_info received yet") == 1, "said once in the log"
+    d1, d2 = depth_with(info_with(150.0)), depth_with(info_with(300.0))
+    valid = np.isfinite(d1)
+    assert valid.any() and np.array_equal(np.isfinite(d2), valid) and np.array_equal(np.isfinite(d_default), valid)
+    np.testing.assert_allclose(d2[valid], 2.0 * d1[valid], rtol=1e-5)
+    fy_default = default_intrinsics(H, W)[1]   # the documented default camera, at the image's size
+    np.testing.assert_allclose(d_default[valid], d1[valid] * fy_default / 150.0, rtol=1e-5)
+    v = _diag_values(ros, lambda v: "fy 300.0" in v.get("camera", ""))
+    assert v["camera"].startswith("camera_info") and v["camera_info ignored"] == "0", v
+    assert float(v["depth scale"]) == pytest.approx(300.0 * 96 / H / 250.0)
+    # another size (not rescaled), then an invalid K: ignored, counted, the default camera again
+    for info, words in ((info_with(300.0, 2 * H, 2 * W), f"{2 * W}x{2 * H}"), (info_with(0.0), "K has")):
+        np.testing.assert_allclose(depth_with(info)[valid], d_default[valid], rtol=1e-5)
+        v = _diag_values(ros, lambda v, words=words: words in v.get("camera", ""))
+        assert v["camera"].startswith("default") and words in v["camera"], v
+        assert words in node_proc.output and "camera_info ignored" in node_proc.output
+    assert int(v["camera_info ignored"]) >= 2, v
 
 
 def test_outputs_carry_input_header_encoding_and_size(ros, node_proc):

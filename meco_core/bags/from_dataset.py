@@ -2,13 +2,14 @@
 
 How users get test bags for replay evaluation and how the demo gets its drive: every
 sample becomes, at one header stamp (a fixed epoch + i / rate), the camera image (raw
-rgb8 or JPEG CompressedImage), its camera_info (from the dataset intrinsics), the depth
+rgb8 or JPEG CompressedImage), its camera_info (the frame's own intrinsics, so a dataset
+whose frames differ in camera or size gives a bag whose camera_info changes), the depth
 as an image (32FC1 metres with NaN = no data, or 16UC1 millimetres with 0 = no data), the
 labels (mono8, 255 = ignore) and optionally a lidar-like PointCloud2: valid depth pixels
-back-projected into the camera optical frame, moved into a lidar frame mounted elsewhere
-on the cart (published on /tf_static as base_link -> lidar and base_link -> camera) and,
-if asked, thinned to the rings of a spinning lidar. Writes sqlite3 or mcap rosbag2
-folders or a ROS 1 .bag.
+back-projected with that frame's K into the camera optical frame, moved into a lidar frame
+mounted elsewhere on the cart (published on /tf_static as base_link -> lidar and
+base_link -> camera) and, if asked, thinned to the rings of a spinning lidar. Writes
+sqlite3 or mcap rosbag2 folders or a ROS 1 .bag.
 """
 from __future__ import annotations
 
@@ -79,6 +80,29 @@ def depth_to_lidar_points(depth_m: np.ndarray, K: np.ndarray, T_lidar_camera: np
     return pts[keep].astype(np.float32), intensity[keep]
 
 
+def frame_K(reader: DatasetReader, split: str, sample: Any, override: dict[str, float] | None) -> np.ndarray:
+    """The 3x3 K of one sample: its own camera/<name>.txt, else `override` (--intrinsics), else
+    the dataset's (when its size matches the image); ValueError naming the frame if none."""
+    h, w = sample.rgb.shape[:2]
+    own = (reader.root / split / "camera" / f"{sample.name}.txt").is_file()
+    if own and sample.intrinsics is not None:
+        fx, fy, cx, cy = sample.intrinsics
+    elif override is not None:
+        if ("width" in override and "height" in override) and (override["width"], override["height"]) != (w, h):
+            raise ValueError(f"{split}/{sample.name}: image {w}x{h} differs from the intrinsics "
+                             f"{override['width']}x{override['height']}")
+        fx, fy, cx, cy = override["fx"], override["fy"], override["cx"], override["cy"]
+    elif sample.intrinsics is not None:
+        fx, fy, cx, cy = sample.intrinsics
+    else:
+        ds = reader.intrinsics
+        why = (f"the dataset's intrinsics are for {ds['width']}x{ds['height']}" if ds
+               else "dataset.yaml has no intrinsics")
+        raise ValueError(f"{reader.root}: frame {split}/{sample.name} ({w}x{h}) has no camera intrinsics: no "
+                         f"{split}/camera/{sample.name}.txt and {why}; pass them (--intrinsics fx,fy,cx,cy)")
+    return intrinsics_matrix(float(fx), float(fy), float(cx), float(cy))
+
+
 def _parse_intrinsics(spec: Any) -> dict[str, float] | None:
     if spec is None or isinstance(spec, dict):
         return spec
@@ -114,7 +138,11 @@ def make_bag(
 
     `compressed`: JPEG CompressedImage on `image_topic + '/compressed'` instead of raw rgb8.
     `depth_encoding`: '32FC1' (metres, NaN = none) or '16UC1' (millimetres, 0 = none).
-    `intrinsics`: fx,fy,cx,cy (dict or 'fx,fy,cx,cy') overriding / replacing the dataset's.
+    Each frame's camera_info (and the back-projection of its depth into the lidar cloud)
+    uses the frame's own intrinsics (camera/<name>.txt), else `intrinsics`, else the
+    dataset's; frames of different sizes and cameras may share one bag.
+    `intrinsics`: fx,fy,cx,cy (dict or 'fx,fy,cx,cy') overriding / replacing the dataset's
+    (not a frame's own).
     Topics set to None are not written.
     """
     if rate_hz <= 0:
@@ -125,30 +153,30 @@ def make_bag(
     names = reader.names(split)[:limit]
     if not names:
         raise ValueError(f"{data_dir}: split {split!r} is empty")
-    intr = _parse_intrinsics(intrinsics) or reader.intrinsics
-    if intr is None:
-        raise ValueError(f"{data_dir} has no camera intrinsics in dataset.yaml; pass them (--intrinsics fx,fy,cx,cy)")
+    override = _parse_intrinsics(intrinsics)
     layout = _Layout(image_topic + "/compressed" if compressed else image_topic, compressed, info_topic, depth_topic,
-                     seg_topic, lidar_topic, depth_encoding, lidar_rings, frame_id, lidar_frame,
-                     intrinsics_matrix(intr["fx"], intr["fy"], intr["cx"], intr["cy"]))
+                     seg_topic, lidar_topic, depth_encoding, lidar_rings, frame_id, lidar_frame)
     stats: dict[str, Any] = dict(out=str(out), storage=storage, frames=0, depth=0, labels=0, clouds=0, points=0)
+    cameras: set[tuple[float, ...]] = set()
     progress = _progress(len(names), verbose)
     with BagWriter(out, storage=storage, overwrite=overwrite) as bag:
         layout.add_topics(bag, epoch_ns)
         for i, name in enumerate(names):
             sample = reader.load(split, name)
-            h, w = sample.rgb.shape[:2]
-            if ("width" in intr and "height" in intr) and (intr["width"], intr["height"]) != (w, h):
-                raise ValueError(f"{name}: image {w}x{h} differs from the intrinsics {intr['width']}x{intr['height']}")
-            layout.write_sample(bag, sample, i, epoch_ns + int(round(i * 1e9 / rate_hz)), stats)
+            K = frame_K(reader, split, sample, override)
+            cameras.add((*K[[0, 1, 0, 1], [0, 1, 2, 2]].tolist(), *sample.rgb.shape[:2]))
+            layout.write_sample(bag, sample, K, i, epoch_ns + int(round(i * 1e9 / rate_hz)), stats)
             progress.update(1)
         stats["topics"] = dict(bag.counts)
     progress.close()
     stats["duration_s"] = (len(names) - 1) / rate_hz
+    stats["cameras"] = len(cameras)  # different (K, size) among the camera_info messages
     if verbose:
         print(f"make-bag {data_dir}/{split} -> {out} ({storage}): {stats['frames']} frames at {rate_hz:g} Hz")
         for topic, n in stats["topics"].items():
             print(f"  {topic}: {n} messages")
+        if stats["cameras"] > 1:
+            print(f"  camera_info: {stats['cameras']} different cameras (each frame's own intrinsics)")
         if stats["clouds"]:
             print(f"  lidar: {stats['points'] / stats['clouds']:.0f} points per cloud in frame {lidar_frame!r}, "
                   f"/tf_static {BASE_FRAME} -> {lidar_frame}, {BASE_FRAME} -> {frame_id}")
@@ -157,7 +185,7 @@ def make_bag(
 
 @dataclass
 class _Layout:
-    """What one dataset sample becomes in the bag: topics, encodings, frames, intrinsics."""
+    """What one dataset sample becomes in the bag: topics, encodings, frames."""
 
     cam_topic: str
     compressed: bool
@@ -169,7 +197,6 @@ class _Layout:
     lidar_rings: int
     frame_id: str
     lidar_frame: str
-    K: np.ndarray
 
     def add_topics(self, bag: BagWriter, epoch_ns: int) -> None:
         bag.add_topic(self.cam_topic, COMPRESSED_IMAGE if self.compressed else IMAGE)
@@ -184,15 +211,16 @@ class _Layout:
                                                                         (BASE_FRAME, self.frame_id, T_BASE_CAMERA)],
                                                          epoch_ns))
 
-    def write_sample(self, bag: BagWriter, s: Any, i: int, t: int, stats: dict[str, Any]) -> None:
-        """Camera image, camera info, and where the sample has them: depth image, lidar cloud, labels."""
+    def write_sample(self, bag: BagWriter, s: Any, K: np.ndarray, i: int, t: int, stats: dict[str, Any]) -> None:
+        """Camera image, its camera info (K, this image's size), and where the sample has them:
+        depth image, lidar cloud (depth back-projected with K), labels."""
         ts, fid = bag.typestore, self.frame_id
         h, w = s.rgb.shape[:2]
         if self.compressed:
             bag.write(self.cam_topic, t, compressed_image_msg(ts, s.rgb, "rgb8", t, fid, fmt="jpeg", quality=95, seq=i))
         else:
             bag.write(self.cam_topic, t, image_msg(ts, s.rgb, "rgb8", t, fid, seq=i))
-        bag.write(self.info_topic, t, camera_info_msg(ts, self.K, w, h, t, fid, seq=i))
+        bag.write(self.info_topic, t, camera_info_msg(ts, K, w, h, t, fid, seq=i))
         if s.depth_m is not None:
             stats["depth"] += 1
             if self.depth_topic:
@@ -202,7 +230,7 @@ class _Layout:
                     d = np.rint(s.depth_m * 1000.0).astype(np.uint16)
                 bag.write(self.depth_topic, t, image_msg(ts, d, self.depth_encoding, t, fid, seq=i))
             if self.lidar_topic:
-                pts, inten = depth_to_lidar_points(s.depth_m, self.K, T_LIDAR_CAMERA, self.lidar_rings, s.rgb)
+                pts, inten = depth_to_lidar_points(s.depth_m, K, T_LIDAR_CAMERA, self.lidar_rings, s.rgb)
                 bag.write(self.lidar_topic, t, pointcloud2_msg(ts, pts, t, self.lidar_frame, intensity=inten, seq=i))
                 stats["clouds"] += 1
                 stats["points"] += len(pts)

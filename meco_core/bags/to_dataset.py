@@ -3,8 +3,12 @@
 Each camera image (Image or CompressedImage) is paired with the PointCloud2 whose header
 stamp is nearest, within a tolerance; the cloud is moved into the camera optical frame
 with the extrinsics (a YAML, or the bag's /tf_static chained from the cloud's frame_id to
-the camera's) and projected with the CameraInfo intrinsics (distortion included) into a
-sparse depth image, the nearest point winning a pixel. Images without a cloud in
+the camera's) and projected with the intrinsics (distortion included) of the image's own
+CameraInfo into a sparse depth image, the nearest point winning a pixel. An image's
+CameraInfo is the latest one stamped at or before the image (drivers stamp both alike),
+else the earliest; when the camera changes within the bag (zoom, resolution, another
+calibration) every frame gets its own intrinsics (camera/<name>.txt), otherwise the
+dataset keeps one set in dataset.yaml. Images without a cloud in
 tolerance are kept without depth and counted. A depth image topic (32FC1 m / 16UC1 mm)
 can replace the lidar, and a label topic (mono8 ids) adds segmentation.
 
@@ -253,14 +257,69 @@ def decode_aux(kind: str, msg: Any) -> Any:
     return msg
 
 
+def same_camera(a: CameraModel, b: CameraModel) -> bool:
+    """Same calibration and image size (K, distortion and its model)."""
+    return ((a.width, a.height, a.model) == (b.width, b.height, b.model) and np.allclose(a.K, b.K)
+            and a.distortion.shape == b.distortion.shape and np.allclose(a.distortion, b.distortion))
+
+
 @dataclass
 class SideInfo:
-    """What pass 1 learns: the first camera model, the transforms and how often K changed."""
+    """What pass 1 learns: the camera models (by stamp), the transforms and how often the camera changed.
+
+    `camera` is the first CameraInfo of the bag; `camera_at(t)` the one that belongs to an
+    image stamped t (see there). `cameras` holds each different model once, `info_changes`
+    counts CameraInfo messages unlike the one before them.
+    """
 
     camera: CameraModel | None = None
     tf_static: TfTree = field(default_factory=TfTree)
     tf_dynamic: TfTree = field(default_factory=TfTree)
     info_changes: int = 0
+    cameras: list[CameraModel] = field(default_factory=list)
+    info_stamps: list[int] = field(default_factory=list)  # per CameraInfo message, bag order
+    info_ids: list[int] = field(default_factory=list)  # its index in `cameras`
+    _ids: dict[tuple, int] = field(default_factory=dict, repr=False, compare=False)
+    _sorted: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
+
+    def add_camera(self, cam: CameraModel, stamp: int) -> None:
+        if self.camera is None:
+            self.camera = cam
+        last = self.cameras[self.info_ids[-1]] if self.info_ids else None
+        if last is not None and same_camera(cam, last):
+            k = self.info_ids[-1]
+        else:
+            if last is not None:
+                self.info_changes += 1
+            key = (cam.width, cam.height, cam.model, cam.K.tobytes(), cam.distortion.tobytes())
+            k = self._ids.setdefault(key, len(self.cameras))
+            if k == len(self.cameras):
+                self.cameras.append(cam)
+        self.info_stamps.append(int(stamp))
+        self.info_ids.append(k)
+        self._sorted = None
+
+    def camera_at(self, stamp: int) -> CameraModel | None:
+        """The CameraInfo of an image stamped `stamp`: the latest one stamped at or before it
+        (exact ties included: drivers stamp an image and its CameraInfo alike), else the
+        earliest (an image before the first CameraInfo). None if the bag has none."""
+        if not self.cameras:
+            return None
+        if len(self.cameras) == 1:
+            return self.cameras[0]
+        if self._sorted is None:
+            s = np.asarray(self.info_stamps, np.int64)
+            order = np.argsort(s, kind="stable")
+            self._sorted = s[order], np.asarray(self.info_ids, np.int64)[order]
+        ss, ids = self._sorted
+        i = int(np.searchsorted(ss, int(stamp), side="right")) - 1
+        return self.cameras[int(ids[max(i, 0)])]
+
+    @property
+    def camera_changes(self) -> bool:
+        """Whether the images' intrinsics or size change within the bag (distortion alone does not count)."""
+        return len({(*np.round(c.K[[0, 1, 0, 1], [0, 1, 2, 2]], 9).tolist(), c.width, c.height)
+                    for c in self.cameras}) > 1
 
 
 def read_side_info(reader: BagReader, info_topic: str | None, tf_topics: list[str], aux: dict[str, Aux]) -> SideInfo:
@@ -269,11 +328,7 @@ def read_side_info(reader: BagReader, info_topic: str | None, tf_topics: list[st
     topics = list(dict.fromkeys(t for t in (info_topic, *tf_topics, *aux) if t))
     for m in reader.messages(topics, strict=False):
         if m.topic == info_topic:
-            cam = camera_info_from_msg(m.msg)
-            if side.camera is None:
-                side.camera = cam
-            elif not np.allclose(cam.K, side.camera.K):
-                side.info_changes += 1
+            side.add_camera(camera_info_from_msg(m.msg), message_stamp(m.msg, m.log_ns))
         elif m.topic in tf_topics:
             (side.tf_static if m.topic == "/tf_static" else side.tf_dynamic).add_msg(m.msg)
         if m.topic in aux:
@@ -341,7 +396,8 @@ def join_frames(reader: BagReader, image_topic: str, aux: dict[str, Aux], tol_ns
 
 class LidarProjector:
     """Clouds -> sparse depth images of the camera: extrinsics given (T_camera_lidar) or from the
-    bag's tf (looked up once per frame pair). `source` says where the extrinsics came from."""
+    bag's tf (looked up once per frame pair). `source` says where the extrinsics came from.
+    `camera` is the default model; `depth(..., camera=)` projects with an image's own."""
 
     def __init__(self, reader: BagReader, camera: CameraModel, side: SideInfo, T_fixed: np.ndarray | None = None):
         self.reader, self.camera, self.side, self.T_fixed = reader, camera, side, T_fixed
@@ -358,11 +414,14 @@ class LidarProjector:
                                                         cam_frame, lidar_frame)
         return self._cache[key]
 
-    def depth(self, xyz: np.ndarray, lidar_frame: str, image_frame: str, width: int, height: int) -> np.ndarray:
-        """Sparse float32 depth (H, W) of lidar points `xyz` (in `lidar_frame`), 0 = no point."""
-        cam_frame = self.camera.frame_id or clean_frame(image_frame)
+    def depth(self, xyz: np.ndarray, lidar_frame: str, image_frame: str, width: int, height: int,
+              camera: CameraModel | None = None) -> np.ndarray:
+        """Sparse float32 depth (H, W) of lidar points `xyz` (in `lidar_frame`), 0 = no point,
+        projected with `camera` (the image's CameraInfo; default: `self.camera`)."""
+        cam = camera or self.camera
+        cam_frame = cam.frame_id or clean_frame(image_frame)
         pts = transform_points(self.T_camera_lidar(cam_frame, lidar_frame), xyz)
-        return project_cloud(pts, self.camera, width, height)
+        return project_cloud(pts, cam, width, height)
 
 
 # ------------------------------------------------------------------ main
@@ -397,26 +456,29 @@ def select_topics(reader: BagReader, image: str | None, cloud: str | None, info:
 
 class FrameWriter:
     """Joined frames -> dataset samples: decodes the image, turns the cloud / depth / label
-    payloads into the sample's depth and labels, counts what matched. The dataset is
-    created with the first frame (its size and the camera's intrinsics)."""
+    payloads into the sample's depth and labels (clouds projected with the image's own
+    CameraInfo, `SideInfo.camera_at`), counts what matched. The dataset is created with the
+    first frame: with the camera's intrinsics in dataset.yaml when the bag has one camera,
+    else with each frame's intrinsics beside it (camera/<name>.txt)."""
 
-    def __init__(self, reader: BagReader, topics: BagTopics, aux: dict[str, Aux], camera: CameraModel | None,
+    def __init__(self, reader: BagReader, topics: BagTopics, aux: dict[str, Aux], side: SideInfo,
                  projector: LidarProjector | None, out: str | os.PathLike, class_set: Any, split: str,
                  prefix: str, stats: dict[str, Any]) -> None:
-        self.reader, self.topics, self.aux, self.camera, self.projector = reader, topics, aux, camera, projector
+        self.reader, self.topics, self.aux, self.side, self.projector = reader, topics, aux, side, projector
         self.out, self.class_set, self.split, self.prefix, self.stats = out, class_set, split, prefix, stats
+        self.per_frame = side.camera_changes
         self.writer: DatasetWriter | None = None
 
     def __call__(self, p: JoinedFrame) -> None:
         rgb = rgb_from_msg(p.msg)
         h, w = rgb.shape[:2]
-        cam = self.camera
+        cam = self.side.camera_at(p.stamp)
         if cam is not None and cam.width and (cam.width, cam.height) != (w, h):
             raise BagError(self.reader.path, f"camera_info is {cam.width}x{cam.height} but {self.topics.image} "
-                                             f"images are {w}x{h}")
+                                             f"image {p.index} is {w}x{h}")
         if self.writer is None:
             self.writer = self._open(w, h)
-        depth, labels = self._targets(p, w, h)
+        depth, labels = self._targets(p, cam, w, h)
         stats = self.stats
         if depth is not None:
             stats["matched"] += 1
@@ -424,20 +486,26 @@ class FrameWriter:
         elif self.topics.cloud or self.topics.depth:
             stats["unmatched"] += 1
         stats["labels"] += labels is not None
-        self.writer.write(self.split, f"{self.prefix}_{p.index:06d}", rgb, depth_m=depth, labels=labels)
+        intr = None
+        if self.per_frame and cam is not None:
+            c = cam.intrinsics()
+            intr = (c["fx"], c["fy"], c["cx"], c["cy"])
+        self.writer.write(self.split, f"{self.prefix}_{p.index:06d}", rgb, depth_m=depth, labels=labels,
+                          intrinsics=intr)
         stats["frames_written"] += 1
 
     def _open(self, w: int, h: int) -> DatasetWriter:
         intr = None
-        if self.camera is not None:
-            intr = self.camera.intrinsics()
+        if self.side.camera is not None and not self.per_frame:
+            intr = self.side.camera.intrinsics()
             intr.update(width=w, height=h)
         t = self.topics
         source = (f"rosbag {self.reader.path.name}: {t.image}" + (f" + {t.cloud}" if t.cloud else "")
                   + (f" + {t.depth}" if t.depth else ""))
         return DatasetWriter(self.out, self.class_set, intrinsics=intr, source=source)
 
-    def _targets(self, p: JoinedFrame, w: int, h: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    def _targets(self, p: JoinedFrame, cam: CameraModel | None, w: int,
+                 h: int) -> tuple[np.ndarray | None, np.ndarray | None]:
         depth = labels = None
         for t, payload in p.payloads.items():
             kind = self.aux[t].kind
@@ -445,7 +513,7 @@ class FrameWriter:
                 continue
             if kind == "cloud":
                 xyz, frame = payload
-                depth = self.projector.depth(xyz, frame, p.msg.header.frame_id, w, h)
+                depth = self.projector.depth(xyz, frame, p.msg.header.frame_id, w, h, camera=cam)
                 self.stats["extrinsics"] = self.projector.source
             elif kind == "depth":
                 depth = payload
@@ -502,12 +570,16 @@ def import_bag(
         if t.cloud and camera is None:
             raise BagError(reader.path, f"{t.info} holds no readable CameraInfo")
         stats["camera_info_changes"] = side.info_changes
-        if camera is not None and camera.has_distortion:
-            stats["distortion"] = f"{camera.model} {np.round(camera.distortion, 5).tolist()} (applied in projection)"
+        stats["cameras"] = len(side.cameras)
+        stats["per_frame_intrinsics"] = side.camera_changes
+        distorted = [c for c in side.cameras if c.has_distortion]
+        if distorted:
+            stats["distortion"] = "; ".join(dict.fromkeys(f"{c.model} {np.round(c.distortion, 5).tolist()}"
+                                                          for c in distorted)) + " (applied in projection)"
         projector = LidarProjector(reader, camera, side, T_fixed) if t.cloud else None
         # pass 2: stream images, join with the auxiliary topics
         prefix = _safe_name(name_prefix if name_prefix is not None else reader.path.stem)
-        emit = FrameWriter(reader, t, aux, camera, projector, out, get_class_set(class_set), split, prefix, stats)
+        emit = FrameWriter(reader, t, aux, side, projector, out, get_class_set(class_set), split, prefix, stats)
         progress = _progress(reader.topics[t.image].count, verbose)
         try:
             for joined in join_frames(reader, t.image, aux, tol_ns, every, limit, stats):
@@ -572,7 +644,10 @@ def print_summary(stats: dict[str, Any]) -> None:
         if stats.get(key):
             print(f"  {key}: {stats[key]}")
     if stats.get("camera_info_changes"):
-        print(f"  warning: camera_info K changed {stats['camera_info_changes']} times; the first one was used")
+        how = ("each frame's intrinsics written beside it (camera/<name>.txt)" if stats.get("per_frame_intrinsics")
+               else "only the distortion differs; dataset.yaml keeps one set of intrinsics")
+        print(f"  camera_info changed {stats['camera_info_changes']} times ({stats.get('cameras')} different cameras): "
+              f"each image projected with its own; {how}")
     if stats.get("labels"):
         print(f"  labels: {stats['labels']} frames")
 

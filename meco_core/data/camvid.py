@@ -4,7 +4,11 @@ Input layout: `ROOT/<split>/*.png` RGB and `ROOT/<split>annot/*.png` ids 0..10, 
 Unlabelled; splits train, val and test when present. Output keeps the CamVid class set
 (ids 0..10, 11 -> 255); the `camvid->golf` remap in `meco_core.classes` is applied at
 load time, so the converted data stays usable for the 11-class CamVid benchmark.
-CamVid has no depth: samples carry labels only.
+CamVid has no depth. With `pseudo=True` the importer adds geometric pseudo-depth
+(`meco_core.data.pseudo_depth`) under an ASSUMED camera recorded in dataset.yaml: the
+horizon at mid-height (the vanishing points of straight streets sit there: a level camera)
+and a dashboard camera `camera_height` m above the road. Tree is left without depth
+(it also covers flat grass verges, which are not upright).
 """
 from __future__ import annotations
 
@@ -15,12 +19,20 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from meco_core.camera import default_intrinsics
 from meco_core.classes import CAMVID, make_remap
 from meco_core.data.format import DatasetFormatError, DatasetWriter
+from meco_core.data.pseudo_depth import GROUND, SKY, UPRIGHT, pseudo_depth, role_lut
 
 SPLITS = ("train", "val", "test")
 # ids 0..10 stay, 11 (Unlabelled) and anything unexpected -> 255
 _LUT = make_remap({i: i for i in range(CAMVID.num_classes)})
+ASSUMED_HFOV_DEG = 60.0
+ASSUMED_HORIZON_FRAC = 0.5
+ASSUMED_CAMERA_HEIGHT_M = 1.4
+_ROLES = role_lut({CAMVID.names.index(n): r for n, r in {
+    "Sky": SKY, "Road": GROUND, "Pavement": GROUND, "Building": UPRIGHT, "Pole": UPRIGHT, "SignSymbol": UPRIGHT,
+    "Fence": UPRIGHT, "Car": UPRIGHT, "Pedestrian": UPRIGHT, "Bicyclist": UPRIGHT}.items()})
 
 
 def convert_camvid(
@@ -29,6 +41,10 @@ def convert_camvid(
     limit: int | None = None,
     splits: tuple[str, ...] | list[str] | None = None,
     progress: bool = True,
+    pseudo: bool = False,
+    hfov_deg: float = ASSUMED_HFOV_DEG,
+    horizon_frac: float = ASSUMED_HORIZON_FRAC,
+    camera_height: float = ASSUMED_CAMERA_HEIGHT_M,
 ) -> dict[str, int]:
     """Convert every split found under `root`; returns {split: samples written}.
 
@@ -40,7 +56,14 @@ def convert_camvid(
     if not found:
         raise FileNotFoundError(f"{root}: no CamVid split folders (expected e.g. train/ + trainannot/)")
     counts: dict[str, int] = {}
-    with DatasetWriter(out, CAMVID, source=f"CamVid (SegNet tutorial) from {root}") as writer:
+    intr = note = None
+    if pseudo:  # CamVid frames are all 480x360
+        fx, fy, cx, cy = default_intrinsics(360, 480, hfov_deg)
+        intr = dict(fx=fx, fy=fy, cx=cx, cy=cy, width=480, height=360)
+        note = (f"ASSUMED camera (CamVid has no calibration): HFOV {hfov_deg:g} deg, horizon at {horizon_frac:g} of "
+                f"the height, {camera_height:g} m above the road; depth is geometric pseudo-depth")
+    with DatasetWriter(out, CAMVID, intrinsics=intr, source=f"CamVid (SegNet tutorial) from {root}",
+                       camera_note=note or "") as writer:
         for split in found:
             images = sorted(p for p in (root / split).iterdir() if p.suffix.lower() in (".png", ".jpg"))
             if limit is not None:
@@ -56,6 +79,12 @@ def convert_camvid(
                 if ann.ndim == 3:  # some copies store ids replicated in 3 channels
                     ann = ann[:, :, 0]
                 labels = _LUT[ann.astype(np.uint8)]
-                writer.write(split, img_path.stem, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), labels=labels)
+                depth = None
+                if intr is not None:
+                    if labels.shape != (intr["height"], intr["width"]):
+                        raise DatasetFormatError(f"{img_path}: pseudo-depth assumes 480x360 frames, got "
+                                                 f"{labels.shape[1]}x{labels.shape[0]}")
+                    depth = pseudo_depth(labels, _ROLES, intr["fy"], horizon_frac * labels.shape[0], camera_height)
+                writer.write(split, img_path.stem, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), depth_m=depth, labels=labels)
             counts[split] = len(images)
     return counts

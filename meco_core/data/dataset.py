@@ -18,6 +18,10 @@ Geometric augmentation moves image, depth and labels together:
   255 labels when the image is smaller than the crop;
 - horizontal flip; photometric jitter (brightness, contrast, saturation, hue) on the
   image only.
+Every item carries `focal`: the vertical focal length fy in pixels of the returned image
+(the sample's intrinsics, else the default camera of `meco_core.camera`, times the resize
+factor), so a canonical-focal model's output can be turned into metres per sample; zoom
+augmentation thereby teaches "same scene, longer lens", not "everything is nearer".
 Randomness comes from torch's generator, so `torch.manual_seed` and DataLoader workers
 (each seeded by torch) give reproducible, non-repeating augmentation.
 """
@@ -31,6 +35,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from meco_core.camera import default_intrinsics, fit_size
 from meco_core.classes import ClassSet, get_class_set, get_remap
 from meco_core.data.format import DatasetReader, Sample
 from meco_core.image_codec import resize_image
@@ -96,6 +101,8 @@ class MecoDataset(Dataset):
     registry remap `<root classes>-><target>` (e.g. camvid->golf); no remap -> error.
     crop_size (H, W): random crop when augmenting, centre crop/pad otherwise.
     resize (H, W): eval only, resize every sample to this size before any crop.
+    keep_aspect: with `resize`, use its pixel count at each frame's own aspect ratio
+    (`meco_core.camera.fit_size`, as the Estimator runs frames), not its exact shape.
     resize_targets: with `resize`, resize depth and labels too (False: only the image, so a
     model run at another size is scored against the ground truth as recorded, as the node's
     outputs are; `meco eval` does this).
@@ -116,6 +123,7 @@ class MecoDataset(Dataset):
         resize_targets: bool = True,
         flip: bool = True,
         jitter: float = 0.25,
+        keep_aspect: bool = False,
     ) -> None:
         roots = [root] if isinstance(root, (str, os.PathLike)) else list(root)
         if not roots:
@@ -130,6 +138,7 @@ class MecoDataset(Dataset):
         self.resize_targets = resize_targets
         self.flip = flip
         self.jitter = jitter
+        self.keep_aspect = keep_aspect
         self.class_set = get_class_set(class_set) if class_set is not None else self.readers[0].class_set
         self.remaps: list[np.ndarray | None] = []
         for reader in self.readers:
@@ -171,12 +180,13 @@ class MecoDataset(Dataset):
         labels = s.labels if has_seg else np.full((h, w), 255, np.uint8)
         depth = np.where(depth <= self.max_depth, depth, 0).astype(np.float32)
         rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item())) if self.augment else None
+        intrinsics = s.intrinsics or default_intrinsics(h, w)
 
         if rng is not None:
             scale = rng.uniform(*self.scale_range)
             nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
         elif self.resize:
-            nh, nw = self.resize
+            nh, nw = fit_size((h, w), self.resize) if self.keep_aspect else self.resize
         else:
             nh, nw = h, w
         if (nh, nw) != (h, w):
@@ -184,6 +194,8 @@ class MecoDataset(Dataset):
             if rng is not None or self.resize_targets:  # eval may keep the ground truth as recorded
                 labels = _resize_labels(labels, nh, nw)
                 depth = resize_sparse_depth(depth, nh, nw) if has_depth else np.zeros((nh, nw), np.float32)
+
+        focal = intrinsics[1] * nh / h  # fy of the image the network sees (crop and flip keep it)
 
         if self.crop_size:
             ch, cw = self.crop_size
@@ -208,6 +220,8 @@ class MecoDataset(Dataset):
             "seg": torch.from_numpy(np.ascontiguousarray(labels).astype(np.int64)),
             "has_depth": torch.tensor(has_depth),
             "has_seg": torch.tensor(has_seg),
+            "focal": torch.tensor(focal, dtype=torch.float32),
+            "camera": "given" if s.intrinsics is not None else "default",
             "name": s.name,
         }
 

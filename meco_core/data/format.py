@@ -8,12 +8,15 @@ simple::
     ROOT/<split>/image/<name>.png|.jpg   RGB
     ROOT/<split>/depth/<name>.png        optional; uint16 millimetres, 0 = no data (sparse ok)
     ROOT/<split>/seg/<name>.png          optional; uint8 class ids, 255 = ignore
+    ROOT/<split>/camera/<name>.txt       optional; "fx fy cx cy" of this frame (pixels of its
+                                         image), for datasets whose frames differ in camera
 
 dataset.yaml::
 
     format: meco-dataset/1
     classes: {name, names, colors}
-    intrinsics: {fx, fy, cx, cy, width, height}   # optional
+    intrinsics: {fx, fy, cx, cy, width, height}   # optional; one camera for every frame
+    camera_note: free text                          # optional; e.g. "assumed, not calibrated"
     splits: {train: count, ...}
     source: free text
 
@@ -56,6 +59,9 @@ class Sample:
     depth_m: np.ndarray | None  # (H, W) float32 metres, 0 = invalid
     labels: np.ndarray | None  # (H, W) uint8 class ids, 255 = ignore
     name: str
+    # (fx, fy, cx, cy) in pixels of `rgb`: the frame's own (camera/<name>.txt), else the
+    # dataset's when its size matches, else None (the model's default camera applies)
+    intrinsics: tuple[float, float, float, float] | None = None
 
 
 def depth_to_mm(depth_m: np.ndarray) -> tuple[np.ndarray, int]:
@@ -113,8 +119,10 @@ class DatasetWriter:
         intrinsics: dict | None = None,
         source: str = "",
         image_format: str = "png",
+        camera_note: str = "",
     ) -> None:
         self.root = Path(root)
+        self.camera_note = camera_note
         self.class_set = get_class_set(class_set)
         self.intrinsics = _check_intrinsics(intrinsics)
         self.source = source
@@ -149,8 +157,10 @@ class DatasetWriter:
         rgb: np.ndarray,
         depth_m: np.ndarray | None = None,
         labels: np.ndarray | None = None,
+        intrinsics: tuple[float, float, float, float] | None = None,
     ) -> None:
-        """Store one sample; depth in metres (invalid: 0/NaN/inf/<0), labels uint8 ids."""
+        """Store one sample; depth in metres (invalid: 0/NaN/inf/<0), labels uint8 ids,
+        intrinsics (fx, fy, cx, cy) of this frame when frames differ in camera."""
         if self._closed:
             raise RuntimeError("DatasetWriter is closed")
         for what, s in (("split", split), ("name", name)):
@@ -187,6 +197,12 @@ class DatasetWriter:
                 )
 
         base = self.root / split
+        cam_text = None
+        if intrinsics is not None:
+            vals = [float(v) for v in intrinsics]
+            if len(vals) != 4 or not all(np.isfinite(vals)) or vals[0] <= 0 or vals[1] <= 0:
+                raise DatasetFormatError(f"{name}: intrinsics must be (fx, fy, cx, cy) with fx, fy > 0; got {intrinsics}")
+            cam_text = " ".join(repr(v) for v in vals) + "\n"
         for sub in ("image", "depth", "seg"):
             (base / sub).mkdir(parents=True, exist_ok=True)
         for ext in IMAGE_EXTS:  # a rewrite with another extension must not leave a twin
@@ -201,6 +217,12 @@ class DatasetWriter:
                 path.unlink(missing_ok=True)  # no stale depth/labels from an earlier write
             else:
                 _imwrite(path, arr, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+        cam_path = base / "camera" / f"{name}.txt"
+        if cam_text is None:
+            cam_path.unlink(missing_ok=True)
+        else:
+            cam_path.parent.mkdir(exist_ok=True)
+            _atomic_write_text(cam_path, cam_text)
         self.written[split] = self.written.get(split, 0) + 1
 
     def close(self) -> dict[str, Any]:
@@ -221,6 +243,9 @@ class DatasetWriter:
         }
         if meta["intrinsics"] is None:
             del meta["intrinsics"]
+        note = self.camera_note or old.get("camera_note")
+        if note:
+            meta["camera_note"] = note
         _atomic_write_text(self.root / "dataset.yaml", yaml.safe_dump(meta, sort_keys=False, default_flow_style=None))
         self._closed = True
         return meta
@@ -310,7 +335,24 @@ class DatasetReader:
         depth = mm.astype(np.float32) / 1000.0 if mm is not None else None
         labels = _read_plane(self.root / split / "seg" / f"{name}.png", np.uint8, (h, w),
                              "labels must be a 1-channel 8-bit PNG")
-        return Sample(rgb=rgb, depth_m=depth, labels=labels, name=name)
+        return Sample(rgb=rgb, depth_m=depth, labels=labels, name=name, intrinsics=self.frame_intrinsics(split, name, (h, w)))
+
+    def frame_intrinsics(self, split: str, name: str, size: tuple[int, int]) -> tuple[float, float, float, float] | None:
+        """(fx, fy, cx, cy) of one frame of image size (H, W): its own file, else the dataset's
+        when the size matches, else None."""
+        path = self.root / split / "camera" / f"{name}.txt"
+        if path.exists():
+            try:
+                vals = [float(v) for v in path.read_text().split()]
+            except ValueError:
+                vals = []
+            if len(vals) != 4 or not all(np.isfinite(vals)) or vals[0] <= 0 or vals[1] <= 0:
+                raise DatasetFormatError(f"{path}: expected 'fx fy cx cy' (fx, fy > 0)")
+            return vals[0], vals[1], vals[2], vals[3]
+        intr = self.intrinsics
+        if intr and (intr["height"], intr["width"]) == tuple(size):
+            return intr["fx"], intr["fy"], intr["cx"], intr["cy"]
+        return None
 
     def __repr__(self) -> str:
         return f"DatasetReader({str(self.root)!r}, classes={self.class_set.name!r}, splits={self.meta.get('splits')})"

@@ -22,12 +22,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from meco_core.camera import DEFAULT_HFOV_DEG, canonical_focal_of, metric_depth_outputs
 from meco_core.classes import ClassSet, get_class_set, get_remap
 from meco_core.defaults import MAX_DEPTH_M
 from meco_core.models.metrics import DepthMetrics, SegmentationMetrics
 from meco_core.evaluation.plotting import pyplot, save_figure
 
 DEPTH_KEYS = ("rmse", "rmse_log", "abs_rel", "sq_rel", "d1", "d2", "d3")
+# per-frame median-scaled versions (s = median(gt)/median(pred)) and the median over frames of s
+MS_DEPTH_KEYS = (*(f"ms_{k}" for k in DEPTH_KEYS), "ms_scale_median")
 
 
 class MetricSet:
@@ -54,10 +57,11 @@ class MetricSet:
         self.frames += b
 
     def compute(self) -> dict[str, Any]:
-        """Flat dict: depth keys (NaN when no depth was seen), miou (%), iou_per_class, frames."""
+        """Flat dict: depth keys and their median-scaled ms_ versions (NaN when no depth was seen),
+        miou (%), iou_per_class, frames."""
         out: dict[str, Any] = {"frames": self.frames}
         depth = self.depth.compute() if self.depth is not None else {}
-        for k in DEPTH_KEYS:
+        for k in (*DEPTH_KEYS, *MS_DEPTH_KEYS):
             out[k] = depth.get(k, math.nan)
         out["depth_pixels"] = depth.get("pixels", 0)
         seg = self.seg.compute() if self.seg is not None else {}
@@ -84,7 +88,9 @@ def predict_and_update(model: nn.Module, batch: dict[str, Any], metrics: MetricS
     outputs = predict(model, images)
     _sync(device)
     seconds = time.perf_counter() - t0
-    outputs = to_target_size({k: v.float().cpu() for k, v in outputs.items()}, batch)
+    outputs = metric_depth_outputs({k: v.float().cpu() for k, v in outputs.items()}, batch.get("focal"),
+                                   canonical_focal_of(model))
+    outputs = to_target_size(outputs, batch)
     metrics.update(outputs, batch)
     return outputs, seconds
 
@@ -149,6 +155,7 @@ def evaluate(model: nn.Module, dataset: Iterable[dict[str, Any]] | Any, device: 
                         getattr(model, "max_depth", MAX_DEPTH_M))
     times: list[float] = []
     samples = []
+    cameras: dict[str, int] = {}
     iterator = enumerate(indices)
     if progress:
         from tqdm import tqdm
@@ -158,6 +165,7 @@ def evaluate(model: nn.Module, dataset: Iterable[dict[str, Any]] | Any, device: 
         item = dataset[int(idx)]
         batch = {k: (v.unsqueeze(0) if isinstance(v, torch.Tensor) else [v]) for k, v in item.items()}
         outputs, seconds = predict_and_update(model, batch, metrics, device)
+        cameras[item.get("camera", "default")] = cameras.get(item.get("camera", "default"), 0) + 1
         if j >= warmup:
             times.append(seconds)
         if j in keep:
@@ -169,7 +177,21 @@ def evaluate(model: nn.Module, dataset: Iterable[dict[str, Any]] | Any, device: 
     results["latency_ms_median"] = float(np.median(times) * 1000) if times else math.nan
     if class_set is not None:
         results["class_names"] = list(class_set.names)
+    results["camera"] = describe_cameras(cameras, canonical_focal_of(model))
     return EvalResult(results, class_set, samples)
+
+
+def describe_cameras(counts: dict[str, int], canonical_focal: float) -> str:
+    """Which camera model the depth was computed for, in words (printed and in the JSON)."""
+    if not canonical_focal:
+        return "camera-agnostic model (canonical_focal 0): depth in metres of its training camera; intrinsics unused"
+    parts = []
+    if counts.get("given"):
+        parts.append(f"{counts['given']} frames with the dataset's intrinsics")
+    if counts.get("default"):
+        parts.append(f"{counts['default']} frames with the default camera ({DEFAULT_HFOV_DEG:g} deg HFOV: the data has "
+                     "no intrinsics)")
+    return f"canonical focal {canonical_focal:g} px, rescaled per frame: " + ", ".join(parts or ["no frames"])
 
 
 def _sample_arrays(item: dict[str, Any], outputs: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
@@ -205,13 +227,21 @@ def resolve_class_sets(model_cs: ClassSet | None, data_cs: ClassSet, num_classes
 
 # --------------------------------------------------------------------------- reporting
 def format_table(results: dict[str, Any], class_names: Sequence[str] | None = None, title: str = "") -> str:
-    """The paper's layout: depth row (RMSE, RMSE log, AbsRel, SqRel, d1-d3), then per-class IoU."""
+    """The paper's layout: depth row (RMSE, RMSE log, AbsRel, SqRel, d1-d3) and, when present, the
+    median-scaled row under it (ms_ keys), then per-class IoU."""
     lines = [title] if title else []
     if not math.isnan(results.get("rmse", math.nan)):
         head = f"{'RMSE':>8} {'RMSE log':>9} {'AbsRel':>8} {'SqRel':>8} {'d<1.25':>8} {'d<1.25^2':>9} {'d<1.25^3':>9}"
-        row = (f"{results['rmse']:8.3f} {results['rmse_log']:9.3f} {results['abs_rel']:8.3f} {results['sq_rel']:8.3f} "
-               f"{results['d1']:8.3f} {results['d2']:9.3f} {results['d3']:9.3f}")
-        lines += ["Depth (m; lower is better for errors, higher for delta)", head, row]
+
+        def row(p: str) -> str:
+            return (f"{results[p + 'rmse']:8.3f} {results[p + 'rmse_log']:9.3f} {results[p + 'abs_rel']:8.3f} "
+                    f"{results[p + 'sq_rel']:8.3f} {results[p + 'd1']:8.3f} {results[p + 'd2']:9.3f} "
+                    f"{results[p + 'd3']:9.3f}")
+
+        lines += ["Depth (m; lower is better for errors, higher for delta)", head, row("")]
+        if all(k in results for k in MS_DEPTH_KEYS) and not math.isnan(results["ms_rmse"]):
+            lines += [f"median-scaled (per frame, median(gt)/median(pred)); median scale "
+                      f"{results['ms_scale_median']:.3f}", row("ms_")]
     elif "rmse" in results:
         lines.append("Depth: no valid ground truth in this set")
     ious = results.get("iou_per_class") or []
@@ -223,6 +253,8 @@ def format_table(results: dict[str, Any], class_names: Sequence[str] | None = No
         lines.append("Segmentation IoU (%)")
         lines += [f"  {n:<{width}} {('   n/a' if math.isnan(v) else f'{v:6.2f}')}" for n, v in zip(names, ious)]
         lines.append(f"  {'mIoU':<{width}} {results['miou']:6.2f}")
+    if results.get("camera") and not math.isnan(results.get("rmse", math.nan)):
+        lines.append(f"camera: {results['camera']}")
     lines.append(f"frames {results.get('frames', 0)}, FPS {results.get('fps', math.nan):.2f} (batch 1, "
                  f"median latency {results.get('latency_ms_median', math.nan):.1f} ms)")
     return "\n".join(lines)
@@ -270,13 +302,16 @@ def _depth_range(sample: dict[str, np.ndarray], max_depth: float) -> float:
 
 
 def load_eval_dataset(data: str | Path, split: str, class_set: ClassSet | None, num_classes: int,
-                      max_depth: float = MAX_DEPTH_M, size: tuple[int, int] | None = None, depth_only: bool = False):
+                      max_depth: float = MAX_DEPTH_M, size: tuple[int, int] | None = None, depth_only: bool = False,
+                      keep_aspect: bool = False):
     """MecoDataset (no augmentation, full resolution unless `size`) expressed in the model's classes.
 
     With `size`, only the images are resized: predictions are scored at the ground truth's
     own resolution (`to_target_size`), as replay evaluation scores the node's outputs.
 
     depth_only: ignore the data's labels (e.g. a CamVid-class model's depth on golf frames).
+    keep_aspect: `size` is a pixel budget run at each frame's aspect ratio, as
+    `Estimator(keep_aspect=True)` runs frames (default: resized to `size`, as the node does).
     """
     from meco_core.data.dataset import MecoDataset
     from meco_core.data.format import DatasetReader
@@ -285,11 +320,11 @@ def load_eval_dataset(data: str | Path, split: str, class_set: ClassSet | None, 
     if depth_only:
         target = class_set or data_cs
         ds = MecoDataset(data, split, augment=False, class_set=target, max_depth=max_depth, resize=size,
-                         resize_targets=False, label_remap=np.full(256, 255, np.uint8))
+                         resize_targets=False, label_remap=np.full(256, 255, np.uint8), keep_aspect=keep_aspect)
         return ds, target
     target = resolve_class_sets(class_set, data_cs, num_classes)
     ds = MecoDataset(data, split, augment=False, class_set=target, max_depth=max_depth, resize=size,
-                     resize_targets=False)
+                     resize_targets=False, keep_aspect=keep_aspect)
     return ds, target
 
 

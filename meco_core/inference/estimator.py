@@ -5,7 +5,7 @@ the ROS node stays a thin adapter and the same code serves bag replay and script
 
     est = Estimator("checkpoints/meco_golf.pt", device="auto", inference_size=(384, 512))
     est.warmup(3)
-    pred = est.predict(rgb)          # rgb: HxWx3 uint8 RGB
+    pred = est.predict(rgb, intrinsics=(fx, fy, cx, cy))   # rgb: HxWx3 uint8 RGB, its camera
     pred.depth_m, pred.labels        # HxW float32 metres (NaN invalid), HxW uint8 class ids
 
 Design notes (why, not what):
@@ -13,6 +13,15 @@ Design notes (why, not what):
   outputs are resized back (`meco_core.inference.postprocess`): depth bilinear or nearest; labels
   either from bilinearly upsampled logits (smooth, correct boundaries) or nearest-upsampled
   argmax (cheapest), in OpenCV/numpy on CPU and on the GPU with CUDA.
+- Camera-aware depth: a model with `canonical_focal` predicts depth for that focal length;
+  `predict(rgb, intrinsics=...)` turns it into metres for the camera that took `rgb`
+  (`meco_core.camera`: fy of the resized frame / canonical focal). Without intrinsics the
+  default camera (DEFAULT_HFOV_DEG) applies and `Prediction.camera` says "default".
+- Frames of another aspect ratio than `inference_size` are resized to it (stretched), as the
+  fixed-size ONNX/TensorRT graphs on the vehicle must, so `meco eval`, replay and the node
+  agree; depth stays right because the scale uses the vertical focal length. On the torch
+  backend `keep_aspect=True` runs them at the same pixel count and their own aspect ratio
+  instead (`camera.fit_size`: a 1242x375 frame as 160x512); `meco eval --keep-aspect` matches it.
 - Non-finite model outputs never leave as numbers: depth that is NaN/inf or <= 0 becomes
   NaN (REP 118 "invalid"), labels with non-finite logits become 255 (ignore), and the
   count is reported in `Prediction.nonfinite` for the caller to count and warn about.
@@ -42,6 +51,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from meco_core.camera import canonical_focal_of, check_intrinsics, depth_scale, fit_size, network_focal
 from meco_core.classes import GOLF, ClassSet, get_class_set
 from meco_core.defaults import DEFAULT_CHECKPOINT, MAX_DEPTH_M
 from meco_core.image_codec import resize_image
@@ -83,6 +93,7 @@ class Prediction:
     labels: np.ndarray | None
     nonfinite: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    camera: str = "default"  # "given" (intrinsics passed) or "default" (the model's default camera)
 
 
 @dataclass
@@ -93,6 +104,8 @@ class RawOutput:
     logits: torch.Tensor | None
     output_size: tuple[int, int]
     timings: dict[str, float]
+    depth_scale: float = 1.0  # network depth -> metres for this frame's camera
+    camera: str = "default"
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -171,12 +184,15 @@ class Estimator:
                  model_config: Mapping[str, Any] | None = None, upsample: str = "bilinear",
                  compile: bool = False, channels_last: bool | None = None, backend: str = "torch",
                  backend_fallback: bool = False, engine_cache_dir: str | None = None, ort_spin: str = "always",
-                 warn: Any = None) -> None:
+                 warn: Any = None, keep_aspect: bool = False) -> None:
         from meco_core.inference.runtime import BACKENDS, RuntimeSpec
 
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
         self.backend = backend
+        if keep_aspect and backend != "torch":
+            raise ValueError(f"keep_aspect needs backend torch: {backend} runs one fixed input size")
+        self.keep_aspect = keep_aspect
         self.precision = check_precision(precision)
         self.upsample = self._check_upsample(upsample)
         self.untrained = False
@@ -200,6 +216,7 @@ class Estimator:
         self.model = model.prepare_for_inference() if hasattr(model, "prepare_for_inference") else model.eval()
         self.model.to(self.device)
         self.max_depth = float(getattr(model, "max_depth", MAX_DEPTH_M))
+        self.canonical_focal = canonical_focal_of(model)
         self.tasks = list(getattr(model, "tasks", ("depth", "segmentation")))
         self.channels_last = self.device.type == "cuda" if channels_last is None else bool(channels_last)
         if self.channels_last:
@@ -335,11 +352,19 @@ class Estimator:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
+    def network_size(self, height: int, width: int) -> tuple[int, int]:
+        """(H, W) the network runs a height x width frame at: the inference size (with
+        `keep_aspect`: its pixel count at the frame's aspect ratio), else the frame's own size."""
+        if not self.inference_size:
+            return height, width
+        return fit_size((height, width), self.inference_size) if self.keep_aspect else self.inference_size
+
     def _to_tensor(self, rgb: np.ndarray) -> torch.Tensor:
-        """HxWx3 (uint8 or float in [0, 1]) -> (1, 3, h, w) float on the device, resized to inference size."""
+        """HxWx3 (uint8 or float in [0, 1]) -> (1, 3, h, w) float on the device, resized to `network_size`."""
         h, w = rgb.shape[:2]
-        if self.inference_size and self.inference_size != (h, w):
-            rgb = resize_image(rgb, *self.inference_size)
+        net = self.network_size(h, w)
+        if net != (h, w):
+            rgb = resize_image(rgb, *net)
         if self.device.type == "cpu":  # numpy: no torch OpenMP team woken beside ONNX Runtime's threads
             chw = rgb.transpose(2, 0, 1)
             chw = np.divide(chw, np.float32(255.0), dtype=np.float32) if chw.dtype == np.uint8 else chw
@@ -365,18 +390,31 @@ class Estimator:
         raise ValueError(f"expected uint8 RGB (or float in [0, 1]), got dtype {rgb.dtype}")
 
     def predict(self, rgb: np.ndarray, need_depth: bool = True, need_labels: bool = True,
-                output_size: tuple[int, int] | None = None) -> Prediction:
+                output_size: tuple[int, int] | None = None, *,
+                intrinsics: tuple[float, float, float, float] | None = None) -> Prediction:
         """Run one frame. Outputs not needed are not post-processed (the node skips what
-        nobody subscribes to); output_size defaults to the input's (H, W)."""
-        return self.postprocess(self.infer(rgb, need_depth, need_labels, output_size))
+        nobody subscribes to); output_size defaults to the input's (H, W).
+
+        Args:
+            rgb: HxWx3 RGB, uint8 (or float in [0, 1]).
+            intrinsics: (fx, fy, cx, cy) of `rgb` as passed, in its pixels (the Estimator
+                accounts for its own resizing); None: the model's default camera
+                (`meco_core.camera.DEFAULT_HFOV_DEG`), `Prediction.camera == "default"`.
+        """
+        return self.postprocess(self.infer(rgb, need_depth, need_labels, output_size, intrinsics=intrinsics))
 
     @torch.inference_mode()
     def infer(self, rgb: np.ndarray, need_depth: bool = True, need_labels: bool = True,
-              output_size: tuple[int, int] | None = None) -> RawOutput:
+              output_size: tuple[int, int] | None = None, *,
+              intrinsics: tuple[float, float, float, float] | None = None) -> RawOutput:
         """First half of predict: resize, convert, forward. Split from `postprocess` so a
         pipeline can post-process (and publish) one frame while the next one is inferred."""
         t0 = time.perf_counter()
         rgb = self._check_input(rgb)
+        if intrinsics is not None:
+            intrinsics = check_intrinsics(intrinsics)
+        src = rgb.shape[:2]
+        scale = depth_scale(network_focal(intrinsics, src, self.network_size(*src)), self.canonical_focal)
         x = self._to_tensor(rgb)
         self._sync()
         t1 = time.perf_counter()
@@ -386,7 +424,8 @@ class Estimator:
         t2 = time.perf_counter()
         return RawOutput(out.get("depth") if need_depth else None, out.get("segmentation") if need_labels else None,
                          tuple(output_size or rgb.shape[:2]),
-                         {"convert": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3})
+                         {"convert": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3},
+                         depth_scale=scale, camera="default" if intrinsics is None else "given")
 
     @torch.inference_mode()
     def postprocess(self, raw: RawOutput) -> Prediction:
@@ -397,12 +436,14 @@ class Estimator:
         nonfinite = 0
         if raw.depth is not None:
             depth, bad = depth_to_output(raw.depth, out_h, out_w, self.upsample)
+            if raw.depth_scale != 1.0:
+                depth = depth * np.float32(raw.depth_scale)  # may be a read-only view of the output
             nonfinite += bad
         if raw.logits is not None:
             labels, bad = labels_to_output(raw.logits, out_h, out_w, self.upsample, self.class_set.ignore_index)
             nonfinite += bad
         timings = {**raw.timings, "postprocess": (time.perf_counter() - t0) * 1e3}
-        return Prediction(depth, labels, nonfinite, timings)
+        return Prediction(depth, labels, nonfinite, timings, raw.camera)
 
     def warmup(self, n: int = 2, size: tuple[int, int] | None = None) -> list[float]:
         """Run n frames of random data (first CUDA/oneDNN calls are slow); returns their ms.
@@ -422,5 +463,5 @@ class Estimator:
         return {"model": self.model_name, "device": self.device_label, "backend": self.backend,
                 "precision": self.precision,
                 "inference_size": list(self.inference_size) if self.inference_size else "input",
-                "upsample": self.upsample, "classes": self.class_set.names, "untrained": self.untrained,
+                "upsample": self.upsample, "canonical_focal": self.canonical_focal, "classes": self.class_set.names, "untrained": self.untrained,
                 "threads": (getattr(self.model, "spec", None) and self.model.spec.threads) or torch.get_num_threads()}

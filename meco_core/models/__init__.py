@@ -38,6 +38,9 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "tasks": list(TASKS),
     "num_classes": 5,
     "max_depth": MAX_DEPTH_M,
+    # > 0: the depth head predicts depth for this focal length (px of the network input) and
+    # callers rescale by the frame's own (meco_core.camera); 0: metres for the training camera
+    "canonical_focal": 0.0,
     "channels": 256,
     "head_upsample": 0,
     "stem_skip": False,

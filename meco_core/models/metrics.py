@@ -1,7 +1,15 @@
 """Dense-prediction metrics accumulated over a whole set (not averaged per image).
 
-Depth (multi-task dense prediction literature): valid pixels 0 < gt < max_depth;
-predictions clamped to >= 1e-3 m; RMSE, RMSE log, AbsRel, SqRel, delta < 1.25^{1,2,3}.
+Depth (multi-task dense prediction literature): valid pixels 0 < gt < max_depth (finite);
+predictions clamped to >= 1e-3 m (NaN -> 1e-3); RMSE, RMSE log, AbsRel, SqRel, delta < 1.25^{1,2,3}.
+Median-scaled depth (self-supervised depth literature, e.g. Monodepth2), keys prefixed `ms_`:
+each frame's clamped prediction is multiplied by s = median(gt) / median(pred), both medians
+over that frame's valid pixels (numpy median: mean of the two middle values for an even
+count), clamped to >= 1e-3 again, and the same metrics are accumulated over all valid pixels
+of the set (not averaged per frame). One `DepthMetrics.update` call is one frame (one s).
+`ms_scale_median` is the median over frames of s: how far off the metric scale is (1 = none).
+A frame without a valid pixel contributes nothing; with none in the whole set every depth
+value is NaN.
 Segmentation: confusion matrix over the set, ignore 255; IoU per class; a class absent
 from both ground truth and prediction over the whole set has IoU NaN (undefined) and is
 left out of mIoU. Percentages for IoU and mIoU, as the paper's table.
@@ -22,16 +30,49 @@ def _as_tensor(x) -> torch.Tensor:
     return torch.as_tensor(np.asarray(x)) if not isinstance(x, torch.Tensor) else x.detach().cpu()
 
 
+DEPTH_METRICS = ("rmse", "rmse_log", "abs_rel", "sq_rel", "d1", "d2", "d3")
+MEDIAN_SCALED_PREFIX = "ms_"
+
+
+def _depth_sums() -> dict[str, float]:
+    return dict(sq=0.0, sq_log=0.0, abs_rel=0.0, sq_rel=0.0, d1=0.0, d2=0.0, d3=0.0)
+
+
+def _add_depth_sums(sums: dict[str, float], p: torch.Tensor, g: torch.Tensor) -> None:
+    """Add the per-pixel error sums of predictions p (> 0) against valid ground truth g."""
+    diff = p - g
+    ratio = torch.maximum(p / g, g / p)
+    sums["sq"] += float((diff ** 2).sum())
+    sums["sq_log"] += float(((p.log() - g.log()) ** 2).sum())
+    sums["abs_rel"] += float((diff.abs() / g).sum())
+    sums["sq_rel"] += float((diff ** 2 / g).sum())
+    for i, name in enumerate(("d1", "d2", "d3"), start=1):
+        sums[name] += float((ratio < 1.25 ** i).sum())
+
+
+def _depth_results(sums: dict[str, float], n: int) -> dict[str, float]:
+    if n == 0:
+        return {k: math.nan for k in DEPTH_METRICS}
+    return {"rmse": math.sqrt(sums["sq"] / n), "rmse_log": math.sqrt(sums["sq_log"] / n),
+            "abs_rel": sums["abs_rel"] / n, "sq_rel": sums["sq_rel"] / n,
+            "d1": sums["d1"] / n, "d2": sums["d2"] / n, "d3": sums["d3"] / n}
+
+
 class DepthMetrics:
+    """Metric and median-scaled depth errors over a set; each `update` call is one frame."""
+
     def __init__(self, max_depth: float = MAX_DEPTH_M) -> None:
         self.max_depth = max_depth
         self.reset()
 
     def reset(self) -> None:
         self.count = 0
-        self.sums = dict(sq=0.0, sq_log=0.0, abs_rel=0.0, sq_rel=0.0, d1=0.0, d2=0.0, d3=0.0)
+        self.sums = _depth_sums()
+        self.ms_sums = _depth_sums()  # after per-frame median scaling
+        self.scales: list[float] = []  # per-frame s = median(gt) / median(pred)
 
     def update(self, pred, gt) -> None:
+        """One frame: prediction and ground truth of the same size (any shape), metres."""
         pred, gt = _as_tensor(pred).double().reshape(-1), _as_tensor(gt).double().reshape(-1)
         if pred.shape != gt.shape:
             raise ValueError(f"prediction and ground truth sizes differ: {pred.numel()} vs {gt.numel()}")
@@ -40,24 +81,20 @@ class DepthMetrics:
             return
         p = torch.nan_to_num(pred[valid], nan=MIN_PRED_DEPTH).clamp_min(MIN_PRED_DEPTH)
         g = gt[valid]
-        diff = p - g
-        ratio = torch.maximum(p / g, g / p)
         self.count += int(valid.sum())
-        self.sums["sq"] += float((diff ** 2).sum())
-        self.sums["sq_log"] += float(((p.log() - g.log()) ** 2).sum())
-        self.sums["abs_rel"] += float((diff.abs() / g).sum())
-        self.sums["sq_rel"] += float((diff ** 2 / g).sum())
-        for i, name in enumerate(("d1", "d2", "d3"), start=1):
-            self.sums[name] += float((ratio < 1.25 ** i).sum())
+        _add_depth_sums(self.sums, p, g)
+        scale = float(np.median(g.numpy()) / np.median(p.numpy()))
+        self.scales.append(scale)
+        _add_depth_sums(self.ms_sums, (p * scale).clamp_min(MIN_PRED_DEPTH), g)
 
     def compute(self) -> dict[str, float]:
+        """rmse .. d3, ms_rmse .. ms_d3, ms_scale_median (NaN without valid pixels) and pixels."""
         n = self.count
-        if n == 0:
-            return {k: math.nan for k in ("rmse", "rmse_log", "abs_rel", "sq_rel", "d1", "d2", "d3")} | {"pixels": 0}
-        s = self.sums
-        return {"rmse": math.sqrt(s["sq"] / n), "rmse_log": math.sqrt(s["sq_log"] / n),
-                "abs_rel": s["abs_rel"] / n, "sq_rel": s["sq_rel"] / n,
-                "d1": s["d1"] / n, "d2": s["d2"] / n, "d3": s["d3"] / n, "pixels": n}
+        out = _depth_results(self.sums, n)
+        out |= {MEDIAN_SCALED_PREFIX + k: v for k, v in _depth_results(self.ms_sums, n).items()}
+        out["ms_scale_median"] = float(np.median(self.scales)) if self.scales else math.nan
+        out["pixels"] = n
+        return out
 
 
 class SegmentationMetrics:

@@ -13,6 +13,8 @@ from typing import Any, Callable
 
 import torch
 
+from meco_core.camera import canonical_focal_of, metric_depth_outputs
+
 from meco_core.train import distributed as D
 
 
@@ -58,6 +60,7 @@ class OptimisationStep:
         with self.precision.autocast():
             outputs, aux = self.model(batch["image"], return_aux=True)
         outputs = {k: v.float() for k, v in outputs.items()}
+        outputs = metric_depth_outputs(outputs, batch.get("focal"), canonical_focal_of(self.raw_model))
         aux = {k: v.float() for k, v in aux.items() if isinstance(v, torch.Tensor)}
         bad_loss, reason = False, ""
         try:

@@ -1,8 +1,10 @@
 """`meco data ...`: convert datasets into the meco-dataset/1 format (see meco_core.data.format).
 
 Subcommands:
-  camvid     CamVid (SegNet layout) -> labels-only dataset, camvid classes
+  camvid     CamVid (SegNet layout) -> labels (camvid classes), optional pseudo-depth
+  ycor       Yamaha-CMU Off-Road -> labels (ycor classes) + geometric pseudo-depth
   rellis     one RELLIS-3D camera+lidar frame -> sparse depth + golf labels
+  kitti      KITTI object frames (image_2 + velodyne + calib) -> sparse depth, per-frame intrinsics
   synth      synthetic scenes (meco_core.data.synth)
   from-bag   rosbag (ROS 1/2) camera + lidar -> dataset (meco_core.bags.to_dataset)
   make-bag   dataset -> rosbag for replay tests (meco_core.bags.from_dataset)
@@ -21,7 +23,8 @@ from meco_core.cli.commands.bench import parse_size
 def _run_camvid(args: argparse.Namespace) -> int:
     from meco_core.data.camvid import convert_camvid
 
-    counts = convert_camvid(args.root, args.out, limit=args.limit, splits=args.splits)
+    counts = convert_camvid(args.root, args.out, limit=args.limit, splits=args.splits, pseudo=args.pseudo_depth,
+                            hfov_deg=args.hfov, horizon_frac=args.horizon, camera_height=args.camera_height)
     print(f"CamVid -> {args.out}: " + ", ".join(f"{s} {n}" for s, n in counts.items()))
     return 0
 
@@ -41,6 +44,49 @@ def _run_rellis(args: argparse.Namespace) -> int:
         f"direction {stats['direction']}: {verdict}"
     )
     return 0 if ok else 1
+
+
+def _run_ycor(args: argparse.Namespace) -> int:
+    from meco_core.data.ycor import convert_ycor
+
+    stats = convert_ycor(args.root, args.out, holdout=args.holdout, size=None if args.full_size else args.size,
+                         pseudo=not args.no_pseudo_depth, hfov_deg=args.hfov, horizon_frac=args.horizon,
+                         camera_height=args.camera_height, limit=args.limit)
+    print(f"YCOR -> {args.out}: " + ", ".join(f"{s} {n}" for s, n in sorted(stats["splits"].items()))
+          + f" (ids {args.holdout[0]}-{args.holdout[1]} held out as val); {stats['frames_with_depth']} frames with "
+          f"pseudo-depth; {stats['unknown_colour_pixels']} pixels of unknown colour (ignored)")
+    print(f"  {stats['camera_note']}")
+    return 0
+
+
+def _id_range(text: str) -> tuple[int, int]:
+    try:
+        lo, hi = (int(v) for v in text.split("-"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected FIRST-LAST ids, e.g. 1000-1149; got {text!r}") from None
+    if lo > hi:
+        raise argparse.ArgumentTypeError(f"empty id range {text!r}")
+    return lo, hi
+
+
+def _pseudo_depth_args(p: argparse.ArgumentParser, hfov: float, horizon: float, height: float) -> None:
+    """The assumed camera of geometric pseudo-depth (meco_core.data.pseudo_depth)."""
+    p.add_argument("--hfov", type=float, default=hfov, help="assumed horizontal field of view, degrees")
+    p.add_argument("--horizon", type=float, default=horizon, help="assumed horizon row as a fraction of the height")
+    p.add_argument("--camera-height", type=float, default=height, help="assumed camera height above ground, m")
+
+
+def _run_kitti(args: argparse.Namespace) -> int:
+    from meco_core.data.kitti import convert_kitti
+
+    stats = convert_kitti(args.root, args.out, split=args.split, limit=args.limit)
+    for f in stats["per_frame"]:
+        print(f"  {f['name']}: {f['width']}x{f['height']} fx {f['fx']:.1f}, {f['points_in_image']}/{f['points_total']} "
+              f"lidar points in the image, {f['depth_pixels']} depth pixels, "
+              f"{f['depth_min_m']:.2f}-{f['depth_max_m']:.2f} m")
+    far = f", {stats['depth_out_of_range']} pixels beyond 65.535 m dropped" if stats["depth_out_of_range"] else ""
+    print(f"KITTI -> {args.out}: {stats['frames']} frames in split {stats['split']!r}{far}")
+    return 0
 
 
 def _delegate(module: str) -> Callable[[argparse.Namespace], int]:
@@ -63,6 +109,8 @@ def _positive_int(text: str) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from meco_core.data import camvid, ycor  # light modules: their assumed-camera defaults
+
     parser = subparsers.add_parser("data", help="convert datasets to the meco format", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.set_defaults(handler=lambda args: (parser.print_help(), 2)[1])
@@ -73,7 +121,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output dataset root")
     p.add_argument("--limit", type=int, default=None, help="first N images per split (quick tests)")
     p.add_argument("--splits", nargs="+", default=None, help="subset of train val test (default: all found)")
+    p.add_argument("--pseudo-depth", action="store_true", help="add geometric pseudo-depth under an assumed camera")
+    _pseudo_depth_args(p, camvid.ASSUMED_HFOV_DEG, camvid.ASSUMED_HORIZON_FRAC, camvid.ASSUMED_CAMERA_HEIGHT_M)
     p.set_defaults(handler=_run_camvid)
+
+    p = sub.add_parser("ycor", help="Yamaha-CMU Off-Road (train/<id>/rgb.jpg + labels.png) -> ycor labels + pseudo-depth")
+    p.add_argument("--root", required=True, help="YCOR folder (with train/<id>/)")
+    p.add_argument("--out", required=True, help="output dataset root")
+    p.add_argument("--holdout", type=_id_range, default=ycor.DEFAULT_HOLDOUT,
+                   help="FIRST-LAST: contiguous frame ids written to split val, kept out of training (default %(default)s)")
+    p.add_argument("--size", type=parse_size, default=ycor.DEFAULT_SIZE, help="HxW written (default 272x512)")
+    p.add_argument("--full-size", action="store_true", help="keep the frames' own size (1024x544)")
+    p.add_argument("--no-pseudo-depth", action="store_true", help="labels only, no geometric pseudo-depth")
+    _pseudo_depth_args(p, ycor.ASSUMED_HFOV_DEG, ycor.ASSUMED_HORIZON_FRAC, ycor.ASSUMED_CAMERA_HEIGHT_M)
+    p.add_argument("--limit", type=int, default=None, help="first N frames (quick tests)")
+    p.set_defaults(handler=_run_ycor)
 
     p = sub.add_parser("rellis", help="one RELLIS-3D frame: image + Ouster scan -> sparse depth + golf labels")
     p.add_argument("--root", required=True, help="folder with frame*.jpg/.png, *.bin, *.label, camera_info.txt, transforms.yaml")
@@ -83,6 +145,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="how transforms.yaml maps lidar to camera; auto = best label agreement")
     p.set_defaults(handler=_run_rellis)
 
+    p = sub.add_parser("kitti", help="KITTI object frames: image_2 + velodyne + calib -> sparse depth (golf classes)")
+    p.add_argument("--root", required=True, help="folder with image_2/, velodyne/, calib/ (KITTI object layout)")
+    p.add_argument("--out", required=True, help="output dataset root")
+    p.add_argument("--split", default="test")
+    p.add_argument("--limit", type=_positive_int, default=None, help="first N frames, sorted by name (quick tests)")
+    p.set_defaults(handler=_run_kitti)
+
     p = sub.add_parser("synth", help="synthetic golf-course scenes with exact depth and labels")
     p.add_argument("--out", required=True, help="output dataset root")
     p.add_argument("--n", type=_positive_int, default=100, help="number of samples (>= 1)")
@@ -91,6 +160,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=parse_size, default=(240, 320), help="HxW (parsed to a (height, width) tuple)")
     p.add_argument("--lidar-beams", type=int, choices=(0, 32, 64), default=0,
                    help="0 = dense depth, else simulate a lidar with this many beams (sparse depth)")
+    p.add_argument("--hfov", default=None,
+                   help="horizontal field of view in degrees (default 75, one camera for the dataset), or "
+                        "'random': 45-90 deg drawn per frame, intrinsics stored per frame (focal-length variety)")
     p.set_defaults(handler=_delegate("synth"))
 
     p = sub.add_parser("from-bag", help="rosbag (ROS 1 .bag or ROS 2 folder) camera + lidar -> dataset")

@@ -1,12 +1,15 @@
 """`meco eval --checkpoint C --data DIR [--split val] [--json PATH] [--out DIR] [--size HxW]`.
 
-Prints the paper-style table (depth RMSE, RMSE log, AbsRel, SqRel, delta 1-3; per-class
-IoU and mIoU; FPS at batch 1 measured on the evaluation passes), writes the metrics as
-JSON (keys miou (percent), iou_per_class, rmse, rmse_log, abs_rel, sq_rel, d1, d2, d3,
-fps, frames, ...) and a PNG grid (input | predicted depth | predicted segmentation |
-ground-truth depth | ground-truth segmentation) into --out. Images are evaluated at full
-resolution unless --size resizes them. The data's classes must equal the model's or have
-a registered remap (e.g. CamVid data for a golf-class model).
+Prints the paper-style table (depth RMSE, RMSE log, AbsRel, SqRel, delta 1-3, and under it
+the same metrics after per-frame median scaling, pred * median(gt)/median(pred), as
+self-supervised depth work reports them; per-class IoU and mIoU; FPS at batch 1 measured on
+the evaluation passes), writes the metrics as JSON (keys miou (percent), iou_per_class,
+rmse, rmse_log, abs_rel, sq_rel, d1, d2, d3, their median-scaled ms_rmse ... ms_d3,
+ms_scale_median (median over frames of the scale), fps, frames, ...) and a PNG grid
+(input | predicted depth | predicted segmentation | ground-truth depth | ground-truth
+segmentation) into --out. Images are evaluated at full resolution unless --size resizes
+them. The data's classes must equal the model's or have a registered remap (e.g. CamVid
+data for a golf-class model).
 """
 from __future__ import annotations
 
@@ -38,6 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--depth-only", action="store_true",
                    help="ignore the data's labels (evaluate depth of a model whose classes the data lacks)")
+    p.add_argument("--keep-aspect", action="store_true",
+                   help="run frames at the size's pixel count and their own aspect ratio (torch backend), as "
+                        "Estimator(keep_aspect=True), instead of resizing them to the size as the node does")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(handler=run)
 
@@ -62,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise MecoError(f"--device {args.device}: CUDA is not available")
+    if args.keep_aspect and args.backend != "torch":
+        raise MecoError(f"--keep-aspect needs --backend torch: {args.backend} runs one fixed input size")
     try:
         spec = None if args.backend == "torch" else RuntimeSpec(args.backend, args.device, "fp32", args.threads)
         model, ckpt = load_for_inference(args.checkpoint, args.backend, args.threads, spec, args.size)
@@ -73,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
         args.size = tuple(ckpt["input_size"])
     try:
         dataset, class_set = load_eval_dataset(args.data, args.split, class_set_of(ckpt), model.num_classes,
-                                               model.max_depth, args.size, depth_only=args.depth_only)
+                                               model.max_depth, args.size, depth_only=args.depth_only,
+                                               keep_aspect=args.keep_aspect)
     except (ValueError, KeyError, FileNotFoundError) as exc:
         raise MecoError(str(exc)) from exc
     result = evaluate(model, dataset, args.device if args.backend == "torch" else "cpu", max_frames=args.max_frames,

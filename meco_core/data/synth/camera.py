@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .common import _u
+from .common import HFOV_RANGE_DEG, _u
 
 @dataclass
 class Camera:
@@ -34,8 +34,9 @@ class Camera:
 def make_camera(rng: np.random.Generator, height: int, width: int, yaw: float, ground_z: float,
                 hfov_deg: float | None) -> Camera:
     """Pinhole camera 1.2-2.0 m above the ground; pitch -2..-12 deg, roll +-3 deg (mounting
-    and cart attitude). hfov None draws 60-90 deg per frame (focal-length augmentation)."""
-    hfov = math.radians(hfov_deg if hfov_deg is not None else _u(rng, 60, 90))
+    and cart attitude). hfov None draws HFOV_RANGE_DEG per frame (focal-length augmentation:
+    real cameras here span about 45-90 deg)."""
+    hfov = math.radians(hfov_deg if hfov_deg is not None else _u(rng, *HFOV_RANGE_DEG))
     fx = (width / 2) / math.tan(hfov / 2)
     cam_h, pitch, roll = _u(rng, 1.2, 2.0), math.radians(_u(rng, -12, -2)), math.radians(_u(rng, -3, 3))
     fh = np.array([math.cos(yaw), math.sin(yaw), 0.0])

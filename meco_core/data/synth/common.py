@@ -21,6 +21,7 @@ BACKGROUND, FAIRWAY, HAZARD, ROAD, OBSTACLE = range(5)
 # (RELLIS tree -> background); keep synthetic trees consistent. Set OBSTACLE to change.
 TREE_LABEL = BACKGROUND
 DEFAULT_HFOV_DEG = 75.0  # fixed per dataset (DatasetWriter stores one intrinsics)
+HFOV_RANGE_DEG = (45.0, 90.0)  # `--hfov random`: drawn per frame, stored per frame
 LIDAR_ELEVATION_DEG = (-25.0, 15.0)
 LIDAR_AZIMUTH_STEPS = 512  # points per revolution (0.7 deg: a 20 Hz spinning-lidar mode)
 

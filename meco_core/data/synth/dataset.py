@@ -42,7 +42,7 @@ def generate(out: str | Path, n: int, seed: int, split: str = "train", height: i
         raise ValueError(f"depth_source must be 'dense' or 'lidar', not {depth_source!r}")
     if depth_source == "lidar" and not lidar_beams:
         raise ValueError("depth_source='lidar' needs lidar_beams 32 or 64")
-    intr = None
+    intr = None  # hfov None: each frame draws its own field of view and stores its intrinsics
     if hfov_deg is not None:
         fx = (width / 2) / math.tan(math.radians(hfov_deg) / 2)
         intr = dict(fx=fx, fy=fx, cx=(width - 1) / 2, cy=(height - 1) / 2, width=width, height=height)
@@ -56,7 +56,8 @@ def generate(out: str | Path, n: int, seed: int, split: str = "train", height: i
             frames = pool.imap(_render_job, jobs, chunksize=4) if pool else map(_render_job, jobs)
             for fr in tqdm(frames, total=n, desc=f"synth {split}", disable=not progress, unit="frame"):
                 depth = fr.lidar_depth_m if depth_source == "lidar" else fr.depth_m
-                wr.write(split, f"{fr.index:06d}", fr.rgb, depth, fr.labels)
+                cam = None if intr else tuple(fr.intrinsics[k] for k in ("fx", "fy", "cx", "cy"))
+                wr.write(split, f"{fr.index:06d}", fr.rgb, depth, fr.labels, intrinsics=cam)
                 written += 1
         finally:
             if pool:
@@ -96,9 +97,11 @@ def main_from_args(args: Any) -> int:
     h, w = size if isinstance(size, (tuple, list)) else (int(v) for v in str(size).lower().split("x"))
     beams = int(getattr(args, "lidar_beams", 0) or 0)
     t0 = time.perf_counter()
+    hfov = getattr(args, "hfov", None) or str(DEFAULT_HFOV_DEG)
     n = generate(args.out, int(args.n), int(args.seed), getattr(args, "split", None) or "train", h, w, beams,
                  workers=int(getattr(args, "workers", 2) or 2),
-                 depth_source=getattr(args, "depth_source", None) or "dense")
+                 depth_source=getattr(args, "depth_source", None) or "dense",
+                 hfov_deg=None if str(hfov) == "random" else float(hfov))
     dt = time.perf_counter() - t0
     reader = DatasetReader(args.out)
     split = getattr(args, "split", None) or "train"

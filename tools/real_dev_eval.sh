@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Issue 19: a golf checkpoint on the real development frames, every number from `meco eval`.
+#   depth (metric + median-scaled, each frame's own intrinsics): KITTI (3 frames, Velodyne),
+#     RELLIS-3D (1 frame, Ouster);
+#   golf classes: the held-out YCOR block (ids 1000-1149, never trained on), CamVid val
+#     (streets), RELLIS (1 frame); synthetic test seed 3 (depth + classes, regression check).
+# Converts the shared data into data/ first where missing. JSONs and picture grids go to
+# OUT (default out/real_dev/<checkpoint name>); a summary table is printed at the end.
+#   tools/real_dev_eval.sh checkpoints/meco_golf.pt
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CKPT=${1:?usage: tools/real_dev_eval.sh CHECKPOINT}
+MECO=${MECO:-.venv/bin/meco}
+SHARED=${SHARED:-../shared/data}
+OUT=${OUT:-out/real_dev/$(basename "${CKPT%.*}")}
+mkdir -p "$OUT"
+
+[ -f data/kitti/dataset.yaml ] || "$MECO" data kitti --root "$SHARED/kitti_object_sample" --out data/kitti
+[ -f data/rellis/dataset.yaml ] || "$MECO" data rellis --root "$SHARED/rellis3d_example" --out data/rellis
+[ -f data/ycor/dataset.yaml ] || "$MECO" data ycor --root "$SHARED/ycor" --out data/ycor
+[ -f data/camvid/dataset.yaml ] || "$MECO" data camvid --root "$SHARED/camvid" --out data/camvid
+[ -f data/synth_golf/test/camera/000000.txt ] || [ -d data/synth_golf/test ] || \
+  "$MECO" data synth --out data/synth_golf --n 300 --seed 3 --split test
+
+run() {  # name data split [extra meco eval args]
+  local name=$1 data=$2 split=$3; shift 3
+  "$MECO" eval --checkpoint "$CKPT" --data "$data" --split "$split" --json "$OUT/$name.json" \
+    --out "$OUT/$name" --samples 4 --no-progress "$@"
+}
+run kitti data/kitti test
+run rellis data/rellis test
+run ycor_val data/ycor val
+run camvid_val data/camvid val
+run synth_test data/synth_golf test
+
+.venv/bin/python - "$OUT" <<'EOF'
+import json, sys
+from pathlib import Path
+out = Path(sys.argv[1])
+print(f"\n{'set':<12} {'AbsRel':>7} {'d1':>6} {'ms AbsRel':>9} {'ms d1':>6} {'mIoU':>6} {'fairway':>8} {'hazard':>7} {'road':>6}")
+for name in ("kitti", "rellis", "ycor_val", "camvid_val", "synth_test"):
+    m = json.loads((out / f"{name}.json").read_text())
+    iou = dict(zip(m.get("class_names") or [], m.get("iou_per_class") or []))
+    f = lambda v, w=6, p=3: f"{v:{w}.{p}f}" if isinstance(v, (int, float)) else f"{'-':>{w}}"
+    print(f"{name:<12} {f(m.get('abs_rel'), 7)} {f(m.get('d1'))} {f(m.get('ms_abs_rel'), 9)} {f(m.get('ms_d1'))} "
+          f"{f(m.get('miou') if m.get('seg_pixels') else None, 6, 1)} {f(iou.get('fairway'), 8, 1)} "
+          f"{f(iou.get('hazard'), 7, 1)} {f(iou.get('road'), 6, 1)}")
+EOF
