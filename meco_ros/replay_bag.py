@@ -212,7 +212,7 @@ class BagSource:
                 elif kind == "depth":
                     gt.depth = payload
                 elif kind == "cloud":
-                    gt.depth = self._project(payload, j.msg, j.payloads.get(t.info))
+                    gt.depth = self._project(payload, j.msg, j.stamp)
             info = j.payloads.get(t.info) if t.info else None
             yield ReplayFrame(j.index, j.stamp, j.msg, info, gt, missing)
         if stats.get("evicted"):
@@ -222,17 +222,19 @@ class BagSource:
         """What was lost reading the bag (damage, salvage) and what could not be used."""
         return list(dict.fromkeys([*self.reader.problems, *self.problems]))
 
-    def _project(self, payload: tuple[np.ndarray, str], image: Any, info: Any | None) -> np.ndarray | None:
+    def _project(self, payload: tuple[np.ndarray, str], image: Any, stamp: int) -> np.ndarray | None:
+        """The cloud as sparse depth through the camera_info in force at the image's stamp
+        (the rule `meco data from-bag` uses: the camera may change within a bag)."""
         assert self.projector is not None
         xyz, frame = payload
-        cam = self.projector.camera
+        cam = self.projector.side.camera_at(stamp) or self.projector.camera
         h, w = (int(image.height), int(image.width)) if hasattr(image, "height") else (cam.height, cam.width)
         if cam.width and (cam.width, cam.height) != (w, h):
             self._example("size", f"camera_info is {cam.width}x{cam.height} but the images are {w}x{h}: "
                                   "lidar ground truth skipped")
             return None
         try:
-            return self.projector.depth(xyz, frame, image.header.frame_id, w, h)
+            return self.projector.depth(xyz, frame, image.header.frame_id, w, h, camera=cam)
         except BagError as exc:
             self._example("tf", f"lidar ground truth skipped: {exc}")
             return None
