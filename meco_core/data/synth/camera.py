@@ -32,11 +32,14 @@ class Camera:
 
 
 def make_camera(rng: np.random.Generator, height: int, width: int, yaw: float, ground_z: float,
-                hfov_deg: float | None) -> Camera:
+                hfov_deg: float | tuple[float, float] | None) -> Camera:
     """Pinhole camera 1.2-2.0 m above the ground; pitch -2..-12 deg, roll +-3 deg (mounting
     and cart attitude). hfov None draws HFOV_RANGE_DEG per frame (focal-length augmentation:
-    real cameras here span about 45-90 deg)."""
-    hfov = math.radians(hfov_deg if hfov_deg is not None else _u(rng, *HFOV_RANGE_DEG))
+    real cameras here span about 38-90 deg); a (low, high) pair draws from that range."""
+    if hfov_deg is None or isinstance(hfov_deg, (tuple, list)):
+        hfov = math.radians(_u(rng, *(hfov_deg or HFOV_RANGE_DEG)))
+    else:
+        hfov = math.radians(hfov_deg)
     fx = (width / 2) / math.tan(hfov / 2)
     cam_h, pitch, roll = _u(rng, 1.2, 2.0), math.radians(_u(rng, -12, -2)), math.radians(_u(rng, -3, 3))
     fh = np.array([math.cos(yaw), math.sin(yaw), 0.0])

@@ -29,7 +29,7 @@ def _worker_init() -> None:
 
 def generate(out: str | Path, n: int, seed: int, split: str = "train", height: int = 240, width: int = 320,
              lidar_beams: int = 0, workers: int = 2, depth_source: str = "dense",
-             hfov_deg: float | None = DEFAULT_HFOV_DEG, progress: bool = True) -> int:
+             hfov_deg: float | tuple[float, float] | None = DEFAULT_HFOV_DEG, progress: bool = True) -> int:
     """Render frames 0..n-1 of (seed, split) into a meco-dataset/1 root; returns frames written.
     depth_source 'lidar' stores the sparse lidar depth (needs lidar_beams) instead of dense.
     Note the format stores depth as uint16 mm, so depth beyond 65.535 m becomes "no data"."""
@@ -42,8 +42,8 @@ def generate(out: str | Path, n: int, seed: int, split: str = "train", height: i
         raise ValueError(f"depth_source must be 'dense' or 'lidar', not {depth_source!r}")
     if depth_source == "lidar" and not lidar_beams:
         raise ValueError("depth_source='lidar' needs lidar_beams 32 or 64")
-    intr = None  # hfov None: each frame draws its own field of view and stores its intrinsics
-    if hfov_deg is not None:
+    intr = None  # hfov None or (low, high): each frame draws its own field of view, stored per frame
+    if hfov_deg is not None and not isinstance(hfov_deg, (tuple, list)):
         fx = (width / 2) / math.tan(math.radians(hfov_deg) / 2)
         intr = dict(fx=fx, fy=fx, cx=(width - 1) / 2, cy=(height - 1) / 2, width=width, height=height)
     src = f"meco synth seed={seed} hfov={hfov_deg} lidar={lidar_beams} depth={depth_source}"
@@ -89,6 +89,21 @@ def contact_sheet(frames: Sequence[SynthFrame], path: str | Path) -> Path:
     return path
 
 
+def parse_hfov(text: str) -> float | tuple[float, float] | None:
+    """'75' -> 75.0 (one camera); 'random' -> None (HFOV_RANGE_DEG per frame); 'random:30-90' -> (30, 90)."""
+    if text == "random":
+        return None
+    if text.startswith("random:"):
+        try:
+            lo, hi = (float(v) for v in text[len("random:"):].split("-"))
+        except ValueError:
+            raise ValueError(f"--hfov {text!r}: expected random:LOW-HIGH, e.g. random:30-90") from None
+        if not 1 <= lo <= hi < 179:
+            raise ValueError(f"--hfov {text!r}: need 1 <= LOW <= HIGH < 179 degrees")
+        return lo, hi
+    return float(text)
+
+
 def main_from_args(args: Any) -> int:
     """CLI entry (`meco data synth`): args.out, n, seed, split, size ('HxW' or None), lidar_beams."""
     from meco_core.data.format import DatasetReader
@@ -101,7 +116,7 @@ def main_from_args(args: Any) -> int:
     n = generate(args.out, int(args.n), int(args.seed), getattr(args, "split", None) or "train", h, w, beams,
                  workers=int(getattr(args, "workers", 2) or 2),
                  depth_source=getattr(args, "depth_source", None) or "dense",
-                 hfov_deg=None if str(hfov) == "random" else float(hfov))
+                 hfov_deg=parse_hfov(str(hfov)))
     dt = time.perf_counter() - t0
     reader = DatasetReader(args.out)
     split = getattr(args, "split", None) or "train"

@@ -37,7 +37,7 @@ class SynthFrame:
 
 
 def render_frame(seed: int, index: int, height: int = 240, width: int = 320, lidar_beams: int = 0, *,
-                 split: str = "train", hfov_deg: float | None = DEFAULT_HFOV_DEG) -> SynthFrame:
+                 split: str = "train", hfov_deg: float | tuple[float, float] | None = DEFAULT_HFOV_DEG) -> SynthFrame:
     """Render frame `index` of (seed, split); identical on every run. hfov_deg=None draws a
     60-90 deg field of view per frame (the intrinsics then differ between frames)."""
     if lidar_beams not in (0, 32, 64):
