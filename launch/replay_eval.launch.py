@@ -14,6 +14,8 @@ Arguments:
   bag             bag file or rosbag2 folder (required)
   image_topic     camera topic in the bag, Image or CompressedImage (required)
   seg_gt_topic    label image topic (mono8, 255 = ignore)                        ['']
+  gt_classes      class set of the labels (golf, camvid, ycor; '' = the bag's
+                  make-bag metadata, else the model's)                           ['']
   depth_gt_topic  depth image topic (32FC1 m / 16UC1 mm)                         ['']
   lidar_topic     PointCloud2 projected as depth ground truth (instead of depth) ['']
   info_topic      CameraInfo topic ('' = the only one in the bag)                ['']
@@ -48,7 +50,8 @@ from launch_ros.actions import Node
 
 PACKAGE = "meco_ros"
 # launch argument -> `meco replay-eval` option, passed only when not empty
-OPTIONAL = {"seg_gt_topic": "--seg-gt-topic", "depth_gt_topic": "--depth-gt-topic", "lidar_topic": "--lidar-topic",
+OPTIONAL = {"seg_gt_topic": "--seg-gt-topic", "gt_classes": "--gt-classes", "depth_gt_topic": "--depth-gt-topic",
+            "lidar_topic": "--lidar-topic",
             "info_topic": "--info-topic", "extrinsics": "--extrinsics", "checkpoint": "--checkpoint",
             "rate": "--rate"}
 
@@ -108,6 +111,8 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("bag", description="bag file or rosbag2 folder"),
         DeclareLaunchArgument("image_topic", description="camera topic in the bag (Image or CompressedImage)"),
         DeclareLaunchArgument("seg_gt_topic", default_value="", description="label image topic (mono8)"),
+        DeclareLaunchArgument("gt_classes", default_value="",
+                              description="class set of the labels ('' = the bag's metadata, else the model's)"),
         DeclareLaunchArgument("depth_gt_topic", default_value="", description="depth image topic (32FC1/16UC1)"),
         DeclareLaunchArgument("lidar_topic", default_value="", description="PointCloud2 as depth ground truth"),
         DeclareLaunchArgument("info_topic", default_value="", description="CameraInfo topic ('' = auto)"),

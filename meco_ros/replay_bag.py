@@ -239,6 +239,43 @@ class BagSource:
             self._example("tf", f"lidar ground truth skipped: {exc}")
             return None
 
+    # ---- what the label ids mean ----
+    def label_class_set(self) -> tuple[Any, str] | None:
+        """(class set name or dict, where it was found) for the label topic, from the
+        /meco/dataset_info String that `meco data make-bag` writes; None when the bag has none."""
+        import json
+
+        from meco_core.bags.from_dataset import DATASET_INFO_TOPIC, STRING
+
+        assert self.topics is not None, "open() first"
+        info = self.reader.topics.get(DATASET_INFO_TOPIC)
+        if not self.topics.seg or info is None or info.msgtype != STRING:
+            return None
+        for m in self.reader.messages([DATASET_INFO_TOPIC], strict=False):
+            try:
+                doc = json.loads(m.msg.data)
+                name = doc["label_topics"][self.topics.seg]
+            except (ValueError, KeyError, TypeError):
+                continue
+            spec = (doc.get("class_sets") or {}).get(name) or name
+            return spec, f"bag metadata {DATASET_INFO_TOPIC}"
+        return None
+
+    def label_ids(self) -> dict[int, int]:
+        """{label id: messages it occurs in} over every readable message of the label topic
+        (a pass over that topic only, before the replay)."""
+        assert self.topics is not None, "open() first"
+        seen = np.zeros(256, np.int64)
+        if not self.topics.seg:
+            return {}
+        for m in self.reader.messages([self.topics.seg], strict=False):
+            try:
+                labels = decode_aux("seg", m.msg)
+            except (BagMessageError, ValueError):
+                continue  # counted when the frames are read
+            seen += np.bincount(np.asarray(labels, np.uint8).ravel(), minlength=256) > 0
+        return {int(i): int(seen[i]) for i in np.nonzero(seen)[0]}
+
     def close(self) -> None:
         self.reader.close()
 

@@ -14,6 +14,15 @@ What runs (everything over real DDS, nothing simulated):
 - outputs are matched to the frames, and so to the ground truth, by header stamp and
   scored with meco eval's own MetricSet (meco_ros.replay_report).
 
+Label classes: a label image carries no class set. The bag's is `--gt-classes NAME` (a
+registered set: golf, camvid, ycor), else the one `meco data make-bag` records on
+/meco/dataset_info (a latched std_msgs/String with JSON), else the model's own. Labels in
+another set are remapped to the model's with the registered LUT, exactly as `meco eval`
+does (camvid->golf, ...). Before anything is replayed the whole label topic is scanned
+once: ids that are not ids of that set (255 = ignore) stop the run with an error instead
+of a wrong score (e.g. CamVid's 8 = Car read as a golf id), as do an unknown name and a
+pair of sets with no registered remap.
+
 Modes: `--closed-loop` (default): the next frame goes out when the previous frame's
 outputs arrived (or after `--timeout`), so every frame is scored and the metrics equal
 `meco eval` on the same frames. `--rate R` (Hz, or `bag` for the recorded timing): real
@@ -47,7 +56,7 @@ from typing import Any, Iterable
 
 from meco_core.bags import BagError, stamp_ns
 from meco_core.evaluation.bench import percentiles
-from meco_core.classes import GOLF, ClassSet
+from meco_core.classes import CLASS_SETS, GOLF, ClassSet, get_class_set, get_remap
 from meco_core.defaults import DEFAULT_CHECKPOINT, DEV_MODEL_CONFIG, MAX_DEPTH_M, NODE_START_TIMEOUT_S
 
 from .proc import REPO, Process, node_checkpoint, node_ros_args, ros_env, start_node
@@ -92,6 +101,7 @@ class ReplayConfig:
     limit: int | None = None
     use_sim_time: bool = False
     verbose: bool = False
+    gt_classes: str | None = None  # class set of the label images; None: the bag's metadata, else the model's
     command: str = ""
 
     @property
@@ -375,6 +385,11 @@ def probe(link: Any, frame: ReplayFrame, timeout: float) -> float:
                       f"image topic {link.image_topic})")
 
 
+def registered(cs: ClassSet) -> ClassSet:
+    """The registered class set with the same classes as `cs` (so its remaps apply), else `cs`."""
+    return next((known for known in CLASS_SETS.values() if known.same_classes(cs)), cs)
+
+
 def class_set_from(meta: Any, cfg: ReplayConfig, problems: list[str]) -> tuple[ClassSet, float]:
     """Classes and depth range: the node's Prediction, else the checkpoint, else golf / 80 m."""
     if meta is not None:
@@ -382,7 +397,7 @@ def class_set_from(meta: Any, cfg: ReplayConfig, problems: list[str]) -> tuple[C
         if names == GOLF.names:
             return GOLF, meta.max_depth
         colors = meta.class_colors if len(meta.class_colors) == len(names) else [(128, 128, 128)] * len(names)
-        return ClassSet("node", names, colors), meta.max_depth
+        return registered(ClassSet("node", names, colors)), meta.max_depth
     from meco_core.inference import find_checkpoint
 
     path = find_checkpoint(cfg.checkpoint) if cfg.checkpoint else None
@@ -391,11 +406,93 @@ def class_set_from(meta: Any, cfg: ReplayConfig, problems: list[str]) -> tuple[C
         from meco_core.evaluation.evaluate import class_set_of
 
         ckpt = load_checkpoint(path)
-        cs = class_set_of(ckpt) or GOLF
+        cs = registered(class_set_of(ckpt) or GOLF)
         problems.append("no Prediction message from the node: classes and depth range taken from the checkpoint")
         return cs, float(ckpt["model_config"].get("max_depth", MAX_DEPTH_M))
     problems.append("no Prediction message from the node and no --checkpoint: assuming golf classes and 80 m")
     return GOLF, MAX_DEPTH_M
+
+
+# ---------------------------------------------------------------- label classes
+def _known() -> str:
+    return ", ".join(sorted(CLASS_SETS))
+
+
+def gt_class_set(cfg: ReplayConfig, source: Any) -> tuple[ClassSet | None, str]:
+    """The class set of the bag's label images and where it came from: --gt-classes, else the
+    make-bag metadata, else (None, ...): the model's. Raises ReplayAbort for an unknown name."""
+    if cfg.gt_classes:
+        if cfg.gt_classes not in CLASS_SETS:
+            raise ReplayAbort(f"--gt-classes {cfg.gt_classes!r} is not a known class set; known: {_known()}")
+        return CLASS_SETS[cfg.gt_classes], "--gt-classes"
+    found = source.label_class_set() if source.topics.seg else None
+    if found is None:
+        return None, "not recorded in the bag: the model's classes"
+    spec, where = found
+    try:
+        return registered(get_class_set(spec)), where
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ReplayAbort(f"the bag's {where} gives the labels of {source.topics.seg} a class set that cannot be "
+                          f"used ({exc}); pass --gt-classes NAME (known: {_known()})") from None
+
+
+def label_mapping(gt: ClassSet | None, where: str, model: ClassSet, ids: dict[int, int], topic: str) -> Any:
+    """The LUT from the bag's label ids to the model's (None: they are the model's ids), as
+    `meco eval` remaps a dataset; ReplayAbort when the ids cannot be scored in the model's classes."""
+    def listing(bad: list[int]) -> str:
+        return ", ".join(f"{i} (in {ids[i]} message{'s' if ids[i] > 1 else ''})" for i in bad)
+
+    if gt is None:
+        bad = sorted(i for i in ids if i >= model.num_classes and i != model.ignore_index)
+        if bad:
+            raise ReplayAbort(
+                f"label ids {listing(bad)} on {topic} are not classes of the model's class set {model.name!r} "
+                f"(0..{model.num_classes - 1} = {', '.join(model.names)}; 255 = ignore), and the bag does not say "
+                f"which class set its labels are in: pass --gt-classes NAME (known: {_known()}) to have them "
+                f"remapped as `meco eval` does. Nothing was scored (reading them as {model.name} ids would give a "
+                "wrong mIoU)")
+        return None
+    lut = None
+    if not gt.same_classes(model):
+        lut = get_remap(gt.name, model.name)
+        if lut is None:
+            raise ReplayAbort(f"labels in class set {gt.name!r} ({where}) cannot be scored in the model's classes "
+                              f"{model.name!r}: no remap {gt.name}->{model.name} is registered "
+                              f"(meco_core.classes.REMAPS); known class sets: {_known()}")
+    bad = sorted(i for i in ids if i >= gt.num_classes and i != gt.ignore_index)
+    if bad:
+        raise ReplayAbort(f"label ids {listing(bad)} on {topic} are not ids of class set {gt.name!r} ({where}: "
+                          f"0..{gt.num_classes - 1}, 255 = ignore): the labels are in another class set "
+                          f"(--gt-classes NAME; known: {_known()})")
+    return lut
+
+
+def _checkpoint_class_set(cfg: ReplayConfig) -> ClassSet | None:
+    """The model's classes from its checkpoint when known before the node runs (None: ask the node)."""
+    if cfg.use_running_node and not cfg.checkpoint:
+        return None
+    try:
+        path = node_checkpoint(cfg.checkpoint, cfg.dev)
+    except FileNotFoundError:
+        return None  # said when the node is started
+    if path is None:
+        return None
+    from meco_core.evaluation.evaluate import class_set_of
+    from meco_core.models.checkpoint import load_checkpoint
+
+    return registered(class_set_of(load_checkpoint(path)) or GOLF)
+
+
+def _check_labels(run: "_Run", model: ClassSet) -> Any:
+    """LUT for the scorer (raises ReplayAbort before anything is scored); notes the classes in the report."""
+    gt = run.gt_classes
+    lut = label_mapping(gt, run.gt_source, model, run.label_ids, run.source.topics.seg)
+    if gt is None:
+        run.run_info["gt_classes"] = f"{model.name} (the model's; {run.gt_source})"
+    else:
+        run.run_info["gt_classes"] = f"{gt.name} ({run.gt_source})" + (
+            f", remapped {gt.name}->{model.name}" if lut is not None else "")
+    return lut
 
 
 # ---------------------------------------------------------------- orchestration
@@ -445,6 +542,9 @@ class _Run:
     replayer: Replayer | None = None
     node_stats: dict[str, Any] = field(default_factory=dict)
     fatal: bool = False
+    gt_classes: ClassSet | None = None  # class set of the bag's labels (None: the model's)
+    gt_source: str = ""
+    label_ids: dict[int, int] = field(default_factory=dict)  # label id -> messages it is in
 
     def close(self) -> None:
         if self.prefetch is not None:
@@ -480,6 +580,12 @@ def _connect(run: _Run) -> None:
     t = run.source.topics
     run.run_info.update(image_topic=t.image, image_type=t.image_type, info_topic=t.info, depth_gt_topic=t.depth,
                         lidar_topic=t.lidar, seg_gt_topic=t.seg, frames_in_bag=run.source.count)
+    run.gt_classes, run.gt_source = gt_class_set(cfg, run.source)
+    if t.seg:  # what the label ids are, checked before the node starts when the checkpoint tells its classes
+        run.label_ids = run.source.label_ids()
+        model = _checkpoint_class_set(cfg)
+        if model is not None:
+            _check_labels(run, model)
     if cfg.use_running_node:
         run.run_info["checkpoint"] = cfg.checkpoint or "whatever the running node loaded"
     else:
@@ -511,12 +617,13 @@ def _play(run: _Run) -> None:
     link.drop_prediction()
     class_set, max_depth = class_set_from(link.data.meta, cfg, run.problems)
     run.run_info.update(classes=class_set.names, max_depth=max_depth)
+    lut = _check_labels(run, class_set) if t.seg else None  # before any frame is replayed
     n_stats = len(link.data.stats)  # a fresh stats message: counters from here on are the replay's
     link.wait(lambda: len(link.data.stats) > n_stats, 1.5)
     baseline, first_stats = link.latest_stats(), len(link.data.stats)
     run.replayer = Replayer(cfg, link, run.node, run.progress)
     tasks = (("depth",) if t.depth or t.lidar else ()) + (("segmentation",) if t.seg else ())
-    run.replayer.scorer = Scorer(class_set, max_depth, source.count, tasks)
+    run.replayer.scorer = Scorer(class_set, max_depth, source.count, tasks, label_lut=lut)
     _say(f"replay-eval: replaying {source.count} frames of {t.image} ({run.run_info['mode']}) ...")
     stream = itertools.chain([first], frames)
     if cfg.closed_loop:
@@ -596,7 +703,7 @@ def main_from_args(args: Any) -> int:
         node_image_topic=args.node_image_topic, out=args.out, json=args.json, timeout=args.timeout,
         start_timeout=args.start_timeout, inference_size=args.inference_size, params_file=args.params_file,
         device=args.device, threads=args.threads, backend=args.backend, tolerance_ms=args.tolerance_ms, limit=args.limit,
-        use_sim_time=args.use_sim_time, verbose=args.verbose,
+        use_sim_time=args.use_sim_time, verbose=args.verbose, gt_classes=getattr(args, "gt_classes", None),
         command=getattr(args, "command_line", None) or shell_line(["meco", *sys.argv[1:]]))
     code, _ = replay(cfg)
     return code

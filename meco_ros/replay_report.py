@@ -74,6 +74,7 @@ class Scorer:
     worst: list[tuple[float, int, dict[str, np.ndarray]]] = field(default_factory=list)  # min-heap of badness
     samples: list[dict[str, np.ndarray]] = field(default_factory=list)
     resized: int = 0
+    label_lut: np.ndarray | None = None  # (256,) uint8: bag label ids -> class_set ids (None: already in them)
 
     def __post_init__(self) -> None:
         self.metrics = MetricSet(self.tasks, self.class_set.num_classes, self.max_depth)
@@ -105,6 +106,8 @@ class Scorer:
             outputs["depth"] = torch.from_numpy(np.ascontiguousarray(d, np.float32))[None, None]
             batch["depth"] = torch.from_numpy(np.ascontiguousarray(gt_depth, np.float32))[None, None]
         if pred_labels is not None and gt_labels is not None:
+            if self.label_lut is not None:  # the bag's class set -> the model's, as `meco eval` remaps
+                gt_labels = self.label_lut[gt_labels]
             lab = self._fit(pred_labels, gt_labels.shape, cv2.INTER_NEAREST)
             outputs["labels"] = torch.from_numpy(lab.astype(np.int64))[None]
             batch["seg"] = torch.from_numpy(gt_labels.astype(np.int64))[None]

@@ -10,10 +10,18 @@ back-projected with that frame's K into the camera optical frame, moved into a l
 mounted elsewhere on the cart (published on /tf_static as base_link -> lidar and
 base_link -> camera) and, if asked, thinned to the rings of a spinning lidar. Writes
 sqlite3 or mcap rosbag2 folders or a ROS 1 .bag.
+
+Where labels are written, the bag also gets one latched std_msgs/String message on
+DATASET_INFO_TOPIC (/meco/dataset_info, at the first stamp): JSON saying which class set
+the label ids are in ({"format": "meco-dataset-info/1", "label_topics": {"<seg topic>":
+"<class set name>"}, "class_sets": {"<name>": {names, colors}}, "dataset", "split"}), so
+`meco replay-eval` scores them in the right classes. A plain message, not storage-specific
+metadata: it reads back the same from sqlite3, mcap and ROS 1 bags.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from dataclasses import dataclass
@@ -37,6 +45,9 @@ from meco_core.bags import BagError, BagWriter
 from meco_core.data.format import DatasetReader
 from meco_core.geometry import intrinsics_matrix, invert_transform, make_transform, quat_to_matrix, transform_points
 
+DATASET_INFO_TOPIC = "/meco/dataset_info"
+DATASET_INFO_FORMAT = "meco-dataset-info/1"
+STRING = "std_msgs/msg/String"
 EPOCH_NS = 1_700_000_000 * 1_000_000_000  # 2023-11-14 22:13:20 UTC: fixed, so bags are reproducible
 BASE_FRAME = "base_link"
 # Camera optical frame in base_link (REP 103 body: x forward, y left, z up): 1.5 m up, optical axes
@@ -161,6 +172,8 @@ def make_bag(
     progress = _progress(len(names), verbose)
     with BagWriter(out, storage=storage, overwrite=overwrite) as bag:
         layout.add_topics(bag, epoch_ns)
+        if seg_topic:
+            _write_dataset_info(bag, epoch_ns, seg_topic, reader, data_dir, split)
         for i, name in enumerate(names):
             sample = reader.load(split, name)
             K = frame_K(reader, split, sample, override)
@@ -181,6 +194,16 @@ def make_bag(
             print(f"  lidar: {stats['points'] / stats['clouds']:.0f} points per cloud in frame {lidar_frame!r}, "
                   f"/tf_static {BASE_FRAME} -> {lidar_frame}, {BASE_FRAME} -> {frame_id}")
     return stats
+
+
+def _write_dataset_info(bag: BagWriter, t: int, seg_topic: str, reader: DatasetReader, data_dir: Any,
+                        split: str) -> None:
+    """The label topic's class set, as JSON in a latched std_msgs/String on DATASET_INFO_TOPIC."""
+    cs = reader.class_set
+    info = {"format": DATASET_INFO_FORMAT, "label_topics": {seg_topic: cs.name}, "class_sets": {cs.name: cs.to_dict()},
+            "dataset": os.path.basename(os.path.normpath(str(data_dir))), "split": split}
+    bag.add_topic(DATASET_INFO_TOPIC, STRING, latched=True)
+    bag.write(DATASET_INFO_TOPIC, t, bag.typestore.types[STRING](data=json.dumps(info)))
 
 
 @dataclass

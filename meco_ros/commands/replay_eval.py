@@ -8,7 +8,9 @@ p50/p95/p99 and frames sent/scored/dropped: report.json, report.md and PNGs in -
 
 Ground truth: --depth-gt-topic (Image 32FC1 m or 16UC1 mm) or --lidar-topic (PointCloud2,
 projected with --info-topic's CameraInfo and --extrinsics YAML or the bag's /tf_static),
-and --seg-gt-topic (mono8 class ids, 255 = ignore). Modes: --closed-loop (default; every
+and --seg-gt-topic (mono8 class ids, 255 = ignore) in the class set --gt-classes (default: the one
+`meco data make-bag` records in the bag, else the model's; ids the model does not have are an
+error, never a score), remapped to the model's classes as `meco eval` does. Modes: --closed-loop (default; every
 frame scored) or --rate R (Hz, or 'bag' for the recorded timing; real time, drops counted).
 The logic lives in meco_ros.replay_eval (rclpy is imported only when this runs).
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from meco_core.classes import CLASS_SETS
 from meco_core.cli.commands.bench import parse_size
 from meco_core.defaults import NODE_START_TIMEOUT_S
 
@@ -46,6 +49,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--bag", required=True, help="ROS 1 .bag, rosbag2 folder, .db3 or .mcap")
     p.add_argument("--image-topic", required=True, help="camera topic (sensor_msgs/Image or CompressedImage)")
     p.add_argument("--seg-gt-topic", default=None, help="label image topic (mono8 ids, 255 = ignore)")
+    p.add_argument("--gt-classes", default=None, metavar="NAME",
+                   help=f"class set of the label images ({', '.join(sorted(CLASS_SETS))}), remapped to the model's "
+                        "as `meco eval` does (default: the class set `meco data make-bag` records in the bag on "
+                        "/meco/dataset_info, else the model's: ids outside them are an error)")
     depth = p.add_mutually_exclusive_group()
     depth.add_argument("--depth-gt-topic", default=None, help="depth image topic (32FC1 m or 16UC1 mm)")
     depth.add_argument("--lidar-topic", default=None, help="PointCloud2 projected into the camera as depth ground truth")

@@ -162,7 +162,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="0 = dense depth, else simulate a lidar with this many beams (sparse depth)")
     p.add_argument("--hfov", default=None,
                    help="horizontal field of view in degrees (default 75, one camera for the dataset), or "
-                        "'random': 45-90 deg drawn per frame, intrinsics stored per frame (focal-length variety)")
+                        "'random' (45-90 deg) / 'random:LOW-HIGH' drawn per frame, intrinsics stored per frame "
+                        "(focal-length variety)")
     p.set_defaults(handler=_delegate("synth"))
 
     p = sub.add_parser("from-bag", help="rosbag (ROS 1 .bag or ROS 2 folder) camera + lidar -> dataset")
