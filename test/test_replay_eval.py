@@ -126,7 +126,7 @@ class ForeignBag:
             header=self.header(t, frame), height=h, width=w, encoding=encoding, is_bigendian=0, step=step,
             data=arr.view(np.uint8).reshape(-1))
 
-    def camera_info(self, t: int, K: np.ndarray):
+    def camera_info(self, t: int, K: np.ndarray, height: int = H, width: int = W):
         arrays = {"d": np.zeros(5), "k": K.reshape(9), "r": np.eye(3).reshape(9),
                   "p": np.hstack([K, np.zeros((3, 1))]).reshape(12)}
         if self.ros1:
@@ -134,7 +134,7 @@ class ForeignBag:
         roi = self.ts.types["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0,
                                                                do_rectify=False)
         return self.ts.types["sensor_msgs/msg/CameraInfo"](
-            header=self.header(t, "camera_optical_frame"), height=H, width=W, distortion_model="plumb_bob",
+            header=self.header(t, "camera_optical_frame"), height=height, width=width, distortion_model="plumb_bob",
             **arrays, binning_x=0, binning_y=0, roi=roi)
 
     def cloud(self, t: int, xyz: np.ndarray, frame: str):
@@ -178,7 +178,8 @@ def write_drive(dataset: Path, path: Path, storage: str, encoding: str = "rgb8",
             t = T0 + i * 100_000_000
             rgb = s.rgb if encoding == "rgb8" else s.rgb[:, :, ::-1]
             bag.write("/cam/image", "sensor_msgs/msg/Image", t, bag.image(t, rgb, encoding))
-            bag.write("/cam/info", "sensor_msgs/msg/CameraInfo", t, bag.camera_info(t, K))
+            # the camera_info of the images as recorded: a node uses it only when its size matches
+            bag.write("/cam/info", "sensor_msgs/msg/CameraInfo", t, bag.camera_info(t, K, intr["height"], intr["width"]))
             if depth == "32FC1":
                 d = np.where(s.depth_m > 0, s.depth_m, np.nan).astype(np.float32)
                 td = t + depth_offset_ns

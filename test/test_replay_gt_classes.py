@@ -94,7 +94,7 @@ def foreign_bag(camvid: Path, path: Path, storage: str = "sqlite3") -> Path:
             t = T0 + i * 100_000_000
             bag.write("/cam/image", "sensor_msgs/msg/Image", t, bag.image(t, s.rgb, "rgb8"))
             bag.write("/cam/labels", "sensor_msgs/msg/Image", t, bag.image(t, s.labels, "mono8"))
-            bag.write("/cam/info", "sensor_msgs/msg/CameraInfo", t, bag.camera_info(t, K))
+            bag.write("/cam/info", "sensor_msgs/msg/CameraInfo", t, bag.camera_info(t, K, *s.rgb.shape[:2]))
     return path
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from meco_core.classes import GOLF
 from meco_core.data.format import DatasetReader
-from meco_core.data.pseudo_depth import GROUND, SKY, UPRIGHT, ground_row_depth, pseudo_depth, role_lut
+from meco_core.data.pseudo_depth import GROUND, UPRIGHT, ground_row_depth, pseudo_depth, role_lut
 from meco_core.defaults import MAX_DEPTH_M
 from meco_core.evaluation.evaluate import json_safe
 from meco_core.models.metrics import DepthMetrics

@@ -187,9 +187,9 @@ def describe_cameras(counts: dict[str, int], canonical_focal: float) -> str:
         return "camera-agnostic model (canonical_focal 0): depth in metres of its training camera; intrinsics unused"
     parts = []
     if counts.get("given"):
-        parts.append(f"{counts['given']} frames with the dataset's intrinsics")
+        parts.append(f"{counts['given']} frame{'s' * (counts['given'] != 1)} with the dataset's intrinsics")
     if counts.get("default"):
-        parts.append(f"{counts['default']} frames with the default camera ({DEFAULT_HFOV_DEG:g} deg HFOV: the data has "
+        parts.append(f"{counts['default']} frame{'s' * (counts['default'] != 1)} with the default camera ({DEFAULT_HFOV_DEG:g} deg HFOV: the data has "
                      "no intrinsics)")
     return f"canonical focal {canonical_focal:g} px, rescaled per frame: " + ", ".join(parts or ["no frames"])
 

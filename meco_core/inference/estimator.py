@@ -463,5 +463,6 @@ class Estimator:
         return {"model": self.model_name, "device": self.device_label, "backend": self.backend,
                 "precision": self.precision,
                 "inference_size": list(self.inference_size) if self.inference_size else "input",
-                "upsample": self.upsample, "canonical_focal": self.canonical_focal, "classes": self.class_set.names, "untrained": self.untrained,
+                "upsample": self.upsample, "canonical_focal": self.canonical_focal, "classes": self.class_set.names,
+                "untrained": self.untrained,
                 "threads": (getattr(self.model, "spec", None) and self.model.spec.threads) or torch.get_num_threads()}
