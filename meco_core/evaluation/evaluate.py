@@ -189,7 +189,8 @@ def describe_cameras(counts: dict[str, int], canonical_focal: float) -> str:
     if counts.get("given"):
         parts.append(f"{counts['given']} frame{'s' * (counts['given'] != 1)} with the dataset's intrinsics")
     if counts.get("default"):
-        parts.append(f"{counts['default']} frame{'s' * (counts['default'] != 1)} with the default camera ({DEFAULT_HFOV_DEG:g} deg HFOV: the data has "
+        n = counts["default"]
+        parts.append(f"{n} frame{'s' * (n != 1)} with the default camera ({DEFAULT_HFOV_DEG:g} deg HFOV: the data has "
                      "no intrinsics)")
     return f"canonical focal {canonical_focal:g} px, rescaled per frame: " + ", ".join(parts or ["no frames"])
 
