@@ -49,30 +49,38 @@ def dataset(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
+def tiny_golf_checkpoint(path: Path) -> Path:
+    """A small random-weight golf-class checkpoint (fast to run; its numbers only need to agree)."""
     import torch
 
-    from meco_core.models.checkpoint import save_checkpoint
     from meco_core.models import build_model
+    from meco_core.models.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     model = build_model("meco", backbone="vit_tiny_patch16_224", channels=32, num_experts=4, top_k=2,
                         codebook_size=16, task_codebook_size=16)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
     save_checkpoint(path, model, class_set=GOLF.to_dict())
     return path
+
+
+def eval_json(checkpoint: Path, data: Path, split: str, out: Path) -> dict:
+    """`meco eval` of `checkpoint` on a dataset split: its JSON."""
+    from meco_core.cli import main
+
+    assert main(["eval", "--checkpoint", str(checkpoint), "--data", str(data), "--split", split, "--json",
+                 str(out), "--no-progress"]) == 0
+    return json.loads(out.read_text())
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    return tiny_golf_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt")
 
 
 @pytest.fixture(scope="module")
 def eval_metrics(dataset, checkpoint, tmp_path_factory) -> dict:
     """`meco eval` on the same frames and checkpoint (full resolution, as the node runs here)."""
-    from meco_core.cli import main
-
-    out = tmp_path_factory.mktemp("eval") / "eval.json"
-    assert main(["eval", "--checkpoint", str(checkpoint), "--data", str(dataset), "--split", "test", "--json",
-                 str(out), "--no-progress"]) == 0
-    return json.loads(out.read_text())
+    return eval_json(checkpoint, dataset, "test", tmp_path_factory.mktemp("eval") / "eval.json")
 
 
 @pytest.fixture(scope="module")

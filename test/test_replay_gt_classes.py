@@ -18,12 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from meco_core.classes import GOLF
 from meco_core.data.format import DatasetReader
 from meco_core.geometry import intrinsics_matrix
 from meco_ros.proc import REPO, ros_env, start_node
 from meco_ros.replay_eval import ReplayConfig, replay
-from test_replay_eval import ForeignBag
+from test_replay_eval import ForeignBag, eval_json, tiny_golf_checkpoint
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -50,28 +49,13 @@ def golf_checkpoint(tmp_path_factory) -> Path:
     shipped = REPO / "checkpoints" / "meco_golf.pt"
     if shipped.is_file():
         return shipped
-    import torch
-
-    from meco_core.models import build_model
-    from meco_core.models.checkpoint import save_checkpoint
-
-    torch.manual_seed(0)
-    model = build_model("meco", backbone="vit_tiny_patch16_224", channels=32, num_experts=4, top_k=2,
-                        codebook_size=16, task_codebook_size=16)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny_golf.pt"
-    save_checkpoint(path, model, class_set=GOLF.to_dict())
-    return path
+    return tiny_golf_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny_golf.pt")
 
 
 @pytest.fixture(scope="module")
 def eval_ref(camvid, golf_checkpoint, tmp_path_factory) -> dict:
     """`meco eval` of the golf model on the same CamVid frames (remapped camvid->golf)."""
-    from meco_core.cli import main
-
-    out = tmp_path_factory.mktemp("eval") / "eval.json"
-    assert main(["eval", "--checkpoint", str(golf_checkpoint), "--data", str(camvid), "--split", "val", "--json",
-                 str(out), "--no-progress"]) == 0
-    return json.loads(out.read_text())
+    return eval_json(golf_checkpoint, camvid, "val", tmp_path_factory.mktemp("eval") / "eval.json")
 
 
 @pytest.fixture(scope="module")
