@@ -14,7 +14,6 @@ callback only stores the message, the check runs on the worker with the decoded 
 """
 from __future__ import annotations
 
-import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from meco_core.camera import DEFAULT_HFOV_DEG, Intrinsics
+from meco_core.camera import DEFAULT_HFOV_DEG, Intrinsics, check_intrinsics
 from meco_core.image_codec import ImageDecodeError, count_nonfinite, decode_compressed, decode_image, \
     encoding_info, to_rgb8
 
@@ -118,10 +117,10 @@ def camera_intrinsics(info: Any, height: int, width: int) -> tuple[Intrinsics | 
             if bx > 1 or by > 1 or roi.width or roi.height else ""
         return None, f"camera_info is for {info_w}x{info_h}{binned}, the image is {width}x{height}"
     k = info.k
-    fx, fy, cx, cy = float(k[0]), float(k[4]), float(k[2]), float(k[5])
-    if not (math.isfinite(fx) and math.isfinite(fy) and math.isfinite(cx) and math.isfinite(cy)) \
-            or fx <= 0 or fy <= 0:
-        return None, f"camera_info K has fx {fx:g}, fy {fy:g}, cx {cx:g}, cy {cy:g} (needs finite values, fx, fy > 0)"
+    try:
+        fx, fy, cx, cy = check_intrinsics((k[0], k[4], k[2], k[5]))
+    except ValueError as exc:
+        return None, f"camera_info K: {exc}"
     return (fx / bx, fy / by, (cx - roi.x_offset) / bx, (cy - roi.y_offset) / by), None
 
 

@@ -38,6 +38,7 @@ import yaml
 
 from ..errors import MecoError
 
+from meco_core.camera import check_intrinsics
 from meco_core.classes import ClassSet, get_class_set
 
 FORMAT = "meco-dataset/1"
@@ -199,10 +200,10 @@ class DatasetWriter:
         base = self.root / split
         cam_text = None
         if intrinsics is not None:
-            vals = [float(v) for v in intrinsics]
-            if len(vals) != 4 or not all(np.isfinite(vals)) or vals[0] <= 0 or vals[1] <= 0:
-                raise DatasetFormatError(f"{name}: intrinsics must be (fx, fy, cx, cy) with fx, fy > 0; got {intrinsics}")
-            cam_text = " ".join(repr(v) for v in vals) + "\n"
+            try:
+                cam_text = " ".join(repr(v) for v in check_intrinsics(intrinsics)) + "\n"
+            except ValueError as exc:
+                raise DatasetFormatError(f"{name}: {exc}") from None
         for sub in ("image", "depth", "seg"):
             (base / sub).mkdir(parents=True, exist_ok=True)
         for ext in IMAGE_EXTS:  # a rewrite with another extension must not leave a twin
@@ -343,12 +344,9 @@ class DatasetReader:
         path = self.root / split / "camera" / f"{name}.txt"
         if path.exists():
             try:
-                vals = [float(v) for v in path.read_text().split()]
-            except ValueError:
-                vals = []
-            if len(vals) != 4 or not all(np.isfinite(vals)) or vals[0] <= 0 or vals[1] <= 0:
-                raise DatasetFormatError(f"{path}: expected 'fx fy cx cy' (fx, fy > 0)")
-            return vals[0], vals[1], vals[2], vals[3]
+                return check_intrinsics(path.read_text().split())
+            except ValueError as exc:
+                raise DatasetFormatError(f"{path}: expected 'fx fy cx cy': {exc}") from None
         intr = self.intrinsics
         if intr and (intr["height"], intr["width"]) == tuple(size):
             return intr["fx"], intr["fy"], intr["cx"], intr["cy"]

@@ -359,11 +359,9 @@ class Estimator:
             return height, width
         return fit_size((height, width), self.inference_size) if self.keep_aspect else self.inference_size
 
-    def _to_tensor(self, rgb: np.ndarray) -> torch.Tensor:
-        """HxWx3 (uint8 or float in [0, 1]) -> (1, 3, h, w) float on the device, resized to `network_size`."""
-        h, w = rgb.shape[:2]
-        net = self.network_size(h, w)
-        if net != (h, w):
+    def _to_tensor(self, rgb: np.ndarray, net: tuple[int, int]) -> torch.Tensor:
+        """HxWx3 (uint8 or float in [0, 1]) -> (1, 3, h, w) float on the device, resized to net (H, W)."""
+        if net != rgb.shape[:2]:
             rgb = resize_image(rgb, *net)
         if self.device.type == "cpu":  # numpy: no torch OpenMP team woken beside ONNX Runtime's threads
             chw = rgb.transpose(2, 0, 1)
@@ -414,8 +412,9 @@ class Estimator:
         if intrinsics is not None:
             intrinsics = check_intrinsics(intrinsics)
         src = rgb.shape[:2]
-        scale = depth_scale(network_focal(intrinsics, src, self.network_size(*src)), self.canonical_focal)
-        x = self._to_tensor(rgb)
+        net = self.network_size(*src)
+        scale = depth_scale(network_focal(intrinsics, src, net), self.canonical_focal)
+        x = self._to_tensor(rgb, net)
         self._sync()
         t1 = time.perf_counter()
         with self._autocast():

@@ -4,7 +4,6 @@ Part of the procedural golf-course renderer; see meco_core.data.synth for the sc
 """
 from __future__ import annotations
 
-import math
 import multiprocessing as mp
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
+from meco_core.camera import default_intrinsics
 from meco_core.defaults import MAX_DEPTH_M
 
 from .common import CLASS_NAMES, DEFAULT_HFOV_DEG
@@ -44,8 +44,8 @@ def generate(out: str | Path, n: int, seed: int, split: str = "train", height: i
         raise ValueError("depth_source='lidar' needs lidar_beams 32 or 64")
     intr = None  # hfov None or (low, high): each frame draws its own field of view, stored per frame
     if hfov_deg is not None and not isinstance(hfov_deg, (tuple, list)):
-        fx = (width / 2) / math.tan(math.radians(hfov_deg) / 2)
-        intr = dict(fx=fx, fy=fx, cx=(width - 1) / 2, cy=(height - 1) / 2, width=width, height=height)
+        fx, fy, cx, cy = default_intrinsics(height, width, hfov_deg)
+        intr = dict(fx=fx, fy=fy, cx=cx, cy=cy, width=width, height=height)
     src = f"meco synth seed={seed} hfov={hfov_deg} lidar={lidar_beams} depth={depth_source}"
     jobs = [(seed, i, split, height, width, lidar_beams, hfov_deg) for i in range(n)]
     written = 0
