@@ -119,8 +119,9 @@ def camera_intrinsics(info: Any, height: int, width: int) -> tuple[Intrinsics | 
     k = info.k
     try:
         fx, fy, cx, cy = check_intrinsics((k[0], k[4], k[2], k[5]))
-    except ValueError as exc:
-        return None, f"camera_info K: {exc}"
+    except ValueError:
+        return None, (f"camera_info K has fx {float(k[0]):g}, fy {float(k[4]):g}, cx {float(k[2]):g}, "
+                      f"cy {float(k[5]):g} (needs finite values, fx, fy > 0)")
     return (fx / bx, fy / by, (cx - roi.x_offset) / bx, (cy - roi.y_offset) / by), None
 
 
