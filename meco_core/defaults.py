@@ -7,6 +7,8 @@ from __future__ import annotations
 DEFAULT_CHECKPOINT = "checkpoints/meco_golf.pt"  # the node's / demo's model (repo-relative)
 DEV_MODEL = "meco"  # test/dev mode: a registry model with RANDOM weights, loudly flagged
 DEV_MODEL_CONFIG = "backbone=vit_tiny_patch16_224"
+BACKENDS = ("torch", "onnxruntime", "tensorrt")  # what runs a model (meco_core.inference.runtime)
+PRECISIONS = ("fp32", "fp16", "bf16")  # inference precisions: fp16/bf16 run under autocast
 MAX_DEPTH_M = 80.0  # metric depth range of the models and of the depth metrics (0 < gt < max)
 IGNORE_INDEX = 255  # label id that no loss or metric counts
 MIN_LIDAR_RANGE_M = 0.3  # lidars report "no return" as (0, 0, 0); nothing real is this close
@@ -20,3 +22,13 @@ PUBLISH_THREAD_NICE = 10
 # Raw, golf model at 240x320, 2 threads: always 33.6 / run 33.1 / off 28.2 FPS; 'run'
 # keeps the fast operator hand-offs and leaves the cores to post-processing between frames.
 NODE_ORT_SPIN = "run"
+
+# The node's outputs are made at most this many pixels (the camera's size divided by a whole
+# number): past ~640x480 an upsampled 240x320 network output gains no detail, and at 1080p
+# making and publishing four full-size images cost more than inference (node-bench, README).
+DEFAULT_OUTPUT_MAX_PIXELS = 640 * 480
+
+# Bounded input (README "Bounded input"): sizes a bag or a message may declare before it is
+# refused unread, so a 4 GB length field or a PNG header claiming 100000x100000 costs nothing.
+MAX_IMAGE_PIXELS = 8192 * 8192  # width * height a CompressedImage's PNG/JPEG header may declare
+MAX_BAG_RECORD_BYTES = 1 << 30  # one record of a bag file: a message, a chunk, what a chunk decompresses to

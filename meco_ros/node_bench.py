@@ -27,12 +27,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from meco_core.evaluation.bench import percentiles
-from meco_core.defaults import DEV_MODEL_CONFIG, NODE_ORT_SPIN, NODE_START_TIMEOUT_S
+from meco_core.defaults import BACKENDS, DEV_MODEL_CONFIG, NODE_ORT_SPIN, NODE_START_TIMEOUT_S
 
 from .proc import REPO, Process, node_checkpoint, node_ros_args, ros_env, start_node
 
@@ -75,10 +75,13 @@ def camera_main(argv: list[str]) -> int:
     ap.add_argument("--encoding", default="rgb8")
     ap.add_argument("--duration", type=float, default=20.0)
     ap.add_argument("--match-timeout", type=float, default=30.0)
+    ap.add_argument("--camera-info", default="",
+                    help="also publish sensor_msgs/CameraInfo (the default camera for the size) on this topic, "
+                         "one per frame with the frame's stamp (the node's clouds need it); '' = none")
     args = ap.parse_args(argv)
     import rclpy
     from rclpy.qos import qos_profile_sensor_data
-    from sensor_msgs.msg import Image
+    from sensor_msgs.msg import CameraInfo, Image
 
     from .image_conversion import cv2_to_imgmsg
 
@@ -91,6 +94,10 @@ def camera_main(argv: list[str]) -> int:
         m = cv2_to_imgmsg(img, args.encoding)
         m.header.frame_id = "camera"
         msgs.append(m)
+    info_pub, info = None, None
+    if args.camera_info:
+        info_pub = node.create_publisher(CameraInfo, args.camera_info, qos_profile_sensor_data)
+        info = camera_info_msg(h, w)
     deadline = time.monotonic() + args.match_timeout
     while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -110,6 +117,9 @@ def camera_main(argv: list[str]) -> int:
             late += 1
         msg = msgs[i % len(msgs)]
         msg.header.stamp = node.get_clock().now().to_msg()
+        if info_pub is not None:
+            info.header.stamp = msg.header.stamp
+            info_pub.publish(info)
         pub.publish(msg)
         stamps.append([msg.header.stamp.sec, msg.header.stamp.nanosec])
     elapsed = time.monotonic() - t0
@@ -119,6 +129,21 @@ def camera_main(argv: list[str]) -> int:
     node.destroy_node()
     rclpy.try_shutdown()
     return 0
+
+
+def camera_info_msg(h: int, w: int) -> Any:
+    """CameraInfo of the default camera (meco_core.camera.default_intrinsics) for h x w, frame 'camera'."""
+    from sensor_msgs.msg import CameraInfo
+
+    from meco_core.camera import default_intrinsics
+
+    fx, fy, cx, cy = default_intrinsics(h, w)
+    info = CameraInfo(height=h, width=w, distortion_model="plumb_bob", d=[0.0] * 5)
+    info.k = [fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0]
+    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    info.p = [fx, 0.0, cx, 0.0, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0]
+    info.header.frame_id = "camera"
+    return info
 
 
 # ---------------------------------------------------------------- viewer (this process)
@@ -133,6 +158,7 @@ class Viewer:
     problems: list[str] = field(default_factory=list)
     stats: list[Any] = field(default_factory=list)
     stats_times: list[float] = field(default_factory=list)
+    extra_topics: dict[str, Any] = field(default_factory=dict)  # {topic: message type}: recorded, not checked
 
     def start(self) -> None:
         import rclpy
@@ -150,6 +176,9 @@ class Viewer:
         for topic in VIEWER_TOPICS:
             self.received[topic] = []
             self.node.create_subscription(Image, topic, self._callback(topic), reliable)
+        for topic, kind in self.extra_topics.items():
+            self.received[topic] = []
+            self.node.create_subscription(kind, topic, self._recorder(topic), reliable)
         self.node.create_subscription(Stats, "stats", self._on_stats, QoSProfile(depth=10))
         self.executor = SingleThreadedExecutor(context=self.ctx)
         self.executor.add_node(self.node)
@@ -180,8 +209,17 @@ class Viewer:
                                      f"{msg.header.frame_id!r}")
         return on_msg
 
+    def _recorder(self, topic: str):
+        log = self.received[topic]
+
+        def on_msg(msg) -> None:
+            s = msg.header.stamp
+            log.append((s.sec + s.nanosec * 1e-9, time.time(), (s.sec, s.nanosec)))
+        return on_msg
+
     def matched(self) -> bool:
-        return all(self.node.count_publishers(self.node.resolve_topic_name(t)) > 0 for t in VIEWER_TOPICS)
+        return all(self.node.count_publishers(self.node.resolve_topic_name(t)) > 0
+                   for t in (*VIEWER_TOPICS, *self.extra_topics))
 
     def stop(self) -> None:
         import rclpy
@@ -388,9 +426,15 @@ def resolve_setup(args: argparse.Namespace) -> BenchSetup:
                       checkpoint or f"meco {args.dev_model_config} (RANDOM weights, test/dev mode)")
 
 
-def run_node(args: argparse.Namespace, setup: BenchSetup, say) -> tuple[dict[str, Any], Any, "Viewer", int | None]:
+def run_node(args: argparse.Namespace, setup: BenchSetup, say, extra_topics: dict[str, Any] | None = None,
+             camera_info: bool = False, while_running: Callable[[Process, Process, "Viewer"], None] | None = None,
+             ) -> tuple[dict[str, Any], Any, "Viewer", int | None]:
     """The node, a camera process and this process's viewer over DDS: (camera summary, last
-    stats message, the viewer with everything it received, node exit code)."""
+    stats message, the viewer with everything it received, node exit code).
+
+    extra_topics: more outputs the viewer subscribes to ({topic: message type}); camera_info:
+    the camera also publishes `camera_info`; while_running(node, camera, viewer) is called
+    once the camera has started (e.g. to sample the node while it runs; node-soak)."""
     h, w = setup.camera_size
     domain = random.randint(1, 200) if args.domain_id is None else args.domain_id
     ns = f"/meco_bench_{os.getpid()}"
@@ -400,7 +444,11 @@ def run_node(args: argparse.Namespace, setup: BenchSetup, say) -> tuple[dict[str
                              device=args.device)
     say(f"starting perception_node (ROS_DOMAIN_ID={domain}, namespace {ns}) ...")
     node = start_node(ros_args, ros_env(domain_id=domain, OMP_NUM_THREADS=str(setup.threads)), echo=args.verbose)
-    viewer = Viewer(ns, domain, (h, w))
+    from .outputs import output_size  # here: sensor_msgs must not load for `meco --help`
+
+    # outputs come at the camera size, or smaller past the params file's output_max_pixels
+    out_hw = output_size(h, w, int(_params_value(setup.params_file, "output_max_pixels", 0))) or (h, w)
+    viewer = Viewer(ns, domain, out_hw, extra_topics=dict(extra_topics or {}))
     camera: Process | None = None
     try:
         if not node.wait_for("ready", args.start_timeout):
@@ -414,7 +462,11 @@ def run_node(args: argparse.Namespace, setup: BenchSetup, say) -> tuple[dict[str
         say(f"node ready; camera publishing for {args.duration:g} s ...")
         camera = Process([sys.executable, "-m", "meco_ros.node_bench", "camera", "--topic", f"{ns}/image",
                           "--rate", str(args.rate), "--size", f"{h}x{w}", "--encoding", args.encoding,
-                          "--duration", str(args.duration)], env=ros_env(domain_id=domain, OMP_NUM_THREADS="1"))
+                          "--duration", str(args.duration), *(["--camera-info", f"{ns}/camera_info"] if camera_info
+                                                              else [])],
+                         env=ros_env(domain_id=domain, OMP_NUM_THREADS="1"))
+        if while_running is not None:
+            while_running(node, camera, viewer)
         camera.popen.wait(args.duration + 60)
         time.sleep(2.0)  # drain: the last frame's outputs
         cam = json.loads(next((ln for ln in reversed(camera.lines) if ln.startswith("{")), "{}") or "{}")
@@ -557,7 +609,7 @@ def render(result: dict[str, Any]) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from meco_core.cli.commands.bench import parse_size
+    from meco_core.sizes import parse_size
 
     p.add_argument("--checkpoint", default=None,
                    help="model checkpoint (default: checkpoints/meco_golf.pt if present, else the test/dev "
@@ -570,7 +622,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="override the params file's inference_size (HxW)")
     p.add_argument("--params-file", default=None, help="node params (default config/golf_cart.yaml)")
     p.add_argument("--device", default=None, help="override the params file's device")
-    p.add_argument("--backend", default=None, choices=("torch", "onnxruntime", "tensorrt"),
+    p.add_argument("--backend", default=None, choices=BACKENDS,
                    help="override the params file's backend")
     p.add_argument("--threads", type=int, default=0,
                    help="the node's threads (default 0 = the node's auto: all cores but one); the raw bench tries "

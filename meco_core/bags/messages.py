@@ -15,10 +15,12 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from meco_core import image_codec
+from meco_core.errors import InputSizeError
 from meco_core.geometry import invert_transform, make_transform, quat_to_matrix
 
 __all__ = [
     "IMAGE", "COMPRESSED_IMAGE", "CAMERA_INFO", "POINT_CLOUD2", "TF_MESSAGE", "IMAGE_TYPES", "BagMessageError",
+    "MessageSizeError",
     "msgtype_of", "time_msg", "header_msg", "image_msg", "compressed_image_msg", "camera_info_msg",
     "pointcloud2_msg", "transform_stamped_msg", "tf_message", "matrix_to_quat", "stamp_ns", "image_from_msg",
     "rgb_from_msg", "depth_from_msg", "labels_from_msg", "cloud_fields", "cloud_to_array", "cloud_to_xyz",
@@ -39,6 +41,11 @@ _FLOAT32 = 7
 
 class BagMessageError(ValueError):
     """A message does not hold what its type promises (missing fields, bad sizes)."""
+
+
+class MessageSizeError(BagMessageError, InputSizeError):
+    """A message declares more data than it holds (e.g. a PointCloud2's width x height x point_step);
+    refused before any array of that size is made."""
 
 
 def msgtype_of(msg: Any) -> str:
@@ -212,10 +219,10 @@ def cloud_to_array(msg: Any, names: Sequence[str]) -> np.ndarray:
     if missing:
         raise BagMessageError(f"PointCloud2 has no field(s) {missing}; fields: {sorted(fields)}")
     h, w, step, row_step = int(msg.height), int(msg.width), int(msg.point_step), int(msg.row_step)
-    n = h * w
+    n = h * w  # Python ints: no overflow, and nothing is allocated before the data size is checked
     if n == 0:
         return np.zeros((0, len(names)))
-    if step <= 0 or row_step < w * step:
+    if h < 0 or w < 0 or step <= 0 or row_step < w * step:
         raise BagMessageError(f"PointCloud2 point_step {step} / row_step {row_step} too small for width {w}")
     order = ">" if msg.is_bigendian else "<"
     dt = {}
@@ -229,8 +236,8 @@ def cloud_to_array(msg: Any, names: Sequence[str]) -> np.ndarray:
         dt[name] = (np.dtype(order + _POINTFIELD_DTYPES[typ]), off)
     data = np.frombuffer(memoryview(msg.data).cast("B"), np.uint8)
     if data.size < row_step * (h - 1) + w * step:
-        raise BagMessageError(f"PointCloud2 data has {data.size} bytes, expected {row_step * h} "
-                              f"({h} rows x {row_step})")
+        raise MessageSizeError(f"PointCloud2 data has {data.size} bytes, expected {row_step * h} "
+                               f"({h} rows x {row_step}; {w} points a row x point_step {step})")
     rows = np.lib.stride_tricks.as_strided(data, shape=(h, w * step), strides=(row_step, 1))
     packed = np.ascontiguousarray(rows).reshape(-1)
     rec = packed.view(np.dtype({"names": list(dt), "formats": [v[0] for v in dt.values()],

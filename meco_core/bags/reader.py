@@ -10,7 +10,12 @@ opens bags, reports bad input and builds messages the same way. Built on `rosbag
   `meco_core.bags.salvage`; `messages()` yields every message that could be read and then
   raises a `BagError` saying what was lost (`strict=False` only records it in `problems`);
 - missing topics (`MissingTopicError` lists the topics that exist, with types and counts);
-- message types without a definition in the bag or the default typestore (`UnknownTypeError`).
+- message types without a definition in the bag or the default typestore (`UnknownTypeError`);
+- absurd declared sizes (a 4 GB record length, an index pointing into the middle of a record):
+  `salvage.check_sizes` walks an MCAP / ROS 1 file's record headers before rosbags reads it,
+  and such a file is read in salvage mode up to the lie, which is reported like damage.
+  Message-level sizes (CDR sequence lengths) are checked by rosbags against the raw message:
+  such a message is skipped and counted as undecodable.
 
 Message builders/readers (Image, CompressedImage, CameraInfo, PointCloud2, TF) live in
 `meco_core.bags.messages` and are re-exported here.
@@ -34,7 +39,7 @@ from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_
 from meco_core.bags import salvage as bag_salvage
 from meco_core.bags.messages import *  # noqa: F401,F403  (re-export: one import for bag tools)
 from meco_core.bags.messages import TF_MESSAGE
-from meco_core.errors import MecoError
+from meco_core.errors import InputSizeError, MecoError
 
 Storage = Literal["sqlite3", "mcap", "ros1"]
 STORAGES: tuple[str, ...] = ("sqlite3", "mcap", "ros1")
@@ -132,6 +137,15 @@ def _storage_path(path: Path) -> Path:
                          "pass one of them")
 
 
+def _declared_size_problem(target: Path) -> InputSizeError | None:
+    """The first absurd size declared by a storage file of `target` (see salvage.check_sizes)."""
+    for path in bag_salvage.storage_files(target):
+        problem = bag_salvage.check_sizes(path)
+        if problem is not None:
+            return InputSizeError(f"{path.name}: {problem}")
+    return None
+
+
 class BagReader:
     """Read any bag (ROS 1 .bag, rosbag2 folder, .db3 or .mcap file); use as a context manager.
 
@@ -158,6 +172,10 @@ class BagReader:
         target = _storage_path(self.path)
         self._is_ros1 = target.suffix == ".bag"
         default = ros1_typestore() if self._is_ros1 else ros2_typestore(self.distro)
+        oversize = _declared_size_problem(target)
+        if oversize is not None:  # rosbags would read (allocate) what the file declares: salvage up to it
+            self._open_salvage(oversize)
+            return self
         try:
             reader = AnyReader([target], default_typestore=default)
             reader.open()

@@ -13,6 +13,11 @@ which keeps every message written before the damage:
 
 They deliver raw serialised messages plus the definitions found in the file;
 `meco_core.bags.BagReader` deserialises them and reports what was lost.
+
+Bounded input: every length read from the file is checked before anything of that size is
+read or allocated (at most the bytes the file still holds, and MAX_BAG_RECORD_BYTES;
+decompression stops at the size a chunk declares). `check_sizes` applies the same rule to
+an intact-looking MCAP or ROS 1 file before rosbags, which trusts them, reads it.
 """
 from __future__ import annotations
 
@@ -23,6 +28,9 @@ from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 from typing import BinaryIO, Iterator
+
+from meco_core import defaults
+from meco_core.errors import InputSizeError
 
 MCAP_MAGIC = b"\x89MCAP0\r\n"
 ROS1_MAGIC = b"#ROSBAG V2.0\n"
@@ -52,15 +60,44 @@ def _normalize_msgtype(name: str) -> str:
     return f"{parts[0]}/msg/{parts[-1]}" if len(parts) == 2 else name
 
 
+def _remaining(f: BinaryIO) -> int:
+    """Bytes left after the position of a file or BytesIO."""
+    pos = f.tell()
+    end = f.seek(0, 2)
+    f.seek(pos)
+    return end - pos
+
+
+def _check_length(f: BinaryIO, n: int, what: str = "a record", at: int | None = None) -> None:
+    """Refuse a declared length beyond MAX_BAG_RECORD_BYTES (before reading or allocating it)."""
+    if n > defaults.MAX_BAG_RECORD_BYTES:
+        raise InputSizeError(f"{what} at offset {f.tell() if at is None else at} declares {n} bytes, more than the "
+                             f"{defaults.MAX_BAG_RECORD_BYTES} a bag record may have (MAX_BAG_RECORD_BYTES)")
+
+
 def _read_exact(f: BinaryIO, n: int) -> bytes:
-    data = f.read(n)
-    if len(data) != n:
-        raise Truncated(f"file ends {n - len(data)} bytes into a record at offset {f.tell() - len(data)}")
-    return data
+    """n bytes, or Truncated when the file holds fewer (checked first: nothing of a lying
+    length is allocated)."""
+    _check_length(f, n)
+    left = _remaining(f)
+    if n > left:
+        raise Truncated(f"file ends {n - left} bytes into a record at offset {f.tell()}")
+    return f.read(n)
 
 
-def _stream_decompress(data: bytes, compression: str) -> bytes:
-    """Decompress as much of a (possibly cut-off) compressed stream as possible."""
+def _read_upto(f: BinaryIO, n: int) -> bytes:
+    """Up to n bytes (a chunk that may be cut off), never more than the file holds."""
+    _check_length(f, n, "a chunk")
+    return f.read(min(n, _remaining(f)))
+
+
+def _stream_decompress(data: bytes, compression: str, limit: int | None = None) -> bytes:
+    """Decompress as much of a (possibly cut-off) compressed stream as possible, and never
+    more than `limit` bytes (the size the chunk declares): InputSizeError beyond it."""
+    limit = defaults.MAX_BAG_RECORD_BYTES if limit is None else limit
+    if limit > defaults.MAX_BAG_RECORD_BYTES:
+        raise InputSizeError(f"a chunk declares {limit} bytes decompressed, more than the "
+                             f"{defaults.MAX_BAG_RECORD_BYTES} a bag record may have (MAX_BAG_RECORD_BYTES)")
     if compression in ("", "none"):
         return data
     if compression == "bz2":
@@ -77,13 +114,24 @@ def _stream_decompress(data: bytes, compression: str) -> bytes:
         dec = zstd.ZstdDecompressor()
     else:
         raise ValueError(f"unsupported compression {compression!r}")
-    out = []
+    out: list[bytes] = []
+    total = 0
     step = 1 << 16
     try:
         for i in range(0, len(data), step):
-            out.append(dec.decompress(data[i:i + step]))
+            out.append(dec.decompress(data[i:i + step], limit + 1 - total))
+            total += len(out[-1])
+            if total > limit:
+                break
+        while total <= limit and not dec.eof and not dec.needs_input:  # output held back by the cap
+            out.append(dec.decompress(b"", limit + 1 - total))
+            total += len(out[-1])
+            if not out[-1]:
+                break
     except Exception:  # the damaged tail; keep what decoded
         pass
+    if total > limit:
+        raise InputSizeError(f"a {compression} chunk decompresses to more than the {limit} bytes it declares")
     return b"".join(out)
 
 
@@ -124,6 +172,8 @@ class _RecordSalvage(_Salvage):
                 yield from self._records(f, count_only, conn_ids, top=True)
             except Truncated as exc:
                 self.problem = f"truncated: {exc}"
+            except InputSizeError as exc:
+                self.problem = f"refused: {exc}; nothing after it is read"
             except (struct.error, ValueError, UnicodeDecodeError, KeyError) as exc:
                 self.problem = f"damaged record: {exc}"
 
@@ -153,6 +203,7 @@ class McapSalvage(_RecordSalvage):
                 return
             op = op_b[0]
             (length,) = struct.unpack("<Q", _read_exact(f, 8))
+            _check_length(f, length, f"an MCAP record (op 0x{op:02x})", f.tell() - 9)
             if op == 0x06 and top:  # chunk
                 yield from self._chunk(f, length, count_only, conn_ids)
                 continue
@@ -185,13 +236,14 @@ class McapSalvage(_RecordSalvage):
     def _chunk(self, f: BinaryIO, length: int, count_only: bool,
                conn_ids: set[int] | None) -> Iterator[tuple[int, int, bytes]]:
         start = f.tell()
-        _t0, _t1, _usize, _crc = struct.unpack("<QQQI", _read_exact(f, 28))
+        _t0, _t1, usize, _crc = struct.unpack("<QQQI", _read_exact(f, 28))
         (clen,) = struct.unpack("<I", _read_exact(f, 4))
         compression = _read_exact(f, clen).decode()
         (rlen,) = struct.unpack("<Q", _read_exact(f, 8))
-        data = f.read(rlen)
+        _check_length(f, usize, "a chunk's decompressed size")
+        data = _read_upto(f, rlen)
         complete = len(data) == rlen
-        raw = _stream_decompress(data, compression)
+        raw = _stream_decompress(data, compression, usize)
         yield from self._records(BytesIO(raw), count_only, conn_ids, top=False)
         if not complete:
             raise Truncated(f"file ends inside the chunk at offset {start - 9}")
@@ -234,8 +286,9 @@ class Ros1Salvage(_RecordSalvage):
             (dlen,) = struct.unpack("<I", _read_exact(f, 4))
             op = header["op"][0]
             if op == 0x05 and top:  # chunk: decode what is there, even if cut off
-                data = f.read(dlen)
-                raw = _stream_decompress(data, header["compression"].decode())
+                size = struct.unpack("<I", header["size"])[0] if "size" in header else None
+                data = _read_upto(f, dlen)
+                raw = _stream_decompress(data, header["compression"].decode(), size)
                 yield from self._records(BytesIO(raw), count_only, conn_ids, top=False)
                 if len(data) != dlen:
                     raise Truncated("file ends inside a chunk")
@@ -365,6 +418,176 @@ def _make_patched_vfs(apsw, name: str, pages: int):  # type: ignore[no-untyped-d
             return File(self, filename, flags)
 
     return VFS()
+
+
+# ---------------------------------------------------------------------------- declared sizes
+_LZ4_MAGIC = b"\x04\x22\x4d\x18"
+_MAX_ROS1_HEADER = 1 << 20  # a ROS 1 record header holds a few short fields
+
+
+def check_sizes(path: Path) -> str | None:
+    """The first absurd size an intact-looking MCAP or ROS 1 file declares, else None.
+
+    rosbags reads a record by the length in front of it (a 4 GB length: a 4 GB read),
+    follows the offsets of the MCAP summary and the ROS 1 index, and lz4-decompresses into
+    the size a frame declares. This walks the record headers first, seeking past bodies (a
+    few small reads per chunk), and reports a length beyond the end of the file or beyond
+    MAX_BAG_RECORD_BYTES, an index offset that is not a record, a chunk whose lz4 frame
+    declares more than the chunk. Files that do not look intact (no MCAP footer, no ROS 1
+    index) are not walked: rosbags refuses them at open and the salvage readers, which
+    check every length, take over. Anything else odd is left to rosbags to judge.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+            size = f.seek(0, 2)
+            if head.startswith(MCAP_MAGIC):
+                _mcap_sizes(f, size)
+            elif head.startswith(ROS1_MAGIC):
+                _ros1_sizes(f, size)
+    except InputSizeError as exc:
+        return str(exc)
+    except (OSError, struct.error, ValueError, UnicodeDecodeError, KeyError, IndexError):
+        pass  # not a size problem; rosbags (then salvage) says what is wrong
+    return None
+
+
+def _lz4_declared(f: BinaryIO, at: int, chunk: int, usize: int, where: str) -> None:
+    """Refuse an lz4 frame (at offset `at`) that declares more content than its chunk (`usize`)."""
+    f.seek(at)
+    head = f.read(14)
+    if len(head) == 14 and head[:4] == _LZ4_MAGIC and head[4] & 0x08:
+        (content,) = struct.unpack_from("<Q", head, 6)
+        if content > usize:
+            raise InputSizeError(f"{where} at offset {chunk}: its lz4 frame declares {content} bytes, "
+                                 f"the chunk {usize}")
+
+
+def _record_length(pos: int, body: int, length: int, size: int, what: str) -> None:
+    """Refuse the length of a record at `pos` whose body starts at `body`."""
+    left = size - body
+    if length > left:
+        raise InputSizeError(f"{what} at offset {pos} declares {length} bytes, the file has {left} after it")
+    if length > defaults.MAX_BAG_RECORD_BYTES:
+        raise InputSizeError(f"{what} at offset {pos} declares {length} bytes, more than the "
+                             f"{defaults.MAX_BAG_RECORD_BYTES} a bag record may have (MAX_BAG_RECORD_BYTES)")
+
+
+def _mcap_sizes(f: BinaryIO, size: int) -> None:
+    if size < len(MCAP_MAGIC) + 37:
+        return
+    f.seek(size - 37)
+    footer = f.read(37)
+    if footer[-8:] != MCAP_MAGIC or footer[0] != 0x02:
+        return  # no footer: rosbags refuses it, salvage reads it
+    (summary_start,) = struct.unpack_from("<Q", footer, 9)
+    seen = _mcap_walk(f, len(MCAP_MAGIC), size, summary_start, stop_ops=(0x02,))
+    if summary_start and not seen:  # rosbags reads the summary from there: walk it as rosbags will
+        _mcap_walk(f, summary_start, size, summary_start, stop_ops=(0x02, 0x0E))
+
+
+def _mcap_walk(f: BinaryIO, pos: int, size: int, summary_start: int, stop_ops: tuple[int, ...]) -> bool:
+    """Records from `pos` to the footer (or an op in stop_ops); True if summary_start is one of them."""
+    seen = False
+    while pos < size:
+        seen = seen or pos == summary_start
+        f.seek(pos)
+        head = f.read(9)
+        if len(head) < 9 or head[0] in stop_ops:
+            return seen
+        op, (length,) = head[0], struct.unpack_from("<Q", head, 1)
+        _record_length(pos, pos + 9, length, size, f"the MCAP record (op 0x{op:02x})")
+        if op == 0x06:
+            _mcap_chunk(f, pos, length)
+        elif op == 0x08:
+            _mcap_chunk_index(f, pos, length, size)
+        pos += 9 + length
+    return seen
+
+
+def _mcap_chunk(f: BinaryIO, pos: int, length: int) -> None:
+    fixed = f.read(32)
+    (usize,), (clen,) = struct.unpack_from("<Q", fixed, 16), struct.unpack_from("<I", fixed, 28)
+    if 32 + clen + 8 > length:
+        raise InputSizeError(f"the MCAP chunk at offset {pos} declares a compression name of {clen} bytes, "
+                             f"its record holds {length}")
+    compression = f.read(clen).decode()
+    (rlen,) = struct.unpack("<Q", f.read(8))
+    if 40 + clen + rlen > length:
+        raise InputSizeError(f"the MCAP chunk at offset {pos} declares {rlen} bytes of records, "
+                             f"its record holds {length - 40 - clen}")
+    if usize > defaults.MAX_BAG_RECORD_BYTES:
+        raise InputSizeError(f"the MCAP chunk at offset {pos} declares {usize} bytes decompressed, more than "
+                             f"the {defaults.MAX_BAG_RECORD_BYTES} a bag record may have (MAX_BAG_RECORD_BYTES)")
+    if compression == "lz4":
+        _lz4_declared(f, pos + 9 + 40 + clen, pos, usize, "the MCAP chunk")
+
+
+def _mcap_chunk_index(f: BinaryIO, pos: int, length: int, size: int) -> None:
+    fixed = f.read(36)
+    start, chunk_length, map_len = struct.unpack_from("<QQI", fixed, 16)
+    if 36 + map_len + 12 > length:
+        raise InputSizeError(f"the MCAP chunk index at offset {pos} declares {map_len} bytes of offsets, "
+                             f"its record holds {length}")
+    f.seek(pos + 9 + 36 + map_len)
+    _index_length, clen = struct.unpack("<QI", f.read(12))
+    if 36 + map_len + 12 + clen + 16 > length:
+        raise InputSizeError(f"the MCAP chunk index at offset {pos} declares a compression name of {clen} "
+                             f"bytes, its record holds {length}")
+    compression = f.read(clen).decode()
+    csize, usize = struct.unpack("<QQ", f.read(16))
+    if start + chunk_length > size or csize > chunk_length:
+        raise InputSizeError(f"the MCAP chunk index at offset {pos} declares a chunk of {chunk_length} bytes "
+                             f"({csize} compressed) at offset {start}, the file has {size}")
+    if usize > defaults.MAX_BAG_RECORD_BYTES:
+        raise InputSizeError(f"the MCAP chunk index at offset {pos} declares {usize} bytes decompressed, more "
+                             f"than the {defaults.MAX_BAG_RECORD_BYTES} a bag record may have (MAX_BAG_RECORD_BYTES)")
+    if compression == "lz4":
+        _lz4_declared(f, start + 9 + 40 + clen, start, usize, "the MCAP chunk")
+
+
+def _ros1_sizes(f: BinaryIO, size: int) -> None:
+    pos = len(ROS1_MAGIC)
+    index_pos: int | None = None
+    chunks: set[int] = set()
+    index_records: set[int] = set()
+    chunk_refs: list[int] = []
+    while pos < size:
+        f.seek(pos)
+        head = f.read(4)
+        if len(head) < 4:
+            raise InputSizeError(f"the ROS 1 record at offset {pos} is cut off by the end of the file")
+        (hlen,) = struct.unpack("<I", head)
+        if hlen > min(_MAX_ROS1_HEADER, size - pos - 8):
+            raise InputSizeError(f"the ROS 1 record at offset {pos} declares a header of {hlen} bytes, the file "
+                                 f"has {size - pos - 4} after it (headers hold a few fields; limit {_MAX_ROS1_HEADER})")
+        header = _ros1_fields(f.read(hlen))
+        (dlen,) = struct.unpack("<I", f.read(4))
+        _record_length(pos, pos + 8 + hlen, dlen, size, "the ROS 1 record")
+        op = header["op"][0]
+        if op == 0x03:  # bag header
+            (index_pos,) = struct.unpack("<Q", header["index_pos"])
+            if index_pos == 0 or index_pos > size:
+                return  # not indexed / cut off: rosbags refuses it, salvage reads it
+        elif op == 0x05:  # chunk
+            (usize,) = struct.unpack("<I", header["size"])
+            if usize > defaults.MAX_BAG_RECORD_BYTES:
+                raise InputSizeError(f"the ROS 1 chunk at offset {pos} declares {usize} bytes decompressed, more "
+                                     f"than the {defaults.MAX_BAG_RECORD_BYTES} a bag record may have "
+                                     "(MAX_BAG_RECORD_BYTES)")
+            if header["compression"] == b"lz4":
+                _lz4_declared(f, pos + 8 + hlen, pos, usize, "the ROS 1 chunk")
+            chunks.add(pos)
+        elif op in (0x06, 0x07):  # chunk info, connection: what index_pos points at
+            index_records.add(pos)
+            if op == 0x06:
+                chunk_refs.append(struct.unpack("<Q", header["chunk_pos"])[0])
+        pos += 8 + hlen + dlen
+    if index_pos is not None and index_pos < size and index_pos not in index_records:
+        raise InputSizeError(f"the ROS 1 bag header's index_pos {index_pos} is not the start of an index record")
+    bad = [p for p in chunk_refs if p not in chunks]
+    if bad:
+        raise InputSizeError(f"the ROS 1 index points at offset {bad[0]} for a chunk, where no chunk starts")
 
 
 # ---------------------------------------------------------------------------- entry

@@ -385,7 +385,11 @@ def join_frames(reader: BagReader, image_topic: str, aux: dict[str, Aux], tol_ns
                         stats["evicted"] = stats.get("evicted", 0) + 1
                 pending.append(_Pending(i, t, m.msg, needs))
             else:
-                aux[m.topic].put(decode(aux[m.topic].kind, m.msg))
+                try:
+                    payload = decode(aux[m.topic].kind, m.msg)
+                except ValueError as exc:  # bad sizes/encodings; replay's `decode` counts them itself
+                    raise BagError(reader.path, f"{m.topic} message at {m.log_ns} ns: {exc}") from None
+                aux[m.topic].put(payload)
             yield from ready(final=False)
             if limit is not None and accepted >= limit and not pending:
                 break
@@ -470,7 +474,10 @@ class FrameWriter:
         self.writer: DatasetWriter | None = None
 
     def __call__(self, p: JoinedFrame) -> None:
-        rgb = rgb_from_msg(p.msg)
+        try:
+            rgb = rgb_from_msg(p.msg)
+        except ValueError as exc:  # e.g. ImageSizeError: a header declaring 100000x100000
+            raise BagError(self.reader.path, f"{self.topics.image} image {p.index}: {exc}") from None
         h, w = rgb.shape[:2]
         cam = self.side.camera_at(p.stamp)
         if cam is not None and cam.width and (cam.width, cam.height) != (w, h):
