@@ -41,6 +41,7 @@ reads, missing ground-truth topics and unmatched stamps are listed, and a report
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import os
@@ -52,7 +53,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from meco_core.bags import BagError, stamp_ns
 from meco_core.evaluation.bench import percentiles
@@ -207,10 +208,18 @@ class Replayer:
         self.scorer: Scorer | None = None
         self.problems: list[str] = []
 
+    def _node_gone(self) -> bool:
+        return self.node is not None and not self.node.alive()
+
     def _check_node(self) -> None:
-        if self.node is not None and not self.node.alive():
+        if self._node_gone():
+            code = self.node.popen.returncode
+            how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
             tail = "\n".join(self.node.lines[-15:])
-            raise ReplayAbort(f"perception_node exited (code {self.node.popen.returncode}) during the replay:\n{tail}")
+            # The first line is what the report must say (issue 20): the node died, how, and how
+            # many frames were scored before it did; its last output follows for the why.
+            raise ReplayAbort(f"perception_node died during the replay ({how}) after {self.p.scored} frame(s) "
+                              f"were scored ({self.p.sent} sent): partial report. Its last output:\n{tail}")
 
     @staticmethod
     def _override(frame: ReplayFrame) -> int | None:
@@ -248,12 +257,15 @@ class Replayer:
             self._check_node()
             t = self._send(frame)
             key = frame.stamp
-            done = self.link.wait(lambda key=key: (o := self.link.data.outputs.get(key)) is not None and o.complete(),
-                                  self.cfg.timeout)
-            if done:
+            # the wait also ends when the node dies: otherwise a dead node is only noticed after a
+            # whole --timeout (30 s by default), not within ~0.1 s (issue 20)
+            self.link.wait(lambda key=key: ((o := self.link.data.outputs.get(key)) is not None and o.complete())
+                           or self._node_gone(), self.cfg.timeout)
+            if (out := self.link.output(key)) is not None and out.complete():
                 consecutive = 0
                 self._handle(frame, self.link.pop(key), t)
                 continue
+            self._check_node()  # woken by the node's death, not by its outputs
             self.p.timeouts += 1
             consecutive += 1
             self.link.pop(key)
@@ -303,9 +315,11 @@ class Replayer:
                                           if self.p.latencies_ms else 5.0))
         while pending:
             n = seen
-            if not self.link.wait(lambda n=n: len(self.link.data.order) > n, quiet):
+            if not self.link.wait(lambda n=n: len(self.link.data.order) > n or self._node_gone(), quiet):
                 break
+            self._check_node()
             collect()
+        self._check_node()  # a node that died during the last frames is a partial replay, not a clean one
 
 
 class Prefetch:
@@ -521,9 +535,36 @@ def replay(cfg: ReplayConfig) -> tuple[int, dict[str, Any]]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the node gets the cores (restored at the end: callers may be long-lived)
     try:
-        return _replay(cfg)
+        with _one_interrupt():
+            return _replay(cfg)
     finally:
         torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def _one_interrupt() -> Iterator[None]:
+    """Ctrl-C stops the replay once; later ones are ignored while the node is stopped and the
+    partial report written. Why (issue 20): a second Ctrl-C there raised a KeyboardInterrupt out of
+    `_Run.close` / `_report`: a traceback, no report, and the node's stop cut short. Stopping is
+    bounded (the node gets 30 s, then SIGKILL), so nothing can hang behind this."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers belong to the main thread (which is the one interrupted anyway)
+        return
+    interrupted = False
+
+    def handler(signum: int, frame: Any) -> None:
+        nonlocal interrupted
+        if interrupted:
+            _say("replay-eval: interrupted again: still stopping the node and writing the partial report")
+            return
+        interrupted = True
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @dataclass
@@ -682,7 +723,8 @@ def _replay(cfg: ReplayConfig) -> tuple[int, dict[str, Any]]:
         run.fatal = run.progress.sent == 0
         _say(f"replay-eval: {exc}")
     except KeyboardInterrupt:
-        run.problems.append("interrupted (Ctrl-C): partial report")
+        run.problems.append(f"interrupted (Ctrl-C) after {run.progress.scored} frame(s) were scored "
+                            f"({run.progress.sent} sent): partial report")
     except Exception as exc:  # noqa: BLE001 - whatever happens, the report of what ran is written
         import traceback
 

@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 import yaml
 
-from ..errors import MecoError
+from ..errors import DiskWriteError, MecoError
 
 from meco_core.camera import check_intrinsics
 from meco_core.classes import ClassSet, get_class_set
@@ -80,19 +80,46 @@ def depth_to_mm(depth_m: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    _replace_all([(path, text.encode())])
+
+
+def _encode(path: Path, img: np.ndarray, params: list[int] | None = None) -> bytes:
+    """The file's bytes (format from its extension), encoded in memory so that writing can be atomic."""
+    ok, buf = cv2.imencode(path.suffix, img, params or [])
+    if not ok:
+        raise DatasetFormatError(f"could not encode {path} ({img.shape} {img.dtype})")
+    return buf.tobytes()
+
+
+def _replace_all(files: list[tuple[Path, bytes | None]]) -> None:
+    """Write the files of one sample (None: remove that file) all or nothing.
+
+    Why (issue 20): cv2.imwrite truncated the previous file before writing, so a full disk left a
+    broken PNG ("could not write", no reason given), and a sample failing half-way paired the new
+    image with the previous labels. Each file goes to a temporary first; only when all are
+    written are they renamed over the old ones (a rename needs no space). A failure removes the
+    temporaries and raises a DiskWriteError naming the file: the previous sample stays whole."""
+    written: list[tuple[str, Path]] = []
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
+        for path, data in files:
+            if data is None:
+                continue
+            try:
+                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+                written.append((tmp, path))
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+            except OSError as exc:
+                raise DiskWriteError.of(path, exc) from exc
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        for tmp, _ in written:
+            Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def _imwrite(path: Path, img: np.ndarray, params: list[int] | None = None) -> None:
-    if not cv2.imwrite(str(path), img, params or []):
-        raise OSError(f"could not write {path}")
+    for tmp, path in written:
+        os.replace(tmp, path)
+    for path, data in files:
+        if data is None:
+            path.unlink(missing_ok=True)
 
 
 def _check_intrinsics(intr: dict[str, Any] | None) -> dict[str, float] | None:
@@ -206,24 +233,20 @@ class DatasetWriter:
                 raise DatasetFormatError(f"{name}: {exc}") from None
         for sub in ("image", "depth", "seg"):
             (base / sub).mkdir(parents=True, exist_ok=True)
-        for ext in IMAGE_EXTS:  # a rewrite with another extension must not leave a twin
-            if ext != self.image_ext:
-                (base / "image" / f"{name}{ext}").unlink(missing_ok=True)
         bgr = np.ascontiguousarray(rgb[:, :, ::-1])
         params = [cv2.IMWRITE_JPEG_QUALITY, 95] if self.image_ext == ".jpg" else [cv2.IMWRITE_PNG_COMPRESSION, 1]
-        _imwrite(base / "image" / f"{name}{self.image_ext}", bgr, params)
-        for sub, arr in (("depth", mm), ("seg", labels)):
+        image_path = base / "image" / f"{name}{self.image_ext}"
+        files: list[tuple[Path, bytes | None]] = [(image_path, _encode(image_path, bgr, params))]
+        for sub, arr in (("depth", mm), ("seg", labels)):  # None: no stale depth/labels from an earlier write
             path = base / sub / f"{name}.png"
-            if arr is None:
-                path.unlink(missing_ok=True)  # no stale depth/labels from an earlier write
-            else:
-                _imwrite(path, arr, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+            files.append((path, None if arr is None else _encode(path, arr, [cv2.IMWRITE_PNG_COMPRESSION, 3])))
         cam_path = base / "camera" / f"{name}.txt"
-        if cam_text is None:
-            cam_path.unlink(missing_ok=True)
-        else:
+        if cam_text is not None:
             cam_path.parent.mkdir(exist_ok=True)
-            _atomic_write_text(cam_path, cam_text)
+        files.append((cam_path, None if cam_text is None else cam_text.encode()))
+        # a rewrite with another extension must not leave a twin
+        files += [(base / "image" / f"{name}{ext}", None) for ext in IMAGE_EXTS if ext != self.image_ext]
+        _replace_all(files)  # the whole sample or nothing (see _replace_all)
         self.written[split] = self.written.get(split, 0) + 1
 
     def close(self) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from meco_core.errors import MecoError
 from meco_core.models.checkpoint import build_from_checkpoint
 from meco_core.inference.export import _TupleOutputs
 
@@ -47,12 +48,23 @@ def onnx_metadata(model: torch.nn.Module, ckpt: dict[str, Any], size: tuple[int,
     }.items()}
 
 
+class OnnxFileError(MecoError, ValueError):
+    """An .onnx file that cannot be read (missing, truncated, corrupt, not ONNX); names the file."""
+
+
 def read_onnx_metadata(path: str | Path) -> dict[str, Any]:
     """The meco.* metadata of an exported file, JSON values decoded."""
     import onnx
 
-    props = {p.key[len(METADATA_PREFIX):]: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props
-             if p.key.startswith(METADATA_PREFIX)}
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except FileNotFoundError:
+        raise OnnxFileError(f"ONNX file not found: {path}") from None
+    except Exception as exc:  # protobuf's DecodeError names neither the file nor the likely cause (issue 20)
+        size = Path(path).stat().st_size if Path(path).is_file() else 0
+        raise OnnxFileError(f"cannot read ONNX file {path}: truncated, corrupt or not an ONNX model ({size} bytes; "
+                            f"{type(exc).__name__}: {exc})") from None
+    props = {p.key[len(METADATA_PREFIX):]: p.value for p in proto.metadata_props if p.key.startswith(METADATA_PREFIX)}
     for key in ("model_config", "class_set", "input_size", "tasks"):
         if key in props:
             props[key] = json.loads(props[key])

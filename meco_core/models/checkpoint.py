@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from meco_core.errors import MecoError
+from meco_core.errors import DiskWriteError, MecoError
 
 FORMAT = "meco-checkpoint/1"
 
@@ -27,16 +28,44 @@ def atomic_save(obj: Any, path: str | Path) -> None:
     """torch.save to a temporary file in the same directory, fsync, then rename over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise DiskWriteError.of(path, exc) from exc
+    writer = None
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            writer = _WriteRecorder(f)
+            torch.save(obj, writer)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        # A full disk / file-size limit: say so and name the file (torch.save reports it as
+        # "unexpected pos 704 vs 598"); `path` itself was never touched (issue 20).
+        failed = writer.error if writer is not None and writer.error is not None else exc
+        if isinstance(failed, OSError) and not isinstance(failed, DiskWriteError):
+            raise DiskWriteError.of(path, failed) from exc
         raise
+
+
+class _WriteRecorder:
+    """The file torch.save writes to, keeping the OSError of a failed write: torch replaces it
+    with an unreadable RuntimeError, and atomic_save reports the original."""
+
+    def __init__(self, f: Any) -> None:
+        self.f, self.error = f, None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as exc:
+            self.error = self.error or exc
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
 
 
 def model_state(model: nn.Module, half: bool = False) -> dict[str, torch.Tensor]:
@@ -61,10 +90,29 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # truncated file, pickle payload, not a torch file
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+        raise CheckpointError(f"cannot read checkpoint {path}: {_unreadable(path, exc)}") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a {FORMAT} file")
     return ckpt
+
+
+def _unreadable(path: Path, exc: Exception) -> str:
+    """Why torch.load failed, in words: its own message is e.g. "101" (a KeyError) for a text file,
+    or a paragraph about miniz for a truncated one (issue 20: one line saying what is wrong)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+        size = path.stat().st_size
+    except OSError as err:
+        return f"{err.strerror or err}"
+    first = str(exc).split(". ")[0].strip() or type(exc).__name__
+    if head.startswith(b"PK"):  # torch.save's zip format
+        if not zipfile.is_zipfile(path):  # no readable central directory: cut short or damaged
+            return f"the file is truncated or corrupt ({size} bytes; {first})"
+        return f"a zip archive torch.load refuses ({first})"
+    if head[:1] == b"\x80":  # torch.save's legacy pickle format
+        return f"the file is truncated, corrupt or holds objects weights_only refuses ({size} bytes; {first})"
+    return f"not a PyTorch checkpoint ({size} bytes starting {head!r}, neither zip nor pickle)"
 
 
 def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
