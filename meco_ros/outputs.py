@@ -18,6 +18,19 @@ from meco_core.visualize import colorize_depth  # noqa: F401 - re-exported: the 
 
 from .image_conversion import cv2_to_imgmsg
 
+def output_size(height: int, width: int, max_pixels: int) -> tuple[int, int] | None:
+    """The size outputs of a height x width camera image are made at: None (the camera's own)
+    up to `max_pixels` (0 = no limit), else the size divided by the smallest whole number k
+    that brings it under (1920x1080 -> k = 3 -> 640x360), so depth/camera_info stays a plain
+    rescale of the camera's K."""
+    if not max_pixels or height * width <= max_pixels:
+        return None
+    k = 2
+    while -(-height // k) * -(-width // k) > max_pixels:
+        k += 1
+    return max(1, round(height / k)), max(1, round(width / k))
+
+
 def palette_lut(palette: tuple[int, ...] | list[int]) -> np.ndarray:
     """Flat [r, g, b, ...] -> (256, 1, 3) uint8 LUT; ids without a colour (and 255) are black."""
     lut = np.zeros((256, 1, 3), np.uint8)

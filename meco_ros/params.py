@@ -21,7 +21,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from meco_core.camera import DEFAULT_HFOV_DEG
-from meco_core.defaults import DEFAULT_CHECKPOINT
+from meco_core.defaults import DEFAULT_CHECKPOINT, DEFAULT_OUTPUT_MAX_PIXELS
 from meco_core.inference import PRECISIONS, UPSAMPLE_MODES, check_inference_size
 from meco_core.inference.runtime import BACKENDS
 from meco_core.visualize import COLORMAPS
@@ -148,6 +148,12 @@ def _spec_table() -> dict[str, Spec]:
                                            "upsampled logits) | nearest (cheapest)", check=_choice(UPSAMPLE_MODES)),
         "output_resolution": Spec("input", True, "input (outputs at the camera's size) | inference",
                                   check=_choice(OUTPUT_RESOLUTIONS)),
+        "output_max_pixels": Spec(DEFAULT_OUTPUT_MAX_PIXELS, True,
+                                  "outputs at the camera's size above this many pixels are made at that size "
+                                  "divided by the smallest whole number that fits (1280x720 and 1920x1080 -> "
+                                  "640x360), depth/camera_info scaled to match: upsampling the network's output "
+                                  "past ~640x480 adds no detail and costs more than inference; 0 = no limit",
+                                  (0, 100_000_000)),
         "threads": Spec(0, True, "CPU threads of the model (torch; ONNX Runtime's are fixed at start); 0 = auto: "
                                  "torch all cores but one (that one serves ROS, DDS and post-processing), "
                                  "ONNX Runtime all cores, split between the inference workers", (0, 256)),
@@ -239,6 +245,8 @@ def validate(params: list[Parameter], num_classes: int | None = None,
     by rclpy before this runs) and leaves what the backend fixed at start (`fixed`:
     Estimator.fixed_settings) as it is. The reason names the parameter and what is allowed."""
     for p in params:
+        if not p.name:  # rclpy's undeclared-name check tests names for truth: '' got declared on the fly
+            return SetParametersResult(successful=False, reason="parameter name is empty (not declared)")
         if fixed and p.name in fixed and _differs(p.name, p.value, fixed[p.name]):
             return SetParametersResult(successful=False, reason=f"{p.name} is fixed at {fixed[p.name]} by the "
                                        "backend (ONNX export): change it in the params file and restart")
@@ -279,6 +287,7 @@ class NodeConfig:
     inference_size: tuple[int, int] | None
     upsample: str
     output_resolution: str
+    output_max_pixels: int
     threads: int
     use_camera_info: bool
     max_depth: float
@@ -302,6 +311,7 @@ class NodeConfig:
         return cls(
             precision=g("precision"), inference_size=check_inference_size(list(g("inference_size"))),
             upsample=g("upsample"), output_resolution=g("output_resolution"),
+            output_max_pixels=int(g("output_max_pixels")),
             threads=resolve_threads(int(g("threads")), g("backend")),
             use_camera_info=bool(g("use_camera_info")),
             max_depth=float(g("max_depth")), depth_colormap=g("depth_colormap"),

@@ -58,11 +58,12 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Float64
 
 from meco_core.defaults import NODE_ORT_SPIN, PUBLISH_THREAD_NICE
-from meco_core.inference import Estimator, RawOutput, find_checkpoint
+from meco_core.inference import Estimator, RawOutput
 
 from . import outputs as out
 from . import params
 from .frames import Frame, FrameCamera, InvalidFrame, check_raw, frame_to_rgb
+from .package_paths import find_package_checkpoint
 from .monitoring import PipelineStats, RateLimitedLog, diagnostic_status
 from .publishing import NEEDS_DEPTH, NEEDS_LABELS, OutputPublishers, class_ids
 from .qos import make_qos, status_qos
@@ -85,16 +86,6 @@ class Pending:
 
 class StartupError(RuntimeError):
     """The node cannot start (missing checkpoint, unavailable device, bad parameters)."""
-
-
-def _share_dir() -> tuple:
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        from pathlib import Path
-
-        return (Path(get_package_share_directory("meco_ros")),)
-    except Exception:  # noqa: BLE001 - not installed as an ament package: source tree only
-        return ()
 
 
 class PerceptionNode(LifecycleNode):
@@ -220,7 +211,7 @@ class PerceptionNode(LifecycleNode):
         checkpoint, model = p("checkpoint"), p("model")
         path = None
         if checkpoint:
-            path = find_checkpoint(checkpoint, _share_dir())
+            path = find_package_checkpoint(checkpoint)
             if path is None:
                 raise StartupError(
                     f"checkpoint not found: {checkpoint!r} (tried the working directory, the meco_ros share "
@@ -384,7 +375,8 @@ class PerceptionNode(LifecycleNode):
             return
         convert_ms = (time.perf_counter() - t0) * 1e3
         self._apply_runtime_config()
-        out_size = self.estimator.inference_size if cfg.output_resolution == "inference" else None
+        out_size = self.estimator.inference_size if cfg.output_resolution == "inference" \
+            else out.output_size(rgb.shape[0], rgb.shape[1], cfg.output_max_pixels)
         need_depth, need_labels = bool(wanted & NEEDS_DEPTH), bool(wanted & NEEDS_LABELS)
         intrinsics = self.camera.for_image(rgb.shape[0], rgb.shape[1], cfg.use_camera_info)
         try:

@@ -109,17 +109,18 @@ def node_checkpoint(checkpoint: str | None, dev: bool = False) -> Path | None:
     """The checkpoint a tool's node runs: the one asked for (an error if it does not exist),
     else the shipped default if present, else None (the random-weight test/dev model)."""
     from meco_core.defaults import DEFAULT_CHECKPOINT
-    from meco_core.inference import find_checkpoint
+
+    from .package_paths import find_package_checkpoint
 
     if dev:
         return None
     if checkpoint:
-        found = find_checkpoint(checkpoint)
+        found = find_package_checkpoint(checkpoint)
         if found is None:
             raise FileNotFoundError(f"checkpoint not found: {checkpoint} (train one with `meco train`, or pass "
                                     "--dev for a random-weight test model)")
         return found
-    return find_checkpoint(DEFAULT_CHECKPOINT)
+    return find_package_checkpoint(DEFAULT_CHECKPOINT)
 
 
 def node_ros_args(params_file: str | Path, namespace: str, checkpoint: str | Path | None, dev_model_config: str,

@@ -412,9 +412,9 @@ def class_set_from(meta: Any, cfg: ReplayConfig, problems: list[str]) -> tuple[C
             return GOLF, meta.max_depth
         colors = meta.class_colors if len(meta.class_colors) == len(names) else [(128, 128, 128)] * len(names)
         return registered(ClassSet("node", names, colors)), meta.max_depth
-    from meco_core.inference import find_checkpoint
+    from .package_paths import find_package_checkpoint
 
-    path = find_checkpoint(cfg.checkpoint) if cfg.checkpoint else None
+    path = find_package_checkpoint(cfg.checkpoint) if cfg.checkpoint else None
     if path is not None:
         from meco_core.models.checkpoint import load_checkpoint
         from meco_core.evaluation.evaluate import class_set_of

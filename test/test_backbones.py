@@ -54,11 +54,12 @@ def test_every_decoder_trains_a_step_on_cnn_and_hybrid(name: str, backbone: dict
 
 def test_cnn_backbone_maps_share_one_stride_and_keep_the_stride4_skip() -> None:
     model = build_model("plain", **CNN, feature_stride=8)
-    feats = model.backbone(torch.rand(1, 3, 96, 128))
+    feats, stem = model.backbone(torch.rand(1, 3, 96, 128))
     assert [f.shape[1] for f in feats] == [24, 40, 112, 320]
     assert {tuple(f.shape[-2:]) for f in feats} == {(12, 16)}
-    stem = model.backbone.pop_stem()
-    assert stem.shape[-2:] == (24, 32) and model.backbone.pop_stem() is None
+    assert stem.shape[1:] == (model.backbone.stem_channels, 24, 32)
+    assert not [k for k, v in vars(model.backbone).items() if isinstance(v, torch.Tensor)]  # returned, not kept
+    assert build_model("plain", **{**CNN, "stem_skip": False}).backbone(torch.rand(1, 3, 96, 128)).stem is None
     with pytest.raises(ValueError, match="feature_stride"):
         build_model("plain", **CNN, feature_stride=2)
 

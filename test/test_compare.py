@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from meco_core.cli import main as meco
-from meco_core.evaluation.compare import EvalSpec, config_for
+from meco_core.experiments.compare import EvalSpec, config_for
 
 SMOKE = Path(__file__).resolve().parents[1] / "config" / "train" / "smoke.yaml"
 
@@ -75,7 +75,7 @@ def test_cached_scores_resume_without_weights(compared, tmp_path, capsys, data_a
 
 
 def test_scores_for_another_step_count_are_not_reused(compared, tmp_path) -> None:
-    from meco_core.evaluation.compare import cached_scores
+    from meco_core.experiments.compare import cached_scores
 
     data, out = compared
     specs = [EvalSpec.parse(f"{data}:val")]

@@ -1,6 +1,8 @@
 """meco_core.inference.Estimator: sizes, resizing modes, non-finite handling, device guards."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -98,6 +100,42 @@ def test_input_and_setting_checks(estimator):
 def test_missing_checkpoint_says_how_to_run_without_one():
     with pytest.raises(FileNotFoundError, match="model_name='meco'"):
         Estimator("checkpoints/does_not_exist.pt", device="cpu")
+
+
+def test_no_checkpoint_is_an_error_never_a_silent_default(tmp_path, monkeypatch):
+    """The Estimator runs what it is given: no checkpoint and no dev model_name is an error even
+    where the default checkpoint exists, and paths resolve against no repository guess."""
+    from meco_core.defaults import DEFAULT_CHECKPOINT
+    from meco_core.inference import find_checkpoint
+
+    repo = find_checkpoint(DEFAULT_CHECKPOINT)
+    with pytest.raises(ValueError, match="no checkpoint given"):
+        Estimator(None, device="cpu")
+    with pytest.raises(ValueError, match="no checkpoint given"):
+        Estimator("", device="cpu")
+    if repo is not None:  # the shipped checkpoint is here: it is still not picked silently
+        root = repo.parents[len(Path(DEFAULT_CHECKPOINT).parts) - 1]
+        monkeypatch.chdir(tmp_path)
+        assert find_checkpoint(DEFAULT_CHECKPOINT) is None  # not under the working directory: not found
+        assert find_checkpoint(DEFAULT_CHECKPOINT, (root,)) == repo  # the caller's root: found
+
+
+def test_options_object_and_keywords_are_one_set_of_options(estimator):
+    from dataclasses import fields
+
+    from meco_core.inference import EstimatorOptions
+
+    opts = EstimatorOptions(device="cpu", inference_size=(48, 64), upsample="nearest")
+    model = estimator.model
+    a = Estimator(model=model, options=opts)
+    b = Estimator(model=model, device="cpu", inference_size=(48, 64), upsample="nearest")
+    c = Estimator(None, opts, model=model, upsample="bilinear")  # keywords override the object's fields
+    assert a.options == b.options and a.describe() == b.describe() and a.inference_size == (48, 64)
+    assert c.upsample == "bilinear" and c.options.device == "cpu"
+    assert np.array_equal(a.predict(frame()).labels, b.predict(frame()).labels)
+    with pytest.raises(TypeError, match="unknown options .'devcie'."):
+        Estimator(model=model, devcie="cpu")
+    assert all(f.name in (EstimatorOptions.__doc__ or "") for f in fields(EstimatorOptions))  # each documented
 
 
 def test_checkpoint_round_trip(tmp_path, estimator):

@@ -214,6 +214,26 @@ def test_inference_fast_path_equals_reference_quantization() -> None:
     assert torch.allclose(fast.transpose(1, 2), reference, atol=1e-5)
 
 
+def test_models_register_next_to_their_decoders() -> None:
+    """Importing meco_core.models completes the registry; each name says what it fixes."""
+    from meco_core.models import model_entry, register_model
+    from meco_core.models.mlore import MLoReDecoder
+    from meco_core.models.plain import PlainDecoder
+
+    assert list_models() == ["meco", "mlore", "mlore_reparam", "plain", "single_depth", "single_segmentation",
+                             "taskexpert"]
+    assert model_entry("single_depth").decoder is PlainDecoder and model_entry("single_depth").fixed == {
+        "tasks": ["depth"]}
+    assert model_entry("mlore_reparam").decoder is MLoReDecoder and model_entry("mlore_reparam").inference_form
+    assert not model_entry("mlore").inference_form
+    with pytest.raises(ValueError, match="registered twice"):
+        register_model("meco")(PlainDecoder)
+    with pytest.raises(ValueError, match="unknown model 'nope'; available: meco, mlore"):
+        build_model("nope")
+    with pytest.raises(ValueError, match="fixes tasks"):
+        build_model("single_depth", tasks=["segmentation"])
+
+
 def test_stem_skip_feeds_the_hybrid_stem_to_every_head() -> None:
     """The stride-4 skip changes the heads' input (it is used) and keeps any input size working."""
     cfg = dict(backbone="vit_tiny_r_s16_p8_224", backbone_kwargs={"patch_size": 4}, channels=32, num_experts=3,
@@ -224,7 +244,10 @@ def test_stem_skip_feeds_the_hybrid_stem_to_every_head() -> None:
     with torch.no_grad():
         out = model(image)
         assert out["depth"].shape == (1, 1, 70, 90) and out["segmentation"].shape == (1, 5, 70, 90)
-        assert model.backbone.pop_stem() is None  # released after each forward
+        features, stem = model.backbone(image)  # the skip is returned with the features, not kept
+        assert stem.shape[:2] == (1, 64) and len(features) == len(model.backbone.taps)
+        assert stem.shape[-2:] == tuple(n * model.backbone.stride // 4 for n in features[0].shape[-2:])  # stride 4
+        assert not [k for k, v in vars(model.backbone).items() if isinstance(v, torch.Tensor)]
         base = model(image)["segmentation"]
         for head in model.heads.values():
             head.skip_proj[0].weight.mul_(2.0)

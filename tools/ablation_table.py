@@ -13,7 +13,7 @@ import json
 import re
 from pathlib import Path
 
-from meco_core.evaluation.compare import aggregate_seeds
+from meco_core.experiments.compare import aggregate_seeds
 from meco_core.evaluation.plotting import pyplot, save_figure
 
 SEG, DEPTH = "camvid/val", "synth_golf/test depth"

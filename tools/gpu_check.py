@@ -28,6 +28,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from meco_core.defaults import PRECISIONS  # noqa: E402
 from meco_core.evaluation.bench import Deployed, benchmark  # noqa: E402
 from meco_core.models.checkpoint import build_from_checkpoint  # noqa: E402
 
@@ -79,7 +80,7 @@ def main() -> int:
     if not cuda:
         report["not_measured"].append("everything on CUDA: torch.cuda.is_available() is False")
     sizes = [(64, 96)] if args.quick else [(240, 320), (720, 1280)]
-    precisions = ["fp32"] if device == "cpu" else ["fp32", "fp16", "bf16"]
+    precisions = ["fp32"] if device == "cpu" else list(PRECISIONS)
     repeats = 2 if args.quick else 30
     from meco_core import build_model
 

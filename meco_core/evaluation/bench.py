@@ -21,6 +21,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from meco_core.defaults import PRECISIONS
+
 
 @dataclass
 class BenchRow:
@@ -48,7 +50,7 @@ def percentiles(values: Iterable[float]) -> dict[str, float]:
             "p99": float(np.percentile(a, 99)), "n": int(a.size)}
 
 
-PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+_AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}  # PRECISIONS below fp32
 
 
 class Deployed(nn.Module):
@@ -68,7 +70,7 @@ class Deployed(nn.Module):
     def forward(self, image: torch.Tensor):
         if self.channels_last:
             image = image.contiguous(memory_format=torch.channels_last)
-        dtype = PRECISIONS[self.precision]
+        dtype = _AUTOCAST_DTYPES.get(self.precision)
         if dtype is None:
             return self._run(image)
         with torch.autocast(image.device.type, dtype=dtype):

@@ -11,10 +11,10 @@ the output size, invalid values marked), `runtime` (backends, providers, engine 
 """
 from __future__ import annotations
 
-from .estimator import (PRECISIONS, UPSAMPLE_MODES, DeviceUnavailableError, Estimator, NonFiniteInputError,
-                        Prediction, RawOutput, check_inference_size, check_precision, find_checkpoint,
-                        resolve_device)
+from .estimator import (PRECISIONS, UPSAMPLE_MODES, DeviceUnavailableError, Estimator, EstimatorOptions,
+                        NonFiniteInputError, Prediction, RawOutput, check_inference_size, check_precision,
+                        find_checkpoint, resolve_device)
 
-__all__ = ["Estimator", "Prediction", "RawOutput", "DeviceUnavailableError", "NonFiniteInputError",
-           "PRECISIONS", "UPSAMPLE_MODES", "check_inference_size", "check_precision", "find_checkpoint",
-           "resolve_device"]
+__all__ = ["Estimator", "EstimatorOptions", "Prediction", "RawOutput", "DeviceUnavailableError",
+           "NonFiniteInputError", "PRECISIONS", "UPSAMPLE_MODES", "check_inference_size", "check_precision",
+           "find_checkpoint", "resolve_device"]

@@ -4,6 +4,8 @@
 the ROS node stays a thin adapter and the same code serves bag replay and scripts:
 
     est = Estimator("checkpoints/meco_golf.pt", device="auto", inference_size=(384, 512))
+    # the same, options as one object (EstimatorOptions documents each one):
+    est = Estimator("checkpoints/meco_golf.pt", EstimatorOptions(device="auto", inference_size=(384, 512)))
     est.warmup(3)
     pred = est.predict(rgb, intrinsics=(fx, fy, cx, cy))   # rgb: HxWx3 uint8 RGB, its camera
     pred.depth_m, pred.labels        # HxW float32 metres (NaN invalid), HxW uint8 class ids
@@ -33,9 +35,13 @@ Design notes (why, not what):
   ONNX Runtime, whose forward pass never holds the GIL, so pre- and post-processing on
   other threads overlap with it. They run one fixed inference size and precision (the
   export's); changing them needs a restart (`fixed_settings`).
+- The Estimator runs the checkpoint it is given and knows no repository layout: the entry
+  points (the `meco` commands, the ROS node, the tools) choose the checkpoint, the default
+  one included (`meco_core.defaults.DEFAULT_CHECKPOINT`, resolved with `find_checkpoint`).
 - Test/dev mode: with no checkpoint, `model_name` + `model_config` build a registry model
   with RANDOM weights (`untrained` is True and a loud warning is logged). Its outputs are
   meaningless; it exists so the ROS node and its tests run before any model is trained.
+  No checkpoint and no `model_name` is an error, never a silent choice of a model.
 """
 from __future__ import annotations
 
@@ -43,9 +49,9 @@ import contextlib
 import logging
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -53,22 +59,20 @@ from torch import nn
 
 from meco_core.camera import canonical_focal_of, check_intrinsics, depth_scale, fit_size, network_focal
 from meco_core.classes import GOLF, ClassSet, get_class_set
-from meco_core.defaults import DEFAULT_CHECKPOINT, MAX_DEPTH_M
+from meco_core.defaults import BACKENDS, DEFAULT_CHECKPOINT, MAX_DEPTH_M, PRECISIONS
 from meco_core.image_codec import resize_image
 from meco_core.inference.postprocess import depth_to_output, labels_to_output
 from meco_core.errors import MecoError
 
-__all__ = ["Estimator", "Prediction", "RawOutput", "DeviceUnavailableError", "NonFiniteInputError", "PRECISIONS",
-           "UPSAMPLE_MODES", "DEFAULT_CHECKPOINT", "resolve_device", "check_precision",
-           "check_inference_size", "find_checkpoint"]
+__all__ = ["Estimator", "EstimatorOptions", "Prediction", "RawOutput", "DeviceUnavailableError",
+           "NonFiniteInputError", "PRECISIONS", "UPSAMPLE_MODES", "DEFAULT_CHECKPOINT", "resolve_device",
+           "check_precision", "check_inference_size", "find_checkpoint"]
 
 log = logging.getLogger("meco.inference")
 
-PRECISIONS = ("fp32", "fp16", "bf16")
 UPSAMPLE_MODES = ("bilinear", "nearest")
 MIN_INFERENCE_SIDE = 16  # one ViT patch; smaller inputs give no feature map at all
 _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
-_REPO = Path(__file__).resolve().parents[2]  # the source tree
 
 
 class DeviceUnavailableError(MecoError, RuntimeError):
@@ -153,12 +157,19 @@ def check_inference_size(size: Any) -> tuple[int, int] | None:
 
 
 def find_checkpoint(path: str | Path, extra_roots: tuple[Path, ...] = ()) -> Path | None:
-    """Resolve a checkpoint path: as given, then relative to extra roots (e.g. the ROS package
-    share directory), then to the source tree. None if it exists nowhere."""
+    """Resolve a checkpoint path: as given (absolute, or relative to the working directory),
+    then relative to each of `extra_roots`, which the caller chooses (e.g. the ROS package's
+    share directory). The library adds no root of its own. None if it exists nowhere.
+
+    Args:
+        path: the checkpoint (.pt) or .onnx file, e.g. `meco_core.defaults.DEFAULT_CHECKPOINT`.
+        extra_roots: directories to try a relative `path` under, in order, after the
+            working directory.
+    """
     p = Path(path).expanduser()
     if p.is_absolute():
         return p if p.is_file() else None
-    for root in (Path.cwd(), *extra_roots, _REPO):
+    for root in (Path.cwd(), *extra_roots):
         if (root / p).is_file():
             return root / p
     return None
@@ -172,47 +183,132 @@ def _default_class_set(num_classes: int) -> ClassSet:
     return ClassSet("generic", [f"class_{i}" for i in range(num_classes)], colors)
 
 
+@dataclass(frozen=True)
+class EstimatorOptions:
+    """How an `Estimator` runs its model: every run-time option, with its default.
+
+    Pass one to `Estimator(checkpoint, options)`, or pass fields as keyword arguments
+    (`Estimator(checkpoint, device="cpu")`); keywords override the options' fields.
+
+    Attributes:
+        device: 'auto' (a GPU when present, else CPU), 'cpu', 'cuda' or 'cuda:N'. Asking for
+            CUDA where there is none is a `DeviceUnavailableError`.
+        precision: one of `PRECISIONS`: 'fp32', or 'fp16'/'bf16' under autocast (torch
+            backend; ONNX backends run the export's precision). Changeable by `configure`.
+        inference_size: (H, W) the network runs at; None or (0, 0): the checkpoint's
+            recorded input size, else each frame's own size. Changeable by `configure`.
+        threads: ONNX Runtime session threads (None: its default). torch's thread count is
+            process-wide, so the entry point sets that one.
+        class_set: class set name or `ClassSet` (None: the checkpoint's, else golf or generic
+            names for the model's class count).
+        upsample: one of `UPSAMPLE_MODES`: 'bilinear' (logits upsampled, then argmax) or
+            'nearest' (cheapest). Changeable by `configure`.
+        compile: torch.compile the model (torch backend; falls back to eager on failure).
+        channels_last: channels-last memory format (None: on CUDA only).
+        backend: one of `BACKENDS`: 'torch' runs the checkpoint, 'onnxruntime'/'tensorrt' its
+            ONNX export (exported once into `engine_cache_dir`) or the .onnx file given.
+        backend_fallback: let an ONNX backend run on another provider than asked when its
+            own is missing (logged), instead of refusing.
+        engine_cache_dir: where ONNX exports and TensorRT engines are cached (None: the default).
+        ort_spin: ONNX Runtime worker spinning ('always', 'run', 'off'; `runtime.ORT_SPIN_MODES`).
+        warn: where warnings go, a callable taking one string (None: this module's logger;
+            the node passes its ROS logger).
+        keep_aspect: torch backend: run each frame at the inference size's pixel count at the
+            frame's own aspect ratio instead of stretching it to the inference size.
+    """
+
+    device: str = "auto"
+    precision: str = "fp32"
+    inference_size: tuple[int, int] | None = None
+    threads: int | None = None
+    class_set: Any = None
+    upsample: str = "bilinear"
+    compile: bool = False
+    channels_last: bool | None = None
+    backend: str = "torch"
+    backend_fallback: bool = False
+    engine_cache_dir: str | None = None
+    ort_spin: str = "always"
+    warn: Callable[[str], Any] | None = None
+    keep_aspect: bool = False
+
+    def with_overrides(self, **overrides: Any) -> "EstimatorOptions":
+        """A copy with `overrides` applied; an unknown name is a TypeError listing the valid ones."""
+        unknown = sorted(set(overrides) - {f.name for f in fields(self)})
+        if unknown:
+            raise TypeError(f"Estimator got unknown options {unknown}; valid: "
+                            f"{', '.join(f.name for f in fields(self))} (and checkpoint, options, model, "
+                            "model_name, model_config)")
+        return replace(self, **overrides) if overrides else self
+
+
 class Estimator:
     """Depth + segmentation from RGB frames with a MECO-family model (see module doc).
 
+    What runs is one of, in this order: the `checkpoint` (a .pt file, or an .onnx file on an
+    ONNX backend), a given `model`, or the test/dev model `model_name` built with RANDOM
+    weights (loudly flagged: `untrained` is True). The Estimator never picks a checkpoint on
+    its own: entry points pass the default one (`meco_core.defaults.DEFAULT_CHECKPOINT`,
+    resolved with `find_checkpoint`) when they want it.
+
     `threads` sizes ONNX Runtime's session; torch's thread count is process-wide state, so
-    the Estimator never sets it: the entry point does (the node, on its inference thread)."""
+    the Estimator never sets it: the entry point does (the node, on its inference thread).
 
-    def __init__(self, checkpoint: str | Path | None = None, device: str = "auto", precision: str = "fp32",
-                 inference_size: tuple[int, int] | None = None, threads: int | None = None,
-                 model: nn.Module | None = None, class_set: Any = None, model_name: str | None = None,
-                 model_config: Mapping[str, Any] | None = None, upsample: str = "bilinear",
-                 compile: bool = False, channels_last: bool | None = None, backend: str = "torch",
-                 backend_fallback: bool = False, engine_cache_dir: str | None = None, ort_spin: str = "always",
-                 warn: Any = None, keep_aspect: bool = False) -> None:
-        from meco_core.inference.runtime import BACKENDS, RuntimeSpec
+    Args:
+        checkpoint: path of the checkpoint (or .onnx file), resolved with `find_checkpoint`
+            (as given, then under the working directory); None or '': no checkpoint.
+        options: run-time options (`EstimatorOptions`; None: the defaults).
+        model: an `nn.Module` to run instead of a checkpoint (torch backend), e.g. a model
+            just trained; it gets `prepare_for_inference()` (or `eval()`).
+        model_name: without a checkpoint: the registry model of the test/dev mode
+            (`meco_core.models.list_models()`), built with RANDOM weights.
+        model_config: its config keys (`meco_core.models.model_config_keys(model_name)`).
+        **overrides: `EstimatorOptions` fields as keywords (device, precision,
+            inference_size, threads, class_set, upsample, compile, channels_last, backend,
+            backend_fallback, engine_cache_dir, ort_spin, warn, keep_aspect); they override
+            `options`.
 
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
-        self.backend = backend
-        if keep_aspect and backend != "torch":
-            raise ValueError(f"keep_aspect needs backend torch: {backend} runs one fixed input size")
-        self.keep_aspect = keep_aspect
-        self.precision = check_precision(precision)
-        self.upsample = self._check_upsample(upsample)
+    Raises:
+        FileNotFoundError: the checkpoint does not exist.
+        ValueError: no checkpoint, model or model_name; an invalid option value.
+        TypeError: an unknown option name.
+        DeviceUnavailableError: the device asked for is absent.
+    """
+
+    def __init__(self, checkpoint: str | Path | None = None, options: EstimatorOptions | None = None, *,
+                 model: nn.Module | None = None, model_name: str | None = None,
+                 model_config: Mapping[str, Any] | None = None, **overrides: Any) -> None:
+        from meco_core.inference.runtime import RuntimeSpec
+
+        opts = (options or EstimatorOptions()).with_overrides(**overrides)
+        self.options = opts
+        if opts.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {opts.backend!r}")
+        self.backend = opts.backend
+        if opts.keep_aspect and opts.backend != "torch":
+            raise ValueError(f"keep_aspect needs backend torch: {opts.backend} runs one fixed input size")
+        self.keep_aspect = opts.keep_aspect
+        self.precision = check_precision(opts.precision)
+        self.upsample = self._check_upsample(opts.upsample)
         self.untrained = False
         self.source = "given model"
         ckpt: dict[str, Any] = {}
-        self._warn = warn or log.warning  # where warnings go (the node: its ROS logger)
-        if backend != "torch":
-            model, ckpt = self._load_onnx(checkpoint, model_name, device, inference_size,
-                                          RuntimeSpec(backend, "cpu", self.precision, threads, engine_cache_dir,
-                                                      backend_fallback, ort_spin))
+        self._warn = opts.warn or log.warning  # where warnings go (the node: its ROS logger)
+        device, channels_last, compile = opts.device, opts.channels_last, opts.compile
+        if opts.backend != "torch":
+            model, ckpt = self._load_onnx(checkpoint, device, opts.inference_size,
+                                          RuntimeSpec(opts.backend, "cpu", self.precision, opts.threads,
+                                                      opts.engine_cache_dir, opts.backend_fallback, opts.ort_spin))
             device, channels_last, compile = "cpu", False, False  # outputs come back as CPU arrays
         self.device = resolve_device(device)
         self.device_label = getattr(model, "provider", None) or str(self.device)
         if model is None:
             model, ckpt = self._load(checkpoint, model_name, model_config)
-        self.class_set = self._resolve_class_set(class_set, ckpt, model)
+        self.class_set = self._resolve_class_set(opts.class_set, ckpt, model)
         # The size the checkpoint was evaluated at: what (0, 0) / None means, so a node, `meco
         # eval` and replay run a model the same way without size flags.
         self.native_size = check_inference_size(ckpt.get("input_size"))
-        self.inference_size = check_inference_size(inference_size) or self.native_size
+        self.inference_size = check_inference_size(opts.inference_size) or self.native_size
         self.model = model.prepare_for_inference() if hasattr(model, "prepare_for_inference") else model.eval()
         self.model.to(self.device)
         self.max_depth = float(getattr(model, "max_depth", MAX_DEPTH_M))
@@ -231,22 +327,21 @@ class Estimator:
 
     # ---- construction helpers ----
     def _load(self, checkpoint, model_name, model_config) -> tuple[nn.Module, dict[str, Any]]:
-        if checkpoint is None and not model_name and find_checkpoint(DEFAULT_CHECKPOINT):
-            checkpoint = DEFAULT_CHECKPOINT  # the trained golf model, once it exists
         if checkpoint:
             from meco_core.models.checkpoint import build_from_checkpoint
 
             path = find_checkpoint(checkpoint)
             if path is None:
                 raise FileNotFoundError(
-                    f"checkpoint not found: {checkpoint} (looked in {Path.cwd()} and {_REPO}). For a test/dev "
-                    "run without a trained model pass checkpoint='' with model_name='meco' (random weights).")
+                    f"checkpoint not found: {checkpoint} (looked in {Path.cwd()}). For a test/dev run without a "
+                    "trained model pass checkpoint='' with model_name='meco' (random weights).")
             model, ckpt = build_from_checkpoint(path, map_location="cpu")
             self.source = path.name
             return model, ckpt
         if not model_name:
-            raise ValueError(f"no checkpoint given and no {DEFAULT_CHECKPOINT}: pass a checkpoint path, or "
-                             "model_name (+ model_config) for the test/dev mode with random weights")
+            raise ValueError(f"no checkpoint given: pass a checkpoint path (the shipped model: {DEFAULT_CHECKPOINT}, "
+                             "resolved with meco_core.inference.find_checkpoint), or model_name (+ model_config) "
+                             "for the test/dev mode with random weights")
         from meco_core.models import build_model
 
         model = build_model(model_name, **dict(model_config or {}))
@@ -256,19 +351,19 @@ class Estimator:
                    "segmentation are meaningless. Set a checkpoint for real use.")
         return model, {}
 
-    def _load_onnx(self, checkpoint, model_name: str | None, device: str, inference_size: Any,
+    def _load_onnx(self, checkpoint, device: str, inference_size: Any,
                    spec: Any) -> tuple[nn.Module, dict[str, Any]]:
         """The checkpoint's ONNX export (or the .onnx file given) in an ONNX Runtime session."""
         from dataclasses import replace
 
         from meco_core.inference.runtime import CUDA_PROVIDER, OnnxRuntimeModel, checkpoint_view, onnx_for, resolve_providers
 
-        if not checkpoint and (model_name or not find_checkpoint(DEFAULT_CHECKPOINT)):
+        if not checkpoint:
             raise ValueError(f"backend {self.backend} runs a checkpoint or an .onnx file; the test/dev random-weight "
                              "model runs on backend torch")
-        path = find_checkpoint(checkpoint or DEFAULT_CHECKPOINT)
+        path = find_checkpoint(checkpoint)
         if path is None:
-            raise FileNotFoundError(f"checkpoint not found: {checkpoint} (looked in {Path.cwd()} and {_REPO})")
+            raise FileNotFoundError(f"checkpoint not found: {checkpoint} (looked in {Path.cwd()})")
         if str(device).strip().lower() == "auto":
             import onnxruntime as ort
 
@@ -390,14 +485,26 @@ class Estimator:
     def predict(self, rgb: np.ndarray, need_depth: bool = True, need_labels: bool = True,
                 output_size: tuple[int, int] | None = None, *,
                 intrinsics: tuple[float, float, float, float] | None = None) -> Prediction:
-        """Run one frame. Outputs not needed are not post-processed (the node skips what
-        nobody subscribes to); output_size defaults to the input's (H, W).
+        """Run one frame: resize to the inference size, forward, outputs back to `output_size`.
 
         Args:
-            rgb: HxWx3 RGB, uint8 (or float in [0, 1]).
+            rgb: HxWx3 RGB, uint8 (or float in [0, 1]; NaN/inf is a `NonFiniteInputError`).
+            need_depth: compute `Prediction.depth_m` (False: None, not post-processed; the
+                node skips what nobody subscribes to).
+            need_labels: compute `Prediction.labels` (False: None, not post-processed).
+            output_size: (H, W) of the outputs; None: the input's.
             intrinsics: (fx, fy, cx, cy) of `rgb` as passed, in its pixels (the Estimator
                 accounts for its own resizing); None: the model's default camera
                 (`meco_core.camera.DEFAULT_HFOV_DEG`), `Prediction.camera == "default"`.
+
+        Returns:
+            A `Prediction`: depth in metres (float32, NaN where invalid), labels (uint8 class
+            ids of `class_set`, 255 where invalid), the count of non-finite outputs and
+            per-stage timings in ms.
+
+        Raises:
+            ValueError: not an HxWx3 uint8/float image, or invalid intrinsics.
+            NonFiniteInputError: a float image holds NaN or inf.
         """
         return self.postprocess(self.infer(rgb, need_depth, need_labels, output_size, intrinsics=intrinsics))
 

@@ -31,11 +31,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from meco_core.inference.onnx_export import read_onnx_metadata
+from meco_core.defaults import BACKENDS
 from meco_core.errors import MecoError
+from meco_core.inference.onnx_export import read_onnx_metadata
 
-BACKENDS = ("torch", "onnxruntime", "tensorrt")
-ONNX_BACKENDS = ("onnxruntime", "tensorrt")
+ONNX_BACKENDS = tuple(b for b in BACKENDS if b != "torch")  # run an ONNX export through ONNX Runtime
 CPU_PROVIDER, CUDA_PROVIDER, TRT_PROVIDER = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
 INSTALL_HINT = {
     CUDA_PROVIDER: "the CUDA build of ONNX Runtime (pip uninstall onnxruntime && pip install onnxruntime-gpu; "

@@ -1,4 +1,8 @@
-"""Model registry in the spirit of timm's `create_model`: `build_model(name, **config)`.
+"""Models by name, in the spirit of timm's `create_model`: `build_model(name, **config)`.
+
+Each model registers itself next to its decoder (`@register_model` in `registry.py`, used
+in `meco.py`, `mlore.py`, `taskexpert.py`, `plain.py`); importing this package imports
+those modules, so the registry is complete here.
 
 Every model = shared backbone (timm ViT, hybrid ViT over a CNN stem, or timm CNN) + its
 own decoder + shared stage fusion and heads, so the comparisons isolate the decoders.
@@ -13,18 +17,15 @@ plus each decoder's own keys (see `model_config_keys(name)`).
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
-
-from torch import nn
+from typing import Any
 
 from ..defaults import MAX_DEPTH_M
 
-from .backbone import Backbone, CNNBackbone, ViTBackbone, create_backbone
-from .meco import MecoDecoder
-from .mlore import MLoReDecoder
+# The model modules register their models when imported: import every one of them here.
+from . import meco, mlore, plain, taskexpert  # noqa: F401
+from .backbone import Backbone, BackboneOutput, CNNBackbone, ViTBackbone, create_backbone
 from .multitask import TASKS, MultiTaskModel
-from .plain import PlainDecoder
-from .taskexpert import TaskExpertDecoder
+from .registry import ModelEntry, list_models, model_entry, register_model
 
 COMMON_DEFAULTS: dict[str, Any] = {
     "backbone": "vit_small_patch16_224",
@@ -47,42 +48,47 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "drop_path_rate": 0.0,
 }
 
-# name -> (decoder class, fixed overrides, whether the name implies inference form)
-_REGISTRY: dict[str, tuple[Callable[..., nn.Module], dict[str, Any], bool]] = {
-    "meco": (MecoDecoder, {}, False),
-    "mlore": (MLoReDecoder, {}, False),
-    "mlore_reparam": (MLoReDecoder, {}, True),
-    "taskexpert": (TaskExpertDecoder, {}, False),
-    "plain": (PlainDecoder, {}, False),
-    "single_depth": (PlainDecoder, {"tasks": ["depth"]}, False),
-    "single_segmentation": (PlainDecoder, {"tasks": ["segmentation"]}, False),
-}
-
 # Config names accepted by every decoder signature that are filled in by build_model.
 _DECODER_FILLED = ("in_dims", "tasks", "channels")
 
 
-def list_models() -> list[str]:
-    return sorted(_REGISTRY)
-
-
 def model_config_keys(name: str) -> dict[str, Any]:
-    """All config keys `name` accepts with their defaults."""
-    decoder_cls, overrides, _ = _lookup(name)
-    params = inspect.signature(decoder_cls.__init__).parameters
+    """All config keys `name` accepts with their defaults.
+
+    Args:
+        name: a registered model name (`list_models()`).
+
+    Returns:
+        `COMMON_DEFAULTS`, then the decoder's own keyword defaults, then what the name fixes.
+    """
+    entry = model_entry(name)
+    params = inspect.signature(entry.decoder.__init__).parameters
     own = {k: p.default for k, p in params.items() if k != "self" and k not in _DECODER_FILLED}
-    return {**COMMON_DEFAULTS, **own, **overrides}
-
-
-def _lookup(name: str):
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}; available: {', '.join(list_models())}")
-    return _REGISTRY[name]
+    return {**COMMON_DEFAULTS, **own, **entry.fixed}
 
 
 def build_model(name: str, **config: Any) -> MultiTaskModel:
-    """Build a registered model. Unknown config keys are an error that lists the valid ones."""
-    decoder_cls, overrides, inference_form = _lookup(name)
+    """Build a registered model: backbone + the name's decoder + per-task fusion and heads.
+
+    Args:
+        name: a registered model name (`list_models()`: meco, mlore, mlore_reparam,
+            taskexpert, plain, single_depth, single_segmentation).
+        **config: model config keys (`model_config_keys(name)` lists them with their
+            defaults; the common ones are in this module's docstring), e.g.
+            `backbone="vit_tiny_patch16_224"`, `channels=64`, `num_experts=8`.
+
+    Returns:
+        The `MultiTaskModel`, in training mode with random decoder weights (backbone weights
+        per `backbone_weights`); in inference form (eval, re-parameterised) for names that
+        mean it (`mlore_reparam`). Its `config` holds every key, input normalisation
+        resolved, so a checkpoint rebuilds it exactly.
+
+    Raises:
+        ValueError: unknown name, unknown config key (the valid ones are listed), a value
+            that contradicts what the name fixes, or tasks outside `TASKS`.
+    """
+    entry = model_entry(name)
+    decoder_cls, overrides, inference_form = entry.decoder, entry.fixed, entry.inference_form
     valid = model_config_keys(name)
     unknown = sorted(set(config) - set(valid))
     if unknown:
@@ -112,5 +118,5 @@ def build_model(name: str, **config: Any) -> MultiTaskModel:
     return model
 
 
-__all__ = ["build_model", "list_models", "model_config_keys", "MultiTaskModel", "Backbone", "ViTBackbone",
-           "CNNBackbone", "create_backbone", "TASKS"]
+__all__ = ["build_model", "list_models", "model_config_keys", "register_model", "model_entry", "ModelEntry",
+           "MultiTaskModel", "Backbone", "BackboneOutput", "ViTBackbone", "CNNBackbone", "create_backbone", "TASKS"]

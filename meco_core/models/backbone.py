@@ -1,7 +1,10 @@
-"""Backbones behind one interface: a list of same-stride feature maps for the decoders.
+"""Backbones behind one interface: same-stride feature maps for the decoders, plus the
+stride-4 stem features for the heads' skip, returned together as a `BackboneOutput`.
 
-Every decoder (meco, mlore, taskexpert, plain, single-task) consumes what `Backbone`
-returns, so comparisons differ only in the decoder:
+Every decoder (meco, mlore, taskexpert, plain, single-task) consumes `BackboneOutput.features`
+and every head the optional `BackboneOutput.stem` (passed explicitly, as timm's
+`forward_intermediates`, smp's encoders and Depth-Anything-V2's DPT head pass features),
+so comparisons differ only in the decoder:
 
 - `ViTBackbone`: any timm ViT, four evenly spaced blocks tapped with
   `forward_intermediates` (the paper's setting). With `hybrid_stem` the patch embedding
@@ -17,7 +20,7 @@ multiple of the backbone's granularity are replicate-padded and callers crop bac
 from __future__ import annotations
 
 from functools import partial
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import timm
 import torch
@@ -52,12 +55,24 @@ def is_vit(name: str) -> bool:
     return hasattr(model, "patch_embed") and hasattr(model, "forward_intermediates")
 
 
+class BackboneOutput(NamedTuple):
+    """What a backbone returns: the decoder's input and the heads' skip.
+
+    features: one (B, C_i, H/stride, W/stride) map per tap, all at the backbone's `stride`.
+    stem: (B, stem_channels, H/4, W/4) low-level features for the heads' skip; None when the
+        backbone was built without `stem_skip`.
+    """
+
+    features: list[torch.Tensor]
+    stem: torch.Tensor | None = None
+
+
 class Backbone(nn.Module):
     """Shared part of every backbone: normalisation, padding, the stem skip, frozen BN stats.
 
     Subclasses set `stride` (of the returned maps), `out_channels` (one per stage),
     `stem_channels` (0 without a skip), `granularity` (input padded to a multiple of it)
-    and implement `features(x)` on normalised, padded input.
+    and implement `features(x) -> BackboneOutput` on normalised, padded input.
     """
 
     stride: int
@@ -70,7 +85,6 @@ class Backbone(nn.Module):
         self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self.freeze_bn_stats = False
-        self._stem: torch.Tensor | None = None
 
     @property
     def taps(self) -> list[int]:
@@ -82,11 +96,6 @@ class Backbone(nn.Module):
         ph, pw = (-h) % self.granularity, (-w) % self.granularity
         return F.pad(x, (0, pw, 0, ph), mode="replicate") if (ph or pw) else x
 
-    def pop_stem(self) -> torch.Tensor | None:
-        """The stride-4 features of the last forward (None without a skip), released after use."""
-        stem, self._stem = self._stem, None
-        return stem
-
     def train(self, mode: bool = True) -> "Backbone":
         """With `freeze_bn_stats`, BatchNorm layers keep their (pretrained) statistics: batch
         statistics of 8 crops are noisier than ImageNet's running averages."""
@@ -97,10 +106,11 @@ class Backbone(nn.Module):
                     m.eval()
         return self
 
-    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def features(self, x: torch.Tensor) -> BackboneOutput:
         raise NotImplementedError
 
-    def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, image: torch.Tensor) -> BackboneOutput:
+        """Images in [0, 1], (B, 3, H, W) -> `BackboneOutput` of the normalised, padded input."""
         return self.features(self.pad((image - self.mean) / self.std))
 
 
@@ -162,6 +172,7 @@ class ViTBackbone(Backbone):
         self.patch_size: int = int(pe.feat_ratio()) if hasattr(pe, "feat_ratio") else int(pe.patch_size[0])
         self.stride = self.granularity = self.patch_size
         self.out_channels = [self.embed_dim] * len(self._taps)
+        self._stem_capture: torch.Tensor | None = None  # set and taken within one features() call
         self.stem_channels = self._hook_stem() if stem_skip else 0
 
     def _load(self, weights: str) -> None:
@@ -176,10 +187,12 @@ class ViTBackbone(Backbone):
             fit_state_dict(self.vit, _vit_state_for(self.vit, state), label, self.name)
 
     def _hook_stem(self) -> int:
-        """Keep the convolutional stem's stride-4 output for the heads' skip.
+        """Capture the convolutional stem's stride-4 output for the heads' skip.
 
-        A forward hook rather than a second stem pass: forward_intermediates runs the stem
-        anyway, and tracing for export records the hook like any other op.
+        timm's `HybridEmbed` runs the stem inside `forward_intermediates` and keeps only its
+        last map, so a forward hook catches the stride-4 one rather than a second stem pass;
+        tracing for export records the hook like any other op. The capture never outlives
+        the `features` call that made it: it is returned in `BackboneOutput.stem`.
         """
         stem = getattr(self.vit.patch_embed, "backbone", None)
         if stem is None:
@@ -192,14 +205,16 @@ class ViTBackbone(Backbone):
             out = stem(torch.zeros(1, 3, 64, 64))
         for m, mode in modes:
             m.training = mode
-        self._stem = None
+        self._stem_capture = None
         return int((out[0] if isinstance(out, (list, tuple)) else out).shape[1])
 
     def _keep_stem(self, _module: nn.Module, _inputs: tuple, output) -> None:
-        self._stem = output[0] if isinstance(output, (list, tuple)) else output
+        self._stem_capture = output[0] if isinstance(output, (list, tuple)) else output
 
-    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return self.vit.forward_intermediates(x, indices=self._taps, output_fmt="NCHW", intermediates_only=True)
+    def features(self, x: torch.Tensor) -> BackboneOutput:
+        maps = self.vit.forward_intermediates(x, indices=self._taps, output_fmt="NCHW", intermediates_only=True)
+        stem, self._stem_capture = self._stem_capture, None
+        return BackboneOutput(maps, stem)
 
 
 # --------------------------------------------------------------------------- CNN
@@ -232,10 +247,8 @@ class CNNBackbone(Backbone):
             raise ValueError(f"stem_skip needs a stride-4 tap; taps {self._taps} give strides {reductions}")
         self.stem_channels = self.out_channels[self.skip_index] if self.skip_index is not None else 0
 
-    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def features(self, x: torch.Tensor) -> BackboneOutput:
         maps = self.cnn(x)
-        if self.skip_index is not None:
-            self._stem = maps[self.skip_index]
         size = (x.shape[-2] // self.stride, x.shape[-1] // self.stride)
         out = []
         for r, m in zip(self.reductions, maps):
@@ -244,7 +257,7 @@ class CNNBackbone(Backbone):
             elif r > self.stride:
                 m = F.interpolate(m, size=size, mode="bilinear", align_corners=False)
             out.append(m)
-        return out
+        return BackboneOutput(out, maps[self.skip_index] if self.skip_index is not None else None)
 
 
 def create_backbone(name: str, taps: Sequence[int] | None = None, weights: str | None = None,

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .layers import conv_norm_act
+from .registry import register_model
 from .router import RouterNet, check_routing, load_balance_loss, route
 from .vq import Codebooks, quantize_mixture
 
@@ -100,6 +101,7 @@ class MecoStage(nn.Module):
         return outputs, {"vq": vq_loss, "balance": balance}
 
 
+@register_model("meco")
 class MecoDecoder(nn.Module):
     """One MecoStage per tapped backbone layer; stage outputs are fused by the model."""
 

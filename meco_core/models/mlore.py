@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .layers import conv_norm_act
+from .registry import register_model
 from .router import TaskRouter, load_balance_loss
 
 
@@ -143,6 +144,8 @@ class MLoReReparamBlock(nn.Module):
         return out, probs.new_zeros(())
 
 
+@register_model("mlore")
+@register_model("mlore_reparam", inference_form=True)  # re-parameterised at build
 class MLoReDecoder(nn.Module):
     def __init__(self, in_dims: list[int], tasks: list[str], channels: int = 256,
                  num_experts: int = 15, top_k: int = 9, rank_range: tuple[int, int] = (16, 128),

@@ -1,4 +1,4 @@
-"""MultiTaskModel: backbone -> decoder -> per-task stage fusion and head.
+"""MultiTaskModel: backbone -> decoder -> per-task stage fusion and head (+ the stem skip).
 
 Input: images in [0, 1], (B, 3, H, W), any H and W (padded to the backbone's granularity
 inside and cropped back). Output: {"depth": (B, 1, H, W) metres, "segmentation": (B, C, H, W) logits}.
@@ -38,13 +38,12 @@ class MultiTaskModel(nn.Module):
         if image.dim() != 4 or image.shape[1] != 3:
             raise ValueError(f"expected images of shape (B, 3, H, W) in [0, 1], got {tuple(image.shape)}")
         h, w = image.shape[-2:]
-        features = self.backbone(image)
-        stem = self.backbone.pop_stem()
+        features, stem = self.backbone(image)  # BackboneOutput: the decoder's maps, the heads' skip
         per_task, aux = self.decoder(features)
         padded = (features[0].shape[-2] * self.backbone.stride, features[0].shape[-1] * self.backbone.stride)
         outputs = {}
         for t in self.tasks:
-            y = self.heads[t](self.fusion[t](per_task[t]), padded, stem)[..., :h, :w]
+            y = self.heads[t](self.fusion[t](per_task[t]), padded, skip=stem)[..., :h, :w]
             outputs[t] = self.depth_activation(y) if t == "depth" else y
         return (outputs, aux) if return_aux else outputs
 

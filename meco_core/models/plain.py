@@ -9,8 +9,12 @@ import torch
 from torch import nn
 
 from .layers import conv_norm_act
+from .registry import register_model
 
 
+@register_model("plain")
+@register_model("single_depth", fixed={"tasks": ["depth"]})
+@register_model("single_segmentation", fixed={"tasks": ["segmentation"]})
 class PlainDecoder(nn.Module):
     def __init__(self, in_dims: list[int], tasks: list[str], channels: int = 256) -> None:
         super().__init__()

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .layers import conv_norm_act
+from .registry import register_model
 
 
 def expert_network(channels: int) -> nn.Sequential:
@@ -25,6 +26,7 @@ def expert_network(channels: int) -> nn.Sequential:
     )
 
 
+@register_model("taskexpert")
 class TaskExpertDecoder(nn.Module):
     def __init__(self, in_dims: list[int], tasks: list[str], channels: int = 256,
                  num_experts: int = 8) -> None:

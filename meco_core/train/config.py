@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 import yaml
+from ..defaults import PRECISIONS
 from ..errors import MecoError
 
 # Keys allowed to differ between a checkpoint's config and the resuming run's.
@@ -104,7 +105,7 @@ class RunSection:
     val_every: int = 500  # steps; 0 = only at the end
     ckpt_every: int = 100
     log_every: int = 10
-    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
+    precision: Literal[PRECISIONS] = "fp32"  # meco_core.defaults.PRECISIONS
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: Union[int, None] = None  # torch CPU threads per process (default: torch's choice)
     max_bad_steps: int = 20  # abort after this many consecutive non-finite steps

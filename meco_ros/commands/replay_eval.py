@@ -20,8 +20,8 @@ import argparse
 import os
 
 from meco_core.classes import CLASS_SETS
-from meco_core.cli.commands.bench import parse_size
-from meco_core.defaults import NODE_START_TIMEOUT_S
+from meco_core.defaults import BACKENDS, DEV_MODEL_CONFIG, NODE_START_TIMEOUT_S
+from meco_core.sizes import parse_size
 
 
 def _rate(text: str) -> float | str:
@@ -63,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="checkpoint for the node (default: checkpoints/meco_golf.pt, else the random-weight "
                         "test/dev model with a loud warning)")
     p.add_argument("--dev", action="store_true", help="force the random-weight test/dev model")
-    p.add_argument("--dev-model-config", default="backbone=vit_tiny_patch16_224", help="config of the dev model")
+    p.add_argument("--dev-model-config", default=DEV_MODEL_CONFIG, help="config of the dev model")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--rate", type=_rate, default=None,
                       help="real time: publish at R Hz ('bag' = recorded timing); the node drops what it cannot keep up with")
@@ -85,7 +85,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--params-file", default=None, help="node params (default config/golf_cart.yaml)")
     p.add_argument("--device", default=None, help="override the params file's device")
     p.add_argument("--threads", type=int, default=None, help="override the node's threads")
-    p.add_argument("--backend", choices=("torch", "onnxruntime", "tensorrt"), default=None,
+    p.add_argument("--backend", choices=BACKENDS, default=None,
                    help="override the params file's backend")
     p.add_argument("--tolerance-ms", type=float, default=50.0, help="max |stamp difference| image <-> ground truth")
     p.add_argument("--limit", type=int, default=None, help="replay only the first N frames")

@@ -4,18 +4,10 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+
+from meco_core.defaults import BACKENDS, PRECISIONS
 from meco_core.errors import MecoError
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'384x512' -> (384, 512) as (H, W)."""
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like HxW, e.g. 384x512; got {text!r}") from None
-    if h <= 0 or w <= 0:
-        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
-    return h, w
+from meco_core.sizes import parse_size
 
 
 def int_list(text: str) -> list[int]:
@@ -39,11 +31,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "side in one run (ratios to the first)")
     p.add_argument("--device", default="cpu", help="cpu | cuda[:n]")
     p.add_argument("--precision", default="fp32",
-                   help="comma-separated autocast precisions timed side by side: fp32, fp16, bf16 (torch backend)")
+                   help=f"comma-separated autocast precisions timed side by side: {', '.join(PRECISIONS)} "
+                        "(torch backend)")
     p.add_argument("--channels-last", action="store_true", help="channels-last memory format (CUDA)")
     p.add_argument("--compile", action="store_true", help="torch.compile each model (first calls slow)")
     p.add_argument("--backend", default="torch",
-                   help="comma-separated backends timed side by side: torch, onnxruntime, tensorrt (each model "
+                   help=f"comma-separated backends timed side by side: {', '.join(BACKENDS)} (each model "
                         "exported to ONNX at --size and run by ONNX Runtime on --device with the same thread count; "
                         "tensorrt: its TensorRT provider, a GPU)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -148,12 +141,12 @@ def run(args) -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise MecoError(f"--device {args.device}: CUDA is not available on this machine; use --device cpu")
     backends = [b.strip() for b in args.backend.split(",") if b.strip()]
-    unknown = sorted(set(backends) - {"torch", "onnxruntime", "tensorrt"})
+    unknown = sorted(set(backends) - set(BACKENDS))
     if unknown or not backends:
-        raise MecoError(f"--backend {args.backend!r}: choose from torch, onnxruntime, tensorrt")
+        raise MecoError(f"--backend {args.backend!r}: choose from {', '.join(BACKENDS)}")
     precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
-    if not precisions or set(precisions) - {"fp32", "fp16", "bf16"}:
-        raise MecoError(f"--precision {args.precision!r}: choose from fp32, fp16, bf16")
+    if not precisions or set(precisions) - set(PRECISIONS):
+        raise MecoError(f"--precision {args.precision!r}: choose from {', '.join(PRECISIONS)}")
     if backends != ["torch"] and (precisions != ["fp32"] or args.channels_last or args.compile):
         raise MecoError("--precision/--channels-last/--compile apply to the torch backend; time backends at fp32")
     models, extras, ref, what = _build_set(args)

@@ -14,9 +14,9 @@ import argparse
 import json
 from pathlib import Path
 
-from meco_core.cli.commands.bench import parse_size
 from meco_core.cli.commands.train import parse_overrides
 from meco_core.errors import MecoError
+from meco_core.sizes import parse_size
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,8 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from meco_core.models.checkpoint import CheckpointError
-    from meco_core.evaluation.compare import (EvalSpec, add_single_task_pair, aggregate_seeds, complexity, markdown_table,
-                                   model_for_cost, plot, train_and_score)
+    from meco_core.experiments.compare import (EvalSpec, add_single_task_pair, aggregate_seeds, complexity,
+                                               markdown_table, model_for_cost, plot, train_and_score)
     from meco_core.data.format import DatasetFormatError
     from meco_core.evaluation.evaluate import json_safe
     from meco_core.models import list_models

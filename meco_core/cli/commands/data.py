@@ -17,7 +17,7 @@ import argparse
 import importlib
 from typing import Callable
 
-from meco_core.cli.commands.bench import parse_size
+from meco_core.sizes import parse_size
 
 
 def _run_camvid(args: argparse.Namespace) -> int:

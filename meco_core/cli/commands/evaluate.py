@@ -17,8 +17,9 @@ import argparse
 import json
 from pathlib import Path
 
-from meco_core.cli.commands.bench import parse_size
+from meco_core.defaults import BACKENDS
 from meco_core.errors import MecoError
+from meco_core.sizes import parse_size
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True,
                    help="checkpoint (.pt) written by meco train, or an .onnx file from meco export (with --backend)")
-    p.add_argument("--backend", default="torch", choices=("torch", "onnxruntime", "tensorrt"),
+    p.add_argument("--backend", default="torch", choices=BACKENDS,
                    help="torch (checkpoints), onnxruntime (an exported .onnx, or a checkpoint exported to the cache "
                         "at --size; CPU, or CUDA with --device cuda) or tensorrt (ONNX Runtime's TensorRT provider)")
     p.add_argument("--data", required=True, help="meco-dataset/1 root (or one of its split folders, e.g. ROOT/test)")

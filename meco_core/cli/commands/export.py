@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from meco_core.cli.commands.bench import parse_size
 from meco_core.errors import MecoError
+from meco_core.sizes import parse_size
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -1,0 +1,70 @@
+"""A node of its own beside the code that uses it: own rclpy context, executor on a thread.
+
+Why one helper: the node benchmark's viewer, the replay evaluator's link to the node and
+the tests all need the same thing done the same careful way: a context that is not the
+global one (so several can live in one process, each on its own domain), a node, an
+executor spinning on a daemon thread, and a stop that shuts the executor down before the
+node and the context go, whatever state the context is in by then.
+
+    with SideNode("meco_viewer", namespace="/camera") as side:
+        side.node.create_subscription(Image, "depth", on_depth, 10)
+        ...
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+
+class SideNode:
+    """An rclpy node in a context of its own, spun on a daemon thread until `stop`."""
+
+    def __init__(self, name: str, namespace: str = "", domain_id: int | None = None) -> None:
+        self.name, self.namespace, self.domain_id = name, namespace, domain_id
+        self.ctx: Any = None
+        self.node: Any = None
+        self.executor: Any = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> "SideNode":
+        """Create the context and the node, then start spinning (subscriptions may be added later)."""
+        import rclpy
+        from rclpy.context import Context
+        from rclpy.executors import SingleThreadedExecutor
+
+        self.ctx = Context()
+        rclpy.init(context=self.ctx, domain_id=self.domain_id)
+        self.node = rclpy.create_node(self.name, namespace=self.namespace, context=self.ctx)
+        self.executor = SingleThreadedExecutor(context=self.ctx)
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._spin, name=f"{self.name}-spin", daemon=True)
+        self._thread.start()
+        return self
+
+    def _spin(self) -> None:
+        try:
+            self.executor.spin()
+        except Exception:  # noqa: BLE001 - the context is shut down under the executor at the end
+            pass
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self, timeout: float = 3.0) -> None:
+        """Executor, node, context, thread, in that order; safe to call twice."""
+        if self._thread is None:
+            return
+        import rclpy
+
+        self.executor.shutdown(timeout_sec=2)
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.ctx)
+        self._thread.join(timeout)
+        self._thread = None
+
+    def __enter__(self) -> "SideNode":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
