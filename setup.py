@@ -19,6 +19,7 @@ setup(
         # meco subcommands that need ROS, registered from meco_ros (meco_core never imports it)
         "meco.commands": [
             "node_bench = meco_ros.commands.node_bench",
+            "node_faults = meco_ros.commands.node_faults",
             "node_soak = meco_ros.commands.node_soak",
             "replay_eval = meco_ros.commands.replay_eval",
         ],

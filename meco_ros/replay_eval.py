@@ -58,9 +58,11 @@ from typing import Any, Iterable, Iterator
 from meco_core.bags import BagError, stamp_ns
 from meco_core.evaluation.bench import percentiles
 from meco_core.classes import CLASS_SETS, GOLF, ClassSet, get_class_set, get_remap
-from meco_core.defaults import DEFAULT_CHECKPOINT, DEV_MODEL_CONFIG, MAX_DEPTH_M, NODE_START_TIMEOUT_S
+from meco_core.defaults import DEFAULT_CHECKPOINT, MAX_DEPTH_M
+from meco_core.options import from_args
 
 from .proc import REPO, Process, node_checkpoint, node_ros_args, ros_env, start_node
+from .replay_config import ReplayConfig
 from .replay_bag import BagSource, ReplayFrame
 from .replay_report import Scorer, machine, summarize, table, write_report
 
@@ -71,43 +73,6 @@ LOUD = "!" * 100
 
 class ReplayAbort(RuntimeError):
     """The replay cannot go on; the message says why (the report is still written)."""
-
-
-@dataclass
-class ReplayConfig:
-    bag: str
-    image_topic: str
-    seg_gt_topic: str | None = None
-    depth_gt_topic: str | None = None
-    lidar_topic: str | None = None
-    info_topic: str | None = None
-    extrinsics: str | None = None
-    checkpoint: str | None = None
-    dev: bool = False
-    dev_model_config: str = DEV_MODEL_CONFIG
-    rate: float | str | None = None  # None = closed loop; Hz; "bag" = recorded timing
-    use_running_node: bool = False
-    node_namespace: str | None = None
-    node_image_topic: str | None = None
-    out: str = "out/replay"
-    json: str | None = None
-    timeout: float = 30.0
-    start_timeout: float = NODE_START_TIMEOUT_S
-    inference_size: tuple[int, int] | None = None  # (0, 0) = camera size
-    params_file: str | None = None
-    device: str | None = None
-    threads: int | None = None
-    backend: str | None = None
-    tolerance_ms: float = 50.0
-    limit: int | None = None
-    use_sim_time: bool = False
-    verbose: bool = False
-    gt_classes: str | None = None  # class set of the label images; None: the bag's metadata, else the model's
-    command: str = ""
-
-    @property
-    def closed_loop(self) -> bool:
-        return self.rate is None
 
 
 @dataclass
@@ -737,15 +702,7 @@ def _replay(cfg: ReplayConfig) -> tuple[int, dict[str, Any]]:
 
 
 def main_from_args(args: Any) -> int:
-    cfg = ReplayConfig(
-        bag=args.bag, image_topic=args.image_topic, seg_gt_topic=args.seg_gt_topic,
-        depth_gt_topic=args.depth_gt_topic, lidar_topic=args.lidar_topic, info_topic=args.info_topic,
-        extrinsics=args.extrinsics, checkpoint=args.checkpoint, dev=args.dev, dev_model_config=args.dev_model_config,
-        rate=args.rate, use_running_node=args.use_running_node, node_namespace=args.node_namespace,
-        node_image_topic=args.node_image_topic, out=args.out, json=args.json, timeout=args.timeout,
-        start_timeout=args.start_timeout, inference_size=args.inference_size, params_file=args.params_file,
-        device=args.device, threads=args.threads, backend=args.backend, tolerance_ms=args.tolerance_ms, limit=args.limit,
-        use_sim_time=args.use_sim_time, verbose=args.verbose, gt_classes=getattr(args, "gt_classes", None),
-        command=getattr(args, "command_line", None) or shell_line(["meco", *sys.argv[1:]]))
+    cfg = from_args(ReplayConfig, args,
+                    command=getattr(args, "command_line", None) or shell_line(["meco", *sys.argv[1:]]))
     code, _ = replay(cfg)
     return code
