@@ -169,6 +169,13 @@ class FrameCamera:
             self.note(f"camera_info:{state[0]}", f"camera intrinsics: {self.status}")
         return intr
 
+    def info_for(self, height: int, width: int) -> Any:
+        """The newest camera_info if it describes a height x width image, else None: the
+        clouds and depth/camera_info are built only from a camera_info of the image itself
+        (one for another size would give them intrinsics the depth was not made with)."""
+        info = self.info
+        return info if info is not None and camera_intrinsics(info, height, width)[0] is not None else None
+
     @staticmethod
     def _describe(state: tuple) -> str:
         default = f"default ({DEFAULT_HFOV_DEG:g} deg HFOV)"

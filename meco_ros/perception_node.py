@@ -82,6 +82,7 @@ class Pending:
     raw: RawOutput
     wanted: set[str]
     started: float  # perf_counter when stage 1 took the frame
+    camera_info: Any = None  # the camera_info of this image (None: none for its size)
 
 
 class StartupError(RuntimeError):
@@ -386,7 +387,8 @@ class PerceptionNode(LifecycleNode):
             return
         self._depth_scale = raw.depth_scale
         raw.timings["convert"] += convert_ms
-        if not self.results.put_wait(Pending(frame, rgb, raw, wanted, t0), timeout=10.0):
+        info = self.camera.info_for(rgb.shape[0], rgb.shape[1])
+        if not self.results.put_wait(Pending(frame, rgb, raw, wanted, t0, info), timeout=10.0):
             if not self.results.closed:
                 self.stats.count("dropped")
 
@@ -411,7 +413,7 @@ class PerceptionNode(LifecycleNode):
             if not self._active or self.outputs is None:
                 return  # deactivated while this frame was in flight
             self.outputs.publish_frame(job.frame.header, job.rgb, pred, job.wanted, self.cfg, self._lut,
-                                       self.cfg.max_depth or self.estimator.max_depth, self.camera.info, self.warn)
+                                       self.cfg.max_depth or self.estimator.max_depth, job.camera_info, self.warn)
         t_end = time.perf_counter()
         self._last_published = job.frame.received
         latency_ms = self._latency_ms(job.frame)

@@ -135,7 +135,8 @@ class OutputPublishers:
     def _clouds(self, header: Any, depth: np.ndarray, labels: np.ndarray, color: np.ndarray, wanted: set[str],
                 cfg: Any, info: Any, warn: Any) -> dict[str, Any]:
         if info is None or not any(info.k):
-            warn("cloud:no_camera_info", "points wanted but no calibrated camera_info received yet: no clouds")
+            warn("cloud:no_camera_info", "points wanted but no calibrated camera_info for this image's size: "
+                                         "no clouds")
             return {}
         xyz, rows, cols = backproject_depth(depth, np.asarray(info.k).reshape(3, 3), cfg.cloud_stride,
                                             cfg.cloud_max_range or float("inf"))
