@@ -23,7 +23,6 @@ import random
 import signal
 import statistics
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,17 +160,15 @@ class Viewer:
     extra_topics: dict[str, Any] = field(default_factory=dict)  # {topic: message type}: recorded, not checked
 
     def start(self) -> None:
-        import rclpy
-        from rclpy.context import Context
-        from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
 
         from meco_ros.msg import Stats
 
-        self.ctx = Context()
-        rclpy.init(context=self.ctx, domain_id=self.domain_id)
-        self.node = rclpy.create_node("meco_bench_viewer", namespace=self.ns, context=self.ctx)
+        from .side_node import SideNode
+
+        self.side = SideNode("meco_bench_viewer", namespace=self.ns, domain_id=self.domain_id).start()
+        self.node = self.side.node
         reliable = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)  # RViz's image default
         for topic in VIEWER_TOPICS:
             self.received[topic] = []
@@ -180,16 +177,6 @@ class Viewer:
             self.received[topic] = []
             self.node.create_subscription(kind, topic, self._recorder(topic), reliable)
         self.node.create_subscription(Stats, "stats", self._on_stats, QoSProfile(depth=10))
-        self.executor = SingleThreadedExecutor(context=self.ctx)
-        self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        try:
-            self.executor.spin()
-        except Exception:  # noqa: BLE001 - context shut down under us at the end
-            pass
 
     def _on_stats(self, msg) -> None:
         self.stats_times.append(time.time())
@@ -222,12 +209,7 @@ class Viewer:
                    for t in (*VIEWER_TOPICS, *self.extra_topics))
 
     def stop(self) -> None:
-        import rclpy
-
-        self.executor.shutdown(timeout_sec=2)
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.ctx)
-        self._thread.join(3)
+        self.side.stop()
 
 
 # ---------------------------------------------------------------- raw model and analysis

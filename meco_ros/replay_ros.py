@@ -23,10 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import rclpy
 from builtin_interfaces.msg import Time
-from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -34,6 +31,7 @@ from std_msgs.msg import Header
 
 from .image_conversion import imgmsg_to_cv2
 from .params import SPECS
+from .side_node import SideNode
 
 OUTPUTS = ("depth", "segmentation")
 
@@ -130,14 +128,12 @@ class ReplayLink:
         self.data = Collected()
         self.viewed = 0  # colour images received (not used; see module doc)
         self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
+        self.side: SideNode | None = None
 
     # ---- lifecycle ----
     def start(self) -> "ReplayLink":
-        self.ctx = Context()
-        rclpy.init(context=self.ctx)
-        self.node = rclpy.create_node(f"meco_replay_{time.monotonic_ns() % 100000}", context=self.ctx)
-        n = self.node
+        self.side = SideNode(f"meco_replay_{time.monotonic_ns() % 100000}").start()
+        n = self.node = self.side.node
         kind = CompressedImage if self.compressed else Image
         self.image_pub = n.create_publisher(kind, self.image_topic, qos_profile_sensor_data)
         self.info_pub = n.create_publisher(CameraInfo, self.topic("camera_info"), qos_profile_sensor_data)
@@ -154,30 +150,15 @@ class ReplayLink:
         n.create_subscription(Stats, self.topic("stats"), self._on_stats, reliable)
         self._prediction_sub = n.create_subscription(Prediction, self.topic("prediction"), self._on_prediction,
                                                      reliable)
-        self.executor = SingleThreadedExecutor(context=self.ctx)
-        self.executor.add_node(n)
-        self._thread = threading.Thread(target=self._spin, name="meco-replay-ros", daemon=True)
-        self._thread.start()
         return self
 
     def topic(self, key: str) -> str:
         """Absolute name of one of the node's topics (its default relative name in our namespace)."""
         return _ns_topic(self.ns, SPECS[f"topics.{key}"].default)
 
-    def _spin(self) -> None:
-        try:
-            self.executor.spin()
-        except Exception:  # noqa: BLE001 - the context is shut down under us at the end
-            pass
-
     def stop(self) -> None:
-        if self._thread is None:
-            return
-        self.executor.shutdown(timeout_sec=2)
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.ctx)
-        self._thread.join(3)
-        self._thread = None
+        if self.side is not None:
+            self.side.stop()
 
     # ---- callbacks (executor thread) ----
     def _on_output(self, which: str):

@@ -28,6 +28,11 @@ class SideNode:
 
     def start(self) -> "SideNode":
         """Create the context and the node, then start spinning (subscriptions may be added later)."""
+        return self.open().spin()
+
+    def open(self) -> "SideNode":
+        """Create the context, the node and its executor, not spinning yet (for entities that
+        must exist before the first callback can run)."""
         import rclpy
         from rclpy.context import Context
         from rclpy.executors import SingleThreadedExecutor
@@ -37,6 +42,10 @@ class SideNode:
         self.node = rclpy.create_node(self.name, namespace=self.namespace, context=self.ctx)
         self.executor = SingleThreadedExecutor(context=self.ctx)
         self.executor.add_node(self.node)
+        return self
+
+    def spin(self) -> "SideNode":
+        """Spin the executor on a daemon thread until `stop`."""
         self._thread = threading.Thread(target=self._spin, name=f"{self.name}-spin", daemon=True)
         self._thread.start()
         return self
@@ -53,15 +62,16 @@ class SideNode:
 
     def stop(self, timeout: float = 3.0) -> None:
         """Executor, node, context, thread, in that order; safe to call twice."""
-        if self._thread is None:
+        if self.node is None:
             return
         import rclpy
 
         self.executor.shutdown(timeout_sec=2)
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.ctx)
-        self._thread.join(timeout)
-        self._thread = None
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.node, self._thread = None, None
 
     def __enter__(self) -> "SideNode":
         return self.start()

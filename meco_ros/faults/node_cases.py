@@ -141,23 +141,17 @@ class Client:
     arriving."""
 
     def __init__(self, target: NodeUnderTest, name: str) -> None:
-        import rclpy
-        from rclpy.context import Context
-        from rclpy.executors import SingleThreadedExecutor
+        from meco_ros.side_node import SideNode
 
         ensure_ros_env()
         self.target = target
-        self.ctx = Context()
-        rclpy.init(context=self.ctx, domain_id=target.domain_id)
-        self.node = rclpy.create_node(name, namespace=target.ns, context=self.ctx)
-        self.executor = SingleThreadedExecutor(context=self.ctx)
-        self.executor.add_node(self.node)
+        self.side = SideNode(name, namespace=target.ns, domain_id=target.domain_id).open()
+        self.node = self.side.node
         self._lock = threading.Lock()
         self.outputs: dict[str, list[Received]] = {}
         self.stats: list[Any] = []
         self.diagnostics: list[dict[str, str]] = []
         self._clients: dict[str, Any] = {}
-        self._thread: threading.Thread | None = None
 
     # ---- subscriptions ----
     def watch(self, topic: str, msg_type: type) -> None:
@@ -203,15 +197,8 @@ class Client:
 
     # ---- spinning, waiting, reading ----
     def start(self) -> "Client":
-        self._thread = threading.Thread(target=self._spin, name="fault-client", daemon=True)
-        self._thread.start()
+        self.side.spin()
         return self
-
-    def _spin(self) -> None:
-        try:
-            self.executor.spin()
-        except Exception:  # noqa: BLE001 - the context is shut down under us at the end
-            pass
 
     def received(self, topic: str) -> list[Received]:
         with self._lock:
@@ -245,13 +232,7 @@ class Client:
         return self._clients[name]
 
     def close(self) -> None:
-        import rclpy
-
-        self.executor.shutdown(timeout_sec=2)
-        if self._thread is not None:
-            self._thread.join(3)
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.ctx)
+        self.side.stop()
 
 
 @contextmanager
