@@ -34,6 +34,71 @@ def shared_data() -> Path:
     return path
 
 
+class RosSide:
+    """The test's side of a ROS graph: the project's side-node helper (meco_ros.side_node:
+    an rclpy node in a Context of its own, never the global one, so tests cannot leak into each
+    other), spun by the test's own thread inside the waits below instead of a thread of its own:
+    every wait is for an event (a message, a match, a future) and has a timeout."""
+
+    def __init__(self, name: str, namespace: str | None = None, domain_id: int | None = None) -> None:
+        from meco_ros.side_node import SideNode
+
+        self.side = SideNode(name, namespace or "", domain_id).open()  # not spinning: the waits spin it
+        self.context, self.node, self.executor = self.side.ctx, self.side.node, self.side.executor
+
+    def spin_until(self, cond, timeout: float) -> bool:
+        """Spin until cond() is true (checked between callbacks); its value at the deadline."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if cond():
+                return True
+            self.executor.spin_once(timeout_sec=0.02)
+        return bool(cond())
+
+    def matched(self, *endpoints, count: int = 1) -> bool:
+        """Every publisher has `count` subscriptions and every subscription `count` publishers."""
+        return all((e.get_subscription_count() if hasattr(e, "get_subscription_count") else e.get_publisher_count())
+                   >= count for e in endpoints)
+
+    def wait_matched(self, *endpoints, timeout: float = 30.0, count: int = 1) -> bool:
+        """Spin until matched(*endpoints): discovery done both ways before anything is sent."""
+        return self.spin_until(lambda: self.matched(*endpoints, count=count), timeout)
+
+    def call(self, srv_type, name: str, request, timeout: float = 10.0):
+        """One service call: wait for the service, send, spin until the answer (asserts both)."""
+        client = self.node.create_client(srv_type, name)
+        try:
+            assert client.wait_for_service(timeout_sec=timeout), f"service {name} not available"
+            future = client.call_async(request)
+            assert self.spin_until(future.done, timeout), f"{name}: no response within {timeout} s"
+            return future.result()
+        finally:
+            self.node.destroy_client(client)
+
+    def close(self) -> None:
+        self.side.stop()
+
+
+@pytest.fixture
+def ros_side():
+    """ros_side(name, namespace=None, domain_id=None) -> RosSide: the one way tests talk ROS from
+    their own process. Each call makes a fresh rclpy Context; all are shut down after the test
+    (domain_id None: this test run's ROS_DOMAIN_ID, set above; give a node's own domain to
+    talk to a node started on it)."""
+    sides: list[RosSide] = []
+
+    def make(name: str = "meco_test", namespace: str | None = None, domain_id: int | None = None) -> RosSide:
+        side = RosSide(name, namespace, domain_id)
+        sides.append(side)
+        return side
+
+    yield make
+    for side in reversed(sides):
+        side.close()
+
+
 @pytest.fixture
 def load_launch():
     """Load a launch file's description where launch_ros exists (ROS 2 machines only):
@@ -52,6 +117,47 @@ def load_launch():
         return entities, {e.name: e for e in entities if isinstance(e, DeclareLaunchArgument)}
 
     return load
+
+
+@pytest.fixture
+def standin_launch(monkeypatch, tmp_path):
+    """standin_launch(launch file name, **arguments) -> (Plan, env): what `ros2 launch meco_ros
+    NAME args` starts, from the launch file's own code run with test/launch_standin.py (launch
+    and launch_ros are not installable here). The package is looked up in an ament prefix laid
+    out as CMakeLists.txt installs it, from this source tree: share/meco_ros/{launch, config,
+    checkpoints}, lib/meco_ros/perception_node (tools/perception_node). `env` is the
+    environment to start the planned processes in: the prefix in AMENT_PREFIX_PATH, the launch
+    file's SetEnvironmentVariable values, a DDS domain of the test's own."""
+    import stat
+    import sys
+
+    import launch_standin
+
+    prefix = tmp_path / "install"
+    (prefix / "share" / "ament_index" / "resource_index" / "packages").mkdir(parents=True)
+    (prefix / "share" / "ament_index" / "resource_index" / "packages" / "meco_ros").write_text("")
+    for name in ("launch", "config", "checkpoints"):
+        (prefix / "share" / "meco_ros" / name).parent.mkdir(parents=True, exist_ok=True)
+        (prefix / "share" / "meco_ros" / name).symlink_to(REPO / name, target_is_directory=True)
+    exe = prefix / "lib" / "meco_ros" / "perception_node"
+    exe.parent.mkdir(parents=True)
+    source = (REPO / "tools" / "perception_node").read_text().split("\n", 1)[1]
+    exe.write_text(f"#!{sys.executable}\n{source}")  # the interpreter line an install writes
+    exe.chmod(exe.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    ament = os.pathsep.join([str(prefix), sys.prefix])  # this package first; the ROS wheels' index after it
+    monkeypatch.setenv("AMENT_PREFIX_PATH", ament)
+    launch_standin.install(monkeypatch)
+
+    def run(name: str, **arguments: str):
+        from ament_index_python.packages import get_package_share_directory
+
+        path = Path(get_package_share_directory("meco_ros")) / "launch" / name  # as `ros2 launch meco_ros NAME` finds it
+        plan = launch_standin.plan(path, arguments, tmp_path)
+        env = dict(os.environ, AMENT_PREFIX_PATH=ament, ROS_DOMAIN_ID=str(random.randint(101, 200)),
+                   OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", **plan.env)
+        return plan, env
+
+    return run
 
 
 TINY_SIZE = (64, 96)

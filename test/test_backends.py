@@ -110,12 +110,9 @@ def test_tensorrt_cache_export_refuses_before_exporting(tmp_path, make_checkpoin
     assert not list(out.rglob("*.onnx"))   # refused at once: no slow export first
 
 
-def test_node_runs_the_onnxruntime_backend_over_dds(onnx_cache, make_checkpoint) -> None:
+def test_node_runs_the_onnxruntime_backend_over_dds(onnx_cache, make_checkpoint, ros_side) -> None:
     """The installed node on backend onnxruntime: outputs arrive; a size change is refused."""
-    import rclpy
     from rcl_interfaces.srv import SetParameters
-    from rclpy.context import Context
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
     from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
     from sensor_msgs.msg import Image
@@ -128,20 +125,18 @@ def test_node_runs_the_onnxruntime_backend_over_dds(onnx_cache, make_checkpoint)
                        "-p", f"checkpoint:={make_checkpoint('meco')}", "-p", "backend:=onnxruntime",
                        "-p", "device:=cpu", "-p", "warmup_iterations:=1"],
                       ros_env(MECO_CACHE=str(onnx_cache)))
-    ctx = Context()
-    rclpy.init(context=ctx)
     try:
         assert node.wait_for("ready", 120), node.output[-3000:]
         assert "backend onnxruntime" in node.output and CPU_PROVIDER in node.output
         workers = 2 if (os.cpu_count() or 1) >= 2 else 1   # the auto rule: two frames in flight on 2+ cores
         assert f"inference: {workers} worker(s)" in node.output
-        client = rclpy.create_node("backend_test", namespace=ns, context=ctx)
-        executor = SingleThreadedExecutor(context=ctx)
-        executor.add_node(client)
+        ros = ros_side("backend_test", namespace=ns)
+        client = ros.node
         got: list[Image] = []
-        client.create_subscription(Image, "depth", got.append, QoSProfile(depth=5,
-                                   reliability=ReliabilityPolicy.RELIABLE))
+        sub = client.create_subscription(Image, "depth", got.append, QoSProfile(depth=5,
+                                         reliability=ReliabilityPolicy.RELIABLE))
         pub = client.create_publisher(Image, "image", qos_profile_sensor_data)
+        assert ros.wait_matched(sub, pub, timeout=30), "not matched with the node"
         for i in range(200):   # 50 Hz until 8 outputs: both workers busy, outputs must stay in order
             if len(got) >= 8:
                 break
@@ -149,19 +144,13 @@ def test_node_runs_the_onnxruntime_backend_over_dds(onnx_cache, make_checkpoint)
             msg.header.frame_id = "camera"
             msg.header.stamp.sec, msg.header.stamp.nanosec = 1000 + i // 50, (i % 50) * 20_000_000
             pub.publish(msg)
-            executor.spin_once(timeout_sec=0.02)
+            ros.executor.spin_once(timeout_sec=0.02)   # 50 Hz: the camera's rate, not a wait for an event
         assert got and (got[0].height, got[0].width, got[0].encoding) == (120, 160, "32FC1")
         stamps = [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for m in got]
         assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps), stamps
-        setter = client.create_client(SetParameters, "perception_node/set_parameters")
-        assert setter.wait_for_service(timeout_sec=10)
-        future = setter.call_async(SetParameters.Request(
-            parameters=[Parameter("inference_size", value=[32, 48]).to_parameter_msg()]))
-        executor.spin_until_future_complete(future, timeout_sec=10)
-        result = future.result().results[0]
+        result = ros.call(SetParameters, f"{ns}/perception_node/set_parameters", SetParameters.Request(
+            parameters=[Parameter("inference_size", value=[32, 48]).to_parameter_msg()])).results[0]
         assert not result.successful and "fixed" in result.reason and "restart" in result.reason
-        client.destroy_node()
     finally:
         code = node.stop(signal.SIGINT, timeout=30)
-        rclpy.try_shutdown(context=ctx)
     assert code == 0, node.output[-3000:]

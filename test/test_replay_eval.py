@@ -14,6 +14,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -211,6 +213,49 @@ def run_replay(bag: Path, out: Path, **kw) -> tuple[int, dict]:
     return replay(ReplayConfig(**cfg))
 
 
+class CliRun:
+    """`meco replay-eval` as a subprocess in a session of its own, every line of its stdout and
+    stderr (with --verbose: the node's log too) kept with the second it arrived, so a failure
+    shows what the evaluator and the node did and when. A run past `timeout` is killed with
+    its whole process group: the perception_node it started never outlives the test."""
+
+    def __init__(self, cmd: list[str], env: dict[str, str], timeout: float, log: Path) -> None:
+        self.t0 = time.monotonic()
+        self.lines: list[tuple[float, str, str]] = []
+        self.stdout: list[str] = []
+        popen = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 start_new_session=True)
+        readers = [threading.Thread(target=self._read, args=(stream, name), daemon=True)
+                   for stream, name in ((popen.stdout, "out"), (popen.stderr, "err"))]
+        for r in readers:
+            r.start()
+        try:
+            self.returncode: int | None = popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(popen.pid, signal.SIGKILL)
+            popen.wait(10)
+            self.returncode = None
+        for r in readers:
+            r.join(10)
+        log.write_text(self.text())
+
+    def _read(self, stream, name: str) -> None:
+        for line in stream:
+            self.lines.append((time.monotonic() - self.t0, name, line.rstrip("\n")))
+            if name == "out":
+                self.stdout.append(line)
+
+    def text(self, last: int | None = None) -> str:
+        rows = self.lines if last is None else self.lines[-last:]
+        return "\n".join(f"{t:7.2f} {name} | {line}" for t, name, line in rows)
+
+    def why(self) -> str:
+        """The evaluator's own lines (all of them), then the last lines of everything."""
+        mine = "\n".join(f"{t:7.2f} | {line}" for t, name, line in self.lines if line.startswith("replay-eval"))
+        return (f"exit code {self.returncode} (None: killed after the timeout)\n--- replay-eval said:\n{mine}\n"
+                f"--- last 60 lines (node and evaluator):\n{self.text(60)}")
+
+
 def assert_matches_eval(result: dict, ref: dict) -> None:
     assert abs(result["miou"] - ref["miou"]) <= 0.1, (result["miou"], ref["miou"])
     assert abs(result["abs_rel"] - ref["abs_rel"]) <= 0.001, (result["abs_rel"], ref["abs_rel"])
@@ -252,9 +297,10 @@ def test_ros1_bag_through_the_cli_starting_its_own_node(dataset, checkpoint, eva
            "--closed-loop", "--inference-size", "input", "--threads", "1", "--backend", "torch", "--out", str(out),
            "--json",
            str(tmp_path / "copy.json"), "--timeout", "20", "--start-timeout", "120"]
-    proc = subprocess.run(cmd, env=ros_env(OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=200)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "AbsRel" in proc.stdout and "mIoU" in proc.stdout and "latency send->receive" in proc.stdout
+    run = CliRun(cmd, ros_env(OMP_NUM_THREADS="1"), 200, tmp_path / "replay-eval.log")
+    assert run.returncode == 0, run.why()
+    stdout = "".join(run.stdout)
+    assert "AbsRel" in stdout and "mIoU" in stdout and "latency send->receive" in stdout
     doc = assert_report(out)
     assert json.loads((tmp_path / "copy.json").read_text()) == doc
     assert (doc["frames_sent"], doc["frames_scored"], doc["frames_dropped"]) == (N, N, 0)
@@ -337,11 +383,18 @@ def test_ground_truth_of_the_wrong_type_is_named_not_fatal(dataset, tmp_path):
     assert any("/cam/info has type sensor_msgs/msg/CameraInfo" in p for p in src.all_problems())
 
 
+@pytest.mark.timeout(480)
 @pytest.mark.parametrize("shipped", ["meco_golf.pt", "meco_camvid.pt"])
 def test_shipped_checkpoints_replay_equals_eval_without_size_flags(tmp_path, shipped):
     """Each shipped model runs at the size its checkpoint records (240x320 golf, 360x480
     CamVid) in `meco eval` and in closed-loop replay alike, with no size flag anywhere; the
-    camera frames (180x320) match neither, so a node that used another size would differ."""
+    camera frames (180x320) match neither, so a node that used another size would differ.
+
+    The replay runs with --verbose and its whole log (the evaluator's lines and the node's,
+    timed) is kept in replay-eval.log: this test once saw the node say ready and then no
+    frame answered. Its time limits nest so that replay-eval always ends on its own first and
+    says why: node start <= 120 s, discovery <= 30 s, probe <= 30 s, 3 frames x 30 s, i.e.
+    <= 270 s, inside the 400 s given to the process, inside the test's 480 s."""
     from meco_core.cli import main
     from meco_core.data.synth import generate
 
@@ -358,10 +411,10 @@ def test_shipped_checkpoints_replay_equals_eval_without_size_flags(tmp_path, shi
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "meco_core.cli", "replay-eval", "--bag", str(bag), "--image-topic", "/cam/image",
            "--depth-gt-topic", "/cam/depth", *(["--seg-gt-topic", "/cam/labels"] if golf else []),
-           "--checkpoint", str(checkpoint), "--closed-loop", "--out", str(out), "--timeout", "60",
-           "--start-timeout", "120"]
-    proc = subprocess.run(cmd, env=ros_env(), capture_output=True, text=True, timeout=220)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+           "--checkpoint", str(checkpoint), "--closed-loop", "--out", str(out), "--timeout", "30",
+           "--start-timeout", "120", "--verbose"]
+    run = CliRun(cmd, ros_env(), 400, tmp_path / "replay-eval.log")
+    assert run.returncode == 0, run.why()
     doc, expected = json.loads((out / "report.json").read_text()), json.loads(ref.read_text())
     assert doc["frames_scored"] == 3
     assert abs(doc["abs_rel"] - expected["abs_rel"]) <= 0.001 and abs(doc["rmse"] - expected["rmse"]) <= 0.01
