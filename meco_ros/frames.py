@@ -163,7 +163,8 @@ class FrameCamera:
             self._state = state
             self.status = self._describe(state)
         if state[0] == "ignored":
-            self.warn("camera_info:ignored", f"{problem}: camera_info ignored, depth uses the default camera "
+            # keyed by the problem: a second, different change within log_throttle is still said
+            self.warn(f"camera_info:ignored:{problem}", f"{problem}: camera_info ignored, depth uses the default camera "
                                              f"({DEFAULT_HFOV_DEG:g} deg HFOV) for this image size")
         else:
             self.note(f"camera_info:{state[0]}", f"camera intrinsics: {self.status}")

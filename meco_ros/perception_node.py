@@ -12,9 +12,11 @@ NaN invalid), `segmentation` (mono8 ids), `segmentation/color` and `depth/color`
 (PointCloud2, camera optical frame) and the latched class map `label_map`
 (meco_ros/LabelInfo). Every per-frame output carries the input image's header.
 
-Managed (rclpy.lifecycle): configure = validate parameters, load and warm up the model;
-activate = publishers, subscriptions, the status timer (and the label map); deactivate
-removes them; cleanup releases the model. With `autostart` (the default; launch
+Managed (rclpy.lifecycle): configure = validate parameters, load and warm up the model,
+create the publishers as rclpy lifecycle publishers (advertised, silent until activated);
+activate = enable them (and publish the latched label map), subscriptions, the status
+timer; deactivate disables the publishers and removes subscriptions and timers (rclpy
+manages publishers only); cleanup releases the model and the publishers. With `autostart` (the default; launch
 `managed:=false`) the node configures and activates itself; with `autostart: false` a
 lifecycle manager (nav2_lifecycle_manager, `ros2 lifecycle set`) drives it.
 
@@ -65,8 +67,8 @@ from . import params
 from .frames import Frame, FrameCamera, InvalidFrame, check_raw, frame_to_rgb
 from .package_paths import find_package_checkpoint
 from .monitoring import PipelineStats, RateLimitedLog, diagnostic_status
-from .publishing import NEEDS_DEPTH, NEEDS_LABELS, OutputPublishers, class_ids
-from .qos import make_qos, status_qos
+from .publishing import NEEDS_DEPTH, NEEDS_LABELS, OutputPublishers, StatusPublishers, class_ids
+from .qos import make_qos
 from .worker import Mailbox, Stage
 
 NODE_NAME = "perception_node"
@@ -94,15 +96,21 @@ class PerceptionNode(LifecycleNode):
         super().__init__(NODE_NAME, **kwargs)
         self._num_classes: int | None = None
         self.estimator: Estimator | None = None
-        self.outputs: OutputPublishers | None = None
+        self.cfg: params.NodeConfig | None = None  # the run-time parameters (replaced whole on every set)
+        self.outputs: OutputPublishers | None = None  # managed publishers: configure .. cleanup
+        self.status: StatusPublishers | None = None
         self.stages: list[Stage] = []
-        self._inputs: list[Any] = []
+        self.mailbox: Mailbox[Frame] | None = None  # newest camera frame -> inference
+        self.results: Mailbox[Pending] | None = None  # inferred frame -> post-processing and publishing
+        self._inputs: list[Any] = []  # subscriptions: activate .. deactivate
+        self._input_topics: list[str] = []
         self._timers: list[Any] = []
         self._active = False
-        self._publish_lock = threading.Lock()  # publishers are never destroyed mid-frame
         self._config_lock = threading.Lock()
         self._workers = 1
         self._applied_cfg: params.NodeConfig | None = None  # the config the inference thread runs with
+        self._lut: np.ndarray | None = None  # palette of segmentation/color
+        self._last_published = float("-inf")  # receipt time of the newest frame out (publish thread only)
         self.stats = PipelineStats()
         self.warn = RateLimitedLog(self.get_logger().warning, 5.0)
         # rclpy fixes a severity per call site, and RateLimitedLog emits from one line: info goes
@@ -119,19 +127,22 @@ class PerceptionNode(LifecycleNode):
 
     # ---- lifecycle transitions ----
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Validate parameters, load the model, warm it up on the inference thread."""
+        """Validate parameters, load the model, warm it up on the inference thread; create the
+        publishers (rclpy lifecycle publishers: they publish only while the node is active)."""
         try:
             self._configure()
         except StartupError as exc:
             self.get_logger().fatal(str(exc))
             self._release()
             return TransitionCallbackReturn.FAILURE
+        param = lambda n: self.get_parameter(n).value  # noqa: E731
+        self.outputs = OutputPublishers(self, param, self.estimator.class_set)
+        self.status = StatusPublishers(self, param)
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Publishers (and the latched label map), subscriptions, the status timer."""
-        self.outputs = OutputPublishers(self, lambda n: self.get_parameter(n).value, self.estimator.class_set)
-        self._create_status_publishers()
+        """Enable the publishers (then the latched label map), subscriptions, the status timer."""
+        result = super().on_activate(state)  # enables the managed publishers
         self.outputs.publish_label_map(self.cfg.palette)
         self._create_subscriptions()
         self._timers = [self.create_timer(float(self.get_parameter("stats_period").value), self._publish_status)]
@@ -141,12 +152,12 @@ class PerceptionNode(LifecycleNode):
             f"ready: model {d['model']} on {d['device']} (backend {d['backend']}, {d['precision']}, "
             f"inference size {d['inference_size']}, {self.cfg.threads or d['threads']} threads); listening on "
             f"{', '.join(self._input_topics)}; depth camera: {self._camera_source()}")
-        return super().on_activate(state)
+        return result
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._deactivate()
-        self.get_logger().info("deactivated: no subscriptions, no publishers")
-        return super().on_deactivate(state)
+        self.get_logger().info("deactivated: no subscriptions, publishers disabled")
+        return super().on_deactivate(state)  # disables the managed publishers
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._release()
@@ -174,9 +185,8 @@ class PerceptionNode(LifecycleNode):
                                       f"({', '.join(class_set.names)}): left out of obstacles/points")
         self._lut = out.palette_lut(self.cfg.palette)
         self._applied_cfg = None
-        self.mailbox: Mailbox[Frame] = Mailbox()
-        self.results: Mailbox[Pending] = Mailbox()
-        self._last_published = float("-inf")  # receipt time of the newest frame out (publish thread only)
+        self.mailbox, self.results = Mailbox(), Mailbox()
+        self._last_published = float("-inf")
         inference = [Stage(self.mailbox, self._infer, self._worker_error, f"meco-inference-{i}", init=self._warmup)
                      for i in range(self._workers)]
         self.stages = [*inference, Stage(self.results, self._finish, self._worker_error, "meco-publish",
@@ -190,21 +200,23 @@ class PerceptionNode(LifecycleNode):
                 raise StartupError(f"warm-up failed: {worker.init_error!r}")
 
     def _deactivate(self) -> None:
-        with self._publish_lock:
-            self._active = False
-            for sub in self._inputs:
-                self.destroy_subscription(sub)
-            for timer in self._timers:
-                self.destroy_timer(timer)
-            if self.outputs is not None:
-                self.outputs.destroy()
-            for pub in getattr(self, "_status_pubs", []):
-                self.destroy_publisher(pub)
-            self._inputs, self._timers, self.outputs, self._status_pubs = [], [], None, []
+        """Subscriptions and timers go (rclpy manages only publishers); in-flight frames still
+        finish, their publishing is a no-op once the publishers are disabled."""
+        self._active = False
+        for sub in self._inputs:
+            self.destroy_subscription(sub)
+        for timer in self._timers:
+            self.destroy_timer(timer)
+        self._inputs, self._timers = [], []
 
     def _release(self) -> None:
+        """Stop the stages (the frame in progress finishes), then the publishers and the model."""
         self.close()
-        self.stages, self.estimator = [], None
+        if self.outputs is not None:
+            self.outputs.destroy()
+        if self.status is not None:
+            self.status.destroy()
+        self.stages, self.estimator, self.outputs, self.status = [], None, None, None
 
     # ---- setup ----
     def _build_estimator(self) -> Estimator:
@@ -241,19 +253,6 @@ class PerceptionNode(LifecycleNode):
             raise StartupError(f"cannot build the model: {exc}") from exc
         self.get_logger().info(f"inference: {self._workers} worker(s) x {threads} thread(s) on {est.device_label}")
         return est
-
-    def _create_status_publishers(self) -> None:
-        p = lambda n: self.get_parameter(n).value  # noqa: E731
-        from meco_ros.msg import Stats  # generated: tools/build_msgs.sh or colcon
-
-        self._stats_type = Stats
-        self.stats_pub = self.create_publisher(Stats, p("topics.stats"), status_qos())
-        self.diag_pub = self.create_publisher(DiagnosticArray, p("topics.diagnostics"), status_qos())
-        self.debug_pubs = {
-            "processing": self.create_publisher(Float64, "~/debug/processing_time_ms", status_qos()),
-            "latency": self.create_publisher(Float64, "~/debug/pipeline_latency_ms", status_qos()),
-        }
-        self._status_pubs = [self.stats_pub, self.diag_pub, *self.debug_pubs.values()]
 
     def _create_subscriptions(self) -> None:
         p = lambda n: self.get_parameter(n).value  # noqa: E731
@@ -299,10 +298,8 @@ class PerceptionNode(LifecycleNode):
             return  # not configured: on_configure reads every parameter
         self.cfg = params.NodeConfig.from_node(self)  # the stages pick it up on their next frame
         self.warn.period = self.note.period = self.cfg.log_throttle
-        if any(p.name == "palette" for p in parameters):
-            with self._publish_lock:
-                if self.outputs is not None:
-                    self.outputs.publish_label_map(self.cfg.palette)  # the latched map follows the colours
+        if any(p.name == "palette" for p in parameters) and self.outputs is not None:
+            self.outputs.publish_label_map(self.cfg.palette)  # the latched map follows the colours (when active)
         self.get_logger().info("parameters changed: " + ", ".join(f"{p.name}={p.value}" for p in parameters))
 
     # ---- input (executor thread) ----
@@ -409,19 +406,18 @@ class PerceptionNode(LifecycleNode):
             self.warn("nonfinite", f"model output has {pred.nonfinite} NaN/inf values; published as invalid "
                                    "(depth NaN, label 255)")
         t_pub = time.perf_counter()
-        with self._publish_lock:
-            if not self._active or self.outputs is None:
-                return  # deactivated while this frame was in flight
-            self.outputs.publish_frame(job.frame.header, job.rgb, pred, job.wanted, self.cfg, self._lut,
-                                       self.cfg.max_depth or self.estimator.max_depth, job.camera_info, self.warn)
+        if not self._active or self.outputs is None:
+            return  # deactivated while this frame was in flight
+        self.outputs.publish_frame(job.frame.header, job.rgb, pred, job.wanted, self.cfg, self._lut,
+                                   self.cfg.max_depth or self.estimator.max_depth, job.camera_info, self.warn)
         t_end = time.perf_counter()
         self._last_published = job.frame.received
         latency_ms = self._latency_ms(job.frame)
         stages = {**pred.timings, "publish": (t_end - t_pub) * 1e3}
         self.stats.record(latency_ms, stages)
         if self.cfg.outputs["debug"] and self._active:
-            self.debug_pubs["processing"].publish(Float64(data=(t_end - job.started) * 1e3))
-            self.debug_pubs["latency"].publish(Float64(data=latency_ms))
+            self.status.processing_ms.publish(Float64(data=(t_end - job.started) * 1e3))
+            self.status.latency_ms.publish(Float64(data=latency_ms))
 
     def _latency_ms(self, frame: Frame) -> float:
         """Header stamp -> now on the node's clock; receipt -> now for unstamped images."""
@@ -453,7 +449,7 @@ class PerceptionNode(LifecycleNode):
         w = self.stats.roll()
         now = self.get_clock().now().to_msg()
         d = self.estimator
-        s = self._stats_type()
+        s = self.status.stats_type()
         s.header.stamp = now
         s.fps, s.latency_ms = w["fps"], w["latency_ms"]
         s.convert_ms, s.inference_ms = w["stages_ms"]["convert"], w["stages_ms"]["inference"]
@@ -461,7 +457,7 @@ class PerceptionNode(LifecycleNode):
         s.frames_received, s.frames_processed = w["received"], w["processed"]
         s.frames_dropped, s.frames_invalid, s.inference_errors = w["dropped"], w["invalid"], w["errors"]
         s.device, s.model, s.precision = d.device_label, d.model_name, self.cfg.precision
-        self.stats_pub.publish(s)
+        self.status.stats.publish(s)
         extra = {"model": d.model_name, "precision": self.cfg.precision,
                  "inference size": str(list(d.inference_size) if d.inference_size else "input"),
                  "camera": self.camera.status, "camera_info ignored": str(self.camera.ignored),
@@ -470,7 +466,7 @@ class PerceptionNode(LifecycleNode):
                  else "0 (depth in metres of the training camera: intrinsics unused)"}
         status = diagnostic_status(f"{self.get_fully_qualified_name()}: perception", d.device_label, w,
                                    self._active, d.untrained, self.cfg.max_latency_ms, self.cfg.min_fps, extra)
-        self.diag_pub.publish(DiagnosticArray(header=s.header, status=[status]))
+        self.status.diagnostics.publish(DiagnosticArray(header=s.header, status=[status]))
 
     def close(self) -> None:
         """Stop both stages (the frame in progress finishes) before the publishers go away."""

@@ -21,13 +21,15 @@ from typing import Any
 
 import numpy as np
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from std_msgs.msg import Float64
 
 from meco_core.classes import ClassSet
 from meco_core.geometry import backproject_depth
 
 from . import outputs as out
-from .qos import make_qos
+from .qos import make_qos, status_qos
 
 IMAGE_OUTPUTS = ("depth", "segmentation", "segmentation_color", "depth_color", "prediction")
 CLOUD_OUTPUTS = ("points", "obstacle_points")
@@ -61,6 +63,24 @@ def class_ids(class_set: ClassSet, names: tuple[str, ...] | list[str]) -> tuple[
     return [known[n] for n in names if n in known], [n for n in names if n not in known]
 
 
+class StatusPublishers:
+    """The node's health outputs: stats, /diagnostics and the Autoware-style debug timings."""
+
+    def __init__(self, node: Any, param: Any) -> None:
+        from meco_ros.msg import Stats  # generated: tools/build_msgs.sh or colcon
+
+        self.node, self.stats_type = node, Stats
+        pub = node.create_lifecycle_publisher
+        self.stats = pub(Stats, param("topics.stats"), status_qos())
+        self.diagnostics = pub(DiagnosticArray, param("topics.diagnostics"), status_qos())
+        self.processing_ms = pub(Float64, "~/debug/processing_time_ms", status_qos())
+        self.latency_ms = pub(Float64, "~/debug/pipeline_latency_ms", status_qos())
+
+    def destroy(self) -> None:
+        for p in (self.stats, self.diagnostics, self.processing_ms, self.latency_ms):
+            self.node.destroy_lifecycle_publisher(p)
+
+
 class OutputPublishers:
     """Every output publisher of one activation, and the per-frame publishing."""
 
@@ -70,21 +90,22 @@ class OutputPublishers:
         self.node, self.class_set = node, class_set
         self._prediction_type, self._label_type = Prediction, LabelInfo
         qos = make_qos(param("qos.output.reliability"), param("qos.output.depth"))
+        pub = node.create_lifecycle_publisher  # enabled on activate, disabled on deactivate (rclpy)
         self.pubs = {
-            "depth": node.create_publisher(Image, param("topics.depth"), qos),
-            "segmentation": node.create_publisher(Image, param("topics.segmentation"), qos),
-            "segmentation_color": node.create_publisher(Image, param("topics.segmentation_color"), qos),
-            "depth_color": node.create_publisher(Image, param("topics.depth_color"), qos),
-            "depth_camera_info": node.create_publisher(CameraInfo, param("topics.depth_camera_info"), qos),
-            "prediction": node.create_publisher(Prediction, param("topics.prediction"), qos),
-            "points": node.create_publisher(PointCloud2, param("topics.points"), qos),
-            "obstacle_points": node.create_publisher(PointCloud2, param("topics.obstacle_points"), qos),
+            "depth": pub(Image, param("topics.depth"), qos),
+            "segmentation": pub(Image, param("topics.segmentation"), qos),
+            "segmentation_color": pub(Image, param("topics.segmentation_color"), qos),
+            "depth_color": pub(Image, param("topics.depth_color"), qos),
+            "depth_camera_info": pub(CameraInfo, param("topics.depth_camera_info"), qos),
+            "prediction": pub(Prediction, param("topics.prediction"), qos),
+            "points": pub(PointCloud2, param("topics.points"), qos),
+            "obstacle_points": pub(PointCloud2, param("topics.obstacle_points"), qos),
         }
-        self.label_pub = node.create_publisher(LabelInfo, param("topics.label_map"), latched_qos())
+        self.label_pub = pub(LabelInfo, param("topics.label_map"), latched_qos())
 
     def destroy(self) -> None:
-        for pub in (*self.pubs.values(), self.label_pub):
-            self.node.destroy_publisher(pub)
+        for p in (*self.pubs.values(), self.label_pub):
+            self.node.destroy_lifecycle_publisher(p)
         self.pubs = {}
 
     def wanted(self, enabled: dict[str, bool]) -> set[str]:

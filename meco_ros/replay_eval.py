@@ -84,6 +84,7 @@ class Progress:
     scored: int = 0
     no_gt: int = 0  # outputs came back, but the frame has no ground truth
     timeouts: int = 0
+    resent: int = 0  # closed loop: frames sent again after resend_s without outputs (best effort lost them)
     late_sends: int = 0
     latencies_ms: list[float] = field(default_factory=list)
     receipts: list[float] = field(default_factory=list)
@@ -172,6 +173,7 @@ class Replayer:
         self.cfg, self.link, self.node, self.p = cfg, link, node, progress
         self.scorer: Scorer | None = None
         self.problems: list[str] = []
+        self.resend_s = 2.0  # closed loop: set from the probe's round trip (5 x, at least 2 s)
 
     def _node_gone(self) -> bool:
         return self.node is not None and not self.node.alive()
@@ -220,24 +222,56 @@ class Replayer:
         consecutive = 0
         for frame in frames:
             self._check_node()
-            t = self._send(frame)
+            t = self._send_until_answered(frame)
             key = frame.stamp
-            # the wait also ends when the node dies: otherwise a dead node is only noticed after a
-            # whole --timeout (30 s by default), not within ~0.1 s (issue 20)
-            self.link.wait(lambda key=key: ((o := self.link.data.outputs.get(key)) is not None and o.complete())
-                           or self._node_gone(), self.cfg.timeout)
             if (out := self.link.output(key)) is not None and out.complete():
                 consecutive = 0
                 self._handle(frame, self.link.pop(key), t)
                 continue
             self._check_node()  # woken by the node's death, not by its outputs
             self.p.timeouts += 1
+            _say(self._timeout_report(frame))
             consecutive += 1
             self.link.pop(key)
             if consecutive >= MAX_CONSECUTIVE_TIMEOUTS:
                 self._check_node()
                 raise ReplayAbort(f"no outputs for {consecutive} frames in a row (each waited {self.cfg.timeout:g} s, "
                                   f"--timeout): the node stopped answering")
+
+    def _send_until_answered(self, frame: ReplayFrame) -> float:
+        """Send a frame and wait for its outputs up to --timeout, sending it again (same stamp)
+        every `resend_s`: frames and outputs travel best effort, and one lost under load must
+        cost a resend, not a whole --timeout (three in a row aborted a replay: the old flake).
+        The wait also ends when the node dies or this process's receive thread stops, so
+        neither is blamed on the other after 3 x --timeout. Returns the last send's time."""
+        key = frame.stamp
+
+        def answered() -> bool:
+            out = self.link.data.outputs.get(key)
+            return (out is not None and out.complete()) or self._node_gone() or not self.link.receiving
+
+        deadline = time.monotonic() + self.cfg.timeout
+        t = self._send(frame)
+        while not self.link.wait(answered, min(self.resend_s, max(0.0, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline:
+                break
+            t = self.link.publish(frame.image, frame.info, self._override(frame))
+            self.p.resent += 1
+        return t
+
+    def _timeout_report(self, frame: ReplayFrame) -> str:
+        """One line saying what each side did while a frame went unanswered: which outputs came,
+        whether this process still receives, and the node's own counters (from its stats)."""
+        out = self.link.output(frame.stamp)
+        got = "none" if out is None else ", ".join(k for k in ("depth", "labels") if getattr(out, k) is not None)
+        stats = self.link.data.stats[-1] if self.link.data.stats else None
+        node = "no stats received" if stats is None else (
+            f"node stats {time.monotonic() - self.link.last_stats_at:.1f} s old: received {stats.frames_received}, "
+            f"processed {stats.frames_processed}, dropped {stats.frames_dropped}, invalid {stats.frames_invalid}, "
+            f"errors {stats.inference_errors}")
+        thread = "receiving" if self.link.receiving else f"receive thread STOPPED ({self.link.side.error})"
+        return (f"replay-eval: frame {frame.index} (stamp {frame.stamp}) sent every {self.resend_s:g} s for "
+                f"--timeout {self.cfg.timeout:g} s: no complete outputs (got: {got or 'none'}); {thread}; {node}")
 
     # -- real time: frames at a fixed rate, the node keeps up or drops
     def real_time(self, frames: Iterable[ReplayFrame]) -> None:
@@ -628,6 +662,7 @@ def _play(run: _Run) -> None:
     link.wait(lambda: len(link.data.stats) > n_stats, 1.5)
     baseline, first_stats = link.latest_stats(), len(link.data.stats)
     run.replayer = Replayer(cfg, link, run.node, run.progress)
+    run.replayer.resend_s = 2.0 if math.isnan(rtt) else min(cfg.timeout, max(2.0, 5 * rtt))
     tasks = (("depth",) if t.depth or t.lidar else ()) + (("segmentation",) if t.seg else ())
     run.replayer.scorer = Scorer(class_set, max_depth, source.count, tasks, label_lut=lut)
     _say(f"replay-eval: replaying {source.count} frames of {t.image} ({run.run_info['mode']}) ...")
@@ -663,7 +698,7 @@ def _report(run: _Run) -> tuple[int, dict[str, Any]]:
         "fps": progress.fps(), "frames_sent": progress.sent, "frames_scored": progress.scored,
         "frames_dropped": progress.sent - progress.completed, "frames_completed": progress.completed,
         "frames_without_gt": progress.no_gt, "latency_ms": percentiles(progress.latencies_ms),
-        "late_sends": progress.late_sends, "node_stats": run.node_stats, "problems": problems,
+        "late_sends": progress.late_sends, "frames_resent": progress.resent, "node_stats": run.node_stats, "problems": problems,
         "class_names": run_info.get("classes", []),
     }
     scorer = run.replayer.scorer if run.replayer is not None else None

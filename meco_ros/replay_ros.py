@@ -129,6 +129,7 @@ class ReplayLink:
         self.viewed = 0  # colour images received (not used; see module doc)
         self._cond = threading.Condition()
         self.side: SideNode | None = None
+        self.last_stats_at = float("nan")  # monotonic receipt time of the node's newest stats
 
     # ---- lifecycle ----
     def start(self) -> "ReplayLink":
@@ -184,6 +185,7 @@ class ReplayLink:
     def _on_stats(self, msg: Any) -> None:
         with self._cond:
             self.data.stats.append(msg)
+            self.last_stats_at = time.monotonic()
             self._cond.notify_all()
 
     def _on_prediction(self, msg: Any) -> None:
@@ -208,6 +210,11 @@ class ReplayLink:
         n = self.node
         return (self.image_pub.get_subscription_count() > 0
                 and all(n.count_publishers(self.topic(k)) > 0 for k in OUTPUTS))
+
+    @property
+    def receiving(self) -> bool:
+        """False once this process's receive thread has stopped (an error is in side.error)."""
+        return self.side is not None and self.side.running
 
     def wait(self, predicate, timeout: float) -> bool:
         """Block until predicate() (checked under the lock) or timeout."""

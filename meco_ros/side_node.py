@@ -25,6 +25,7 @@ class SideNode:
         self.node: Any = None
         self.executor: Any = None
         self._thread: threading.Thread | None = None
+        self.error: str | None = None  # why spinning stopped, if it stopped on an error
 
     def start(self) -> "SideNode":
         """Create the context and the node, then start spinning (subscriptions may be added later)."""
@@ -53,8 +54,9 @@ class SideNode:
     def _spin(self) -> None:
         try:
             self.executor.spin()
-        except Exception:  # noqa: BLE001 - the context is shut down under the executor at the end
-            pass
+        except Exception as exc:  # noqa: BLE001 - kept for the owner: a dead receive thread must be named
+            if self.ctx is not None and self.ctx.ok():  # not the shutdown at the end
+                self.error = f"{type(exc).__name__}: {exc}"
 
     @property
     def running(self) -> bool:

@@ -530,9 +530,11 @@ def test_sigterm_no_subscribers_and_missing_checkpoint(tmp_path, ros_side):
 
 
 def test_managed_node_follows_lifecycle_transitions(tmp_path, ros_side):
-    """autostart false: the node waits unconfigured; configure loads the model (no topics yet),
-    activate brings publishers and subscriptions, deactivate removes them, cleanup releases
-    the model, and it can be configured and activated again. Driven over the lifecycle
+    """autostart false: the node waits unconfigured (no topics); configure loads the model and
+    creates its publishers as rclpy lifecycle publishers (advertised, silent: no image
+    subscription yet); activate brings the subscriptions and outputs; deactivate removes the
+    subscriptions and silences the publishers; cleanup releases the model and the publishers,
+    and it can be configured and activated again. Driven over the lifecycle
     services from this process, as nav2_lifecycle_manager or `ros2 lifecycle set` would."""
     from lifecycle_msgs.msg import State, Transition
     from lifecycle_msgs.srv import ChangeState, GetState
@@ -556,6 +558,9 @@ def test_managed_node_follows_lifecycle_transitions(tmp_path, ros_side):
     def publishers() -> int:
         return node.count_publishers(f"{ns}/depth")
 
+    def subscribers() -> int:
+        return node.count_subscribers(f"{ns}/image")
+
     def frames_arrive() -> bool:
         """Frames (resent: best effort) until one comes back; False after 50."""
         n = len(depth)
@@ -572,15 +577,23 @@ def test_managed_node_follows_lifecycle_transitions(tmp_path, ros_side):
         assert proc.wait_for("waiting for lifecycle transitions", 60), proc.output
         assert state() == State.PRIMARY_STATE_UNCONFIGURED and publishers() == 0
         assert transition(Transition.TRANSITION_CONFIGURE)
-        assert state() == State.PRIMARY_STATE_INACTIVE and publishers() == 0
+        assert state() == State.PRIMARY_STATE_INACTIVE
+        assert ros.spin_until(lambda: publishers() == 1, 10), "configured: depth publisher not advertised"
+        assert subscribers() == 0  # inactive: the node takes no images
         assert transition(Transition.TRANSITION_ACTIVATE)
         assert state() == State.PRIMARY_STATE_ACTIVE
         assert frames_arrive(), proc.output[-3000:]
         assert transition(Transition.TRANSITION_DEACTIVATE)
         assert state() == State.PRIMARY_STATE_INACTIVE
-        assert ros.spin_until(lambda: publishers() == 0, 10), "depth still published after deactivate"
+        assert ros.spin_until(lambda: subscribers() == 0, 10), "still subscribed to images after deactivate"
+        n = len(depth)
+        for _ in range(5):  # the frames go nowhere: no outputs while inactive
+            pub.publish(cv2_to_imgmsg(make_image(), "rgb8"))
+            ros.spin_until(lambda: len(depth) > n, 0.2)
+        assert len(depth) == n, "outputs while inactive"
         assert transition(Transition.TRANSITION_CLEANUP)
         assert state() == State.PRIMARY_STATE_UNCONFIGURED and "model released" in proc.output
+        assert ros.spin_until(lambda: publishers() == 0, 10), "publishers left after cleanup"
         assert transition(Transition.TRANSITION_CONFIGURE) and transition(Transition.TRANSITION_ACTIVATE)
         assert frames_arrive(), proc.output[-3000:]
         assert proc.alive()
