@@ -10,9 +10,7 @@ the uint8 ndarray their serializer expects.
 from __future__ import annotations
 
 import array
-import statistics
 import sys
-import time
 from typing import Any
 
 import numpy as np
@@ -23,7 +21,7 @@ from meco_core.image_codec import (
 )
 
 __all__ = ["imgmsg_to_cv2", "cv2_to_imgmsg", "compressed_imgmsg_to_cv2",
-           "cv2_to_compressed_imgmsg", "benchmark_conversion"]
+           "cv2_to_compressed_imgmsg"]
 
 
 def _is_rosbags(msg_type: type) -> bool:
@@ -96,26 +94,3 @@ def cv2_to_compressed_imgmsg(array_: np.ndarray, encoding: str = "bgr8", fmt: st
     buf = array.array("B")
     buf.frombytes(data)
     return _build(msg_type, "CompressedImage", header, format=format_, data=buf)
-
-
-def benchmark_conversion(height: int = 480, width: int = 640, n: int = 200) -> dict[str, float]:
-    """Time rgb8 cv2_to_imgmsg + imgmsg_to_cv2 round trips on rclpy messages (per-frame cost
-    the node pays twice per frame, in and out)."""
-    rng = np.random.default_rng(0)
-    img = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-    imgmsg_to_cv2(cv2_to_imgmsg(img, "rgb8"), "rgb8")  # warm-up: lazy message import
-    to_ms, from_ms = [], []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        msg = cv2_to_imgmsg(img, "rgb8")
-        t1 = time.perf_counter()
-        out = imgmsg_to_cv2(msg, "rgb8")
-        float(out[0, 0, 0])  # touch the view
-        t2 = time.perf_counter()
-        to_ms.append((t1 - t0) * 1e3)
-        from_ms.append((t2 - t1) * 1e3)
-    total = [a + b for a, b in zip(to_ms, from_ms)]
-    return {"height": height, "width": width, "n": n,
-            "frames_per_s": 1e3 * n / sum(total), "median_ms": statistics.median(total),
-            "median_to_msg_ms": statistics.median(to_ms),
-            "median_from_msg_ms": statistics.median(from_ms)}

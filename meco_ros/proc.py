@@ -39,7 +39,7 @@ def node_command() -> list[str]:
     if exe.is_file():
         return [str(exe)]
     found = shutil.which("perception_node")
-    return [found] if found else [sys.executable, "-m", "meco_ros.perception_node"]
+    return [found] if found else [sys.executable, "-m", "meco_ros.node.perception_node"]
 
 
 class Process:

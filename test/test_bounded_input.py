@@ -144,8 +144,8 @@ def test_image_sizes_that_overflow_or_exceed_the_data_are_refused(h, w, step):
 
 
 def test_node_check_raw_refuses_the_same():
-    """The node's own check (meco_ros.frames.check_raw) compares Python ints before any view."""
-    from meco_ros.frames import InvalidFrame, check_raw
+    """The node's own check (meco_ros.node.frames.check_raw) compares Python ints before any view."""
+    from meco_ros.node.frames import InvalidFrame, check_raw
 
     msg = SimpleNamespace(encoding="rgb8", height=U32, width=W3, step=U32, data=bytes(60), is_bigendian=0)
     with pytest.raises(InvalidFrame, match=f"data has 60 bytes, step\\*height needs {U32 * U32}") as info:
@@ -250,7 +250,7 @@ def test_replay_counts_a_lying_cloud_and_import_names_its_topic(tmp_path):
     """Replay skips and counts the cloud (decode_errors); from-bag stops with a BagError naming the topic."""
     from meco_core.bags import camera_info_msg
     from meco_core.bags.to_dataset import import_bag
-    from meco_ros.replay_bag import BagSource
+    from meco_core.bags.replay_source import BagSource
 
     bag = tmp_path / "drive"
     with BagWriter(bag, storage="mcap") as w:

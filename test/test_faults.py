@@ -10,8 +10,8 @@ import random
 
 import pytest
 
-from meco_ros.faults import CASES, FaultContext
-from meco_ros.faults import node_cases
+from meco_ros.bench.faults import CASES, FaultContext
+from meco_ros.bench.faults import node_cases
 
 NODE_FAST = sorted(name for name, case in CASES.items() if case.fast and case.run.__module__ == node_cases.__name__)
 
@@ -29,7 +29,7 @@ def test_empty_parameter_name_is_rejected() -> None:
     parameter named '' on the fly (found by the parameter storm): the node's check refuses it."""
     from rclpy.parameter import Parameter
 
-    from meco_ros.params import validate
+    from meco_ros.node.params import validate
 
     result = validate([Parameter("", value=16)])
     assert not result.successful and "empty" in result.reason

@@ -1,6 +1,6 @@
 """Fast fault cases of the replay evaluator and of model / dataset files (issue 20).
 
-Each test runs one registered case of meco_ros.faults.replay_cases / file_cases against the
+Each test runs one registered case of meco_ros.bench.faults.replay_cases / file_cases against the
 real programs (`meco replay-eval`, `meco eval`, `perception_node`, `meco data synth`,
 `meco export`) and fails with what the case measured. `meco node-faults` runs the same cases.
 """
@@ -11,8 +11,8 @@ import random
 
 import pytest
 
-from meco_ros.faults import CASES, FaultContext
-from meco_ros.faults import file_cases, replay_cases
+from meco_ros.bench.faults import CASES, FaultContext
+from meco_ros.bench.faults import file_cases, replay_cases
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -18,7 +18,7 @@ from meco_core.image_codec import (
     ImageDecodeError, ImageEncodeError, count_nonfinite, decode_image, to_rgb8,
 )
 from meco_ros.image_conversion import (
-    benchmark_conversion, compressed_imgmsg_to_cv2, cv2_to_compressed_imgmsg, cv2_to_imgmsg,
+    compressed_imgmsg_to_cv2, cv2_to_compressed_imgmsg, cv2_to_imgmsg,
     imgmsg_to_cv2,
 )
 
@@ -308,5 +308,7 @@ def test_compressed_errors(bgr):
 
 def test_benchmark_runs():
     """Smoke test only; numbers are reported, not asserted."""
+    from meco_ros.bench.costs import benchmark_conversion
+
     res = benchmark_conversion(48, 64, n=5)
     assert res["n"] == 5 and res["frames_per_s"] > 0 and res["median_ms"] > 0

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from meco_ros import params
+from meco_ros.node import params
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH = REPO / "launch" / "perception.launch.py"

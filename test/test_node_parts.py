@@ -9,11 +9,11 @@ import pytest
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo
 
-from meco_ros import outputs, params
-from meco_ros.frames import Frame, InvalidFrame, check_raw, frame_to_rgb
+from meco_ros.node import outputs, params
+from meco_ros.node.frames import Frame, InvalidFrame, check_raw, frame_to_rgb
 from meco_ros.image_conversion import cv2_to_imgmsg
-from meco_ros.monitoring import PipelineStats, RateLimitedLog
-from meco_ros.worker import Mailbox, Stage
+from meco_ros.node.monitoring import PipelineStats, RateLimitedLog
+from meco_ros.node.worker import Mailbox, Stage
 
 
 def test_mailbox_keeps_only_the_newest():
@@ -99,7 +99,7 @@ def test_check_raw_cases():
 def test_camera_intrinsics_from_camera_info():
     """camera_info -> (fx, fy, cx, cy) of the image in hand, or None (with the reason) when it is
     for another size (binning and ROI taken into account), uncalibrated, or its K is invalid."""
-    from meco_ros.frames import camera_intrinsics
+    from meco_ros.node.frames import camera_intrinsics
 
     info = CameraInfo(width=160, height=120, k=[400.0, 0, 80.5, 0, 410.0, 60.5, 0, 0, 1])
     assert camera_intrinsics(info, 120, 160) == ((400.0, 410.0, 80.5, 60.5), None)
@@ -122,7 +122,7 @@ def test_camera_intrinsics_from_camera_info():
 
 def test_frame_camera_counts_ignored_infos_and_logs_each_change_once():
     from meco_core.camera import check_intrinsics
-    from meco_ros.frames import FrameCamera
+    from meco_ros.node.frames import FrameCamera
 
     warns, notes = [], []
     cam = FrameCamera(lambda key, msg: warns.append(msg), lambda key, msg: notes.append(msg))
@@ -218,7 +218,7 @@ def test_pipeline_stats_window():
 
 
 def test_node_bench_analysis():
-    from meco_ros.node_bench import analyse
+    from meco_ros.bench.node_bench import analyse
 
     # 20 s of outputs at 10 Hz whose latency grows (a backlog): the last-10-s p95 must show it
     t = np.arange(200) / 10.0
@@ -256,7 +256,7 @@ def test_node_bench_end_to_end_reports_both_references(tmp_path):
 
 def test_inference_workers_auto_rule(monkeypatch):
     """Two frames in flight only where they run in parallel: ONNX Runtime on a multi-core CPU."""
-    from meco_ros.params import resolve_workers
+    from meco_ros.node.params import resolve_workers
 
     import torch
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from meco_ros.node_soak import criteria, proc_sample
+from meco_ros.bench.node_soak import criteria, proc_sample
 
 
 def samples(rss_end: float = 500.0, duration: float = 600.0, every: float = 5.0, warmup: float = 60.0,

@@ -396,7 +396,7 @@ def test_runtime_change_output_resolution_and_camera_info(ros):
 
 
 def _cloud_points(msg: PointCloud2) -> np.ndarray:
-    from meco_ros.outputs import CLOUD_DTYPE
+    from meco_ros.node.outputs import CLOUD_DTYPE
 
     assert [(f.name, f.offset) for f in msg.fields] == [("x", 0), ("y", 4), ("z", 8), ("rgb", 12), ("label", 16)]
     assert msg.point_step == CLOUD_DTYPE.itemsize and msg.height == 1 and msg.is_dense
@@ -436,7 +436,7 @@ def test_semantic_clouds_match_the_published_images_of_the_same_stamp(ros):
 
 
 def test_late_subscriber_receives_the_latched_label_map(ros):
-    from meco_ros.publishing import latched_qos
+    from meco_ros.node.publishing import latched_qos
 
     got: list = []
     ros.node.create_subscription(LabelInfo, "label_map", got.append, latched_qos())   # joins long after start

@@ -30,7 +30,7 @@ from meco_core.data.format import DatasetReader
 from meco_core.bags.from_dataset import T_BASE_CAMERA, T_BASE_LIDAR, depth_to_lidar_points
 from meco_core.geometry import intrinsics_matrix, invert_transform
 from meco_ros.proc import REPO, ros_env, start_node
-from meco_ros.replay_eval import ReplayConfig, replay
+from meco_ros.replay.evaluator import ReplayConfig, replay
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -85,15 +85,29 @@ def eval_metrics(dataset, checkpoint, tmp_path_factory) -> dict:
     return eval_json(checkpoint, dataset, "test", tmp_path_factory.mktemp("eval") / "eval.json")
 
 
-@pytest.fixture(scope="module")
-def node(checkpoint):
-    proc = start_node(["--params-file", str(REPO / "config" / "golf_cart.yaml"), "-r", f"__ns:={NS}",
-                       "-p", f"checkpoint:={checkpoint}", "-p", "inference_size:=[0,0]", "-p", "threads:=1",
-                       "-p", "backend:=torch",  # the camera's size: a size no fixed-size export has
-                       "-p", "warmup_iterations:=1", "-p", "stats_period:=0.5"], ros_env(OMP_NUM_THREADS="1"))
+def node_args(checkpoint: Path, namespace: str, *params: str) -> list[str]:
+    """perception_node's arguments in the replay tests: the golf cart's parameters in `namespace`,
+    `checkpoint` on the torch backend, a short warm-up, stats twice a second, then `params`
+    ('name:=value')."""
+    args = ["--params-file", str(REPO / "config" / "golf_cart.yaml"), "-r", f"__ns:={namespace}"]
+    for param in (f"checkpoint:={checkpoint}", "backend:=torch", "warmup_iterations:=1", "stats_period:=0.5",
+                  *params):
+        args += ["-p", param]
+    return args
+
+
+def serve(proc):
+    """Body of a node fixture: the started node once it says ready; stopped (exit code 0) afterwards."""
     assert proc.wait_for("ready", 120), f"node not ready:\n{proc.output}"
     yield proc
     assert proc.stop(signal.SIGINT, 30) == 0
+
+
+@pytest.fixture(scope="module")
+def node(checkpoint):
+    # inference_size [0,0]: the camera's size, a size no fixed-size export has (hence backend torch)
+    yield from serve(start_node(node_args(checkpoint, NS, "inference_size:=[0,0]", "threads:=1"),
+                                ros_env(OMP_NUM_THREADS="1")))
 
 
 # ------------------------------------------------------------------ bags written by rosbags itself
@@ -373,7 +387,7 @@ def test_bad_camera_topic_fails_fast_with_a_report(dataset, tmp_path):
 
 
 def test_ground_truth_of_the_wrong_type_is_named_not_fatal(dataset, tmp_path):
-    from meco_ros.replay_bag import BagSource
+    from meco_core.bags.replay_source import BagSource
 
     bag = write_drive(dataset, tmp_path / "drive", "mcap")
     with BagSource(bag, "/cam/image", seg_topic="/cam/info", depth_topic="/cam/depth") as src:

@@ -10,7 +10,6 @@ Real perception_node over DDS, nothing mocked.
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -21,8 +20,8 @@ import pytest
 from meco_core.data.format import DatasetReader
 from meco_core.geometry import intrinsics_matrix
 from meco_ros.proc import REPO, ros_env, start_node
-from meco_ros.replay_eval import ReplayConfig, replay
-from test_replay_eval import ForeignBag, eval_json, tiny_golf_checkpoint
+from meco_ros.replay.evaluator import ReplayConfig, replay
+from test_replay_eval import ForeignBag, eval_json, node_args, serve, tiny_golf_checkpoint
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -60,12 +59,7 @@ def eval_ref(camvid, golf_checkpoint, tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="module")
 def node(golf_checkpoint):
-    proc = start_node(["--params-file", str(REPO / "config" / "golf_cart.yaml"), "-r", f"__ns:={NS}",
-                       "-p", f"checkpoint:={golf_checkpoint}", "-p", "threads:=2", "-p", "backend:=torch",
-                       "-p", "warmup_iterations:=1", "-p", "stats_period:=0.5"], ros_env(OMP_NUM_THREADS="2"))
-    assert proc.wait_for("ready", 120), f"node not ready:\n{proc.output}"
-    yield proc
-    assert proc.stop(signal.SIGINT, 30) == 0
+    yield from serve(start_node(node_args(golf_checkpoint, NS, "threads:=2"), ros_env(OMP_NUM_THREADS="2")))
 
 
 def foreign_bag(camvid: Path, path: Path, storage: str = "sqlite3") -> Path:
@@ -136,7 +130,7 @@ def test_unknown_class_set_and_missing_remap_are_errors(camvid, tmp_path):
 
 def test_make_bag_records_the_class_set_and_replay_uses_it(camvid, eval_ref, golf_checkpoint, node, tmp_path):
     from meco_core.bags.from_dataset import make_bag
-    from meco_ros.replay_bag import BagSource
+    from meco_core.bags.replay_source import BagSource
 
     intr = f"{FX},{FY},{CX},{CY}"
     for storage, name in (("sqlite3", "s"), ("ros1", "r.bag")):  # read back from every storage

@@ -42,7 +42,7 @@ def test_cloud_message_layout_round_trips() -> None:
     pytest.importorskip("sensor_msgs")
     from std_msgs.msg import Header
 
-    from meco_ros.outputs import CLOUD_DTYPE, semantic_cloud_msg
+    from meco_ros.node.outputs import CLOUD_DTYPE, semantic_cloud_msg
 
     xyz = np.array([[1.0, -2.0, 3.5], [0.25, 0.5, 80.0]], np.float32)
     rgb = np.array([[255, 0, 10], [1, 2, 3]], np.uint8)

@@ -36,9 +36,9 @@ def test_ros_commands_join_through_the_entry_point_group() -> None:
 
     names = {e.name: e.value for e in entry_points(group=PLUGIN_GROUP)}
     assert names == {"node_bench": "meco_ros.commands.node_bench", "node_soak": "meco_ros.commands.node_soak",
-                     "replay_eval": "meco_ros.commands.replay_eval"}
+                     "node_faults": "meco_ros.commands.node_faults", "replay_eval": "meco_ros.commands.replay_eval"}
     commands = build_parser()._subparsers._group_actions[0].choices
-    assert {"node-bench", "node-soak", "replay-eval", "train", "eval"} <= set(commands)
+    assert {"node-bench", "node-soak", "node-faults", "replay-eval", "train", "eval"} <= set(commands)
     assert "node-bench" not in build_parser(plugins=False)._subparsers._group_actions[0].choices
 
 

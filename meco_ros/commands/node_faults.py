@@ -1,6 +1,6 @@
 """`meco node-faults`: the fault-injection suite of issue 20 as a report.
 
-Runs the registered fault cases (meco_ros.faults: the perception node's own cases, plus the
+Runs the registered fault cases (meco_ros.bench.faults: the perception node's own cases, plus the
 replay-evaluator and file cases where those modules exist) against real processes over
 real DDS, each with what is expected and what was measured; prints a table, writes
 faults.json and faults.md (case | expected | measured | pass) to --out, and exits 1 if
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-CASE_MODULES = ("meco_ros.faults.node_cases", "meco_ros.faults.replay_cases", "meco_ros.faults.file_cases")
+CASE_MODULES = ("meco_ros.bench.faults.node_cases", "meco_ros.bench.faults.replay_cases", "meco_ros.bench.faults.file_cases")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def load_cases() -> dict[str, Any]:
     """Import every case module that exists (each registers its cases); a module that is
     missing is skipped, any other import error is raised (a broken module must show)."""
-    from meco_ros.faults.base import CASES
+    from meco_ros.bench.faults.base import CASES
 
     for module in CASE_MODULES:
         try:
@@ -115,8 +115,8 @@ def run(args) -> int:
         print_list(cases)
         return 0
     chosen = select(cases, args.cases)
-    from meco_ros.faults.base import FaultContext
-    from meco_ros.faults.node_cases import ensure_ros_env
+    from meco_ros.bench.faults.base import FaultContext
+    from meco_ros.bench.faults.node_cases import ensure_ros_env
     from meco_ros.proc import node_checkpoint
 
     ensure_ros_env()  # this process's clients talk DDS too: the profile before the first participant

@@ -12,7 +12,7 @@ and --seg-gt-topic (mono8 class ids, 255 = ignore) in the class set --gt-classes
 `meco data make-bag` records in the bag, else the model's; ids the model does not have are an
 error, never a score), remapped to the model's classes as `meco eval` does. Modes: --closed-loop (default; every
 frame scored) or --rate R (Hz, or 'bag' for the recorded timing; real time, drops counted).
-The logic lives in meco_ros.replay_eval (rclpy is imported only when this runs).
+The logic lives in meco_ros.replay.evaluator (rclpy is imported only when this runs).
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("replay-eval", help="replay a rosbag through the perception node: metrics, FPS, latency",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     from meco_core.options import add_options
-    from meco_ros.replay_config import ReplayConfig  # light: no torch, no rclpy
+    from meco_ros.replay.config import ReplayConfig  # light: no torch, no rclpy
 
     add_options(p, ReplayConfig)
     p.set_defaults(handler=run)
@@ -36,6 +36,6 @@ def run(args: argparse.Namespace) -> int:
 
     for key, value in ros_env().items():  # loopback discovery + large-image Fast DDS profile, before rclpy
         os.environ.setdefault(key, value)
-    from meco_ros.replay_eval import main_from_args
+    from meco_ros.replay.evaluator import main_from_args
 
     return main_from_args(args)

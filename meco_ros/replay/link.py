@@ -29,9 +29,9 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
-from .image_conversion import imgmsg_to_cv2
-from .params import SPECS
-from .side_node import SideNode
+from meco_ros.image_conversion import imgmsg_to_cv2
+from meco_ros.node.params import SPECS
+from meco_ros.side_node import SideNode
 
 OUTPUTS = ("depth", "segmentation")
 

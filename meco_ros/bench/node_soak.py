@@ -34,7 +34,7 @@ import numpy as np
 from meco_core.defaults import BACKENDS, DEV_MODEL_CONFIG, NODE_START_TIMEOUT_S
 
 from .node_bench import VIEWER_TOPICS, Viewer, _jsonable, resolve_setup, run_node
-from .proc import Process
+from meco_ros.proc import Process
 
 PRIMARY = "depth"                 # the output FPS and latency are measured on
 FIRST_OUTPUT_TIMEOUT_S = 120.0    # camera start -> first output
@@ -390,7 +390,7 @@ def main_from_args(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="python -m meco_ros.node_soak")
+    parser = argparse.ArgumentParser(prog="python -m meco_ros.bench.node_soak")
     add_arguments(parser)
     sys.exit(main_from_args(parser.parse_args()))
 

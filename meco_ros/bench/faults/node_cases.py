@@ -6,7 +6,7 @@ Why real processes: every case starts the installed `perception_node` executable
 (meco_ros.proc.start_node, config/golf_cart.yaml plus a few overrides) in a namespace of
 its own on the context's ROS domain, and talks to it over real DDS from a client in this
 process (`Client`) or, for the camera restarts, from separate camera processes
-(`python -m meco_ros.faults.node_cases camera ...`), so what is measured is what a vehicle
+(`python -m meco_ros.bench.faults.node_cases camera ...`), so what is measured is what a vehicle
 would see. With `ctx.checkpoint` None the node runs the random-weight dev model at a small
 inference size (the pipeline is the same, and the cases stay fast on a small CPU).
 
@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from meco_ros.faults.base import FaultContext, fault_case
+from meco_ros.bench.faults.base import FaultContext, fault_case
 from meco_ros.proc import REPO, Process, node_ros_args, ros_env, start_node
 
 PARAMS_FILE = REPO / "config" / "golf_cart.yaml"
@@ -404,7 +404,7 @@ def camera_main(argv: list[str]) -> int:
 
 def start_camera(target: NodeUnderTest, size: str = "240x320", rate: float = 30.0) -> Process:
     """A camera process on the node's image topic, in its domain."""
-    cmd = [sys.executable, "-m", "meco_ros.faults.node_cases", "camera", "--topic", f"{target.ns}/image",
+    cmd = [sys.executable, "-m", "meco_ros.bench.faults.node_cases", "camera", "--topic", f"{target.ns}/image",
            "--size", size, "--rate", str(rate)]
     return Process(cmd, env=ros_env(domain_id=target.domain_id), cwd=REPO)
 
@@ -744,7 +744,7 @@ def param_rules() -> dict[str, ParamRule]:
     from meco_core.inference import PRECISIONS, UPSAMPLE_MODES
     from meco_core.visualize import COLORMAPS
 
-    from meco_ros.params import SPECS
+    from meco_ros.node.params import SPECS
 
     def in_range(lo: float, hi: float) -> Callable[[Any], bool]:
         return lambda v: math.isfinite(v) and lo <= v <= hi
@@ -1253,11 +1253,11 @@ def malformed_compressed(ctx: FaultContext) -> tuple[bool, str, dict[str, Any]]:
 
 # ================================================================ helper processes
 def main(argv: list[str] | None = None) -> int:
-    """`python -m meco_ros.faults.node_cases camera ...`: the camera process of case 1."""
+    """`python -m meco_ros.bench.faults.node_cases camera ...`: the camera process of case 1."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["camera"]:
         return camera_main(argv[1:])
-    print("usage: python -m meco_ros.faults.node_cases camera --topic T [--size HxW] [--rate HZ]", file=sys.stderr)
+    print("usage: python -m meco_ros.bench.faults.node_cases camera --topic T [--size HxW] [--rate HZ]", file=sys.stderr)
     return 2
 
 

@@ -65,7 +65,7 @@ from meco_core.inference import Estimator, RawOutput
 from . import outputs as out
 from . import params
 from .frames import Frame, FrameCamera, InvalidFrame, check_raw, frame_to_rgb
-from .package_paths import find_package_checkpoint
+from meco_ros.package_paths import find_package_checkpoint
 from .monitoring import PipelineStats, RateLimitedLog, diagnostic_status
 from .publishing import NEEDS_DEPTH, NEEDS_LABELS, OutputPublishers, StatusPublishers, class_ids
 from .qos import make_qos

@@ -10,9 +10,9 @@ What runs (everything over real DDS, nothing simulated):
   its own (meco_ros.proc, as node-bench does), unless `--use-running-node` points at one;
 - this process publishes the bag's camera frames with their original header (stamp and
   frame_id) and the matching camera_info, and collects `depth`, `segmentation` and `stats`
-  (meco_ros.replay_ros);
+  (meco_ros.replay.link);
 - outputs are matched to the frames, and so to the ground truth, by header stamp and
-  scored with meco eval's own MetricSet (meco_ros.replay_report).
+  scored with meco eval's own MetricSet (meco_ros.replay.report).
 
 Label classes: a label image carries no class set. The bag's is `--gt-classes NAME` (a
 registered set: golf, camvid, ycor), else the one `meco data make-bag` records on
@@ -61,10 +61,10 @@ from meco_core.classes import CLASS_SETS, GOLF, ClassSet, get_class_set, get_rem
 from meco_core.defaults import DEFAULT_CHECKPOINT, MAX_DEPTH_M
 from meco_core.options import from_args
 
-from .proc import REPO, Process, node_checkpoint, node_ros_args, ros_env, start_node
-from .replay_config import ReplayConfig
-from .replay_bag import BagSource, ReplayFrame
-from .replay_report import Scorer, machine, summarize, table, write_report
+from meco_ros.proc import REPO, Process, node_checkpoint, node_ros_args, ros_env, start_node
+from .config import ReplayConfig
+from meco_core.bags.replay_source import BagSource, ReplayFrame
+from .report import Scorer, machine, summarize, table, write_report
 
 PROBE_STAMP_NS = 1  # no recorded frame is stamped 1 ns after the epoch
 MAX_CONSECUTIVE_TIMEOUTS = 3
@@ -411,7 +411,7 @@ def class_set_from(meta: Any, cfg: ReplayConfig, problems: list[str]) -> tuple[C
             return GOLF, meta.max_depth
         colors = meta.class_colors if len(meta.class_colors) == len(names) else [(128, 128, 128)] * len(names)
         return registered(ClassSet("node", names, colors)), meta.max_depth
-    from .package_paths import find_package_checkpoint
+    from meco_ros.package_paths import find_package_checkpoint
 
     path = find_package_checkpoint(cfg.checkpoint) if cfg.checkpoint else None
     if path is not None:
@@ -630,7 +630,7 @@ def _connect(run: _Run) -> None:
         run.run_info["checkpoint"] = cfg.checkpoint or "whatever the running node loaded"
     else:
         run.node = start_perception_node(cfg, run.namespace, t.compressed, run.run_info)
-    from .replay_ros import ReplayLink  # rclpy: only once the environment is set
+    from .link import ReplayLink  # rclpy: only once the environment is set
 
     run.link = ReplayLink(run.namespace, compressed=t.compressed, image_topic=cfg.node_image_topic,
                           publish_clock=cfg.use_sim_time).start()

@@ -170,26 +170,3 @@ class OutputPublishers:
             keep = np.isin(point_labels, ids)
             msgs["obstacle_points"] = out.semantic_cloud_msg(header, xyz[keep], point_colors[keep], point_labels[keep])
         return msgs
-
-
-def benchmark_clouds(height: int = 480, width: int = 640, stride: int = 2, n: int = 50) -> dict[str, float]:
-    """Median ms to build `points` (back-projection + PointCloud2 message) from a height x width
-    depth image at `stride`: what a subscribed cloud costs the node per frame."""
-    import statistics
-    import time
-
-    from std_msgs.msg import Header
-
-    rng = np.random.default_rng(0)
-    depth = rng.uniform(0.5, 80.0, (height, width)).astype(np.float32)
-    labels = rng.integers(0, 5, (height, width), dtype=np.uint8)
-    color = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-    K = np.array([[500.0, 0, width / 2], [0, 500.0, height / 2], [0, 0, 1]])
-    times = []
-    for _ in range(n + 3):
-        t0 = time.perf_counter()
-        xyz, rows, cols = backproject_depth(depth, K, stride)
-        out.semantic_cloud_msg(Header(), xyz, color[rows, cols], labels[rows, cols])
-        times.append((time.perf_counter() - t0) * 1e3)
-    return {"height": height, "width": width, "stride": stride, "points": int(len(xyz)),
-            "median_ms": statistics.median(times[3:])}

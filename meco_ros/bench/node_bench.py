@@ -33,7 +33,7 @@ import numpy as np
 from meco_core.evaluation.bench import percentiles
 from meco_core.defaults import BACKENDS, DEV_MODEL_CONFIG, NODE_ORT_SPIN, NODE_START_TIMEOUT_S
 
-from .proc import REPO, Process, node_checkpoint, node_ros_args, ros_env, start_node
+from meco_ros.proc import REPO, Process, node_checkpoint, node_ros_args, ros_env, start_node
 
 VIEWER_TOPICS = ("depth", "segmentation", "segmentation/color", "depth/color")
 EXPECTED_ENCODING = {"depth": "32FC1", "segmentation": "mono8", "segmentation/color": "rgb8", "depth/color": "rgb8"}
@@ -82,7 +82,7 @@ def camera_main(argv: list[str]) -> int:
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import CameraInfo, Image
 
-    from .image_conversion import cv2_to_imgmsg
+    from meco_ros.image_conversion import cv2_to_imgmsg
 
     h, w = (int(v) for v in args.size.split("x"))
     rclpy.init()
@@ -165,7 +165,7 @@ class Viewer:
 
         from meco_ros.msg import Stats
 
-        from .side_node import SideNode
+        from meco_ros.side_node import SideNode
 
         self.side = SideNode("meco_bench_viewer", namespace=self.ns, domain_id=self.domain_id).start()
         self.node = self.side.node
@@ -228,7 +228,7 @@ def _raw_models(checkpoint: str | None, dev_config: str, size: tuple[int, int], 
     """{backend: (model, torch twin)} for the raw bench: the node's model as each backend runs it."""
     import torch
 
-    from meco_ros.params import parse_model_config
+    from meco_ros.node.params import parse_model_config
 
     if checkpoint:
         from meco_core.models.checkpoint import build_from_checkpoint
@@ -372,7 +372,7 @@ class BenchSetup:
 
     @property
     def worker_threads(self) -> int:
-        from .params import worker_threads
+        from meco_ros.node.params import worker_threads
 
         return worker_threads(self.threads, self.workers)
 
@@ -385,7 +385,7 @@ def resolve_setup(args: argparse.Namespace) -> BenchSetup:
     """Checkpoint, inference size, backend and threads exactly as the node will pick them."""
     from meco_core.errors import MecoError
 
-    from .params import resolve_threads, resolve_workers
+    from meco_ros.node.params import resolve_threads, resolve_workers
 
     params_file = Path(args.params_file or REPO / "config" / "golf_cart.yaml").resolve()
     try:
@@ -426,7 +426,7 @@ def run_node(args: argparse.Namespace, setup: BenchSetup, say, extra_topics: dic
                              device=args.device)
     say(f"starting perception_node (ROS_DOMAIN_ID={domain}, namespace {ns}) ...")
     node = start_node(ros_args, ros_env(domain_id=domain, OMP_NUM_THREADS=str(setup.threads)), echo=args.verbose)
-    from .outputs import output_size  # here: sensor_msgs must not load for `meco --help`
+    from meco_ros.node.outputs import output_size  # here: sensor_msgs must not load for `meco --help`
 
     # outputs come at the camera size, or smaller past the params file's output_max_pixels
     out_hw = output_size(h, w, int(_params_value(setup.params_file, "output_max_pixels", 0))) or (h, w)
@@ -442,7 +442,7 @@ def run_node(args: argparse.Namespace, setup: BenchSetup, say, extra_topics: dic
         if not viewer.matched():
             raise RuntimeError("viewer did not discover the node's publishers within 30 s")
         say(f"node ready; camera publishing for {args.duration:g} s ...")
-        camera = Process([sys.executable, "-m", "meco_ros.node_bench", "camera", "--topic", f"{ns}/image",
+        camera = Process([sys.executable, "-m", "meco_ros.bench.node_bench", "camera", "--topic", f"{ns}/image",
                           "--rate", str(args.rate), "--size", f"{h}x{w}", "--encoding", args.encoding,
                           "--duration", str(args.duration), *(["--camera-info", f"{ns}/camera_info"] if camera_info
                                                               else [])],
@@ -466,8 +466,7 @@ def run_node(args: argparse.Namespace, setup: BenchSetup, say, extra_topics: dic
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Raw grid, cost benchmarks, the node run, the raw grid again; then the summary."""
-    from .image_conversion import benchmark_conversion
-    from .publishing import benchmark_clouds
+    from meco_ros.bench.costs import benchmark_clouds, benchmark_conversion
 
     setup = resolve_setup(args)
     h, w = setup.camera_size
@@ -639,6 +638,6 @@ def main_from_args(args: argparse.Namespace) -> int:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "camera":
         sys.exit(camera_main(sys.argv[2:]))
-    parser = argparse.ArgumentParser(prog="python -m meco_ros.node_bench")
+    parser = argparse.ArgumentParser(prog="python -m meco_ros.bench.node_bench")
     add_arguments(parser)
     sys.exit(main_from_args(parser.parse_args()))

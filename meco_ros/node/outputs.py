@@ -16,7 +16,7 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from meco_core.visualize import colorize_depth  # noqa: F401 - re-exported: the node's depth/color
 
-from .image_conversion import cv2_to_imgmsg
+from meco_ros.image_conversion import cv2_to_imgmsg
 
 def output_size(height: int, width: int, max_pixels: int) -> tuple[int, int] | None:
     """The size outputs of a height x width camera image are made at: None (the camera's own)

@@ -1,0 +1,1 @@
+"""Measurement of the node from outside: throughput (node-bench), soak, fault injection."""

@@ -1,0 +1,1 @@
+"""The perception node: parameters, frames in, inference and publishing stages, outputs."""

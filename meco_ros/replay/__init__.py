@@ -1,0 +1,1 @@
+"""Replay evaluation: a recorded drive through the perception node, scored like `meco eval`."""
