@@ -13,6 +13,7 @@ MAX_DEPTH_M = 80.0  # metric depth range of the models and of the depth metrics 
 IGNORE_INDEX = 255  # label id that no loss or metric counts
 MIN_LIDAR_RANGE_M = 0.3  # lidars report "no return" as (0, 0, 0); nothing real is this close
 NODE_START_TIMEOUT_S = 180.0  # tools wait this long for a started node's "ready"
+BAG_STORAGES = ("sqlite3", "mcap", "ros1")  # what BagWriter writes: rosbag2 folders, a ROS 1 .bag file
 # The node's publish thread runs at this niceness (Linux, per thread): when it and ONNX
 # Runtime's workers want the same core, inference goes first and publishing fills the gaps
 # between operators. node-bench, 2 cores: 16.1 / 17.8 -> 18.7 / 19.2 FPS (README).

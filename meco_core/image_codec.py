@@ -58,23 +58,25 @@ for _names, _dt, _ch in (
 _GENERIC_RE = re.compile(r"(8U|8S|16U|16S|32S|32F|64F)(?:C([1-4]))?")
 _GENERIC_DTYPES = {"8U": "u1", "8S": "i1", "16U": "u2", "16S": "i2", "32S": "i4", "32F": "f4", "64F": "f8"}
 _DTYPE_TO_GENERIC = {np.dtype(v): k for k, v in _GENERIC_DTYPES.items()}
-# Bayer names in ROS and OpenCV disagree by one pixel offset (same table as cv_bridge).
-_TO_RGB_CODES = {
-    "bgr8": cv2.COLOR_BGR2RGB, "bgra8": cv2.COLOR_BGRA2RGB, "rgba8": cv2.COLOR_RGBA2RGB,
-    "mono8": cv2.COLOR_GRAY2RGB, "8UC1": cv2.COLOR_GRAY2RGB, "8UC4": cv2.COLOR_RGBA2RGB,
-    "uyvy": cv2.COLOR_YUV2RGB_UYVY, "yuv422": cv2.COLOR_YUV2RGB_UYVY,
-    "yuyv": cv2.COLOR_YUV2RGB_YUY2, "yuv422_yuy2": cv2.COLOR_YUV2RGB_YUY2,
-    "bayer_rggb8": cv2.COLOR_BayerBG2RGB, "bayer_bggr8": cv2.COLOR_BayerRG2RGB,
-    "bayer_gbrg8": cv2.COLOR_BayerGR2RGB, "bayer_grbg8": cv2.COLOR_BayerGB2RGB,
+# encoding -> its pixel layout as OpenCV names it in cv2.COLOR_<layout>2<target>; "{}" stands for
+# the target (RGB, GRAY). Bayer names in ROS and OpenCV disagree by one pixel offset (same table as cv_bridge).
+_CV_LAYOUTS = {
+    "rgb8": "RGB2{}", "bgr8": "BGR2{}", "rgba8": "RGBA2{}", "bgra8": "BGRA2{}", "mono8": "GRAY2{}",
+    "uyvy": "YUV2{}_UYVY", "yuv422": "YUV2{}_UYVY", "yuyv": "YUV2{}_YUY2", "yuv422_yuy2": "YUV2{}_YUY2",
+    "bayer_rggb8": "BayerBG2{}", "bayer_bggr8": "BayerRG2{}", "bayer_gbrg8": "BayerGR2{}", "bayer_grbg8": "BayerGB2{}",
 }
+
+
+def _cv_codes(target: str) -> dict[str, int]:
+    """encoding -> the cv2 code converting it to `target`, for every layout but the target's own."""
+    return {enc: getattr(cv2, "COLOR_" + layout.format(target)) for enc, layout in _CV_LAYOUTS.items()
+            if not layout.startswith(target + "2")}
+
+
+_TO_RGB_CODES = _cv_codes("RGB")
+_TO_RGB_CODES.update({"8UC1": _TO_RGB_CODES["mono8"], "8UC4": _TO_RGB_CODES["rgba8"]})  # generic: as rosbags-image
 # Direct to-gray codes: going through RGB would round differently from cv_bridge/rosbags.
-_TO_GRAY_CODES = {
-    "rgb8": cv2.COLOR_RGB2GRAY, "bgr8": cv2.COLOR_BGR2GRAY, "rgba8": cv2.COLOR_RGBA2GRAY,
-    "bgra8": cv2.COLOR_BGRA2GRAY, "uyvy": cv2.COLOR_YUV2GRAY_UYVY, "yuv422": cv2.COLOR_YUV2GRAY_UYVY,
-    "yuyv": cv2.COLOR_YUV2GRAY_YUY2, "yuv422_yuy2": cv2.COLOR_YUV2GRAY_YUY2,
-    "bayer_rggb8": cv2.COLOR_BayerBG2GRAY, "bayer_bggr8": cv2.COLOR_BayerRG2GRAY,
-    "bayer_gbrg8": cv2.COLOR_BayerGR2GRAY, "bayer_grbg8": cv2.COLOR_BayerGB2GRAY,
-}
+_TO_GRAY_CODES = _cv_codes("GRAY")
 _SIXTEEN_TO_EIGHT = {"mono16": "mono8", "16UC1": "mono8", "rgb16": "rgb8", "bgr16": "bgr8",
                      "rgba16": "rgba8", "bgra16": "bgra8", "16UC3": "rgb8", "16UC4": "rgba8"}
 _NATIVE_BIG = sys.byteorder == "big"

@@ -26,6 +26,7 @@ from meco_core.bags import (
     pointcloud2_msg,
     ros2_typestore,
 )
+from meco_core.bag_options import ImportBagOptions, MakeBagOptions
 from meco_core.classes import GOLF
 from meco_core.bags.to_dataset import import_bag, load_extrinsics
 from meco_core.data.format import DatasetReader, DatasetWriter
@@ -78,7 +79,7 @@ def assert_same_depth_at_hits(ref: np.ndarray, got: np.ndarray, min_hits: int) -
 @pytest.mark.parametrize("storage", STORAGES)
 def test_round_trip_lidar_tf_static(dataset, tmp_path, storage):
     bag = bag_path(tmp_path, "drive", storage)
-    made = make_bag(dataset, bag, storage=storage, lidar_topic="/lidar/points", verbose=False)
+    made = make_bag(dataset, bag, storage=storage, lidar=True, verbose=False)
     assert made["frames"] == 5 and made["clouds"] == 5
     stats = import_bag(bag, tmp_path / "out", split="val", seg_topic="/camera/segmentation", verbose=False)
     assert stats["image_topic"] == "/camera/image_raw" and stats["cloud_topic"] == "/lidar/points"
@@ -111,7 +112,7 @@ def _extrinsics_yaml(path: Path, T_camera_lidar: np.ndarray, inverse: bool = Fal
 @pytest.mark.parametrize("inverse", [False, True])
 def test_extrinsics_from_yaml_and_rings(dataset, tmp_path, inverse):
     bag = tmp_path / "drive"
-    make_bag(dataset, bag, lidar_topic="/lidar/points", lidar_rings=8, verbose=False)
+    make_bag(dataset, bag, lidar=True, lidar_rings=8, verbose=False)
     T_camera_lidar = invert_transform(T_BASE_CAMERA) @ T_BASE_LIDAR
     yml = _extrinsics_yaml(tmp_path / "ext.yaml", T_camera_lidar, inverse)
     assert np.allclose(load_extrinsics(yml), T_camera_lidar, atol=1e-12)
@@ -152,7 +153,7 @@ def test_depth_image_topic_and_compressed(dataset, tmp_path, encoding):
 
 def test_limit_every_and_unmatched(dataset, tmp_path):
     bag = tmp_path / "drive"
-    make_bag(dataset, bag, lidar_topic="/lidar/points", rate_hz=4, verbose=False)
+    make_bag(dataset, bag, lidar=True, rate_hz=4, verbose=False)
     stats = import_bag(bag, tmp_path / "a", every=2, verbose=False)
     assert stats["frames_written"] == 3 and DatasetReader(tmp_path / "a").names("train")[-1].endswith("000004")
     stats = import_bag(bag, tmp_path / "b", limit=2, verbose=False)
@@ -271,7 +272,7 @@ def _truncate(bag: Path, frac: float) -> Path:
 @pytest.mark.parametrize("storage", STORAGES)
 def test_truncated_bag(dataset, tmp_path, storage):
     bag = bag_path(tmp_path, "drive", storage)
-    make_bag(dataset, bag, storage=storage, lidar_topic="/lidar/points", verbose=False)
+    make_bag(dataset, bag, storage=storage, lidar=True, verbose=False)
     _truncate(bag, 0.6)
     got: list[str] = []
     with pytest.raises(BagError) as exc:
@@ -455,14 +456,44 @@ def test_rellis_frame_through_a_bag(tmp_path):
     assert np.abs(a.depth_m - b_.depth_m).max() <= 0.001
 
 
-def test_cli_make_bag_and_from_bag(dataset, tmp_path, capsys):
-    """`meco data make-bag` / `from-bag` options reach the functions (parser of the data command only)."""
+def _data_parser():
+    """The parser of `meco data` alone (what `meco` builds for it)."""
     import argparse
 
     from meco_core.cli.commands import data as data_cmd
 
     parser = argparse.ArgumentParser()
     data_cmd.register(parser.add_subparsers(dest="command"))
+    return parser
+
+
+def test_options_objects_and_their_command_line(dataset, tmp_path):
+    """make-bag / from-bag options are MakeBagOptions / ImportBagOptions fields: the command's
+    defaults are the dataclass's, flags named otherwise reach their fields, and the functions
+    take an options object, its fields as keywords, and nothing else."""
+    from meco_core.options import from_args
+
+    parser = _data_parser()
+    args = parser.parse_args(["data", "make-bag", "--data", "d", "--out", "o"])
+    assert from_args(MakeBagOptions, args) == MakeBagOptions()
+    args = parser.parse_args(["data", "from-bag", "--bag", "b", "--out", "o"])
+    assert from_args(ImportBagOptions, args) == ImportBagOptions()
+    args = parser.parse_args(["data", "make-bag", "--data", "d", "--out", "o", "--rate", "4", "--camera-frame", "cam",
+                              "--depth-topic", "none", "--lidar"])
+    o = from_args(MakeBagOptions, args)
+    assert (o.rate_hz, o.frame_id, o.depth_topic, o.lidar_topic) == (4.0, "cam", None, "/lidar/points")
+    with pytest.raises(TypeError, match="'rate'"):  # the flag's name is not the field's
+        make_bag(dataset, tmp_path / "never", rate=4)
+    assert not (tmp_path / "never").exists()
+    made = make_bag(dataset, tmp_path / "drive", MakeBagOptions(storage="mcap", lidar=True, verbose=False), limit=3)
+    assert (made["storage"], made["frames"], made["clouds"]) == ("mcap", 3, 3)
+    stats = import_bag(tmp_path / "drive", tmp_path / "out", ImportBagOptions(split="val", verbose=False), every=2)
+    assert stats["frames_written"] == 2 and DatasetReader(tmp_path / "out").names("val")
+
+
+def test_cli_make_bag_and_from_bag(dataset, tmp_path, capsys):
+    """`meco data make-bag` / `from-bag` options reach the functions (parser of the data command only)."""
+    parser = _data_parser()
 
     def run(*argv: str) -> int:
         args = parser.parse_args(["data", *argv])

@@ -17,6 +17,9 @@ the label ids are in ({"format": "meco-dataset-info/1", "label_topics": {"<seg t
 "<class set name>"}, "class_sets": {"<name>": {names, colors}}, "dataset", "split"}), so
 `meco replay-eval` scores them in the right classes. A plain message, not storage-specific
 metadata: it reads back the same from sqlite3, mcap and ROS 1 bags.
+
+The options (topics, encodings, frames, rate, storage) are `MakeBagOptions` fields
+(meco_core.bag_options), the command's flags are generated from them.
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -41,14 +44,15 @@ from meco_core.bags.messages import (
     pointcloud2_msg,
     tf_message,
 )
+from meco_core.bag_options import DEPTH_ENCODINGS, MakeBagOptions
 from meco_core.bags import BagError, BagWriter
 from meco_core.data.format import DatasetReader
 from meco_core.geometry import intrinsics_matrix, invert_transform, make_transform, quat_to_matrix, transform_points
+from meco_core.options import from_args
 
 DATASET_INFO_TOPIC = "/meco/dataset_info"
 DATASET_INFO_FORMAT = "meco-dataset-info/1"
 STRING = "std_msgs/msg/String"
-EPOCH_NS = 1_700_000_000 * 1_000_000_000  # 2023-11-14 22:13:20 UTC: fixed, so bags are reproducible
 BASE_FRAME = "base_link"
 # Camera optical frame in base_link (REP 103 body: x forward, y left, z up): 1.5 m up, optical axes
 # x right = -y_base, y down = -z_base, z forward = x_base.
@@ -123,76 +127,70 @@ def _parse_intrinsics(spec: Any) -> dict[str, float] | None:
     return dict(zip(("fx", "fy", "cx", "cy"), vals))
 
 
-def make_bag(
-    data_dir: str | os.PathLike,
-    out: str | os.PathLike,
-    split: str = "test",
-    storage: str = "sqlite3",
-    rate_hz: float = 10.0,
-    image_topic: str = "/camera/image_raw",
-    info_topic: str = "/camera/camera_info",
-    depth_topic: str | None = "/camera/depth",
-    seg_topic: str | None = "/camera/segmentation",
-    lidar_topic: str | None = None,
-    depth_encoding: str = "32FC1",
-    lidar_rings: int = 0,
-    compressed: bool = False,
-    frame_id: str = "camera_optical_frame",
-    lidar_frame: str = "lidar",
-    intrinsics: Any = None,
-    limit: int | None = None,
-    overwrite: bool = False,
-    epoch_ns: int = EPOCH_NS,
-    verbose: bool = True,
-) -> dict[str, Any]:
-    """Write the split `split` of dataset `data_dir` as a bag at `out`; returns statistics.
+def make_bag(data_dir: str | os.PathLike, out: str | os.PathLike, options: MakeBagOptions | None = None,
+             **overrides: Any) -> dict[str, Any]:
+    """Write one split of dataset `data_dir` as a bag at `out`; returns statistics.
 
-    `compressed`: JPEG CompressedImage on `image_topic + '/compressed'` instead of raw rgb8.
-    `depth_encoding`: '32FC1' (metres, NaN = none) or '16UC1' (millimetres, 0 = none).
     Each frame's camera_info (and the back-projection of its depth into the lidar cloud)
     uses the frame's own intrinsics (camera/<name>.txt), else `intrinsics`, else the
     dataset's; frames of different sizes and cameras may share one bag.
-    `intrinsics`: fx,fy,cx,cy (dict or 'fx,fy,cx,cy') overriding / replacing the dataset's
-    (not a frame's own).
-    Topics set to None are not written.
+
+    Args:
+        data_dir: root of a meco-dataset/1 dataset.
+        out: the bag written: a rosbag2 folder (storage sqlite3 or mcap) or a .bag file (ros1).
+        options: what is written and how (`MakeBagOptions`, each field documented there);
+            default: its defaults.
+        **overrides: `MakeBagOptions` fields replacing those of `options`, e.g.
+            `split="val", storage="mcap", lidar=True, depth_topic=None`.
+
+    Returns:
+        out, storage, frames, depth / labels (frames that had them), clouds, points,
+        topics (messages per topic), duration_s and cameras (different K and size among the
+        camera_info messages).
+
+    Raises:
+        ValueError: a bad option, an empty split, or a frame without intrinsics.
+        BagError: the bag cannot be written (e.g. `out` exists without `overwrite`).
     """
-    if rate_hz <= 0:
-        raise ValueError(f"rate must be positive, got {rate_hz}")
-    if depth_encoding not in ("32FC1", "16UC1"):
-        raise ValueError(f"depth_encoding must be 32FC1 or 16UC1, not {depth_encoding!r}")
+    o = replace(options or MakeBagOptions(), **overrides)
+    if o.rate_hz <= 0:
+        raise ValueError(f"rate must be positive, got {o.rate_hz}")
+    if o.depth_encoding not in DEPTH_ENCODINGS:
+        raise ValueError(f"depth_encoding must be {' or '.join(DEPTH_ENCODINGS)}, not {o.depth_encoding!r}")
     reader = DatasetReader(data_dir)
-    names = reader.names(split)[:limit]
+    names = reader.names(o.split)[:o.limit]
     if not names:
-        raise ValueError(f"{data_dir}: split {split!r} is empty")
-    override = _parse_intrinsics(intrinsics)
-    layout = _Layout(image_topic + "/compressed" if compressed else image_topic, compressed, info_topic, depth_topic,
-                     seg_topic, lidar_topic, depth_encoding, lidar_rings, frame_id, lidar_frame)
-    stats: dict[str, Any] = dict(out=str(out), storage=storage, frames=0, depth=0, labels=0, clouds=0, points=0)
+        raise ValueError(f"{data_dir}: split {o.split!r} is empty")
+    override = _parse_intrinsics(o.intrinsics)
+    layout = _Layout(o.image_topic + "/compressed" if o.compressed else o.image_topic, o.compressed, o.info_topic,
+                     o.depth_topic, o.seg_topic, o.lidar_topic, o.depth_encoding, o.lidar_rings, o.frame_id,
+                     o.lidar_frame)
+    stats: dict[str, Any] = dict(out=str(out), storage=o.storage, frames=0, depth=0, labels=0, clouds=0, points=0)
     cameras: set[tuple[float, ...]] = set()
-    progress = _progress(len(names), verbose)
-    with BagWriter(out, storage=storage, overwrite=overwrite) as bag:
-        layout.add_topics(bag, epoch_ns)
-        if seg_topic:
-            _write_dataset_info(bag, epoch_ns, seg_topic, reader, data_dir, split)
+    progress = _progress(len(names), o.verbose)
+    with BagWriter(out, storage=o.storage, overwrite=o.overwrite) as bag:
+        layout.add_topics(bag, o.epoch_ns)
+        if o.seg_topic:
+            _write_dataset_info(bag, o.epoch_ns, o.seg_topic, reader, data_dir, o.split)
         for i, name in enumerate(names):
-            sample = reader.load(split, name)
-            K = frame_K(reader, split, sample, override)
+            sample = reader.load(o.split, name)
+            K = frame_K(reader, o.split, sample, override)
             cameras.add((*K[[0, 1, 0, 1], [0, 1, 2, 2]].tolist(), *sample.rgb.shape[:2]))
-            layout.write_sample(bag, sample, K, i, epoch_ns + int(round(i * 1e9 / rate_hz)), stats)
+            layout.write_sample(bag, sample, K, i, o.epoch_ns + int(round(i * 1e9 / o.rate_hz)), stats)
             progress.update(1)
         stats["topics"] = dict(bag.counts)
     progress.close()
-    stats["duration_s"] = (len(names) - 1) / rate_hz
+    stats["duration_s"] = (len(names) - 1) / o.rate_hz
     stats["cameras"] = len(cameras)  # different (K, size) among the camera_info messages
-    if verbose:
-        print(f"make-bag {data_dir}/{split} -> {out} ({storage}): {stats['frames']} frames at {rate_hz:g} Hz")
+    if o.verbose:
+        print(f"make-bag {data_dir}/{o.split} -> {out} ({o.storage}): {stats['frames']} frames at {o.rate_hz:g} Hz")
         for topic, n in stats["topics"].items():
             print(f"  {topic}: {n} messages")
         if stats["cameras"] > 1:
             print(f"  camera_info: {stats['cameras']} different cameras (each frame's own intrinsics)")
         if stats["clouds"]:
-            print(f"  lidar: {stats['points'] / stats['clouds']:.0f} points per cloud in frame {lidar_frame!r}, "
-                  f"/tf_static {BASE_FRAME} -> {lidar_frame}, {BASE_FRAME} -> {frame_id}")
+            print(f"  lidar: {stats['points'] / stats['clouds']:.0f} points per cloud in frame {o.lidar_frame!r}, "
+                  f"/tf_static {BASE_FRAME} -> {o.lidar_frame}, {BASE_FRAME} -> {o.frame_id}")
     return stats
 
 
@@ -270,19 +268,9 @@ def _progress(total: int, verbose: bool) -> Any:
 
 
 def main_from_args(args: argparse.Namespace) -> int:
-    def topic(value: str | None) -> str | None:
-        return None if value is None or value.lower() in ("", "none") else value
-
+    """`meco data make-bag` (options: MakeBagOptions)."""
     try:
-        make_bag(args.data, args.out, split=args.split, storage=args.storage, rate_hz=args.rate,
-                 image_topic=args.image_topic, info_topic=args.info_topic,
-                 depth_topic=topic(getattr(args, "depth_topic", "/camera/depth")),
-                 seg_topic=topic(getattr(args, "seg_topic", "/camera/segmentation")),
-                 lidar_topic=args.cloud_topic if args.lidar else None,
-                 depth_encoding=getattr(args, "depth_encoding", "32FC1"), lidar_rings=getattr(args, "lidar_rings", 0),
-                 compressed=getattr(args, "compressed", False), frame_id=args.camera_frame,
-                 lidar_frame=args.lidar_frame, intrinsics=getattr(args, "intrinsics", None), limit=args.limit,
-                 overwrite=getattr(args, "overwrite", False))
+        make_bag(args.data, args.out, from_args(MakeBagOptions, args))
     except (BagError, ValueError, FileNotFoundError, KeyError) as exc:
         print(f"meco data make-bag: error: {exc}", file=sys.stderr)
         return 1

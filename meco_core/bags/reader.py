@@ -39,10 +39,11 @@ from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_
 from meco_core.bags import salvage as bag_salvage
 from meco_core.bags.messages import *  # noqa: F401,F403  (re-export: one import for bag tools)
 from meco_core.bags.messages import TF_MESSAGE
+from meco_core.defaults import BAG_STORAGES
 from meco_core.errors import InputSizeError, MecoError
 
 Storage = Literal["sqlite3", "mcap", "ros1"]
-STORAGES: tuple[str, ...] = ("sqlite3", "mcap", "ros1")
+STORAGES = BAG_STORAGES
 ROS2_DISTROS = {"humble": Stores.ROS2_HUMBLE, "iron": Stores.ROS2_IRON, "jazzy": Stores.ROS2_JAZZY,
                 "kilted": Stores.ROS2_KILTED}
 DEFAULT_DISTRO = "kilted"  # the ROS 2 of the PyPI wheels this project runs on

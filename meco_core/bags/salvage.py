@@ -184,6 +184,17 @@ class _RecordSalvage(_Salvage):
                  top: bool) -> Iterator[tuple[int, int, bytes]]:  # pragma: no cover
         raise NotImplementedError
 
+    def _wanted(self, cid: int, count_only: bool, conn_ids: set[int] | None) -> bool:
+        """Whether a message of connection `cid` is yielded; when only counting, counted instead.
+        Messages of a connection not (yet) defined are skipped."""
+        conn = self.connections.get(cid)
+        if conn is None:
+            return False
+        if count_only:
+            conn.count += 1
+            return False
+        return conn_ids is None or cid in conn_ids
+
 
 # ---------------------------------------------------------------------------- MCAP
 class McapSalvage(_RecordSalvage):
@@ -225,12 +236,7 @@ class McapSalvage(_RecordSalvage):
                     self.connections[cid] = SalvageConnection(cid, topic, name, data, fmt, ros1=False)
             elif op == 0x05:
                 cid, _seq, log_time = struct.unpack_from("<HIQ", body)
-                conn = self.connections.get(cid)
-                if conn is None:
-                    continue
-                if count_only:
-                    conn.count += 1
-                elif conn_ids is None or cid in conn_ids:
+                if self._wanted(cid, count_only, conn_ids):
                     yield cid, log_time, body[22:]
 
     def _chunk(self, f: BinaryIO, length: int, count_only: bool,
@@ -305,12 +311,7 @@ class Ros1Salvage(_RecordSalvage):
             elif op == 0x02:
                 cid = struct.unpack("<I", header["conn"])[0]
                 sec, nsec = struct.unpack("<II", header["time"])
-                conn = self.connections.get(cid)
-                if conn is None:
-                    continue
-                if count_only:
-                    conn.count += 1
-                elif conn_ids is None or cid in conn_ids:
+                if self._wanted(cid, count_only, conn_ids):
                     yield cid, sec * 1_000_000_000 + nsec, data
 
 
@@ -452,6 +453,20 @@ def check_sizes(path: Path) -> str | None:
     return None
 
 
+def _chunk_content(f: BinaryIO, what: str, pos: int, usize: int, lz4_at: int | None,
+                   chunk: tuple[str, int] | None = None) -> None:
+    """Refuse the decompressed size `usize` that `what` (the record at offset `pos`) declares for a
+    chunk when it exceeds MAX_BAG_RECORD_BYTES, and, for an lz4 chunk (its frame at offset
+    `lz4_at`), a frame declaring more than `usize`. `chunk`: (name, offset) of the chunk
+    itself when `what` is an index record pointing at it."""
+    if usize > defaults.MAX_BAG_RECORD_BYTES:
+        raise InputSizeError(f"{what} at offset {pos} declares {usize} bytes decompressed, more than the "
+                             f"{defaults.MAX_BAG_RECORD_BYTES} a bag record may have (MAX_BAG_RECORD_BYTES)")
+    if lz4_at is not None:
+        name, at = chunk or (what, pos)
+        _lz4_declared(f, lz4_at, at, usize, name)
+
+
 def _lz4_declared(f: BinaryIO, at: int, chunk: int, usize: int, where: str) -> None:
     """Refuse an lz4 frame (at offset `at`) that declares more content than its chunk (`usize`)."""
     f.seek(at)
@@ -516,11 +531,7 @@ def _mcap_chunk(f: BinaryIO, pos: int, length: int) -> None:
     if 40 + clen + rlen > length:
         raise InputSizeError(f"the MCAP chunk at offset {pos} declares {rlen} bytes of records, "
                              f"its record holds {length - 40 - clen}")
-    if usize > defaults.MAX_BAG_RECORD_BYTES:
-        raise InputSizeError(f"the MCAP chunk at offset {pos} declares {usize} bytes decompressed, more than "
-                             f"the {defaults.MAX_BAG_RECORD_BYTES} a bag record may have (MAX_BAG_RECORD_BYTES)")
-    if compression == "lz4":
-        _lz4_declared(f, pos + 9 + 40 + clen, pos, usize, "the MCAP chunk")
+    _chunk_content(f, "the MCAP chunk", pos, usize, pos + 9 + 40 + clen if compression == "lz4" else None)
 
 
 def _mcap_chunk_index(f: BinaryIO, pos: int, length: int, size: int) -> None:
@@ -539,11 +550,8 @@ def _mcap_chunk_index(f: BinaryIO, pos: int, length: int, size: int) -> None:
     if start + chunk_length > size or csize > chunk_length:
         raise InputSizeError(f"the MCAP chunk index at offset {pos} declares a chunk of {chunk_length} bytes "
                              f"({csize} compressed) at offset {start}, the file has {size}")
-    if usize > defaults.MAX_BAG_RECORD_BYTES:
-        raise InputSizeError(f"the MCAP chunk index at offset {pos} declares {usize} bytes decompressed, more "
-                             f"than the {defaults.MAX_BAG_RECORD_BYTES} a bag record may have (MAX_BAG_RECORD_BYTES)")
-    if compression == "lz4":
-        _lz4_declared(f, start + 9 + 40 + clen, start, usize, "the MCAP chunk")
+    _chunk_content(f, "the MCAP chunk index", pos, usize, start + 9 + 40 + clen if compression == "lz4" else None,
+                   chunk=("the MCAP chunk", start))
 
 
 def _ros1_sizes(f: BinaryIO, size: int) -> None:
@@ -571,12 +579,7 @@ def _ros1_sizes(f: BinaryIO, size: int) -> None:
                 return  # not indexed / cut off: rosbags refuses it, salvage reads it
         elif op == 0x05:  # chunk
             (usize,) = struct.unpack("<I", header["size"])
-            if usize > defaults.MAX_BAG_RECORD_BYTES:
-                raise InputSizeError(f"the ROS 1 chunk at offset {pos} declares {usize} bytes decompressed, more "
-                                     f"than the {defaults.MAX_BAG_RECORD_BYTES} a bag record may have "
-                                     "(MAX_BAG_RECORD_BYTES)")
-            if header["compression"] == b"lz4":
-                _lz4_declared(f, pos + 8 + hlen, pos, usize, "the ROS 1 chunk")
+            _chunk_content(f, "the ROS 1 chunk", pos, usize, pos + 8 + hlen if header["compression"] == b"lz4" else None)
             chunks.add(pos)
         elif op in (0x06, 0x07):  # chunk info, connection: what index_pos points at
             index_records.add(pos)

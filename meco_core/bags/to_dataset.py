@@ -16,7 +16,9 @@ Two passes over the bag keep memory bounded: the first reads camera_info, tf and
 stamps of the auxiliary topics; the second streams the images and joins them with a
 small cache of recent auxiliary messages. Those two passes (`read_side_info`,
 `join_frames`) and the cloud projection (`LidarProjector`) are shared with replay
-evaluation (meco_ros.replay_eval), so both tools match and project identically.
+evaluation (meco_ros.replay.evaluator), so both tools match and project identically.
+The options (topics, tolerance, extrinsics, split, ...) are `ImportBagOptions` fields
+(meco_core.bag_options), the command's flags are generated from them.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ import os
 import re
 import sys
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -34,6 +36,7 @@ import cv2
 import numpy as np
 import yaml
 
+from meco_core.bag_options import ImportBagOptions
 from meco_core.bags import (
     CAMERA_INFO,
     IMAGE,
@@ -63,6 +66,7 @@ from meco_core.geometry import (
     sparse_depth_image,
     transform_points,
 )
+from meco_core.options import from_args
 
 TF_TOPICS = ("/tf_static", "/tf")
 _CACHE = 16  # recent auxiliary messages kept per topic for the join
@@ -535,38 +539,39 @@ class FrameWriter:
             self.writer.close()
 
 
-def import_bag(
-    bag: str | os.PathLike,
-    out: str | os.PathLike,
-    image_topic: str | None = None,
-    cloud_topic: str | None = None,
-    info_topic: str | None = None,
-    depth_topic: str | None = None,
-    seg_topic: str | None = None,
-    split: str = "train",
-    tolerance_ms: float = 50.0,
-    extrinsics: Any = None,
-    class_set: str = "golf",
-    every: int = 1,
-    limit: int | None = None,
-    name_prefix: str | None = None,
-    verbose: bool = True,
-) -> dict[str, Any]:
-    """Convert a bag into `out/<split>/`; returns statistics.
+def import_bag(bag: str | os.PathLike, out: str | os.PathLike, options: ImportBagOptions | None = None,
+               **overrides: Any) -> dict[str, Any]:
+    """Convert a bag into the dataset `out` (samples in `out/<split>/`); returns statistics.
 
-    Topics left as None are auto-detected (the only one of its type; cloud and info are
-    optional); "none" disables one. `extrinsics`: T_camera_lidar as a 4x4 array, a dict or
-    a YAML path (see load_extrinsics); None = from /tf_static. A damaged bag is converted as
-    far as it reads, then BagError is raised (dataset.yaml is written first).
+    A damaged bag is converted as far as it reads, then BagError is raised (dataset.yaml is
+    written first).
+
+    Args:
+        bag: a ROS 1 .bag file, a rosbag2 folder, or its .db3 / .mcap file.
+        out: root of the meco-dataset/1 dataset written (created or added to).
+        options: topics, pairing and output (`ImportBagOptions`, each field documented
+            there); default: its defaults (every topic auto-detected).
+        **overrides: `ImportBagOptions` fields replacing those of `options`, e.g.
+            `split="val", cloud_topic="none", extrinsics="ext.yaml"`.
+
+    Returns:
+        The topics used, images_in_bag, frames_written, matched / unmatched (frames with /
+        without depth), labels, projected_points, mean_points_per_frame, where the
+        extrinsics came from, the camera_info changes, and the bag's problems.
+
+    Raises:
+        BagError: unreadable or damaged bag, missing or ambiguous topics, no transform.
+        ValueError: a bad option (e.g. `every` < 1, a depth and a cloud topic together).
     """
-    if every < 1:
-        raise ValueError(f"every must be >= 1, got {every}")
-    tol_ns = int(round(tolerance_ms * 1e6))
-    T_fixed = None if extrinsics is None else load_extrinsics(extrinsics)
-    stats: dict[str, Any] = dict(bag=str(bag), out=str(out), split=split, images_in_bag=0, frames_written=0,
+    o = replace(options or ImportBagOptions(), **overrides)
+    if o.every < 1:
+        raise ValueError(f"every must be >= 1, got {o.every}")
+    tol_ns = int(round(o.tolerance_ms * 1e6))
+    T_fixed = None if o.extrinsics is None else load_extrinsics(o.extrinsics)
+    stats: dict[str, Any] = dict(bag=str(bag), out=str(out), split=o.split, images_in_bag=0, frames_written=0,
                                  matched=0, unmatched=0, labels=0, projected_points=0, extrinsics=None)
     with BagReader(bag) as reader:
-        t = select_topics(reader, image_topic, cloud_topic, info_topic, depth_topic, seg_topic)
+        t = select_topics(reader, o.image_topic, o.cloud_topic, o.info_topic, o.depth_topic, o.seg_topic)
         stats.update(image_topic=t.image, cloud_topic=t.cloud, info_topic=t.info, depth_topic=t.depth,
                      seg_topic=t.seg)
         aux = {topic: Aux(topic, kind) for topic, kind in ((t.cloud, "cloud"), (t.depth, "depth"), (t.seg, "seg"))
@@ -585,11 +590,12 @@ def import_bag(
                                                           for c in distorted)) + " (applied in projection)"
         projector = LidarProjector(reader, camera, side, T_fixed) if t.cloud else None
         # pass 2: stream images, join with the auxiliary topics
-        prefix = _safe_name(name_prefix if name_prefix is not None else reader.path.stem)
-        emit = FrameWriter(reader, t, aux, side, projector, out, get_class_set(class_set), split, prefix, stats)
-        progress = _progress(reader.topics[t.image].count, verbose)
+        prefix = _safe_name(o.name_prefix if o.name_prefix is not None else reader.path.stem)
+        emit = FrameWriter(reader, t, aux, side, projector, out, get_class_set(o.class_set), o.split, prefix,
+                           stats)
+        progress = _progress(reader.topics[t.image].count, o.verbose)
         try:
-            for joined in join_frames(reader, t.image, aux, tol_ns, every, limit, stats):
+            for joined in join_frames(reader, t.image, aux, tol_ns, o.every, o.limit, stats):
                 emit(joined)
                 progress.update(1)
         finally:
@@ -601,7 +607,7 @@ def import_bag(
         stats["mean_points_per_frame"] = stats["projected_points"] / n if n else 0.0
         if emit.writer is None:
             stats["note"] = "no frame written"
-    if verbose:
+    if o.verbose:
         print_summary(stats)
     if stats["problems"]:
         raise BagError(Path(bag), f"damaged bag: wrote the {stats['frames_written']} frames that could be read "
@@ -660,11 +666,9 @@ def print_summary(stats: dict[str, Any]) -> None:
 
 
 def main_from_args(args: argparse.Namespace) -> int:
+    """`meco data from-bag` (options: ImportBagOptions)."""
     try:
-        import_bag(args.bag, args.out, image_topic=args.image_topic, cloud_topic=args.cloud_topic,
-                   info_topic=args.info_topic, depth_topic=getattr(args, "depth_topic", None),
-                   seg_topic=getattr(args, "seg_topic", None), split=args.split, tolerance_ms=args.tolerance_ms,
-                   extrinsics=args.extrinsics, class_set=args.class_set, every=args.every, limit=args.limit)
+        import_bag(args.bag, args.out, from_args(ImportBagOptions, args))
     except (BagError, ValueError) as exc:
         print(f"meco data from-bag: error: {exc}", file=sys.stderr)
         return 1

@@ -10,6 +10,7 @@ Subcommands:
   make-bag   dataset -> rosbag for replay tests (meco_core.bags.from_dataset)
 The last three delegate to `main_from_args(args)` of their module, which receives the
 parsed options of its subcommand (`meco data SOURCE --help`); converters are imported only when their subcommand runs.
+The options of from-bag and make-bag are generated from their dataclasses (meco_core.bag_options).
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ import argparse
 import importlib
 from typing import Callable
 
+from meco_core.bag_options import ImportBagOptions, MakeBagOptions
+from meco_core.options import add_options
 from meco_core.sizes import parse_size
 
 
@@ -169,42 +172,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = sub.add_parser("from-bag", help="rosbag (ROS 1 .bag or ROS 2 folder) camera + lidar -> dataset")
     p.add_argument("--bag", required=True, help="bag file or ROS 2 bag folder")
     p.add_argument("--out", required=True, help="output dataset root")
-    p.add_argument("--image-topic", default=None, help="sensor_msgs/Image or CompressedImage (default: the only one)")
-    p.add_argument("--cloud-topic", default=None, help="sensor_msgs/PointCloud2 (default: the only one; none = no depth)")
-    p.add_argument("--info-topic", default=None, help="sensor_msgs/CameraInfo (default: the only one)")
-    p.add_argument("--depth-topic", default=None,
-                   help="depth Image (32FC1 m or 16UC1 mm) used instead of a cloud (default: none)")
-    p.add_argument("--seg-topic", default=None, help="label Image (mono8 class ids, 255 = ignore) (default: none)")
-    p.add_argument("--split", default="train")
-    p.add_argument("--tolerance-ms", type=float, default=50.0, help="max |t_image - t_cloud| to pair messages")
-    p.add_argument("--extrinsics", default=None,
-                   help="YAML with T_camera_lidar (q: w x y z, t: x y z); default: from /tf_static in the bag")
-    p.add_argument("--class-set", default="golf", help="class set name written to dataset.yaml")
-    p.add_argument("--every", type=int, default=1, help="keep every N-th image")
-    p.add_argument("--limit", type=int, default=None, help="stop after N samples")
+    add_options(p, ImportBagOptions)
     p.set_defaults(handler=_delegate("meco_core.bags.to_dataset"))
 
     p = sub.add_parser("make-bag", help="dataset split -> rosbag (images, camera_info, optional lidar) for replay")
     p.add_argument("--data", required=True, help="meco dataset root")
-    p.add_argument("--split", default="test")
     p.add_argument("--out", required=True, help="output bag path")
-    p.add_argument("--storage", choices=("sqlite3", "mcap", "ros1"), default="sqlite3")
-    p.add_argument("--rate", type=float, default=10.0, help="frames per second (message stamps)")
-    p.add_argument("--lidar", action="store_true", help="also write the depth as a PointCloud2")
-    p.add_argument("--image-topic", default="/camera/image_raw")
-    p.add_argument("--info-topic", default="/camera/camera_info")
-    p.add_argument("--cloud-topic", default="/lidar/points")
-    p.add_argument("--camera-frame", default="camera_optical_frame")
-    p.add_argument("--lidar-frame", default="lidar")
-    p.add_argument("--lidar-rings", type=int, default=0,
-                   help="thin the cloud to this many lidar-like beams (0 = every depth pixel)")
-    p.add_argument("--depth-topic", default="/camera/depth", help="depth Image topic ('none' = not written)")
-    p.add_argument("--depth-encoding", choices=("32FC1", "16UC1"), default="32FC1",
-                   help="32FC1 metres (NaN = no data) or 16UC1 millimetres (0 = no data)")
-    p.add_argument("--seg-topic", default="/camera/segmentation", help="label Image topic, mono8 ('none' = not written)")
-    p.add_argument("--compressed", action="store_true",
-                   help="JPEG CompressedImage on IMAGE_TOPIC/compressed instead of raw rgb8")
-    p.add_argument("--intrinsics", default=None, help="fx,fy,cx,cy when the dataset has none (or to override)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing bag at --out")
-    p.add_argument("--limit", type=int, default=None, help="first N samples")
+    add_options(p, MakeBagOptions)
     p.set_defaults(handler=_delegate("meco_core.bags.from_dataset"))
