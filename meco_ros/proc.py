@@ -43,16 +43,23 @@ def node_command() -> list[str]:
 
 
 class Process:
-    """A subprocess whose combined stdout/stderr is collected line by line."""
+    """A subprocess whose stdout (with stderr, unless `stderr` names a file for it) is collected
+    line by line; `stdin=True` keeps a pipe open for `send`."""
 
     def __init__(self, cmd: Sequence[str], env: dict[str, str] | None = None, cwd: str | Path | None = None,
-                 echo: bool = False) -> None:
+                 echo: bool = False, stdin: bool = False, stderr: Path | None = None) -> None:
         self.cmd = list(cmd)
         self.lines: list[str] = []
         self._echo = echo
         self._cond = threading.Condition()
-        self.popen = subprocess.Popen(self.cmd, env=env, cwd=cwd, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True, bufsize=1)
+        err = open(stderr, "w") if stderr is not None else None  # noqa: SIM115 - handed to the child
+        try:
+            self.popen = subprocess.Popen(self.cmd, env=env, cwd=cwd, stdout=subprocess.PIPE,
+                                          stderr=err if err is not None else subprocess.STDOUT, text=True, bufsize=1,
+                                          stdin=subprocess.PIPE if stdin else None)
+        finally:
+            if err is not None:
+                err.close()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -64,6 +71,14 @@ class Process:
                 self._cond.notify_all()
             if self._echo:
                 print(line, end="", file=sys.stderr)
+        with self._cond:
+            self._cond.notify_all()  # waiters see the end at once
+
+    def send(self, text: str) -> None:
+        """One line to the process's stdin (started with stdin=True)."""
+        assert self.popen.stdin is not None, "started without stdin=True"
+        self.popen.stdin.write(text + "\n")
+        self.popen.stdin.flush()
 
     @property
     def output(self) -> str:

@@ -24,7 +24,6 @@ import os
 import random
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +31,7 @@ import pytest
 from rclpy.qos import QoSProfile
 
 from meco_ros.image_conversion import imgmsg_to_cv2
+from meco_ros.proc import Process
 
 try:
     from meco_ros.msg import Prediction, Stats
@@ -174,28 +174,14 @@ rclpy.try_shutdown()
 '''
 
 
-class Side:
-    """One side as a subprocess: stdout lines collected on a thread (waits are for lines, with a
-    timeout), stdin for the handshake, stderr kept in a file for the failure message."""
+class Side(Process):
+    """One side as a subprocess (meco_ros.proc.Process): stdout lines collected on a thread (waits
+    are for lines, with a timeout), stdin for the handshake, stderr kept in a file for the
+    failure message."""
 
     def __init__(self, script: Path, args: list[str], env: dict[str, str], cwd: Path) -> None:
         self.stderr = cwd / f"side_{args[0]}_{id(self)}.err"
-        with open(self.stderr, "w") as err:
-            self.popen = subprocess.Popen([sys.executable, str(script), *args], env=env, cwd=cwd, text=True,
-                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)
-        self.lines: list[str] = []
-        self._cond = threading.Condition()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.popen.stdout is not None
-        for line in self.popen.stdout:
-            with self._cond:
-                self.lines.append(line.rstrip("\n"))
-                self._cond.notify_all()
-        with self._cond:
-            self._cond.notify_all()
+        super().__init__([sys.executable, str(script), *args], env=env, cwd=cwd, stdin=True, stderr=self.stderr)
 
     def line(self, prefix: str, timeout: float) -> str:
         """The first stdout line starting with `prefix` (asserts it comes within `timeout`)."""
@@ -205,11 +191,6 @@ class Side:
             found = next((x for x in self.lines if x.startswith(prefix)), None)
         assert found is not None, f"no {prefix!r} line within {timeout} s: {self.report()}"
         return found
-
-    def send(self, text: str) -> None:
-        assert self.popen.stdin is not None
-        self.popen.stdin.write(text + "\n")
-        self.popen.stdin.flush()
 
     def finish(self, timeout: float = 30) -> int:
         try:

@@ -66,23 +66,23 @@ def test_proc_sample_of_this_process():
 
 
 def test_node_soak_smoke(tmp_path):
-    """A 20 s soak of the dev model at 240x320, 15 Hz: samples with RSS/threads/fds and output
+    """A 10 s soak of the dev model at 240x320, 15 Hz: samples with RSS/threads/fds and output
     FPS, the clouds received (camera_info published), JSON + PNG written, exit code = verdict."""
     meco = Path(sys.executable).parent / "meco"
     cmd = [str(meco) if meco.is_file() else sys.executable, *([] if meco.is_file() else ["-m", "meco_core.cli"]),
-           "node-soak", "--dev", "--size", "240x320", "--rate", "15", "--duration", "20", "--warmup", "5",
+           "node-soak", "--dev", "--size", "240x320", "--rate", "15", "--duration", "10", "--warmup", "3",
            "--sample-every", "2", "--inference-size", "96x128", "--threads", "1", "--out", str(tmp_path), "--quiet"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
     assert (tmp_path / "soak.json").is_file(), done.stdout[-3000:] + done.stderr[-3000:]
     result = json.loads((tmp_path / "soak.json").read_text())
     ok = {c["name"].split(" (")[0]: c["ok"] for c in result["checks"]}
-    # exit code = the verdict; 20 s on a shared machine need not pass the speed criteria, but the
+    # exit code = the verdict; 10 s on a shared machine need not pass the speed criteria, but the
     # node must run throughout and stop cleanly
     assert done.returncode == (0 if all(ok.values()) else 1), (done.returncode, result["checks"])
     assert ok["node alive throughout"] and ok["clean exit after SIGINT"], result["checks"]
     assert result["stopped_early"] is None, result["stopped_early"]
     s = result["samples"]
-    assert len(s) >= 8, len(s)
+    assert len(s) >= 4, len(s)
     assert all(x["rss_mb"] > 0 and x["threads"] > 0 and x["fds"] > 0 for x in s)
     assert sum(x["frames"] for x in s) > 0 and max(x["fps"] for x in s) > 0
     assert result["outputs_received"]["points"] > 0 and result["outputs_received"]["obstacles/points"] >= 0

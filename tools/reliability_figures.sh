@@ -15,7 +15,10 @@ CKPT=${CKPT:-checkpoints/meco_golf.pt}
 OUT=${OUT:-out/reliability}
 mkdir -p "$OUT"
 parts=("$@"); [ ${#parts[@]} -gt 0 ] || parts=(raw 60hz 1080p soak faults)
+status=0
 for part in "${parts[@]}"; do
+  # a part whose checks fail exits 1: say so and go on with the next (the JSON has the figures)
+  set +e
   case "$part" in
     raw)    for t in 1 2; do
               "$MECO" bench --checkpoint "$CKPT" --size 240x320 --backend torch,onnxruntime --threads "$t" \
@@ -27,4 +30,8 @@ for part in "${parts[@]}"; do
     faults) "$MECO" node-faults --checkpoint "$CKPT" --out "$OUT/faults" ;;
     *) echo "unknown part: $part (raw|60hz|1080p|soak|faults)" >&2; exit 2 ;;
   esac
+  code=$?
+  set -e
+  [ $code -eq 0 ] || { echo "reliability_figures: $part exited $code (a check failed: see its table)" >&2; status=1; }
 done
+exit $status

@@ -6,6 +6,7 @@ duck-typed over both. Images always go through `meco_core.image_codec` so that t
 the importers and replay evaluation decode pixels identically.
 """
 from __future__ import annotations
+from meco_core.stamps import split_ns, stamp_to_ns
 
 import sys
 from collections import deque
@@ -59,7 +60,7 @@ def _is_ros1(ts: Any) -> bool:
 
 # ------------------------------------------------------------------ builders
 def time_msg(ts: Any, stamp_ns: int) -> Any:
-    sec, nsec = divmod(int(stamp_ns), 1_000_000_000)
+    sec, nsec = split_ns(stamp_ns)
     return ts.types["builtin_interfaces/msg/Time"](sec=sec, nanosec=nsec)
 
 
@@ -162,8 +163,7 @@ def matrix_to_quat(R: np.ndarray) -> tuple[float, float, float, float]:
 # ------------------------------------------------------------------ readers
 def stamp_ns(msg: Any) -> int:
     """Header stamp of a message in nanoseconds."""
-    st = msg.header.stamp
-    return int(st.sec) * 1_000_000_000 + int(st.nanosec)
+    return stamp_to_ns(msg.header.stamp)
 
 
 def image_from_msg(msg: Any) -> tuple[np.ndarray, str]:

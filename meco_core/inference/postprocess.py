@@ -25,6 +25,11 @@ def channel_argmax(x: np.ndarray) -> np.ndarray:
     return labels
 
 
+# Fraction of low-resolution pixels near a label boundary above which `upsampled_argmax`
+# interpolates every channel instead of only those pixels (measured crossover 4-8 %).
+WHOLE_UPSAMPLE_ABOVE = 0.06
+
+
 def upsampled_argmax(logits: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
     """Labels of (C, h, w) logits bilinearly upsampled to out_h x out_w (half-pixel centres, as
     cv2.INTER_LINEAR), computed in full only near label boundaries.
@@ -43,6 +48,12 @@ def upsampled_argmax(logits: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
     low = channel_argmax(logits)
     window = np.ones((3, 3), np.uint8)
     unsure = (cv2.dilate(low, window) != cv2.erode(low, window)).astype(np.uint8)
+    if np.count_nonzero(unsure) > WHOLE_UPSAMPLE_ABOVE * unsure.size:
+        # many boundaries (cluttered scenes): interpolating every channel with OpenCV is cheaper
+        # than gathering the unsure pixels, same labels (240x320 -> 640x480, one core: 8 % unsure
+        # 3.6 -> 1.8 ms, 28 % 9.5 -> 2.5 ms; at 4 % gathering wins, 2.7 ms)
+        return channel_argmax(np.stack([cv2.resize(c, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
+                                        for c in logits]))
     labels = cv2.resize(low, (out_w, out_h), interpolation=cv2.INTER_NEAREST)
     rows, cols = np.nonzero(cv2.resize(unsure, (out_w, out_h), interpolation=cv2.INTER_NEAREST))
     if len(rows):

@@ -589,35 +589,47 @@ def render(result: dict[str, Any]) -> None:
         print(f"problem: {p}")
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
+def add_camera_arguments(p: argparse.ArgumentParser, size: tuple[int, int], duration: float) -> None:
+    """The camera process's options (node-bench, node-soak): size, rate, encoding, duration."""
+    from meco_core.sizes import parse_size
+
+    p.add_argument("--size", type=parse_size, default=size, help=f"camera HxW (default {size[0]}x{size[1]})")
+    p.add_argument("--rate", type=float, default=30.0, help="camera rate Hz (default 30)")
+    p.add_argument("--encoding", default="rgb8", help="camera encoding (rgb8, bgr8, rgba8, bgra8, mono8, mono16)")
+    p.add_argument("--duration", type=float, default=duration, help=f"seconds of camera frames (default {duration:g})")
+
+
+def add_node_arguments(p: argparse.ArgumentParser) -> None:
+    """The node's options (node-bench, node-soak): the model, the params file and its overrides."""
     from meco_core.sizes import parse_size
 
     p.add_argument("--checkpoint", default=None,
                    help="model checkpoint (default: checkpoints/meco_golf.pt if present, else the test/dev "
                         "random-weight model)")
-    p.add_argument("--rate", type=float, default=30.0, help="camera rate Hz (default 30)")
-    p.add_argument("--size", type=parse_size, default=(480, 640), help="camera HxW (default 480x640)")
-    p.add_argument("--encoding", default="rgb8", help="camera encoding (rgb8, bgr8, rgba8, bgra8, mono8, mono16)")
-    p.add_argument("--duration", type=float, default=20.0, help="seconds of camera frames (default 20)")
-    p.add_argument("--inference-size", type=parse_size, default=None,
-                   help="override the params file's inference_size (HxW)")
-    p.add_argument("--params-file", default=None, help="node params (default config/golf_cart.yaml)")
-    p.add_argument("--device", default=None, help="override the params file's device")
-    p.add_argument("--backend", default=None, choices=BACKENDS,
-                   help="override the params file's backend")
-    p.add_argument("--threads", type=int, default=0,
-                   help="the node's threads (default 0 = the node's auto: all cores but one); the raw bench tries "
-                        "every count from 1 to the CPU count on each backend")
-    p.add_argument("--workers", type=int, default=0,
-                   help="the node's inference workers (default 0 = the params file's, else the node's auto)")
-    p.add_argument("--repeats", type=int, default=20, help="raw model bench repeats (default 20)")
     p.add_argument("--dev", action="store_true", help="force the random-weight test/dev model")
     p.add_argument("--dev-model-config", default=DEV_MODEL_CONFIG,
                    help=f"model config of the test/dev model (default {DEV_MODEL_CONFIG})")
+    p.add_argument("--params-file", default=None, help="node params (default config/golf_cart.yaml)")
+    p.add_argument("--inference-size", type=parse_size, default=None,
+                   help="override the params file's inference_size (HxW)")
+    p.add_argument("--device", default=None, help="override the params file's device")
+    p.add_argument("--backend", default=None, choices=BACKENDS, help="override the params file's backend")
+    p.add_argument("--threads", type=int, default=0,
+                   help="the node's threads (default 0 = the node's auto: all cores but one); node-bench's raw "
+                        "bench tries every count from 1 to the CPU count on each backend")
+    p.add_argument("--workers", type=int, default=0,
+                   help="the node's inference workers (default 0 = the params file's, else the node's auto)")
     p.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: random)")
-    p.add_argument("--start-timeout", type=float, default=NODE_START_TIMEOUT_S, help="seconds to wait for the node's 'ready'")
-    p.add_argument("--json", default=None, help="write the results here")
+    p.add_argument("--start-timeout", type=float, default=NODE_START_TIMEOUT_S,
+                   help="seconds to wait for the node's 'ready'")
     p.add_argument("--verbose", action="store_true", help="echo the node's log")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_camera_arguments(p, (480, 640), 20.0)
+    add_node_arguments(p)
+    p.add_argument("--repeats", type=int, default=20, help="raw model bench repeats (default 20)")
+    p.add_argument("--json", default=None, help="write the results here")
     p.add_argument("--quiet", action="store_true")
 
 

@@ -31,9 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from meco_core.defaults import BACKENDS, DEV_MODEL_CONFIG, NODE_START_TIMEOUT_S
 
-from .node_bench import VIEWER_TOPICS, Viewer, _jsonable, resolve_setup, run_node
+from .node_bench import VIEWER_TOPICS, Viewer, _jsonable, add_camera_arguments, add_node_arguments, resolve_setup, run_node
 from meco_ros.proc import Process
 
 PRIMARY = "depth"                 # the output FPS and latency are measured on
@@ -341,35 +340,12 @@ def render(result: dict[str, Any]) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from meco_core.sizes import parse_size
-
-    p.add_argument("--checkpoint", default=None,
-                   help="model checkpoint (default: checkpoints/meco_golf.pt if present, else the test/dev "
-                        "random-weight model)")
-    p.add_argument("--dev", action="store_true", help="force the random-weight test/dev model")
-    p.add_argument("--dev-model-config", default=DEV_MODEL_CONFIG,
-                   help=f"model config of the test/dev model (default {DEV_MODEL_CONFIG})")
-    p.add_argument("--size", type=parse_size, default=(720, 1280), help="camera HxW (default 720x1280)")
-    p.add_argument("--rate", type=float, default=30.0, help="camera rate Hz (default 30)")
-    p.add_argument("--encoding", default="rgb8", help="camera encoding (default rgb8)")
-    p.add_argument("--duration", type=float, default=600.0, help="seconds of camera frames (default 600)")
+    add_camera_arguments(p, (720, 1280), 600.0)
+    add_node_arguments(p)
     p.add_argument("--sample-every", type=float, default=5.0, help="seconds between samples (default 5)")
     p.add_argument("--warmup", type=float, default=60.0,
                    help="seconds after the first output left out of the RSS baseline (default 60)")
     p.add_argument("--out", default="soak", help="folder for soak.json and soak.png (default ./soak)")
-    p.add_argument("--params-file", default=None, help="node params (default config/golf_cart.yaml)")
-    p.add_argument("--inference-size", type=parse_size, default=None,
-                   help="override the params file's inference_size (HxW)")
-    p.add_argument("--device", default=None, help="override the params file's device")
-    p.add_argument("--backend", default=None, choices=BACKENDS,
-                   help="override the params file's backend")
-    p.add_argument("--threads", type=int, default=0, help="the node's threads (default 0 = the node's auto)")
-    p.add_argument("--workers", type=int, default=0,
-                   help="the node's inference workers (default 0 = the params file's, else the node's auto)")
-    p.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: random)")
-    p.add_argument("--start-timeout", type=float, default=NODE_START_TIMEOUT_S,
-                   help="seconds to wait for the node's 'ready'")
-    p.add_argument("--verbose", action="store_true", help="echo the node's log")
     p.add_argument("--quiet", action="store_true", help="no progress or log lines (the table is still printed)")
 
 

@@ -2,19 +2,8 @@
 viewer) next to the raw model FPS; the logic lives in meco_ros.bench.node_bench (needs rclpy)."""
 from __future__ import annotations
 
-import argparse
+from . import delegate
 
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("node-bench", help="perception node FPS/latency over DDS vs raw model FPS",
-                              description=__doc__)
-    from meco_ros.bench.node_bench import add_arguments  # light: rclpy/torch are imported when it runs
-
-    add_arguments(p)
-    p.set_defaults(handler=run)
-
-
-def run(args) -> int:
-    from meco_ros.bench.node_bench import main_from_args
-
-    return main_from_args(args)
+register, run = delegate("node-bench",
+                         "perception node FPS/latency over DDS vs raw model FPS",
+                         __doc__, "meco_ros.bench.node_bench")

@@ -61,6 +61,7 @@ from std_msgs.msg import Float64
 
 from meco_core.defaults import NODE_ORT_SPIN, PUBLISH_THREAD_NICE
 from meco_core.inference import Estimator, RawOutput
+from meco_core.stamps import stamp_to_ns
 
 from . import outputs as out
 from . import params
@@ -422,7 +423,7 @@ class PerceptionNode(LifecycleNode):
     def _latency_ms(self, frame: Frame) -> float:
         """Header stamp -> now on the node's clock; receipt -> now for unstamped images."""
         stamp = frame.header.stamp
-        stamp_ns = stamp.sec * 1_000_000_000 + stamp.nanosec
+        stamp_ns = stamp_to_ns(stamp)
         if stamp_ns == 0:
             return (time.monotonic() - frame.received) * 1e3
         return (self.get_clock().now().nanoseconds - stamp_ns) / 1e6

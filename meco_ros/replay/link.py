@@ -28,6 +28,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
+from meco_core.stamps import stamp_to_ns, to_stamp
 
 from meco_ros.image_conversion import imgmsg_to_cv2
 from meco_ros.node.params import SPECS
@@ -90,7 +91,7 @@ def to_ros_image(msg: Any, stamp_ns: int | None = None) -> Image | CompressedIma
     """rosbags Image/CompressedImage (ROS 1 or 2) -> rclpy message, pixels and header unchanged."""
     header = _header(msg.header)
     if stamp_ns is not None:
-        header.stamp = Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000)
+        header.stamp = to_stamp(stamp_ns, Time)
     if hasattr(msg, "format"):
         return CompressedImage(header=header, format=str(msg.format), data=_bytes(msg.data))
     out = Image(header=header, height=int(msg.height), width=int(msg.width), encoding=str(msg.encoding),
@@ -105,7 +106,7 @@ def to_ros_camera_info(msg: Any, stamp_ns: int | None = None) -> CameraInfo:
     out = CameraInfo(header=_header(msg.header), height=int(msg.height), width=int(msg.width),
                      distortion_model=str(msg.distortion_model))
     if stamp_ns is not None:
-        out.header.stamp = Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000)
+        out.header.stamp = to_stamp(stamp_ns, Time)
     out.d = [float(v) for v in g("d", "D")]
     out.k = [float(v) for v in g("k", "K")]
     out.r = [float(v) for v in g("r", "R")]
@@ -166,7 +167,7 @@ class ReplayLink:
         def callback(msg: Image) -> None:
             now = time.monotonic()
             arr = np.array(imgmsg_to_cv2(msg), copy=True)
-            key = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+            key = stamp_to_ns(msg.header.stamp)
             with self._cond:
                 out = self.data.outputs.setdefault(key, Output())
                 was = out.complete()

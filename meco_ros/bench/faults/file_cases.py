@@ -163,35 +163,34 @@ CLEAR = "one clear error naming the file and what is wrong, no traceback, non-ze
         "perception_node checkpoint:=)"
 
 
-@fault_case("checkpoint_truncated", f"a checkpoint cut to half its size: {CLEAR}", fast=True)
-def checkpoint_truncated(ctx: FaultContext) -> tuple[bool, str, dict[str, Any]]:
-    path = truncated_copy(good_source(ctx), files_dir(ctx) / "truncated.pt")
-    return bad_model_file(ctx, path, ("truncated", "corrupt"))
-
-
-@fault_case("checkpoint_foreign", f"another program's .pt (a plain Conv2d state dict): {CLEAR}", fast=True)
-def checkpoint_foreign(ctx: FaultContext) -> tuple[bool, str, dict[str, Any]]:
-    path = foreign_state_dict(files_dir(ctx) / "foreign_state_dict.pt")
-    return bad_model_file(ctx, path, ("not a meco-checkpoint",))
-
-
-@fault_case("checkpoint_not_torch", f"a text file renamed .pt: {CLEAR}", fast=True)
-def checkpoint_not_torch(ctx: FaultContext) -> tuple[bool, str, dict[str, Any]]:
+def _not_torch(ctx: FaultContext) -> Path:
     path = files_dir(ctx) / "notes.pt"
     path.write_text("model: meco golf v3\nweights: see the shared drive\n")
-    return bad_model_file(ctx, path, ("not a pytorch checkpoint",))
+    return path
 
 
-@fault_case("onnx_truncated", f"a `meco export` .onnx cut to half its size: {CLEAR}", fast=False)
-def onnx_truncated(ctx: FaultContext) -> tuple[bool, str, dict[str, Any]]:
-    path = truncated_copy(good_onnx(ctx), files_dir(ctx) / "truncated.onnx")
-    return bad_model_file(ctx, path, ("truncated", "corrupt"))
+# (case, what the file is, how it is made, words the one error line must hold, fast: in make test;
+# the others run in `meco node-faults`, keeping make test under 10 minutes)
+BAD_MODEL_FILES: tuple[tuple[str, str, Callable[[FaultContext], Path], tuple[str, ...], bool], ...] = (
+    ("checkpoint_truncated", "a checkpoint cut to half its size",
+     lambda ctx: truncated_copy(good_source(ctx), files_dir(ctx) / "truncated.pt"), ("truncated", "corrupt"), True),
+    ("checkpoint_foreign", "another program's .pt (a plain Conv2d state dict)",
+     lambda ctx: foreign_state_dict(files_dir(ctx) / "foreign_state_dict.pt"), ("not a meco-checkpoint",), False),
+    ("checkpoint_not_torch", "a text file renamed .pt", _not_torch, ("not a pytorch checkpoint",), False),
+    ("onnx_truncated", "a `meco export` .onnx cut to half its size",
+     lambda ctx: truncated_copy(good_onnx(ctx), files_dir(ctx) / "truncated.onnx"), ("truncated", "corrupt"), False),
+    ("onnx_foreign", "another program's valid .onnx (no meco metadata, another graph)",
+     lambda ctx: foreign_onnx(files_dir(ctx) / "foreign.onnx"), ("no meco metadata",), False),
+)
 
 
-@fault_case("onnx_foreign", f"another program's valid .onnx (no meco metadata, another graph): {CLEAR}", fast=True)
-def onnx_foreign(ctx: FaultContext) -> tuple[bool, str, dict[str, Any]]:
-    path = foreign_onnx(files_dir(ctx) / "foreign.onnx")
-    return bad_model_file(ctx, path, ("no meco metadata",))
+def _register_bad_model_file(name: str, what: str, make: Callable[[FaultContext], Path], words: tuple[str, ...],
+                             fast: bool) -> None:
+    fault_case(name, f"{what}: {CLEAR}", fast=fast)(lambda ctx: bad_model_file(ctx, make(ctx), words))
+
+
+for _case in BAD_MODEL_FILES:
+    _register_bad_model_file(*_case)
 
 
 # ---------------------------------------------------------------- a disk that fills

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from meco_core.stamps import NS_PER_S, stamp_to_ns, to_stamp
 from meco_ros.bench.faults.base import FaultContext, fault_case
 from meco_ros.proc import REPO, Process, node_ros_args, ros_env, start_node
 
@@ -105,14 +106,11 @@ def running_node(ctx: FaultContext, case: str, ready_text: str = "ready", **over
 
 
 # ================================================================ the client (this process)
-def stamp_ns(stamp: Any) -> int:
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
-
-def to_stamp(ns: int) -> Any:
+def ros_stamp(ns: int) -> Any:
+    """builtin_interfaces/Time of a time in nanoseconds."""
     from builtin_interfaces.msg import Time
 
-    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+    return to_stamp(ns, Time)
 
 
 @dataclass(frozen=True)
@@ -161,7 +159,7 @@ class Client:
         log = self.outputs.setdefault(topic, [])
 
         def on_msg(msg: Any) -> None:
-            rec = Received(time.time(), stamp_ns(msg.header.stamp), int(getattr(msg, "height", 0)),
+            rec = Received(time.time(), stamp_to_ns(msg.header.stamp), int(getattr(msg, "height", 0)),
                            int(getattr(msg, "width", 0)))
             with self._lock:
                 log.append(rec)
@@ -233,6 +231,14 @@ class Client:
 
     def close(self) -> None:
         self.side.stop()
+
+
+def watch_depth_and_status(client: Client) -> None:
+    """A client's subscriptions in most cases: the depth output, the node's stats and diagnostics."""
+    from sensor_msgs.msg import Image
+
+    client.watch("depth", Image)
+    client.watch_status()
 
 
 @contextmanager
@@ -319,7 +325,7 @@ class Streamer:
         next_t = time.monotonic()
         while not self._stop.is_set():
             frame, info, now = self.frame, self.info, self.clock()
-            frame.header.stamp = to_stamp(now)
+            frame.header.stamp = ros_stamp(now)
             if info is not None:
                 info.header.stamp = frame.header.stamp
                 self.info_pub.publish(info)
@@ -391,7 +397,7 @@ def camera_main(argv: list[str]) -> int:
     end, period, first = time.monotonic() + args.max_seconds, 1.0 / args.rate, True
     while time.monotonic() < end:
         now = time.time_ns()
-        msg.header.stamp = to_stamp(now)
+        msg.header.stamp = ros_stamp(now)
         pub.publish(msg)
         if first:
             print(json.dumps({"first_stamp_ns": now, "matched": pub.get_subscription_count() > 0}), flush=True)
@@ -582,7 +588,7 @@ def image_size_and_camera_info(ctx: FaultContext) -> tuple[bool, str, dict[str, 
 
 
 # ================================================================ 3. stamps and clocks that jump
-SEC_NS = 1_000_000_000
+SEC_NS = NS_PER_S
 HOUR_NS = 3600 * SEC_NS
 JUMP_PHASE_S = 2.5
 
@@ -615,7 +621,7 @@ class SimClock:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.pub.publish(self._clock_type(clock=to_stamp(self.now())))
+            self.pub.publish(self._clock_type(clock=ros_stamp(self.now())))
             self._stop.wait(0.01)
 
     def stop(self) -> None:
@@ -640,14 +646,8 @@ def stamped_phase(client: Client, clock: SimClock, label: str, change: Callable[
             "in every phase depth outputs at >= half the first phase's count and stats messages keep coming; the "
             "node's clock follows /clock, then the wall clock; node alive", fast=True)
 def stamp_and_clock_jumps(ctx: FaultContext) -> tuple[bool, str, dict[str, Any]]:
-    from sensor_msgs.msg import Image
-
-    def setup(c: Client) -> None:
-        c.watch("depth", Image)
-        c.watch_status()
-
     with running_node(ctx, "clock", use_sim_time=True) as target, \
-            client_for(target, "fault_clock_player", setup) as client:
+            client_for(target, "fault_clock_player", watch_depth_and_status) as client:
         clock = SimClock(client, 1_000_000 * SEC_NS)
         try:
             with streaming(client, 10.0, image_msg(240, 320), clock=clock.stamp):
@@ -670,7 +670,7 @@ def stamp_and_clock_jumps(ctx: FaultContext) -> tuple[bool, str, dict[str, Any]]
 def stats_time(client: Client) -> float:
     """The header stamp (s) of the newest Stats: the node's clock (-1 before any)."""
     stats = client.latest_stats()
-    return stamp_ns(stats.header.stamp) / SEC_NS if stats is not None else -1.0
+    return stamp_to_ns(stats.header.stamp) / SEC_NS if stats is not None else -1.0
 
 
 def to_wall_clock(client: Client, target: NodeUnderTest, clock: SimClock) -> None:
@@ -963,15 +963,10 @@ def restore(client: Client, target: NodeUnderTest, rules: dict[str, ParamRule], 
             "invalid one rejected with a reason, every valid run-time one accepted and read back, outputs "
             "continue (and after restoring), same PID, no restart", fast=True)
 def parameter_storm(ctx: FaultContext) -> tuple[bool, str, dict[str, Any]]:
-    from sensor_msgs.msg import Image
-
     rules = param_rules()
     runtime = sorted(n for n, r in rules.items() if r.runtime)
-    def setup(c: Client) -> None:
-        c.watch("depth", Image)
-        c.watch_status()
-
-    with running_node(ctx, "params") as target, client_for(target, "fault_param_client", setup) as client:
+    with running_node(ctx, "params") as target, \
+            client_for(target, "fault_param_client", watch_depth_and_status) as client:
         pid = target.pid
         with streaming(client, 10.0, image_msg(240, 320)) as cam:
             wait_until(lambda: bool(client.received("depth")) and client.latest_stats() is not None, 20.0)
@@ -1143,7 +1138,7 @@ def send_burst(client: Client, pub: Any, items: list[tuple[str, bytes]], confirm
             before = received_total(client)
             stamp = time.time_ns()
             msg = CompressedImage(format=fmt, data=data)
-            msg.header.stamp, msg.header.frame_id = to_stamp(stamp), "camera"
+            msg.header.stamp, msg.header.frame_id = ros_stamp(stamp), "camera"
             pub.publish(msg)
             stamps.append(stamp)
             sent += 1
@@ -1160,7 +1155,7 @@ def good_compressed(stamp: int) -> Any:
 
     bgr = cv2.cvtColor(test_image(240, 320), cv2.COLOR_RGB2BGR)
     msg = CompressedImage(format="jpeg", data=cv2.imencode(".jpg", bgr)[1].tobytes())
-    msg.header.stamp, msg.header.frame_id = to_stamp(stamp), "camera"
+    msg.header.stamp, msg.header.frame_id = ros_stamp(stamp), "camera"
     return msg
 
 
@@ -1193,15 +1188,11 @@ def counters(client: Client, after: float) -> dict[str, int]:
             "published, "
             "node alive and answering good frames after", fast=True)
 def malformed_compressed(ctx: FaultContext) -> tuple[bool, str, dict[str, Any]]:
-    from sensor_msgs.msg import CompressedImage, Image
-
-    def setup(c: Client) -> None:
-        c.watch("depth", Image)
-        c.watch_status()
+    from sensor_msgs.msg import CompressedImage
 
     bursts = malformed_bursts()
     with running_node(ctx, "malformed", **{"topics.image_compressed": "image/compressed"}) as target, \
-            client_for(target, "fault_malformed_camera", setup) as client:
+            client_for(target, "fault_malformed_camera", watch_depth_and_status) as client:
         pub = client.publisher("image/compressed", CompressedImage)
         before_ok = good_frames_answered(client, pub)
         time.sleep(0.5)

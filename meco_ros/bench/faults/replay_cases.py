@@ -177,6 +177,22 @@ def _left_behind(ev: Process, node: int | None) -> list[int]:
     return sorted(pids)
 
 
+def _outcome(ev: Process, node: int | None, out: Path, since: float) -> tuple[int | None, float, list[int], dict,
+                                                                              str, int | None]:
+    """After a provoked end: (exit code, seconds since `since`, processes left, the report,
+    its problems as one line, frames scored)."""
+    code = wait_exit(ev, 60)
+    t_exit = time.monotonic() - since
+    left = _left_behind(ev, node)
+    report = read_report(out) or {}
+    return code, t_exit, left, report, " | ".join(report.get("problems") or []), report.get("frames_scored")
+
+
+def _report_text(report: dict, scored: int | None, problems: str, left: list[int]) -> str:
+    return "report: " + (f"{scored}/{DRIVE_FRAMES} frames scored, problems: {problems[:300]!r}" if report
+                         else "none written") + f"; processes left: {left or 'none'}"
+
+
 @fault_case("replay_node_killed",
             f"perception_node SIGKILLed mid `meco replay-eval` (closed loop): the evaluator notices within "
             f"{NOTICE_S:g} s, writes a partial report saying the node died and how many frames were scored, "
@@ -191,21 +207,14 @@ def replay_node_killed(ctx: FaultContext) -> tuple[bool, str, dict[str, Any]]:
     os.kill(node, signal.SIGKILL)
     notice = wait_new_line(ev, mark, ("perception_node", "died"), NOTICE_S + 20)
     t_notice = time.monotonic() - t_kill if notice else None
-    code = wait_exit(ev, 60)
-    t_exit = time.monotonic() - t_kill
-    left = _left_behind(ev, node)
-    report = read_report(out) or {}
-    problems = " | ".join(report.get("problems") or [])
-    scored = report.get("frames_scored")
+    code, t_exit, left, report, problems, scored = _outcome(ev, node, out, t_kill)
     says_scored = scored is not None and f"{scored} frame" in problems
     details = {"notice_s": t_notice, "exit_s": round(t_exit, 2), "exit_code": code, "left_behind": left,
                "frames_scored": scored, "frames_in_bag": DRIVE_FRAMES, "problems": report.get("problems")}
     passed = (t_notice is not None and t_notice <= NOTICE_S and code == 1 and not left and bool(report)
               and "died" in problems and says_scored and 0 < scored < DRIVE_FRAMES)
     measured = (f"noticed after {t_notice:.1f} s" if t_notice is not None else "never said the node died") + \
-        f", exit {code} after {t_exit:.1f} s; report: " + \
-        (f"{scored}/{DRIVE_FRAMES} frames scored, problems: {problems[:300]!r}" if report else "none written") + \
-        f"; processes left: {left or 'none'}"
+        f", exit {code} after {t_exit:.1f} s; " + _report_text(report, scored, problems, left)
     return passed, measured, details
 
 
@@ -221,20 +230,14 @@ def _interrupt(ctx: FaultContext, name: str, presses: int) -> tuple[bool, str, d
             time.sleep(0.3)
         if ev.alive():
             ev.popen.send_signal(signal.SIGINT)
-    code = wait_exit(ev, 60)
-    t_exit = time.monotonic() - t_int
-    left = _left_behind(ev, node)
-    report = read_report(out) or {}
-    problems = " | ".join(report.get("problems") or [])
-    scored = report.get("frames_scored")
+    code, t_exit, left, report, problems, scored = _outcome(ev, node, out, t_int)
     traceback = "Traceback" in ev.output
     details = {"exit_s": round(t_exit, 2), "exit_code": code, "left_behind": left, "frames_scored": scored,
                "problems": report.get("problems"), "traceback": traceback}
     passed = (code is not None and code != 0 and not left and bool(report) and "interrupted" in problems
               and scored is not None and scored < DRIVE_FRAMES and not traceback)
-    measured = f"exit {code} after {t_exit:.1f} s; report: " + \
-        (f"{scored}/{DRIVE_FRAMES} frames scored, problems: {problems[:300]!r}" if report else "none written") + \
-        f"; processes left: {left or 'none'}" + ("; printed a traceback" if traceback else "")
+    measured = f"exit {code} after {t_exit:.1f} s; " + _report_text(report, scored, problems, left) + \
+        ("; printed a traceback" if traceback else "")
     return passed, measured, details
 
 
@@ -247,6 +250,6 @@ def replay_eval_interrupted(ctx: FaultContext) -> tuple[bool, str, dict[str, Any
 
 @fault_case("replay_eval_interrupted_twice",
             "`meco replay-eval` sent SIGINT twice 0.3 s apart mid-replay (Ctrl-C pressed again while it stops): "
-            "the same as once (node ends, no process left, partial report, no traceback)", fast=True)
+            "the same as once (node ends, no process left, partial report, no traceback)", fast=False)
 def replay_eval_interrupted_twice(ctx: FaultContext) -> tuple[bool, str, dict[str, Any]]:
     return _interrupt(ctx, "replay_eval_interrupted_twice", 2)
