@@ -184,6 +184,14 @@ def test_parameter_checks():
         assert not res.successful and name in res.reason and words in res.reason, (name, res.reason)
     res = params.validate([Parameter("palette", value=[1, 2, 3])], num_classes=5)
     assert not res.successful and "5 classes" in res.reason
+    # a backend that fixed the size (ONNX): an invalid size is refused with its own reason (it
+    # used to raise inside the callback and end the node), another valid size as fixed
+    fixed = {"inference_size": (240, 320), "precision": "fp32"}
+    res = params.validate([Parameter("inference_size", value=[15, 128])], fixed=fixed)
+    assert not res.successful and "16 <= H, W" in res.reason, res.reason
+    res = params.validate([Parameter("inference_size", value=[96, 128])], fixed=fixed)
+    assert not res.successful and "fixed at" in res.reason, res.reason
+    assert params.validate([Parameter("inference_size", value=[240, 320])], fixed=fixed).successful
     assert params.parse_model_config("backbone=vit_tiny_patch16_224,channels=32") == \
         {"backbone": "vit_tiny_patch16_224", "channels": 32}
     assert params.parse_model_config("{channels: 32}") == {"channels": 32}

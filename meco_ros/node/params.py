@@ -247,17 +247,17 @@ def validate(params: list[Parameter], num_classes: int | None = None,
     for p in params:
         if not p.name:  # rclpy's undeclared-name check tests names for truth: '' got declared on the fly
             return SetParametersResult(successful=False, reason="parameter name is empty (not declared)")
-        if fixed and p.name in fixed and _differs(p.name, p.value, fixed[p.name]):
-            return SetParametersResult(successful=False, reason=f"{p.name} is fixed at {fixed[p.name]} by the "
-                                       "backend (ONNX export): change it in the params file and restart")
         spec = PALETTE if p.name == "palette" else SPECS.get(p.name)
-        if spec is None or spec.check is None:
-            continue
-        problem = spec.check(p.value)
+        # the value's own check first: comparing an invalid value with the backend's fixed one
+        # raised inside the callback and ended the node (found by the fault storm on ONNX Runtime)
+        problem = spec.check(p.value) if spec is not None and spec.check is not None else None
         if problem is None and p.name == "palette" and num_classes and len(p.value) < 3 * num_classes:
             problem = f"needs 3 values for each of the model's {num_classes} classes; got {len(p.value)}"
         if problem:
             return SetParametersResult(successful=False, reason=f"{p.name} {problem}")
+        if fixed and p.name in fixed and _differs(p.name, p.value, fixed[p.name]):
+            return SetParametersResult(successful=False, reason=f"{p.name} is fixed at {fixed[p.name]} by the "
+                                       "backend (ONNX export): change it in the params file and restart")
     return SetParametersResult(successful=True)
 
 

@@ -931,6 +931,9 @@ def storm(client: Client, target: NodeUnderTest, rules: dict[str, ParamRule], rn
         result = set_one(client, target, name, ptype, value)
         if result is None:
             tally.timeouts += 1
+            if not target.alive():  # the node died: say so now, not after the rest of the storm times out
+                tally.mismatches.append(f"node died after setting {name[:40]!r}={str(value)[:40]} (type {ptype})")
+                break
             continue
         tally.accepted += result.successful
         tally.rejected += not result.successful
