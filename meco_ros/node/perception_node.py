@@ -92,6 +92,45 @@ class StartupError(RuntimeError):
     """The node cannot start (missing checkpoint, unavailable device, bad parameters)."""
 
 
+MALLOC_ARENAS = 2  # glibc malloc arenas of the node process (see _limit_malloc_arenas)
+
+
+def _limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> None:
+    """Cap glibc's per-thread malloc arenas (mallopt M_ARENA_MAX), before any thread starts.
+
+    Why: every configure starts new inference and publish threads, glibc gives new threads
+    new arenas, and freed model memory stayed in the arenas of threads that had ended: with
+    the golf model on ONNX Runtime RSS grew 969 -> 1336 MB over 50 lifecycle cycles even with
+    malloc_trim; with 2 arenas it stays flat (821 -> 835-839 MB over 16 in-process cycles).
+    The environment's MALLOC_ARENA_MAX, where set, wins."""
+    import ctypes
+    import os
+
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-8, int(arenas))  # M_ARENA_MAX
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+def _return_freed_memory() -> None:
+    """Collect the released model, then hand freed heap back to the OS (glibc malloc_trim).
+
+    Why: a lifecycle manager may configure and clean up the node many times; the model's
+    buffers (torch's checkpoint load, ONNX Runtime's session) are freed, but glibc kept the
+    pages, and RSS grew by ~9 MB per cycle with the golf model on ONNX Runtime (fault case
+    lifecycle_cycles: +43 % after 50 cycles)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
+
+
 class PerceptionNode(LifecycleNode):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
@@ -218,6 +257,7 @@ class PerceptionNode(LifecycleNode):
         if self.status is not None:
             self.status.destroy()
         self.stages, self.estimator, self.outputs, self.status = [], None, None, None
+        _return_freed_memory()
 
     # ---- setup ----
     def _build_estimator(self) -> Estimator:
@@ -482,6 +522,7 @@ def main(args: list[str] | None = None) -> int:
     # The inference thread needs the GIL between torch ops; with the executor and the
     # publishing thread running Python, the default 5 ms switch interval stalls it.
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    _limit_malloc_arenas()
     rclpy.init(args=args)
     node: PerceptionNode | None = None
     code = 0

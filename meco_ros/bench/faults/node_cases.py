@@ -872,6 +872,25 @@ def same_value(a: Any, b: Any) -> bool:
     return a == b
 
 
+def fixed_by_backend(rules: dict[str, ParamRule], client: Client, target: NodeUnderTest,
+                     initial: dict[str, Any]) -> dict[str, ParamRule]:
+    """An ONNX backend (onnxruntime, tensorrt) fixes precision and inference_size at start: then
+    only the running values are valid (inference_size: the size /diagnostics reports, or [0, 0]
+    = the export's own)."""
+    import json
+    from dataclasses import replace
+
+    backend = (get_values(client, target, ["backend"]) or ["torch"])[0]
+    if backend == "torch":
+        return rules
+    size = json.loads(client.latest_diagnostics().get("inference size", "null") or "null")
+    sizes = [[0, 0], *([list(size)] if size else [])]
+    precision = initial.get("precision")
+    return {**rules,
+            "inference_size": replace(rules["inference_size"], valid=lambda v: list(v) in sizes),
+            "precision": replace(rules["precision"], valid=lambda v: v == precision)}
+
+
 @dataclass
 class StormTally:
     """What the storm saw."""
@@ -975,6 +994,7 @@ def parameter_storm(ctx: FaultContext) -> tuple[bool, str, dict[str, Any]]:
             wait_until(lambda: bool(client.received("depth")) and client.latest_stats() is not None, 20.0)
             values = get_values(client, target, runtime) or []
             initial = dict(zip(runtime, values))
+            rules = fixed_by_backend(rules, client, target, initial)
             names_before = list_names(client, target)
             start, sent_before, stats_before = time.time_ns(), len(cam.sent), client.latest_stats()
             t0 = time.monotonic()
