@@ -880,8 +880,12 @@ def fixed_by_backend(rules: dict[str, ParamRule], client: Client, target: NodeUn
     import json
     from dataclasses import replace
 
-    backend = (get_values(client, target, ["backend"]) or ["torch"])[0]
-    if backend == "torch":
+    import re
+
+    # the backend the node runs (its 'ready' line), not the parameter: the random-weight dev
+    # model runs on torch whatever the params file asks for
+    running = re.search(r"ready: model .*?\(backend (\w+)", target.proc.output)
+    if running is None or running.group(1) == "torch":
         return rules
     size = json.loads(client.latest_diagnostics().get("inference size", "null") or "null")
     sizes = [[0, 0], *([list(size)] if size else [])]
