@@ -146,20 +146,29 @@ class FrameCamera:
 
     def for_image(self, height: int, width: int, enabled: bool = True) -> Intrinsics | None:
         """Intrinsics for a height x width frame (None: the default camera)."""
+        return self.of_frame(height, width, enabled)[0]
+
+    def of_frame(self, height: int, width: int, enabled: bool = True) -> tuple[Intrinsics | None, Any]:
+        """(intrinsics for the depth, None: the default camera; the camera_info that describes a
+        height x width image, else None). One read of the newest camera_info and one check per
+        frame: the clouds and depth/camera_info are built only from a camera_info of the image
+        itself (one for another size would give them intrinsics the depth was not made with),
+        and from the same message the depth was scaled with."""
         info = self.info
-        problem = None
+        matched, problem = camera_intrinsics(info, height, width) if info is not None else (None, None)
         if not enabled:
-            intr, state = None, ("off",)
+            intr, state, problem = None, ("off",), None
         elif info is None:
             intr, state = None, ("none",)
         else:
-            intr, problem = camera_intrinsics(info, height, width)
+            intr = matched
             state = ("given", width, height, *intr) if intr is not None else ("ignored", problem)
+        described = info if matched is not None else None
         with self._lock:
             if problem is not None:
                 self.ignored += 1
             if state == self._state:
-                return intr
+                return intr, described
             self._state = state
             self.status = self._describe(state)
         if state[0] == "ignored":
@@ -168,14 +177,7 @@ class FrameCamera:
                                              f"({DEFAULT_HFOV_DEG:g} deg HFOV) for this image size")
         else:
             self.note(f"camera_info:{state[0]}", f"camera intrinsics: {self.status}")
-        return intr
-
-    def info_for(self, height: int, width: int) -> Any:
-        """The newest camera_info if it describes a height x width image, else None: the
-        clouds and depth/camera_info are built only from a camera_info of the image itself
-        (one for another size would give them intrinsics the depth was not made with)."""
-        info = self.info
-        return info if info is not None and camera_intrinsics(info, height, width)[0] is not None else None
+        return intr, described
 
     @staticmethod
     def _describe(state: tuple) -> str:

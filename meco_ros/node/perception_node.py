@@ -417,7 +417,7 @@ class PerceptionNode(LifecycleNode):
         out_size = self.estimator.inference_size if cfg.output_resolution == "inference" \
             else out.output_size(rgb.shape[0], rgb.shape[1], cfg.output_max_pixels)
         need_depth, need_labels = bool(wanted & NEEDS_DEPTH), bool(wanted & NEEDS_LABELS)
-        intrinsics = self.camera.for_image(rgb.shape[0], rgb.shape[1], cfg.use_camera_info)
+        intrinsics, info = self.camera.of_frame(rgb.shape[0], rgb.shape[1], cfg.use_camera_info)
         try:
             raw = self.estimator.infer(rgb, need_depth, need_labels, out_size, intrinsics=intrinsics)
         except Exception as exc:  # noqa: BLE001 - a bad frame or OOM must not end perception
@@ -425,7 +425,6 @@ class PerceptionNode(LifecycleNode):
             return
         self._depth_scale = raw.depth_scale
         raw.timings["convert"] += convert_ms
-        info = self.camera.info_for(rgb.shape[0], rgb.shape[1])
         if not self.results.put_wait(Pending(frame, rgb, raw, wanted, t0, info), timeout=10.0):
             if not self.results.closed:
                 self.stats.count("dropped")
