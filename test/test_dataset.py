@@ -179,3 +179,31 @@ def test_reproducible_with_torch_seed(roots):
     torch.manual_seed(5)
     b = ds[1]
     assert torch.equal(a["image"], b["image"]) and torch.equal(a["seg"], b["seg"])
+
+
+def test_scale_base_zooms_from_the_network_input_view(roots):
+    """scale_from: input. The frame is first squeezed to the input size (as the Estimator
+    resizes a camera frame, aspect ratio included), then zoomed: with scale 1 the sample is
+    the whole frame at the input size, labels and depth aligned, the focal scaled by rows."""
+    torch.manual_seed(3)
+    ref = MecoDataset(roots["dense"], "train")
+    h, w = ref[0]["seg"].shape
+    ds = MecoDataset(roots["dense"], "train", crop_size=None, augment=True, scale_range=(1.0, 1.0), jitter=0.0,
+                     scale_base=(30, 50))
+    item = ds[0]
+    assert item["image"].shape == (3, 30, 50) and item["seg"].shape == (30, 50)
+    _check_aligned(item, exact=True)
+    assert float(item["focal"]) == pytest.approx(float(ref[0]["focal"]) * 30 / h)
+    zoomed = MecoDataset(roots["dense"], "train", crop_size=(30, 50), augment=True, scale_range=(2.0, 2.0),
+                         jitter=0.0, scale_base=(30, 50))[0]
+    assert float(zoomed["focal"]) == pytest.approx(float(ref[0]["focal"]) * 60 / h)  # a 2x longer lens
+    assert (h, w) != (30, 50)
+
+
+def test_train_config_checks_scale_from():
+    from meco_core.train.config import DataSource, TrainConfig, validate
+
+    cfg = TrainConfig()
+    cfg.data.train = [DataSource(root="x", scale_from="sideways")]
+    with pytest.raises(ValueError, match="scale_from"):
+        validate(cfg)

@@ -276,3 +276,28 @@ def test_inference_workers_auto_rule(monkeypatch):
     assert resolve_workers(3, "torch", "cpu") == 3       # explicit wins
     monkeypatch.setattr(os, "cpu_count", lambda: 1)
     assert resolve_workers(0, "onnxruntime", "cpu") == 1
+
+
+@pytest.mark.parametrize("where", ["cleanup", "finalization"])
+def test_a_hung_teardown_still_ends_the_process_with_its_exit_code(where):
+    """Once a stop has begun, the node process ends by the deadline with the code the stop
+    earned, whether DDS teardown blocks in Python (the cleanup calls: the watchdog thread)
+    or after it (interpreter finalization / C++ destructors: SIGALRM's default action)."""
+    import subprocess
+    import sys
+    import time
+
+    hang = ("time.sleep(60)" if where == "cleanup"
+            else "import atexit; atexit.register(lambda: signal.pthread_sigmask(signal.SIG_BLOCK, []) or time.sleep(60))")
+    code = ("import signal, time\n"
+            "from meco_ros.node.perception_node import _exit_if_teardown_hangs\n"
+            f"_exit_if_teardown_hangs(3, deadline_s=0.5)\n{hang}\n"
+            "raise SystemExit(3)\n")
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    took = time.monotonic() - start
+    assert took < 20, took  # not the 60 s the teardown would have taken
+    if where == "cleanup":
+        assert done.returncode == 3 and "shutdown did not finish within" in done.stderr, done
+    else:  # the watchdog thread cannot run once Python is finalizing: the alarm ends it
+        assert done.returncode in (3, -14), done

@@ -181,3 +181,110 @@ def test_cli_writes_a_dataset(tmp_path) -> None:
     reader = DatasetReader(tmp_path)
     sample = reader.load("train", reader.names("train")[0])
     assert sample.rgb.shape == (48, 64, 3) and sample.depth_m is not None and sample.labels is not None
+
+
+# --- near scenery (opt-in: `meco data synth --near`) ---------------------------------------
+
+def _frame_scene_inputs(seed: int, index: int):
+    """The generator and scene parts render_frame has when it reaches place_obstacles."""
+    rng = synth.frame_rng(seed, index, "train")
+    course = synth.make_course(rng)
+    ter = synth.build_terrain(rng, course)
+    z0 = float(ter.height(np.zeros((1, 1)), np.zeros((1, 1)))[0, 0])
+    cam = synth.make_camera(rng, *SMALL, course.view_yaw, z0, 75.0)
+    synth.make_treeline(rng)
+    synth.make_env(rng)
+    return rng, course, ter, cam
+
+
+def test_near_false_is_the_default_and_draws_nothing_extra() -> None:
+    for i in range(3):
+        rng_a, course, ter, cam = _frame_scene_inputs(4, i)
+        rng_b = _frame_scene_inputs(4, i)[0]
+        rng_c = _frame_scene_inputs(4, i)[0]
+        plain = synth.place_obstacles(rng_a, course, ter, cam)
+        off = synth.place_obstacles(rng_b, course, ter, cam, near=False)
+        on = synth.place_obstacles(rng_c, course, ter, cam, near=True)
+        assert off.prims == plain.prims and off.casters == plain.casters and off.spots == plain.spots
+        assert rng_b.bit_generator.state == rng_a.bit_generator.state, "near=False consumes the same numbers"
+        # near=True: the default passes unchanged, then one extra draw seeds the near scenery
+        assert on.prims[: len(plain.prims)] == plain.prims and len(on.prims) > len(plain.prims)
+        rng_a.integers(2**63)
+        assert rng_c.bit_generator.state == rng_a.bit_generator.state
+    for i in range(3):  # whole frames: no argument == near=False; near=True changes the scene
+        a, b = synth.render_frame(6, i, *SMALL), synth.render_frame(6, i, *SMALL, near=False)
+        for name in ("rgb", "depth_m", "labels"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+        c = synth.render_frame(6, i, *SMALL, near=True)
+        assert not np.array_equal(a.depth_m, c.depth_m) or not np.array_equal(a.labels, c.labels)
+
+
+def _below_horizon(f: synth.SynthFrame) -> np.ndarray:
+    k = f.intrinsics
+    p, r = math.radians(f.pitch_deg), math.radians(f.roll_deg)
+    xn = ((np.arange(k["width"]) - k["cx"]) / k["fx"])[None, :]
+    yn = ((np.arange(k["height"]) - k["cy"]) / k["fy"])[:, None]
+    up = xn * math.sin(r) * math.cos(p) - yn * math.cos(r) * math.cos(p) + math.sin(p)
+    return up < 0
+
+
+def test_near_scenery_adds_near_background_with_exact_depth() -> None:
+    more = changed_frames = 0
+    total_plain = total_near = 0
+    for i in range(6):
+        a = synth.render_frame(5, i, *SMALL)
+        b = synth.render_frame(5, i, *SMALL, near=True)
+        assert (a.camera_height_m, a.pitch_deg, a.intrinsics) == (b.camera_height_m, b.pitch_deg, b.intrinsics)
+        changed = b.depth_m != a.depth_m
+        # near things only occlude: nothing gets farther, sky they cover gets depth (z-buffered exactly)
+        assert not ((b.depth_m > a.depth_m) & (a.depth_m > 0)).any()
+        assert (b.depth_m[changed] > 0).all()
+        assert set(np.unique(b.labels[changed]).tolist()) <= {synth.BACKGROUND, synth.OBSTACLE}
+        changed_frames += int(changed.sum() > 50)
+        below = _below_horizon(a)
+        n_plain, n_near = (int(((f.labels == synth.BACKGROUND) & (f.depth_m > 0) & (f.depth_m < 30) & below).sum())
+                           for f in (a, b))
+        total_plain, total_near = total_plain + n_plain, total_near + n_near
+        more += n_near > n_plain
+    assert changed_frames >= 5, changed_frames
+    assert more >= 4 and total_near > 1.2 * total_plain, (more, total_plain, total_near)
+
+
+def test_bush_and_building_geometry() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        sc = synth.Scene()
+        synth.add_bush(sc, rng, 5.0, 1.0, 2.0)
+        assert 1 <= len(sc.prims) <= 3 and all(p.kind == synth.P_ELL for p in sc.prims)
+        assert all(p.label == synth.TREE_LABEL and p.tex >= 0.5 for p in sc.prims)
+        top = max(p.c[2] + p.half[2] for p in sc.prims) - 2.0
+        reach = max(math.hypot(p.c[0] - 5, p.c[1] - 1) + max(p.half[:2]) for p in sc.prims)
+        assert 0.4 <= top <= 1.6 + 1e-9 and 0.35 <= reach <= 2.0 + 1e-9
+        assert len(sc.casters) == len(sc.prims) and len(sc.spots) == 1
+
+        sc = synth.Scene()
+        synth.add_building(sc, rng, 20.0, -3.0, 1.0)
+        wall, roof = sc.prims[:2]
+        assert all(p.kind == synth.P_BOX and p.label == synth.BACKGROUND for p in sc.prims)
+        assert 2 <= wall.half[0] <= 8 and 2 <= wall.half[1] <= 6
+        assert 3 <= wall.c[2] + wall.half[2] - 1.0 <= 10, "3-10 m above the ground it stands on"
+        assert wall.c[2] - wall.half[2] < 1.0, "sunk into the ground"
+        assert roof.c[2] > wall.c[2] + wall.half[2] - 1e-9 and sum(roof.color) < sum(wall.color)
+        assert len(sc.casters) == 3 and len(sc.spots) == 1 and not sc.free(20.0, -3.0, 0.5)
+
+
+@pytest.mark.skipif(not HAS_FORMAT, reason="meco_core.data.format (DatasetWriter/DatasetReader) not written yet")
+def test_near_flag_through_cli_is_recorded_in_dataset_yaml(tmp_path) -> None:
+    from meco_core.cli import main
+    from meco_core.data.format import DatasetReader
+
+    synth.generate(tmp_path / "plain", 2, seed=3, height=48, width=64, workers=1, progress=False)
+    assert main(["data", "synth", "--n", "2", "--seed", "3", "--size", "48x64", "--out", str(tmp_path / "near"),
+                 "--near"]) == 0
+    plain, near = DatasetReader(tmp_path / "plain"), DatasetReader(tmp_path / "near")
+    assert "near" not in plain.source and "near=on" in near.source
+    assert "near=on" in (tmp_path / "near" / "dataset.yaml").read_text()
+    for name in near.names("train"):
+        ref = synth.render_frame(3, int(name), 48, 64, near=True)
+        np.testing.assert_array_equal(near.load("train", name).labels, ref.labels)
+        np.testing.assert_array_equal(near.load("train", name).rgb, ref.rgb)

@@ -107,6 +107,9 @@ class MecoDataset(Dataset):
     model run at another size is scored against the ground truth as recorded, as the node's
     outputs are; `meco eval` does this).
     max_depth: depth beyond it is set to 0 (invalid), as the metrics ignore it too.
+    scale_base (H, W): augmentation scales multiply this size instead of the stored frame's,
+    e.g. the network input: the frame is seen at the geometry (aspect squeeze included) a
+    camera frame has once the Estimator resized it, then zoomed by `scale_range`.
     """
 
     def __init__(
@@ -124,6 +127,7 @@ class MecoDataset(Dataset):
         flip: bool = True,
         jitter: float = 0.25,
         keep_aspect: bool = False,
+        scale_base: tuple[int, int] | None = None,
     ) -> None:
         roots = [root] if isinstance(root, (str, os.PathLike)) else list(root)
         if not roots:
@@ -139,6 +143,7 @@ class MecoDataset(Dataset):
         self.flip = flip
         self.jitter = jitter
         self.keep_aspect = keep_aspect
+        self.scale_base = tuple(scale_base) if scale_base else None
         self.class_set = get_class_set(class_set) if class_set is not None else self.readers[0].class_set
         self.remaps: list[np.ndarray | None] = []
         for reader in self.readers:
@@ -184,7 +189,8 @@ class MecoDataset(Dataset):
 
         if rng is not None:
             scale = rng.uniform(*self.scale_range)
-            nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+            bh, bw = self.scale_base or (h, w)
+            nh, nw = max(1, round(bh * scale)), max(1, round(bw * scale))
         elif self.resize:
             nh, nw = fit_size((h, w), self.resize) if self.keep_aspect else self.resize
         else:

@@ -48,6 +48,9 @@ class ModelSection:
     init_from: Union[str, None] = None  # fine-tune: start from this checkpoint's weights (same model config)
 
 
+SCALE_FROM = ("native", "input")  # DataSource.scale_from
+
+
 @dataclass
 class DataSource:
     root: str
@@ -56,6 +59,9 @@ class DataSource:
     labels: bool = True  # false: drop this source's segmentation labels (depth-only source)
     depth: bool = True  # false: drop its depth (labels-only source)
     scale_range: Union[tuple[float, float], None] = None  # per-source override of data.scale_range
+    # what scale_range multiplies: "native" (the frame as stored) or "input" (the frame first
+    # resized to data.crop, aspect ratio included, as the Estimator resizes a camera frame)
+    scale_from: str = "native"
 
 
 @dataclass
@@ -241,6 +247,8 @@ def validate(cfg: TrainConfig) -> None:
             need(src.weight > 0, f"{key}.weight", f"must be > 0, got {src.weight}")
             need(src.labels or src.depth, key, "labels: false and depth: false leaves nothing to learn")
             sr = src.scale_range
+            need(src.scale_from in SCALE_FROM, f"{key}.scale_from", f"must be one of {', '.join(SCALE_FROM)}; "
+                 f"got {src.scale_from!r}")
             need(sr is None or 0 < sr[0] <= sr[1], f"{key}.scale_range", f"need 0 < min <= max, got {sr}")
     need(d.class_set in CLASS_SETS, "data.class_set", f"unknown class set {d.class_set!r}; known: {sorted(CLASS_SETS)}")
     need(all(v > 0 for v in d.crop), "data.crop", f"must be positive [H, W], got {list(d.crop)}")

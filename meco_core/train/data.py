@@ -48,7 +48,8 @@ def source_dataset(src: DataSource, cfg: TrainConfig, class_set: ClassSet, max_d
                                   label_remap=None if src.labels else _ALL_IGNORE)
     if train:
         ds = MecoDataset(src.root, src.split, crop_size=d.crop, augment=True,
-                         scale_range=tuple(src.scale_range or d.scale_range), flip=d.flip, jitter=d.jitter, **common)
+                         scale_range=tuple(src.scale_range or d.scale_range), flip=d.flip, jitter=d.jitter,
+                         scale_base=tuple(d.crop) if src.scale_from == "input" else None, **common)
     else:
         ds = MecoDataset(src.root, src.split, augment=False, resize=d.val_size, **common)
     return ds if (src.labels and src.depth) else DropTasks(ds, src.labels, src.depth)

@@ -93,6 +93,7 @@ class StartupError(RuntimeError):
 
 
 MALLOC_ARENAS = 2  # glibc malloc arenas of the node process (see _limit_malloc_arenas)
+SHUTDOWN_DEADLINE_S = 8.0  # Ctrl-C to process exit, at most (see _exit_if_teardown_hangs)
 
 
 def _limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> None:
@@ -112,6 +113,32 @@ def _limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> None:
         ctypes.CDLL("libc.so.6").mallopt(-8, int(arenas))  # M_ARENA_MAX
     except (OSError, AttributeError):  # not glibc
         pass
+
+
+def _exit_if_teardown_hangs(code: int, deadline_s: float = SHUTDOWN_DEADLINE_S) -> None:
+    """Guarantee the process ends within `deadline_s` of a stop, with `code`.
+
+    Why: after the node's own threads have stopped, what is left is DDS teardown, and Fast
+    DDS can block there (TCP transports of the LARGE_DATA profile joining their channel
+    threads, eProsima/Fast-DDS#2010): once in a CI run a node that had answered every frame
+    never exited on SIGINT. A launch file would escalate to SIGTERM and SIGKILL after its own
+    timeouts; here the node logs why and leaves with the exit code its stop earned. A daemon
+    thread covers the cleanup calls; SIGALRM, left at its default action (terminate),
+    covers interpreter finalization and C++ static destructors, where no Python runs."""
+    import os
+    import signal
+
+    def watchdog() -> None:
+        time.sleep(deadline_s)
+        sys.stderr.write(f"[{NODE_NAME}] shutdown did not finish within {deadline_s:.0f} s "
+                         f"(DDS teardown): exiting anyway with code {code}\n")
+        sys.stderr.flush()
+        os._exit(code)
+
+    threading.Thread(target=watchdog, name="meco-exit-deadline", daemon=True).start()
+    if hasattr(signal, "setitimer"):
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        signal.setitimer(signal.ITIMER_REAL, deadline_s + 2.0)
 
 
 def _return_freed_memory() -> None:
@@ -541,8 +568,10 @@ def main(args: list[str] | None = None) -> int:
         code = 1
     except Exception:
         if rclpy.ok():  # a real failure, not a signal arriving during start-up
+            code = 1
             raise
     finally:
+        _exit_if_teardown_hangs(code)
         if node is not None:
             node.close()
             node.destroy_node()

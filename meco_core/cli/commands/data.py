@@ -167,6 +167,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="horizontal field of view in degrees (default 75, one camera for the dataset), or "
                         "'random' (45-90 deg) / 'random:LOW-HIGH' drawn per frame, intrinsics stored per frame "
                         "(focal-length variety)")
+    p.add_argument("--near", action="store_true",
+                   help="add near scenery: 2-8 bushes, trees, buildings, parked carts or people at 3-30 m in "
+                        "view beside the path (off by default: the default frames do not change)")
     p.set_defaults(handler=_delegate("synth"))
 
     p = sub.add_parser("from-bag", help="rosbag (ROS 1 .bag or ROS 2 folder) camera + lidar -> dataset")

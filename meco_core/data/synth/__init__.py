@@ -7,9 +7,11 @@ Scene: a smooth height-field terrain (sinusoids + mounds, carved ponds and bunke
 analytic ground regions (fairway bands, greens, a curving cart path, ponds, bunkers), a
 distant tree line (a vertical "wall" 60-80 m away with a crown profile), a sky, and
 analytic primitives (boxes, vertical cylinders, ellipsoids) for carts, people, flags, poles
-and trees. Per pixel: rays are marched against the height field at 1/4 resolution to bracket
-the first hit, refined at full resolution by bisection + secant, then primitives are
-z-buffered inside their projected bounding rectangles and everything is shaded at once.
+and trees; opt-in "near scenery" (near=True, `meco data synth --near`) adds bushes, trees,
+buildings, parked carts and people 3-30 m beside the path (scene.place_near). Per pixel:
+rays are marched against the height field at 1/4 resolution to bracket the first hit,
+refined at full resolution by bisection + secant, then primitives are z-buffered inside
+their projected bounding rectangles and everything is shaded at once.
 
 Conventions:
 - world: x, y horizontal, z up, metres; camera at x = y = 0, OpenCV camera frame
@@ -37,8 +39,8 @@ from .course import Band, Blob, Course, ground_material, make_course  # noqa: F4
 from .terrain import Terrain, TreeLine, build_terrain, make_treeline  # noqa: F401
 from .camera import Camera, camera_rays, make_camera, project  # noqa: F401
 from .scene import (  # noqa: F401
-    CART_COLORS, PANTS, Prim, SHIRTS, Scene, add_cart, add_flag, add_person, add_pole, add_tree,
-    place_obstacles,
+    BUSH_COLORS, CART_COLORS, FACADES, NEAR_KINDS, PANTS, ROOFS, Prim, SHIRTS, Scene, add_building, add_bush,
+    add_cart, add_flag, add_person, add_pole, add_tree, building_size, place_near, place_obstacles,
 )
 from .raycast import trace_prims, trace_terrain  # noqa: F401
 from .render import Env, make_env, shade, sky_color  # noqa: F401

@@ -19,8 +19,8 @@ from .common import CLASS_NAMES, DEFAULT_HFOV_DEG
 from .frame import SynthFrame, render_frame
 
 def _render_job(job: tuple) -> SynthFrame:
-    seed, index, split, h, w, beams, hfov = job
-    return render_frame(seed, index, h, w, beams, split=split, hfov_deg=hfov)
+    seed, index, split, h, w, beams, hfov, near = job
+    return render_frame(seed, index, h, w, beams, split=split, hfov_deg=hfov, near=near)
 
 
 def _worker_init() -> None:
@@ -29,9 +29,11 @@ def _worker_init() -> None:
 
 def generate(out: str | Path, n: int, seed: int, split: str = "train", height: int = 240, width: int = 320,
              lidar_beams: int = 0, workers: int = 2, depth_source: str = "dense",
-             hfov_deg: float | tuple[float, float] | None = DEFAULT_HFOV_DEG, progress: bool = True) -> int:
+             hfov_deg: float | tuple[float, float] | None = DEFAULT_HFOV_DEG, progress: bool = True,
+             near: bool = False) -> int:
     """Render frames 0..n-1 of (seed, split) into a meco-dataset/1 root; returns frames written.
     depth_source 'lidar' stores the sparse lidar depth (needs lidar_beams) instead of dense.
+    near=True adds near scenery (render_frame); dataset.yaml's source then says "near=on".
     Note the format stores depth as uint16 mm, so depth beyond 65.535 m becomes "no data"."""
     from tqdm import tqdm
 
@@ -47,7 +49,9 @@ def generate(out: str | Path, n: int, seed: int, split: str = "train", height: i
         fx, fy, cx, cy = default_intrinsics(height, width, hfov_deg)
         intr = dict(fx=fx, fy=fy, cx=cx, cy=cy, width=width, height=height)
     src = f"meco synth seed={seed} hfov={hfov_deg} lidar={lidar_beams} depth={depth_source}"
-    jobs = [(seed, i, split, height, width, lidar_beams, hfov_deg) for i in range(n)]
+    if near:  # only then: the default source text stays as it was
+        src += " near=on"
+    jobs = [(seed, i, split, height, width, lidar_beams, hfov_deg, bool(near)) for i in range(n)]
     written = 0
     with DatasetWriter(out, get_class_set("golf"), intrinsics=intr, source=src) as wr:
         # spawn, not fork: a fork after OpenCV has started its thread pool can deadlock the children
@@ -105,7 +109,8 @@ def parse_hfov(text: str) -> float | tuple[float, float] | None:
 
 
 def main_from_args(args: Any) -> int:
-    """CLI entry (`meco data synth`): args.out, n, seed, split, size ('HxW' or None), lidar_beams."""
+    """CLI entry (`meco data synth`): args.out, n, seed, split, size ('HxW' or None), lidar_beams,
+    hfov, near."""
     from meco_core.data.format import DatasetReader
 
     size = getattr(args, "size", None) or (240, 320)
@@ -116,7 +121,7 @@ def main_from_args(args: Any) -> int:
     n = generate(args.out, int(args.n), int(args.seed), getattr(args, "split", None) or "train", h, w, beams,
                  workers=int(getattr(args, "workers", 2) or 2),
                  depth_source=getattr(args, "depth_source", None) or "dense",
-                 hfov_deg=parse_hfov(str(hfov)))
+                 hfov_deg=parse_hfov(str(hfov)), near=bool(getattr(args, "near", False)))
     dt = time.perf_counter() - t0
     reader = DatasetReader(args.out)
     split = getattr(args, "split", None) or "train"

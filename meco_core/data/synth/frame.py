@@ -37,9 +37,12 @@ class SynthFrame:
 
 
 def render_frame(seed: int, index: int, height: int = 240, width: int = 320, lidar_beams: int = 0, *,
-                 split: str = "train", hfov_deg: float | tuple[float, float] | None = DEFAULT_HFOV_DEG) -> SynthFrame:
+                 split: str = "train", hfov_deg: float | tuple[float, float] | None = DEFAULT_HFOV_DEG,
+                 near: bool = False) -> SynthFrame:
     """Render frame `index` of (seed, split); identical on every run. hfov_deg=None draws a
-    60-90 deg field of view per frame (the intrinsics then differ between frames)."""
+    60-90 deg field of view per frame (the intrinsics then differ between frames). near=True
+    adds near scenery (bushes, trees, buildings, carts, people at 3-30 m; scene.place_near);
+    near=False renders exactly the frames it always did."""
     if lidar_beams not in (0, 32, 64):
         raise ValueError(f"lidar_beams must be 0, 32 or 64, not {lidar_beams}")
     rng = frame_rng(seed, index, split)
@@ -49,7 +52,7 @@ def render_frame(seed: int, index: int, height: int = 240, width: int = 320, lid
     cam = make_camera(rng, height, width, course.view_yaw, ground_z, hfov_deg)
     tl = make_treeline(rng)
     env = make_env(rng)
-    sc = place_obstacles(rng, course, ter, cam)
+    sc = place_obstacles(rng, course, ter, cam, near=near)
     rays = camera_rays(cam)
     dx, dy, dz = rays
     o = cam.origin.astype(np.float32)
