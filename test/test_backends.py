@@ -51,8 +51,8 @@ def test_onnx_backends_fix_size_and_precision(onnx_cache, make_checkpoint) -> No
     assert Estimator(make_checkpoint("meco"), device="cpu").fixed_settings() == {}
 
 
-def test_export_cache_reused_and_keyed_by_content(tmp_path, make_checkpoint) -> None:
-    cache = tmp_path / "cache"
+def test_export_cache_reused_and_keyed_by_content(onnx_cache, make_checkpoint) -> None:
+    cache = onnx_cache  # the session's: the first export may already be there (then it is reused)
     ckpt = make_checkpoint("meco", seed=0)
     first = onnx_for(ckpt, None, cache_dir=cache)
     stamp = first.stat().st_mtime_ns
