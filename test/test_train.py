@@ -239,3 +239,26 @@ def test_eval_rejects_classes_without_remap(tiny_data, tmp_path, capsys) -> None
     save_checkpoint(tmp_path / "camvid.pt", model, class_set=CAMVID.to_dict())
     assert meco(["eval", "--checkpoint", str(tmp_path / "camvid.pt"), "--data", str(tiny_data), "--no-progress"]) == 2
     assert "no remap golf->camvid" in capsys.readouterr().err
+
+
+def test_ctrl_c_saves_the_step_it_finished_and_resume_matches(trained, tiny_data, tmp_path, data_args) -> None:
+    """SIGINT to `meco train` (no periodic checkpoint yet): it finishes the step in progress,
+    saves last.pt at that step, exits 130; --resume then ends bit-identical to an
+    uninterrupted run."""
+    out = tmp_path / "ctrl_c"
+    cmd = [PYTHON, "-m", "meco_core.cli", "train", "--config", str(SMOKE), "--out", str(out), "--steps", "12",
+           "--set", "run.ckpt_every=100", "--set", "run.log_every=1", "--no-progress", *data_args(tiny_data)]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    csv, deadline = out / "train.csv", time.time() + 90
+    while not (csv.exists() and len(csv.read_text().splitlines()) >= 3) and proc.poll() is None \
+            and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=60)[1].decode()
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and "interrupted at step" in err, err[-2000:]
+    stopped_at = torch.load(out / "last.pt", weights_only=True)["step"]
+    assert 2 <= stopped_at < 12
+    train(load_config(SMOKE, overrides(tiny_data, out, **{"optim.steps": 12, "run.ckpt_every": 100})),
+          resume=True, progress=False)
+    assert same_weights(trained / "last.pt", out / "last.pt") == []

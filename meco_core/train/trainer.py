@@ -17,7 +17,9 @@ policies in `step`, what a checkpoint holds in `checkpointing`.
 from __future__ import annotations
 
 import math
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -169,6 +171,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ main loop
     def run(self, stop_after: int | None = None) -> dict[str, Any]:
+        """Train to optim.steps; Ctrl-C (one process) finishes the step, saves and returns."""
+        with StopRequest(enabled=self.info.world_size == 1) as stop:
+            return self._run(stop, stop_after)
+
+    def _run(self, stop: "StopRequest", stop_after: int | None) -> dict[str, Any]:
         """Train to optim.steps. `stop_after` ends the process's work after that many steps
         *without* a final checkpoint, as a kill would (used by tests)."""
         from tqdm import tqdm
@@ -205,6 +212,11 @@ class Trainer:
                     self.save("last.pt")
                 if stop_after is not None and done_here >= stop_after:
                     return {"step": self.step, "stopped": True}
+                if stop.requested and self.step < cfg.optim.steps:
+                    self.save("last.pt")
+                    self.log(f"interrupted at step {self.step}/{cfg.optim.steps}: saved {self.out_dir / 'last.pt'}; "
+                             "continue with --resume")
+                    return {"step": self.step, "interrupted": True, "out_dir": str(self.out_dir), "rank": info.rank}
                 t_data = time.perf_counter()
             self.validate(val_set)
             self.save("last.pt")
@@ -265,6 +277,37 @@ class Trainer:
                         self.step)
         if cb:
             self.tb.scalars("codebook", cb, self.step)
+
+
+class StopRequest:
+    """Ctrl-C while training: the first SIGINT asks the loop to stop after the step in
+    progress (last.pt then holds that step exactly, optimiser and RNG included, so --resume
+    continues as if never stopped); a second one interrupts at once, as Python would.
+
+    Why not just KeyboardInterrupt: it lands anywhere, e.g. inside the optimiser update, and
+    everything since the last periodic checkpoint (up to ckpt_every steps) was lost. Only in
+    a single process on the main thread: ranks of a torchrun job would stop at different
+    steps, and a checkpoint needs them all (there a kill resumes from the last checkpoint)."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.requested = False
+        self._previous: Any = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        sys.stderr.write("\nCtrl-C: stopping after this step and saving last.pt (Ctrl-C again to abort now)\n")
+
+    def __enter__(self) -> "StopRequest":
+        if self.enabled:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.enabled:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 def _yaml(d: dict[str, Any]) -> str:

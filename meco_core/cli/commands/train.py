@@ -63,4 +63,4 @@ def run(args: argparse.Namespace) -> int:
         from meco_core.evaluation.evaluate import json_safe
 
         Path(args.json).write_text(json.dumps(json_safe(summary), indent=2, default=str))
-    return 0
+    return 130 if summary.get("interrupted") else 0  # 130: stopped by Ctrl-C (saved, resumable)
