@@ -290,8 +290,8 @@ def test_a_hung_teardown_still_ends_the_process_with_its_exit_code(where):
     hang = ("time.sleep(60)" if where == "cleanup"
             else "import atexit; atexit.register(lambda: signal.pthread_sigmask(signal.SIG_BLOCK, []) or time.sleep(60))")
     code = ("import signal, time\n"
-            "from meco_ros.node.perception_node import _exit_if_teardown_hangs\n"
-            f"_exit_if_teardown_hangs(3, deadline_s=0.5)\n{hang}\n"
+            "from meco_ros.node.process_guards import exit_if_teardown_hangs\n"
+            f"exit_if_teardown_hangs(3, 'test', deadline_s=0.5)\n{hang}\n"
             "raise SystemExit(3)\n")
     start = time.monotonic()
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)

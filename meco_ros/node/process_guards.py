@@ -1,0 +1,70 @@
+"""Process-level guards of the node process: glibc memory behaviour and a bounded exit.
+
+Why a module of their own: they act on the whole process (malloc arenas, signals, exit),
+not on the node, and they are tested in a bare subprocess that must not import ROS or torch.
+"""
+from __future__ import annotations
+
+import ctypes
+import gc
+import os
+import signal
+import sys
+import threading
+import time
+
+MALLOC_ARENAS = 2  # glibc malloc arenas of the node process (see limit_malloc_arenas)
+SHUTDOWN_DEADLINE_S = 8.0  # Ctrl-C to process exit, at most (see exit_if_teardown_hangs)
+
+
+def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> None:
+    """Cap glibc's per-thread malloc arenas (mallopt M_ARENA_MAX), before any thread starts.
+
+    Why: every configure starts new inference and publish threads, glibc gives new threads
+    new arenas, and freed model memory stayed in the arenas of threads that had ended: with
+    the golf model on ONNX Runtime RSS grew 969 -> 1336 MB over 50 lifecycle cycles even with
+    malloc_trim; with 2 arenas it stays flat (821 -> 835-839 MB over 16 in-process cycles).
+    The environment's MALLOC_ARENA_MAX, where set, wins."""
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-8, int(arenas))  # M_ARENA_MAX
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+def exit_if_teardown_hangs(code: int, name: str, deadline_s: float = SHUTDOWN_DEADLINE_S) -> None:
+    """Guarantee the process ends within `deadline_s` of a stop, with `code`.
+
+    Why: after the node's own threads have stopped, what is left is DDS teardown, and Fast
+    DDS can block there (TCP transports of the LARGE_DATA profile joining their channel
+    threads, eProsima/Fast-DDS#2010): once in a CI run a node that had answered every frame
+    never exited on SIGINT. A launch file would escalate to SIGTERM and SIGKILL after its own
+    timeouts; here the node logs why and leaves with the exit code its stop earned. A daemon
+    thread covers the cleanup calls; SIGALRM, left at its default action (terminate),
+    covers interpreter finalization and C++ static destructors, where no Python runs."""
+    def watchdog() -> None:
+        time.sleep(deadline_s)
+        sys.stderr.write(f"[{name}] shutdown did not finish within {deadline_s:.0f} s "
+                         f"(DDS teardown): exiting anyway with code {code}\n")
+        sys.stderr.flush()
+        os._exit(code)
+
+    threading.Thread(target=watchdog, name="meco-exit-deadline", daemon=True).start()
+    if hasattr(signal, "setitimer"):
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        signal.setitimer(signal.ITIMER_REAL, deadline_s + 2.0)
+
+
+def return_freed_memory() -> None:
+    """Collect the released model, then hand freed heap back to the OS (glibc malloc_trim).
+
+    Why: a lifecycle manager may configure and clean up the node many times; the model's
+    buffers (torch's checkpoint load, ONNX Runtime's session) are freed, but glibc kept the
+    pages, and RSS grew by ~9 MB per cycle with the golf model on ONNX Runtime (fault case
+    lifecycle_cycles: +43 % after 50 cycles)."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
