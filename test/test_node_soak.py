@@ -66,12 +66,12 @@ def test_proc_sample_of_this_process():
 
 
 def test_node_soak_smoke(tmp_path):
-    """A 10 s soak of the dev model at 240x320, 15 Hz: samples with RSS/threads/fds and output
+    """A 6 s soak of the dev model at 240x320, 15 Hz: samples with RSS/threads/fds and output
     FPS, the clouds received (camera_info published), JSON + PNG written, exit code = verdict."""
     meco = Path(sys.executable).parent / "meco"
     cmd = [str(meco) if meco.is_file() else sys.executable, *([] if meco.is_file() else ["-m", "meco_core.cli"]),
-           "node-soak", "--dev", "--size", "240x320", "--rate", "15", "--duration", "10", "--warmup", "3",
-           "--sample-every", "2", "--inference-size", "96x128", "--threads", "1", "--out", str(tmp_path), "--quiet"]
+           "node-soak", "--dev", "--size", "240x320", "--rate", "15", "--duration", "6", "--warmup", "2",
+           "--sample-every", "1", "--inference-size", "96x128", "--threads", "1", "--out", str(tmp_path), "--quiet"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
     assert (tmp_path / "soak.json").is_file(), done.stdout[-3000:] + done.stderr[-3000:]
     result = json.loads((tmp_path / "soak.json").read_text())
