@@ -30,7 +30,8 @@ def passes(c: dict[str, float], base: dict[str, float]) -> bool:
 def main(argv: list[str]) -> int:
     base_dir, *cand_dirs = [Path(a) for a in argv]
     base = scores(base_dir)
-    rows = [(base_dir.name, base, None)] + [(d.name, scores(d), passes(scores(d), base)) for d in cand_dirs]
+    candidates = [(d.name, scores(d)) for d in cand_dirs]
+    rows = [(base_dir.name, base, None)] + [(name, s, passes(s, base)) for name, s in candidates]
     print(f"{'model':<20} {'depth score':>11} {'YCOR mIoU':>9} {'synth AbsRel':>12}  rule")
     for name, s, ok in rows:
         verdict = "shipped" if ok is None else ("passes" if ok else "fails")

@@ -175,7 +175,7 @@ class Trainer:
         with StopRequest(enabled=self.info.world_size == 1) as stop:
             return self._run(stop, stop_after)
 
-    def _run(self, stop: "StopRequest", stop_after: int | None) -> dict[str, Any]:
+    def _run(self, stop: StopRequest, stop_after: int | None) -> dict[str, Any]:
         """Train to optim.steps. `stop_after` ends the process's work after that many steps
         *without* a final checkpoint, as a kill would (used by tests)."""
         from tqdm import tqdm

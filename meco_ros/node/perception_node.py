@@ -93,7 +93,6 @@ class StartupError(RuntimeError):
     """The node cannot start (missing checkpoint, unavailable device, bad parameters)."""
 
 
-
 class PerceptionNode(LifecycleNode):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)

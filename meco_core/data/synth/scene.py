@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -202,6 +203,18 @@ def add_building(sc: Scene, rng: np.random.Generator, x: float, y: float, z: flo
     sc.spots.append((x, y, math.hypot(w, dp) / 2 + over))
 
 
+def _point_queries(course: Course, terrain: Terrain) -> tuple[Callable[[float, float], float],
+                                                              Callable[[float, float], int]]:
+    """(ground height at x, y; ground material at x, y) for single points: what placing uses."""
+    def height_at(x: float, y: float) -> float:
+        return float(terrain.height(np.array([[x]]), np.array([[y]]))[0, 0])
+
+    def material_at(x: float, y: float) -> int:
+        return int(ground_material(course, np.array([x]), np.array([y]))[0][0])
+
+    return height_at, material_at
+
+
 NEAR_COUNT = (2, 8)  # near things per frame (inclusive)
 # kind: probability, distance range (m), spots tried. Trees from 4 m, buildings from 8 m (their
 # whole footprint on rough/cut: most of a golf view is fairway, so they get more tries),
@@ -240,8 +253,7 @@ def place_near(sc: Scene, rng: np.random.Generator, course: Course, terrain: Ter
     Draws only from `rng` (its own generator), so the default scene does not change."""
     hfov = 2 * math.atan(cam.width / 2 / cam.fx)
     yaw = math.radians(cam.yaw_deg)
-    hz = lambda x, y: float(terrain.height(np.array([[x]]), np.array([[y]]))[0, 0])  # noqa: E731
-    mat_at = lambda x, y: int(ground_material(course, np.array([x]), np.array([y]))[0][0])  # noqa: E731
+    hz, mat_at = _point_queries(course, terrain)
 
     def path_sdf(x: np.ndarray | float, y: np.ndarray | float) -> np.ndarray:
         if course.path is None:
@@ -314,8 +326,7 @@ def place_obstacles(rng: np.random.Generator, course: Course, terrain: Terrain, 
     near=True adds near scenery (place_near) from a generator seeded by one draw of `rng`,
     taken only then: near=False consumes exactly the random numbers it always did."""
     sc = Scene()
-    hz = lambda x, y: float(terrain.height(np.array([[x]]), np.array([[y]]))[0, 0])  # noqa: E731
-    mat_at = lambda x, y: int(ground_material(course, np.array([x]), np.array([y]))[0][0])  # noqa: E731
+    hz, mat_at = _point_queries(course, terrain)
     for g in course.greens:
         fx, fy = g.x + _u(rng, -0.4, 0.4) * g.r * g.aspect, g.y + _u(rng, -0.4, 0.4) * g.r * g.aspect
         if mat_at(fx, fy) == G_GREEN:
