@@ -162,7 +162,7 @@ def test_ycor_to_golf_remap():
     lut = REMAPS["ycor->golf"]
     assert get_remap("ycor", "golf") is lut
     g = {n: i for i, n in enumerate(GOLF.names)}
-    expected = {"sky": "background", "rough_trail": "hazard", "smooth_trail": "road",
+    expected = {"sky": "background", "rough_trail": "hazard", "smooth_trail": "hazard",
                 "traversable_grass": "fairway", "high_vegetation": "background", "low_vegetation": "background",
                 "puddle": "hazard", "obstacle": "obstacle"}
     for name, golf in expected.items():
@@ -292,7 +292,7 @@ def test_ycor_golf_view(ycor_out):
     r = DatasetReader(out)
     g = {n: i for i, n in enumerate(GOLF.names)}
     y = {n: i for i, n in enumerate(YCOR.names)}
-    pairs = [("traversable_grass", "fairway"), ("smooth_trail", "road"), ("rough_trail", "hazard"),
+    pairs = [("traversable_grass", "fairway"), ("smooth_trail", "hazard"), ("rough_trail", "hazard"),
              ("high_vegetation", "background"), ("sky", "background")]
     seen = {p: 0 for p in pairs}
     for split in ("train", "val"):

@@ -1,12 +1,21 @@
-"""The shipping rule of config/train/meco_golf_v3.yaml / _v4.yaml, applied to tools/real_dev_eval.sh outputs.
+"""The shipping rules of the golf configs, applied to tools/real_dev_eval.sh outputs.
 
     .venv/bin/python tools/golf_ship_rule.py out/real_dev/shipped_v2 out/real_dev/meco_golf_v3 out/real_dev/meco_golf_v4
+    .venv/bin/python tools/golf_ship_rule.py --rule v5 out/real_dev/v3_new_mapping out/real_dev/meco_golf_v5 ...
 
-The first directory is the shipped model; each other one is a candidate. A candidate passes
+The first directory is the shipped model; each other one is a candidate.
+
+Rule v3 (config/train/meco_golf_v3.yaml / _v4.yaml, the default): a candidate passes
 if it gains >= 2 mIoU points on the held-out YCOR block OR lowers the real dev depth score
 (mean of metric and median-scaled AbsRel over KITTI and RELLIS) by >= 0.02, loses neither by
 more than 1 point / 0.01, and scores synthetic-test AbsRel <= 0.118. Of several passing, the
 lowest depth score ships unless its YCOR mIoU is more than 1 point below another passing one's.
+
+Rule v5 (config/train/meco_golf_v5.yaml / _v5b.yaml): a candidate is eligible if its synthetic-
+test AbsRel is <= 0.110 and mIoU >= 85, its depth score is at most the shipped one's + 0.01 and
+its CamVid val mIoU over background, road and obstacle at least the shipped one's - 2. The
+eligible one with the highest YCOR mIoU ships if that beats the shipped one's by >= 2 points;
+of two within 1 point of each other, the lower depth score ships.
 """
 from __future__ import annotations
 
@@ -16,9 +25,16 @@ from pathlib import Path
 
 
 def scores(run: Path) -> dict[str, float]:
-    m = {name: json.loads((run / f"{name}.json").read_text()) for name in ("kitti", "rellis", "ycor_val", "synth_test")}
+    m = {name: json.loads((run / f"{name}.json").read_text())
+         for name in ("kitti", "rellis", "ycor_val", "synth_test", "camvid_val")}
     depth = sum(m[s]["abs_rel"] + m[s]["ms_abs_rel"] for s in ("kitti", "rellis")) / 4
-    return {"depth": depth, "ycor_miou": m["ycor_val"]["miou"], "synth_abs_rel": m["synth_test"]["abs_rel"]}
+    names, iou = m["camvid_val"]["class_names"], m["camvid_val"]["iou_per_class"]
+    streets = sum(iou[names.index(c)] for c in STREET_CLASSES) / len(STREET_CLASSES)
+    return {"depth": depth, "ycor_miou": m["ycor_val"]["miou"], "synth_abs_rel": m["synth_test"]["abs_rel"],
+            "synth_miou": m["synth_test"]["miou"], "camvid_streets": streets}
+
+
+STREET_CLASSES = ("background", "road", "obstacle")  # the golf classes CamVid's streets hold
 
 
 def passes(c: dict[str, float], base: dict[str, float]) -> bool:
@@ -27,23 +43,46 @@ def passes(c: dict[str, float], base: dict[str, float]) -> bool:
     return gain and no_loss and c["synth_abs_rel"] <= 0.118
 
 
-def main(argv: list[str]) -> int:
-    base_dir, *cand_dirs = [Path(a) for a in argv]
-    base = scores(base_dir)
-    candidates = [(d.name, scores(d)) for d in cand_dirs]
-    rows = [(base_dir.name, base, None)] + [(name, s, passes(s, base)) for name, s in candidates]
-    print(f"{'model':<20} {'depth score':>11} {'YCOR mIoU':>9} {'synth AbsRel':>12}  rule")
-    for name, s, ok in rows:
-        verdict = "shipped" if ok is None else ("passes" if ok else "fails")
-        print(f"{name:<20} {s['depth']:>11.4f} {s['ycor_miou']:>9.2f} {s['synth_abs_rel']:>12.4f}  {verdict}")
-    passing = [(n, s) for n, s, ok in rows if ok]
-    if not passing:
-        print("ships: the current model (no candidate passes)")
-        return 0
+def winner_v3(passing: list[tuple[str, dict[str, float]]]) -> str:
     best = min(passing, key=lambda r: r[1]["depth"])
     better_seg = [r for r in passing if r[1]["ycor_miou"] > best[1]["ycor_miou"] + 1.0]
-    winner = max(better_seg, key=lambda r: r[1]["ycor_miou"]) if better_seg else best
-    print(f"ships: {winner[0]}")
+    return (max(better_seg, key=lambda r: r[1]["ycor_miou"]) if better_seg else best)[0]
+
+
+def eligible_v5(c: dict[str, float], base: dict[str, float]) -> bool:
+    return (c["synth_abs_rel"] <= 0.110 and c["synth_miou"] >= 85.0 and c["depth"] <= base["depth"] + 0.01
+            and c["camvid_streets"] >= base["camvid_streets"] - 2.0)
+
+
+def winner_v5(eligible: list[tuple[str, dict[str, float]]], base: dict[str, float]) -> str | None:
+    top = max(eligible, key=lambda r: r[1]["ycor_miou"])
+    if top[1]["ycor_miou"] < base["ycor_miou"] + 2.0:
+        return None
+    close = [r for r in eligible if r[1]["ycor_miou"] >= top[1]["ycor_miou"] - 1.0]
+    return min(close, key=lambda r: r[1]["depth"])[0]
+
+
+def main(argv: list[str]) -> int:
+    rule = "v3"
+    if argv[:1] == ["--rule"]:
+        rule, argv = argv[1], argv[2:]
+    if rule not in ("v3", "v5"):
+        raise SystemExit(f"--rule must be v3 or v5, got {rule!r}")
+    base_dir, *cand_dirs = [Path(a) for a in argv]
+    base = scores(base_dir)
+    check = (lambda s: passes(s, base)) if rule == "v3" else (lambda s: eligible_v5(s, base))
+    rows = [(base_dir.name, base, None)] + [(d.name, s, check(s)) for d in cand_dirs for s in [scores(d)]]
+    print(f"{'model':<22} {'depth score':>11} {'YCOR mIoU':>9} {'synth AbsRel':>12} {'synth mIoU':>10} "
+          f"{'CamVid streets':>14}  rule {rule}")
+    for name, s, ok in rows:
+        verdict = "shipped" if ok is None else ("passes" if ok else "fails")
+        print(f"{name:<22} {s['depth']:>11.4f} {s['ycor_miou']:>9.2f} {s['synth_abs_rel']:>12.4f} "
+              f"{s['synth_miou']:>10.2f} {s['camvid_streets']:>14.2f}  {verdict}")
+    passing = [(n, s) for n, s, ok in rows if ok]
+    winner = None
+    if passing:
+        winner = winner_v3(passing) if rule == "v3" else winner_v5(passing, base)
+    print(f"ships: {winner}" if winner else "ships: the current model (no candidate passes)")
     return 0
 
 

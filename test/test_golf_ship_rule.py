@@ -1,0 +1,68 @@
+"""tools/golf_ship_rule.py: the rules that decide which golf weights ship, on made-up scores."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _rule_module():
+    spec = importlib.util.spec_from_file_location("golf_ship_rule", ROOT / "tools" / "golf_ship_rule.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _scores(tmp: Path, name: str, *, depth: float, ycor: float, synth_abs_rel: float = 0.10,
+            synth_miou: float = 90.0, streets: float = 82.0) -> Path:
+    """A run directory whose tools/real_dev_eval.sh JSONs give these scores."""
+    d = tmp / name
+    d.mkdir()
+    for s in ("kitti", "rellis"):
+        (d / f"{s}.json").write_text(json.dumps({"abs_rel": depth, "ms_abs_rel": depth}))
+    (d / "ycor_val.json").write_text(json.dumps({"miou": ycor}))
+    (d / "synth_test.json").write_text(json.dumps({"abs_rel": synth_abs_rel, "miou": synth_miou}))
+    names = ["background", "fairway", "hazard", "road", "obstacle"]
+    (d / "camvid_val.json").write_text(json.dumps({"class_names": names,
+                                                   "iou_per_class": [streets, 0.0, 0.0, streets, streets]}))
+    return d
+
+
+def _ships(argv: list[Path | str], capsys) -> str:
+    assert _rule_module().main([str(a) for a in argv]) == 0
+    return capsys.readouterr().out.strip().splitlines()[-1]
+
+
+def test_v5_ships_the_best_eligible_ycor_gain(tmp_path, capsys):
+    base = _scores(tmp_path, "base", depth=0.23, ycor=40.0)
+    small = _scores(tmp_path, "small_gain", depth=0.22, ycor=41.5)  # +1.5 < 2 points
+    big = _scores(tmp_path, "big_gain", depth=0.235, ycor=45.0)
+    assert _ships(["--rule", "v5", base, small], capsys) == "ships: the current model (no candidate passes)"
+    assert _ships(["--rule", "v5", base, small, big], capsys) == "ships: big_gain"
+
+
+@pytest.mark.parametrize("bad", [dict(synth_abs_rel=0.111), dict(synth_miou=84.9), dict(depth=0.2401),
+                                 dict(streets=79.9)])
+def test_v5_guards_refuse_a_gain_that_costs_elsewhere(tmp_path, capsys, bad):
+    base = _scores(tmp_path, "base", depth=0.23, ycor=40.0)
+    kw = dict(depth=0.23, ycor=50.0) | bad
+    cand = _scores(tmp_path, "cand", **kw)
+    assert _ships(["--rule", "v5", base, cand], capsys) == "ships: the current model (no candidate passes)"
+
+
+def test_v5_tie_within_one_point_goes_to_lower_depth(tmp_path, capsys):
+    base = _scores(tmp_path, "base", depth=0.23, ycor=40.0)
+    a = _scores(tmp_path, "a", depth=0.235, ycor=45.0)
+    b = _scores(tmp_path, "b", depth=0.225, ycor=44.2)
+    assert _ships(["--rule", "v5", base, a, b], capsys) == "ships: b"
+
+
+def test_v3_rule_prefers_depth_unless_segmentation_is_clearly_better(tmp_path, capsys):
+    base = _scores(tmp_path, "base", depth=0.32, ycor=38.1, synth_abs_rel=0.113)
+    v3 = _scores(tmp_path, "v3", depth=0.229, ycor=38.6, synth_abs_rel=0.104)
+    v4 = _scores(tmp_path, "v4", depth=0.234, ycor=39.5, synth_abs_rel=0.105)
+    assert _ships([base, v3, v4], capsys) == "ships: v3"
