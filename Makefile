@@ -24,7 +24,7 @@ $(VENV)/.stamp-pkg: setup.py meco_core/__init__.py meco_ros/__init__.py $(VENV)/
 	$(PIP) install -q --no-deps --no-build-isolation -e .
 	touch $@
 
-$(VENV)/.stamp-prefix: $(VENV)/.stamp-pkg $(MSGS) package.xml tools/build_msgs.sh tools/install_ament_prefix.sh
+$(VENV)/.stamp-prefix: $(VENV)/.stamp-pkg $(MSGS) package.xml tools/build_msgs.sh tools/install_ament_prefix.sh tools/perception_node
 	bash tools/build_msgs.sh $(VENV)
 	bash tools/install_ament_prefix.sh $(VENV)
 	touch $@

@@ -14,7 +14,7 @@ setup(
     entry_points={
         "console_scripts": [
             "meco = meco_core.cli:main",
-            "perception_node = meco_ros.node.perception_node:main",
+            "perception_node = meco_ros.node.perception_node:run",
         ],
         # meco subcommands that need ROS, registered from meco_ros (meco_core never imports it)
         "meco.commands": [

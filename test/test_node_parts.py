@@ -301,3 +301,24 @@ def test_a_hung_teardown_still_ends_the_process_with_its_exit_code(where):
         assert done.returncode == 3 and "shutdown did not finish within" in done.stderr, done
     else:  # the watchdog thread cannot run once Python is finalizing: the alarm ends it
         assert done.returncode in (3, -14), done
+
+
+def test_the_node_process_leaves_with_its_code_without_finalization():
+    """After its own cleanup the console script ends the process at once with main's exit
+    code: what was printed is flushed, and a teardown that would hang in finalization
+    (here an atexit handler sleeping 60 s) never runs. (Once a node that could not load its
+    checkpoint hung there and ended by SIGALRM, -14, instead of its 1.)"""
+    import subprocess
+    import sys
+    import time
+
+    code = ("import atexit, sys, time\n"
+            "from meco_ros.node.process_guards import exit_without_finalization\n"
+            "atexit.register(lambda: time.sleep(60))\n"
+            "print('buffered line', end='')\n"
+            "sys.stderr.write('the reason')\n"
+            "exit_without_finalization(1)\n")
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert time.monotonic() - start < 20
+    assert done.returncode == 1 and done.stdout == "buffered line" and "the reason" in done.stderr, done

@@ -47,8 +47,9 @@ from __future__ import annotations
 import sys
 import threading
 import time
+import traceback
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import rclpy
@@ -70,7 +71,8 @@ from meco_ros.package_paths import find_package_checkpoint
 from .monitoring import PipelineStats, RateLimitedLog, diagnostic_status
 from .publishing import NEEDS_DEPTH, NEEDS_LABELS, OutputPublishers, StatusPublishers, class_ids
 from .qos import make_qos
-from .process_guards import exit_if_teardown_hangs, limit_malloc_arenas, return_freed_memory
+from .process_guards import (exit_if_teardown_hangs, exit_without_finalization, limit_malloc_arenas,
+                             return_freed_memory)
 from .worker import Mailbox, Stage
 
 NODE_NAME = "perception_node"
@@ -514,5 +516,18 @@ def main(args: list[str] | None = None) -> int:
     return code
 
 
+def run() -> NoReturn:
+    """Console script (`perception_node`, lib/meco_ros/perception_node): `main`, then leave
+    at once with its exit code (`exit_without_finalization`: no DDS teardown to hang in)."""
+    try:
+        code = main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:  # noqa: BLE001 - reported like an uncaught exception, then exit 1
+        traceback.print_exc()
+        code = 1
+    exit_without_finalization(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

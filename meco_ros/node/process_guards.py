@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import logging
 import os
 import signal
 import sys
 import threading
 import time
+from typing import NoReturn
 
 MALLOC_ARENAS = 2  # glibc malloc arenas of the node process (see limit_malloc_arenas)
 SHUTDOWN_DEADLINE_S = 8.0  # Ctrl-C to process exit, at most (see exit_if_teardown_hangs)
@@ -54,6 +56,27 @@ def exit_if_teardown_hangs(code: int, name: str, deadline_s: float = SHUTDOWN_DE
     if hasattr(signal, "setitimer"):
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
         signal.setitimer(signal.ITIMER_REAL, deadline_s + 2.0)
+
+
+def exit_without_finalization(code: int) -> NoReturn:
+    """Flush what was written and end the process now with `code`, skipping interpreter
+    finalization and C++ static destructors.
+
+    Why: the node has already stopped its threads, destroyed itself and shut rclpy down when
+    this runs; what finalization would add is DDS teardown, which can block (see
+    `exit_if_teardown_hangs`). Once a node that could not load its checkpoint hung there
+    past the deadline and ended by SIGALRM (exit -14) instead of its 1."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed or broken pipe: nothing more to flush
+            pass
+    try:
+        ctypes.CDLL(None).fflush(None)  # C stdio buffers (rcutils logging)
+    except (OSError, AttributeError):
+        pass
+    os._exit(code)
 
 
 def return_freed_memory() -> None:
