@@ -7,6 +7,8 @@ paved ground should be road).
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 import numpy as np
 
@@ -20,9 +22,11 @@ def main() -> None:
     ap.add_argument("--data", required=True, help="a meco-dataset/1 directory")
     ap.add_argument("--split", default="test")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", help="write {checkpoint: {frame: {class: percent}}} here")
     args = ap.parse_args()
     reader = DatasetReader(args.data)
     names = reader.names(args.split)
+    shares: dict[str, dict[str, dict[str, float]]] = {}
     for ckpt in args.checkpoints:
         est = Estimator(ckpt, threads=args.threads)
         classes = est.class_set.names
@@ -32,6 +36,9 @@ def main() -> None:
             labels = est.predict(reader.load(args.split, name).rgb, need_depth=False).labels
             share = np.bincount(labels.ravel(), minlength=len(classes))[: len(classes)] / labels.size * 100
             print(f"{name:<16}" + "".join(f"{s:>12.1f}" for s in share))
+            shares.setdefault(ckpt, {})[name] = {c: float(v) for c, v in zip(classes, share)}
+    if args.json:
+        Path(args.json).write_text(json.dumps(shares, indent=1))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 #   depth (metric + median-scaled, each frame's own intrinsics): KITTI (3 frames, Velodyne),
 #     RELLIS-3D (1 frame, Ouster);
 #   golf classes: the held-out YCOR block (ids 1000-1149, never trained on), CamVid val
-#     (streets), RELLIS (1 frame); synthetic test seed 3 (depth + classes, regression check).
+#     (streets), RELLIS (1 frame); synthetic test seed 3 (depth + classes, regression check);
+#   KITTI's unlabelled street frames: the share of each predicted class (paved ground should be road).
 # Converts the shared data into data/ first where missing. JSONs and picture grids go to
 # OUT (default out/real_dev/<checkpoint name>); a summary table is printed at the end.
 #   tools/real_dev_eval.sh checkpoints/meco_golf.pt
@@ -32,6 +33,8 @@ run rellis data/rellis test
 run ycor_val data/ycor val
 run camvid_val data/camvid val
 run synth_test data/synth_golf test
+# KITTI has no labels: how much of its paved streets the model calls each class (paved = road)
+.venv/bin/python tools/class_shares.py "$CKPT" --data data/kitti --split test --json "$OUT/kitti_class_shares.json" >/dev/null
 
 .venv/bin/python - "$OUT" <<'EOF'
 import json, sys
@@ -45,4 +48,7 @@ for name in ("kitti", "rellis", "ycor_val", "camvid_val", "synth_test"):
     print(f"{name:<12} {f(m.get('abs_rel'), 7)} {f(m.get('d1'))} {f(m.get('ms_abs_rel'), 9)} {f(m.get('ms_d1'))} "
           f"{f(m.get('miou') if m.get('seg_pixels') else None, 6, 1)} {f(iou.get('fairway'), 8, 1)} "
           f"{f(iou.get('hazard'), 7, 1)} {f(iou.get('road'), 6, 1)}")
+shares = next(iter(json.loads((out / "kitti_class_shares.json").read_text()).values()))
+print("KITTI streets (no labels), % of each frame called hazard: "
+      + " / ".join(f"{frame['hazard']:.1f}" for frame in shares.values()))
 EOF
