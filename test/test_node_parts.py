@@ -322,3 +322,25 @@ def test_the_node_process_leaves_with_its_code_without_finalization():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert time.monotonic() - start < 20
     assert done.returncode == 1 and done.stdout == "buffered line" and "the reason" in done.stderr, done
+
+
+@pytest.mark.parametrize("beats", [False, True])
+def test_a_replay_that_stops_sending_ends_with_tracebacks_not_a_hang(beats):
+    """replay-eval's stall guard (faulthandler's C watchdog, which needs no GIL): a process
+    whose main thread stops sending for the bound exits 1 with every thread's traceback on
+    stderr; one that keeps sending (each send re-arms it) is left alone and ends normally."""
+    import subprocess
+    import sys
+    import time
+
+    body = ("for _ in range(15):\n    g.beat(); time.sleep(0.1)\n" if beats
+            else "time.sleep(30)  # stands for a call blocked with the GIL held\n")
+    code = ("import time\nfrom meco_ros.replay.stall_guard import StallGuard\n"
+            "with StallGuard(0.5) as g:\n" + "".join("    " + line + "\n" for line in body.splitlines()))
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert time.monotonic() - start < 20
+    if beats:
+        assert done.returncode == 0 and done.stderr == "", done
+    else:
+        assert done.returncode == 1 and "most recent call first" in done.stderr, done

@@ -53,7 +53,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from meco_core.bags import BagError, stamp_ns
 from meco_core.evaluation.bench import percentiles
@@ -65,9 +65,9 @@ from meco_ros.proc import REPO, Process, node_checkpoint, node_ros_args, ros_env
 from .config import ReplayConfig
 from meco_core.bags.replay_source import BagSource, ReplayFrame
 from .report import Scorer, machine, summarize, table, write_report
+from .stall_guard import MAX_CONSECUTIVE_TIMEOUTS, StallGuard, stall_seconds
 
 PROBE_STAMP_NS = 1  # no recorded frame is stamped 1 ns after the epoch
-MAX_CONSECUTIVE_TIMEOUTS = 3
 LOUD = "!" * 100
 
 
@@ -174,6 +174,7 @@ class Replayer:
         self.scorer: Scorer | None = None
         self.problems: list[str] = []
         self.resend_s = 2.0  # closed loop: set from the probe's round trip (5 x, at least 2 s)
+        self.beat: Callable[[], None] = lambda: None  # called on every send (the stall guard's)
 
     def _node_gone(self) -> bool:
         return self.node is not None and not self.node.alive()
@@ -199,6 +200,7 @@ class Replayer:
     def _send(self, frame: ReplayFrame) -> float:
         t = self.link.publish(frame.image, frame.info, self._override(frame))
         self.p.sent += 1
+        self.beat()
         return t
 
     def _handle(self, frame: ReplayFrame, out: Any, t_send: float) -> None:
@@ -644,8 +646,9 @@ def _connect(run: _Run) -> None:
                           f"{run.link.topic('segmentation')} (--node-namespace, --node-image-topic)")
 
 
-def _play(run: _Run) -> None:
-    """Probe the node with the first frame, learn its classes, then replay and score every frame."""
+def _play(run: _Run, guard: StallGuard) -> None:
+    """Probe the node with the first frame, learn its classes, then replay and score every frame
+    (each send re-arms `guard`: a replay that stops sending for its bound ends the process)."""
     cfg, link, source = run.cfg, run.link, run.source
     t = source.topics
     frames = source.frames()
@@ -662,6 +665,7 @@ def _play(run: _Run) -> None:
     link.wait(lambda: len(link.data.stats) > n_stats, 1.5)
     baseline, first_stats = link.latest_stats(), len(link.data.stats)
     run.replayer = Replayer(cfg, link, run.node, run.progress)
+    run.replayer.beat = guard.beat
     run.replayer.resend_s = 2.0 if math.isnan(rtt) else min(cfg.timeout, max(2.0, 5 * rtt))
     tasks = (("depth",) if t.depth or t.lidar else ()) + (("segmentation",) if t.seg else ())
     run.replayer.scorer = Scorer(class_set, max_depth, source.count, tasks, label_lut=lut)
@@ -715,9 +719,11 @@ def _report(run: _Run) -> tuple[int, dict[str, Any]]:
 def _replay(cfg: ReplayConfig) -> tuple[int, dict[str, Any]]:
     namespace = cfg.node_namespace or (f"/meco_replay_{os.getpid()}" if not cfg.use_running_node else "/camera")
     run = _Run(cfg, namespace, _run_info(cfg, namespace))
+    guard = StallGuard(stall_seconds(cfg))
     try:
         _connect(run)
-        _play(run)
+        with guard:
+            _play(run, guard)
     except ReplayAbort as exc:
         run.problems.append(str(exc))
         run.fatal = run.progress.sent == 0
