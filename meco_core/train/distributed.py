@@ -70,8 +70,14 @@ def init_distributed(device_pref: str = "auto") -> DistInfo:
     return DistInfo(rank, world, local_rank, device)
 
 
-def cleanup() -> None:
+def cleanup(wait_for_peers: bool = False) -> None:
+    """Leave the torchrun group. `wait_for_peers` (a run that ended normally on every rank): a
+    barrier first, so that no rank closes its gloo connections under a rank still finishing
+    (once, under load, the second rank aborted at exit: 'terminate called without an active
+    exception'). Never after an error: the other ranks may never reach the barrier."""
     if dist.is_available() and dist.is_initialized():
+        if wait_for_peers:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -319,12 +319,15 @@ def _yaml(d: dict[str, Any]) -> str:
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_after: int | None = None) -> dict[str, Any]:
     """Run (or resume) training for `cfg`; joins the torchrun group when launched by torchrun."""
     threads = torch.get_num_threads()
+    finished = False
     try:
         if cfg.run.threads:  # process-wide state: set here, at the entry point, never by the Trainer object
             torch.set_num_threads(cfg.run.threads)
         trainer = Trainer(cfg, resume=resume, progress=progress)
-        return trainer.run(stop_after=stop_after)
+        result = trainer.run(stop_after=stop_after)
+        finished = True
+        return result
     finally:
         torch.set_num_threads(threads)  # run.threads must not leak into the caller's process
         if stop_after is None:
-            D.cleanup()
+            D.cleanup(wait_for_peers=finished)
