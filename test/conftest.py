@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -21,8 +22,11 @@ os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO / "config" / "fa
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 100)))
 os.environ.setdefault("OMP_NUM_THREADS", "2")
-# ONNX exports the node makes (backend onnxruntime) go to a cache of this test run, not ~/.cache.
-os.environ.setdefault("MECO_CACHE", tempfile.mkdtemp(prefix="meco_test_cache_"))
+# ONNX exports the node makes (backend onnxruntime) go to a cache of this test run, not ~/.cache
+# (removed when the run ends: each holds ~15 MB of exports).
+_OWN_CACHE = None if "MECO_CACHE" in os.environ else tempfile.mkdtemp(prefix="meco_test_cache_")
+if _OWN_CACHE:
+    os.environ["MECO_CACHE"] = _OWN_CACHE
 
 
 @pytest.fixture(scope="session")
@@ -237,3 +241,15 @@ def tiny_dataset():
 def data_args():
     """data_args(root) -> `--set` arguments training on root's train split, validating on val."""
     return _train_data_args
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """Remove the Fast DDS segments of processes the tests killed (SIGKILL cases, hung exits):
+    each is up to 128 MB of /dev/shm (RAM) that nothing else would free; and this run's cache."""
+    from meco_ros.dds_shm import remove_stale_segments
+
+    removed = remove_stale_segments()
+    if removed.segments:
+        print(f"\n{removed}")
+    if _OWN_CACHE:
+        shutil.rmtree(_OWN_CACHE, ignore_errors=True)

@@ -17,7 +17,7 @@ import onnxruntime as ort  # noqa: E402
 from meco_core.cli import main as meco  # noqa: E402
 from meco_core.inference import Estimator  # noqa: E402
 from meco_core.inference.runtime import (CPU_PROVIDER, CUDA_PROVIDER, TRT_PROVIDER, BackendError, RuntimeSpec,  # noqa: E402
-                               onnx_for, resolve_providers)
+                               onnx_cache_path, onnx_for, resolve_providers)
 
 HAS_CUDA_EP = CUDA_PROVIDER in ort.get_available_providers()
 
@@ -56,12 +56,15 @@ def test_export_cache_reused_and_keyed_by_content(onnx_cache, make_checkpoint) -
     ckpt = make_checkpoint("meco", seed=0)
     first = onnx_for(ckpt, None, cache_dir=cache)
     stamp = first.stat().st_mtime_ns
+    assert first == onnx_cache_path(ckpt, None, cache_dir=cache) and "64x96" in first.name  # the recorded size
     assert onnx_for(ckpt, None, cache_dir=cache) == first and first.stat().st_mtime_ns == stamp
-    other_size = onnx_for(ckpt, (32, 48), cache_dir=cache)
+    # where other exports would go (each export is ~10 s: exporting is tested above and in test_onnx_export)
+    other_size = onnx_cache_path(ckpt, (32, 48), cache_dir=cache)
     assert other_size != first and "32x48" in other_size.name
+    assert onnx_cache_path(ckpt, None, fp16=True, cache_dir=cache) not in (first, other_size)
     retrained = make_checkpoint("meco", seed=1)            # same name pattern, other weights
     os.replace(retrained, ckpt)
-    assert onnx_for(ckpt, None, cache_dir=cache) != first  # new content, new export
+    assert onnx_cache_path(ckpt, None, cache_dir=cache) not in (first, other_size)  # new content, new export
 
 
 def test_onnx_file_given_directly_must_match_the_asked_size(onnx_cache, make_checkpoint) -> None:

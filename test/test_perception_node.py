@@ -13,8 +13,10 @@ from __future__ import annotations
 import math
 import os
 import random
+import re
 import signal
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import cv2
@@ -30,6 +32,7 @@ from std_msgs.msg import Float64
 
 from meco_core.classes import GOLF
 from meco_ros.image_conversion import cv2_to_compressed_imgmsg, cv2_to_imgmsg, imgmsg_to_cv2
+from meco_ros.dds_shm import MIN_AGE_S, SHM_DIR
 from meco_ros.proc import REPO, ros_env, start_node
 
 try:
@@ -162,11 +165,22 @@ def camera_info(h: int, w: int) -> CameraInfo:
     return info
 
 
+STALE_SEGMENT = SHM_DIR / f"fastdds_{os.getpid():016x}"  # as a killed DDS process leaves it
+
+
+def _plant_stale_segment() -> None:
+    """A Fast DDS segment and its unlocked lock file, old enough for the node to judge."""
+    STALE_SEGMENT.write_bytes(b"\1" * 65536)
+    Path(f"{STALE_SEGMENT}_el").write_bytes(b"")
+    time.sleep(MIN_AGE_S + 0.1)
+
+
 @pytest.fixture(scope="module")
 def node_proc(tmp_path_factory):
     overlay = tmp_path_factory.mktemp("params") / "test_overlay.yaml"
     overlay.write_text(OVERLAY)
     env = ros_env(OMP_NUM_THREADS="1")
+    _plant_stale_segment()
     proc = start_node(["--params-file", str(REPO / "config" / "golf_cart.yaml"), "--params-file", str(overlay),
                        "-r", f"__ns:={NS}"], env)
     ready = proc.wait_for("ready", timeout=120)
@@ -346,6 +360,17 @@ def test_malformed_inputs_are_counted_and_do_not_stop_the_node(ros, node_proc):
         assert f"invalid input image ({case})" in log, case
     diag = {kv.key: kv.value for s in ros.got["diagnostics"][-1].status for kv in s.values}
     assert int(diag["frames invalid"]) >= expected
+
+
+def test_node_removes_dead_processes_dds_segments_and_says_so(ros, node_proc):
+    """The segment planted before the node started (a killed process's, by its unlocked lock
+    file) is gone, logged with its size, and counted in /diagnostics; the node's own remain."""
+    assert not STALE_SEGMENT.exists() and not Path(f"{STALE_SEGMENT}_el").exists()
+    assert re.search(r"removed \d+ stale Fast DDS shared-memory segment\(s\) \(\d+ MB\)", node_proc.output), \
+        node_proc.output[-2000:]
+    v = _diag_values(ros, lambda v: "stale DDS segments removed" in v)
+    assert int(v["stale DDS segments removed"]) >= 1, v
+    assert any(f.startswith("fastdds_") and f.endswith("_el") for f in os.listdir(SHM_DIR))  # in use: kept
 
 
 @pytest.mark.parametrize("fmt", ["jpeg", "png"])

@@ -403,6 +403,9 @@ def test_shipped_checkpoints_replay_equals_eval_without_size_flags(tmp_path, shi
     """Each shipped model runs at the size its checkpoint records (240x320 golf, 360x480
     CamVid) in `meco eval` and in closed-loop replay alike, with no size flag anywhere; the
     camera frames (180x320) match neither, so a node that used another size would differ.
+    The golf node runs the vehicle's backend (ONNX Runtime: the export at the recorded size, shared
+    with test_replay_gt_classes through the session's cache), the CamVid one torch (the recorded
+    size as inference_size; a second export would cost ~15 s and test nothing new).
 
     The replay runs with --verbose and its whole log (the evaluator's lines and the node's,
     timed) is kept in replay-eval.log: this test once saw the node say ready and then no
@@ -426,7 +429,7 @@ def test_shipped_checkpoints_replay_equals_eval_without_size_flags(tmp_path, shi
     cmd = [sys.executable, "-m", "meco_core.cli", "replay-eval", "--bag", str(bag), "--image-topic", "/cam/image",
            "--depth-gt-topic", "/cam/depth", *(["--seg-gt-topic", "/cam/labels"] if golf else []),
            "--checkpoint", str(checkpoint), "--closed-loop", "--out", str(out), "--timeout", "30",
-           "--start-timeout", "120", "--verbose"]
+           "--start-timeout", "120", "--verbose", *([] if golf else ["--backend", "torch"])]
     run = CliRun(cmd, ros_env(), 400, tmp_path / "replay-eval.log")
     assert run.returncode == 0, run.why()
     doc, expected = json.loads((out / "report.json").read_text()), json.loads(ref.read_text())

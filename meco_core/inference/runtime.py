@@ -111,26 +111,40 @@ def _file_key(path: Path) -> str:
     return digest.hexdigest()[:12]
 
 
+def _export_size(checkpoint: Path, size: tuple[int, int] | None) -> tuple[int, int]:
+    """`size`, else the input size the checkpoint records (ONNX backends run one fixed size)."""
+    from meco_core.models.checkpoint import load_checkpoint
+
+    size = tuple(size or load_checkpoint(checkpoint).get("input_size") or ())
+    if len(size) != 2:
+        raise BackendError(f"{checkpoint} records no input size and none was given: ONNX backends run one fixed "
+                           "size, so set inference_size (or re-export with meco export --input-size)")
+    return int(size[0]), int(size[1])
+
+
+def onnx_cache_path(checkpoint: str | Path, size: tuple[int, int] | None, fp16: bool = False,
+                    cache_dir: str | Path | None = None) -> Path:
+    """Where the export of `checkpoint` at `size` (default: its recorded input size) lives in the
+    cache: named by the file's content, so a retrained file at the same path gets a new export."""
+    path = Path(checkpoint)
+    h, w = _export_size(path, size)
+    return Path(cache_dir or default_cache_dir()) / "onnx" / f"{path.stem}-{_file_key(path)}-{h}x{w}" \
+        f"{'-fp16' if fp16 else ''}.onnx"
+
+
 def onnx_for(checkpoint: str | Path, size: tuple[int, int] | None, fp16: bool = False,
              cache_dir: str | Path | None = None) -> Path:
     """The ONNX file to run: `checkpoint` itself if it is one, else its cached export (made now if absent)."""
     path = Path(checkpoint)
     if path.suffix == ".onnx":
         return path
-    from meco_core.models.checkpoint import load_checkpoint
-
-    size = tuple(size or load_checkpoint(path).get("input_size") or ())
-    if len(size) != 2:
-        raise BackendError(f"{path} records no input size and none was given: ONNX backends run one fixed size, "
-                           "so set inference_size (or re-export with meco export --input-size)")
-    h, w = size
-    out = Path(cache_dir or default_cache_dir()) / "onnx" / f"{path.stem}-{_file_key(path)}-{h}x{w}" \
-        f"{'-fp16' if fp16 else ''}.onnx"
+    size = _export_size(path, size)
+    out = onnx_cache_path(path, size, fp16, cache_dir)
     if not out.is_file():
         from meco_core.inference.onnx_export import export_onnx
 
         log.info("exporting %s to %s (once; later starts reuse it)", path, out)
-        export_onnx(path, out, (h, w), fp16=fp16)
+        export_onnx(path, out, size, fp16=fp16)
     return out
 
 

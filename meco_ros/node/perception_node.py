@@ -67,6 +67,7 @@ from meco_core.stamps import stamp_to_ns
 from . import outputs as out
 from . import params
 from .frames import Frame, FrameCamera, InvalidFrame, check_raw, frame_to_rgb
+from meco_ros.dds_shm import STALE_CHECK_PERIOD_S, remove_stale_segments
 from meco_ros.package_paths import find_package_checkpoint
 from .monitoring import PipelineStats, RateLimitedLog, diagnostic_status
 from .publishing import NEEDS_DEPTH, NEEDS_LABELS, OutputPublishers, StatusPublishers, class_ids
@@ -128,6 +129,17 @@ class PerceptionNode(LifecycleNode):
         except Exception as exc:  # InvalidParameterValueException / type mismatch from the params file
             raise StartupError(f"invalid parameters: {exc}") from exc
         self.add_post_set_parameters_callback(self._apply)
+        self._stale_dds_segments = 0  # Fast DDS segments of dead processes removed (diagnostics)
+        self._remove_stale_dds_segments()
+        self._janitor = self.create_timer(STALE_CHECK_PERIOD_S, self._remove_stale_dds_segments)
+
+    def _remove_stale_dds_segments(self) -> None:
+        """Free the /dev/shm segments that killed DDS processes (a restarted camera driver,
+        this node's earlier self) left behind: RAM nothing else would free (meco_ros.dds_shm)."""
+        removed = remove_stale_segments()
+        if removed.segments:
+            self._stale_dds_segments += removed.segments
+            self.get_logger().warning(str(removed))
 
     # ---- lifecycle transitions ----
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -466,6 +478,7 @@ class PerceptionNode(LifecycleNode):
                  "inference size": str(list(d.inference_size) if d.inference_size else "input"),
                  "camera": self.camera.status, "camera_info ignored": str(self.camera.ignored),
                  "depth scale": f"{self._depth_scale:.6g}",
+                 "stale DDS segments removed": str(self._stale_dds_segments),
                  "canonical focal px": f"{d.canonical_focal:g}" if d.canonical_focal > 0
                  else "0 (depth in metres of the training camera: intrinsics unused)"}
         status = diagnostic_status(f"{self.get_fully_qualified_name()}: perception", d.device_label, w,
