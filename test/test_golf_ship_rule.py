@@ -18,7 +18,7 @@ def _rule_module():
 
 
 def _scores(tmp: Path, name: str, *, depth: float, ycor: float, synth_abs_rel: float = 0.10,
-            synth_miou: float = 90.0, streets: float = 82.0) -> Path:
+            synth_miou: float = 90.0, streets: float = 82.0, hazard: list[float] | None = None) -> Path:
     """A run directory whose tools/real_dev_eval.sh JSONs give these scores."""
     d = tmp / name
     d.mkdir()
@@ -29,6 +29,9 @@ def _scores(tmp: Path, name: str, *, depth: float, ycor: float, synth_abs_rel: f
     names = ["background", "fairway", "hazard", "road", "obstacle"]
     (d / "camvid_val.json").write_text(json.dumps({"class_names": names,
                                                    "iou_per_class": [streets, 0.0, 0.0, streets, streets]}))
+    if hazard is not None:  # tools/class_shares.py --json: {checkpoint: {frame: {class: %}}}
+        frames = {f"{i:06d}": {"background": 50.0, "hazard": h} for i, h in enumerate(hazard)}
+        (d / "kitti_class_shares.json").write_text(json.dumps({f"{name}.pt": frames}))
     return d
 
 
@@ -66,3 +69,28 @@ def test_v3_rule_prefers_depth_unless_segmentation_is_clearly_better(tmp_path, c
     v3 = _scores(tmp_path, "v3", depth=0.229, ycor=38.6, synth_abs_rel=0.104)
     v4 = _scores(tmp_path, "v4", depth=0.234, ycor=39.5, synth_abs_rel=0.105)
     assert _ships([base, v3, v4], capsys) == "ships: v3"
+
+
+def test_v6_ships_the_lowest_eligible_paved_as_hazard_share(tmp_path, capsys):
+    base = _scores(tmp_path, "base", depth=0.207, ycor=45.3, hazard=[18.6, 13.2, 5.5])   # mean 12.43
+    small = _scores(tmp_path, "small_drop", depth=0.207, ycor=45.3, hazard=[14.0, 10.0, 5.0])  # 9.67: < 4 points
+    big = _scores(tmp_path, "big_drop", depth=0.21, ycor=44.0, hazard=[6.0, 3.0, 1.0])   # 3.33
+    assert _ships(["--rule", "v6", base, small], capsys) == "ships: the current model (no candidate passes)"
+    assert _ships(["--rule", "v6", base, small, big], capsys) == "ships: big_drop"
+    close = _scores(tmp_path, "close_better_ycor", depth=0.21, ycor=45.0, hazard=[7.0, 3.0, 2.0])  # 4.0: within 1
+    assert _ships(["--rule", "v6", base, big, close], capsys) == "ships: close_better_ycor"
+
+
+@pytest.mark.parametrize("bad", [dict(synth_abs_rel=0.101), dict(synth_miou=84.9), dict(depth=0.2171),
+                                 dict(streets=80.9), dict(ycor=43.7)])
+def test_v6_guards_refuse_a_drop_that_costs_elsewhere(tmp_path, capsys, bad):
+    base = _scores(tmp_path, "base", depth=0.207, ycor=45.3, hazard=[18.6, 13.2, 5.5])
+    cand = _scores(tmp_path, "cand", **(dict(depth=0.207, ycor=45.3, hazard=[1.0, 1.0, 1.0]) | bad))
+    assert _ships(["--rule", "v6", base, cand], capsys) == "ships: the current model (no candidate passes)"
+
+
+def test_v6_needs_the_class_shares(tmp_path):
+    base = _scores(tmp_path, "base", depth=0.207, ycor=45.3)
+    cand = _scores(tmp_path, "cand", depth=0.207, ycor=45.3, hazard=[1.0])
+    with pytest.raises(SystemExit, match="kitti_class_shares.json"):
+        _rule_module().main(["--rule", "v6", str(base), str(cand)])

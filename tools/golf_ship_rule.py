@@ -2,6 +2,7 @@
 
     .venv/bin/python tools/golf_ship_rule.py out/real_dev/shipped_v2 out/real_dev/meco_golf_v3 out/real_dev/meco_golf_v4
     .venv/bin/python tools/golf_ship_rule.py --rule v5 out/real_dev/v3_new_mapping out/real_dev/meco_golf_v5 ...
+    .venv/bin/python tools/golf_ship_rule.py --rule v6 out/real_dev/v5b out/real_dev/meco_golf_v6a ...
 
 The first directory is the shipped model; each other one is a candidate.
 
@@ -16,6 +17,13 @@ test AbsRel is <= 0.110 and mIoU >= 85, its depth score is at most the shipped o
 its CamVid val mIoU over background, road and obstacle at least the shipped one's - 2. The
 eligible one with the highest YCOR mIoU ships if that beats the shipped one's by >= 2 points;
 of two within 1 point of each other, the lower depth score ships.
+
+Rule v6 (config/train/meco_golf_v6a.yaml / _v6b.yaml): a candidate is eligible if its synthetic-
+test AbsRel is <= 0.100 and mIoU >= 85, its depth score is at most the shipped one's + 0.01, its
+CamVid streets mIoU at least the shipped one's - 1 and its YCOR mIoU at least the shipped one's
+- 1.5. The eligible one with the lowest mean share of KITTI's street frames called hazard
+(kitti_class_shares.json) ships if that is >= 4 points below the shipped one's; of two within
+1 point of each other, the higher YCOR mIoU ships.
 """
 from __future__ import annotations
 
@@ -30,8 +38,13 @@ def scores(run: Path) -> dict[str, float]:
     depth = sum(m[s]["abs_rel"] + m[s]["ms_abs_rel"] for s in ("kitti", "rellis")) / 4
     names, iou = m["camvid_val"]["class_names"], m["camvid_val"]["iou_per_class"]
     streets = sum(iou[names.index(c)] for c in STREET_CLASSES) / len(STREET_CLASSES)
-    return {"depth": depth, "ycor_miou": m["ycor_val"]["miou"], "synth_abs_rel": m["synth_test"]["abs_rel"],
-            "synth_miou": m["synth_test"]["miou"], "camvid_streets": streets}
+    out = {"depth": depth, "ycor_miou": m["ycor_val"]["miou"], "synth_abs_rel": m["synth_test"]["abs_rel"],
+           "synth_miou": m["synth_test"]["miou"], "camvid_streets": streets}
+    shares = run / "kitti_class_shares.json"
+    if shares.is_file():  # {checkpoint: {frame: {class: % of the frame}}}
+        frames = list(next(iter(json.loads(shares.read_text()).values())).values())
+        out["kitti_hazard"] = sum(f["hazard"] for f in frames) / len(frames)
+    return out
 
 
 STREET_CLASSES = ("background", "road", "obstacle")  # the golf classes CamVid's streets hold
@@ -62,26 +75,44 @@ def winner_v5(eligible: list[tuple[str, dict[str, float]]], base: dict[str, floa
     return min(close, key=lambda r: r[1]["depth"])[0]
 
 
+def eligible_v6(c: dict[str, float], base: dict[str, float]) -> bool:
+    if "kitti_hazard" not in c or "kitti_hazard" not in base:
+        raise SystemExit("rule v6 needs kitti_class_shares.json in every directory (tools/real_dev_eval.sh writes it)")
+    return (c["synth_abs_rel"] <= 0.100 and c["synth_miou"] >= 85.0 and c["depth"] <= base["depth"] + 0.01
+            and c["camvid_streets"] >= base["camvid_streets"] - 1.0 and c["ycor_miou"] >= base["ycor_miou"] - 1.5)
+
+
+def winner_v6(eligible: list[tuple[str, dict[str, float]]], base: dict[str, float]) -> str | None:
+    low = min(eligible, key=lambda r: r[1]["kitti_hazard"])
+    if low[1]["kitti_hazard"] > base["kitti_hazard"] - 4.0:
+        return None
+    close = [r for r in eligible if r[1]["kitti_hazard"] <= low[1]["kitti_hazard"] + 1.0]
+    return max(close, key=lambda r: r[1]["ycor_miou"])[0]
+
+
+RULES = {"v3": (passes, lambda passing, base: winner_v3(passing)), "v5": (eligible_v5, winner_v5),
+         "v6": (eligible_v6, winner_v6)}
+
+
 def main(argv: list[str]) -> int:
     rule = "v3"
     if argv[:1] == ["--rule"]:
         rule, argv = argv[1], argv[2:]
-    if rule not in ("v3", "v5"):
-        raise SystemExit(f"--rule must be v3 or v5, got {rule!r}")
+    if rule not in RULES:
+        raise SystemExit(f"--rule must be one of {sorted(RULES)}, got {rule!r}")
+    check_rule, winner_rule = RULES[rule]
     base_dir, *cand_dirs = [Path(a) for a in argv]
     base = scores(base_dir)
-    check = (lambda s: passes(s, base)) if rule == "v3" else (lambda s: eligible_v5(s, base))
-    rows = [(base_dir.name, base, None)] + [(d.name, s, check(s)) for d in cand_dirs for s in [scores(d)]]
+    rows = [(base_dir.name, base, None)] + [(d.name, s, check_rule(s, base)) for d in cand_dirs for s in [scores(d)]]
     print(f"{'model':<22} {'depth score':>11} {'YCOR mIoU':>9} {'synth AbsRel':>12} {'synth mIoU':>10} "
-          f"{'CamVid streets':>14}  rule {rule}")
+          f"{'CamVid streets':>14} {'KITTI hazard %':>14}  rule {rule}")
     for name, s, ok in rows:
         verdict = "shipped" if ok is None else ("passes" if ok else "fails")
+        hazard = f"{s['kitti_hazard']:>14.2f}" if "kitti_hazard" in s else f"{'-':>14}"
         print(f"{name:<22} {s['depth']:>11.4f} {s['ycor_miou']:>9.2f} {s['synth_abs_rel']:>12.4f} "
-              f"{s['synth_miou']:>10.2f} {s['camvid_streets']:>14.2f}  {verdict}")
+              f"{s['synth_miou']:>10.2f} {s['camvid_streets']:>14.2f} {hazard}  {verdict}")
     passing = [(n, s) for n, s, ok in rows if ok]
-    winner = None
-    if passing:
-        winner = winner_v3(passing) if rule == "v3" else winner_v5(passing, base)
+    winner = winner_rule(passing, base) if passing else None
     print(f"ships: {winner}" if winner else "ships: the current model (no candidate passes)")
     return 0
 
