@@ -497,6 +497,7 @@ def test_sigint_stops_cleanly_while_frames_flow(tmp_path, ros_side):
                 break
         assert len(depth) >= 2, proc.output[-3000:]
         pub.publish(frame)  # one more in flight as the signal comes
+        own_segments = _segments_locked_by(proc.popen.pid)
         t = time.monotonic()
         code = proc.stop(signal.SIGINT, timeout=20)
         took = time.monotonic() - t
@@ -506,6 +507,21 @@ def test_sigint_stops_cleanly_while_frames_flow(tmp_path, ros_side):
     assert code == 0, f"exit code {code} after SIGINT\n{proc.output[-3000:]}"
     assert took < 20
     assert "Traceback" not in proc.output, proc.output[-3000:]
+    # a clean stop takes its shared-memory segments with it (rclpy's LifecycleNode kept them alive)
+    assert own_segments, "the node holds no Fast DDS segment lock: is /proc/locks readable?"
+    left = {name for name in own_segments if (SHM_DIR / name).exists()}
+    assert not left, f"the stopped node left its Fast DDS segments in /dev/shm: {sorted(left)}"
+
+
+def _segments_locked_by(pid: int) -> set[str]:
+    """Fast DDS segments whose lock file `pid` holds (read from /proc/locks): that process's own."""
+    holders = {}
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if len(fields) > 5 and fields[1] == "FLOCK":
+            holders[int(fields[5].rsplit(":", 1)[1])] = int(fields[4])
+    return {f.name[:-3] for f in SHM_DIR.glob("fastdds_*_el")
+            if re.fullmatch(r"fastdds_[0-9a-z]{16}_el", f.name) and holders.get(f.stat().st_ino) == pid}
 
 
 def _own_dev_node(tmp_path, suffix: str, *extra: str):

@@ -96,6 +96,11 @@ class StartupError(RuntimeError):
     """The node cannot start (missing checkpoint, unavailable device, bad parameters)."""
 
 
+# rclpy LifecycleNode's services (private names, rclpy 10 / Kilted), destroyed with the node.
+LIFECYCLE_SERVICES = ("_service_change_state", "_service_get_state", "_service_get_available_states",
+                      "_service_get_available_transitions", "_service_get_transition_graph")
+
+
 class PerceptionNode(LifecycleNode):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
@@ -130,8 +135,9 @@ class PerceptionNode(LifecycleNode):
             raise StartupError(f"invalid parameters: {exc}") from exc
         self.add_post_set_parameters_callback(self._apply)
         self._stale_dds_segments = 0  # Fast DDS segments of dead processes removed (diagnostics)
+        self._janitor_stop = threading.Event()
         self._remove_stale_dds_segments()
-        self._janitor = self.create_timer(STALE_CHECK_PERIOD_S, self._remove_stale_dds_segments)
+        threading.Thread(target=self._dds_janitor, name="meco-dds-janitor", daemon=True).start()
 
     def _remove_stale_dds_segments(self) -> None:
         """Free the /dev/shm segments that killed DDS processes (a restarted camera driver,
@@ -140,6 +146,31 @@ class PerceptionNode(LifecycleNode):
         if removed.segments:
             self._stale_dds_segments += removed.segments
             self.get_logger().warning(str(removed))
+
+    def destroy_node(self) -> None:
+        """Also what rclpy's LifecycleNode.destroy_node leaves: its state machine and lifecycle
+        services hold the node's handle, so the context (the DDS participant and its /dev/shm
+        segments, 143 MB measured) outlived the node until interpreter finalization, which
+        `run` skips: every clean stop left its segments behind."""
+        self._janitor_stop.set()
+        for name in LIFECYCLE_SERVICES:
+            service = getattr(self, name, None)
+            if service is not None:
+                service.destroy()
+        state_machine = getattr(self, "_state_machine", None)
+        if state_machine is not None:
+            state_machine.destroy_when_not_in_use()
+        super().destroy_node()
+
+    def _dds_janitor(self) -> None:
+        """Every STALE_CHECK_PERIOD_S for the node's life, unconfigured included. A thread of its
+        own, not an rclpy timer: a timer made in the constructor of this node never fired."""
+        while not self._janitor_stop.wait(STALE_CHECK_PERIOD_S):
+            try:
+                self._remove_stale_dds_segments()
+            except Exception as exc:  # noqa: BLE001 - e.g. logging after shutdown: the janitor just ends
+                sys.stderr.write(f"dds janitor stopped: {exc!r}\n")
+                return
 
     # ---- lifecycle transitions ----
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -526,6 +557,9 @@ def main(args: list[str] | None = None) -> int:
             node.close()
             node.destroy_node()
         rclpy.try_shutdown()
+        # The DDS participant (and its /dev/shm segments) goes with the context, not at shutdown;
+        # `run` leaves without finalization, so the context is destroyed here or never.
+        rclpy.get_default_context().destroy()
     return code
 
 
