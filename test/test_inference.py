@@ -168,7 +168,7 @@ def test_checkpoint_native_size_is_the_default_and_explicit_sizes_win(tmp_path, 
 
 @pytest.mark.parametrize("out_size", [(480, 640), (240, 320), (361, 479), (720, 1280), (120, 160)])
 def test_upsampled_argmax_equals_full_bilinear_upsampling(out_size) -> None:
-    """The boundary-only label upsampling gives the labels of the fully upsampled logits."""
+    """The node's label upsampling gives the labels of numpy's arg-max of the upsampled logits."""
     import cv2
 
     from meco_core.inference.postprocess import upsampled_argmax
@@ -181,3 +181,18 @@ def test_upsampled_argmax_equals_full_bilinear_upsampling(out_size) -> None:
     fast = upsampled_argmax(logits, *out_size)
     assert fast.shape == out_size and fast.dtype == np.uint8
     assert (fast == full).mean() > 0.9999, (fast != full).sum()
+
+
+def test_channel_argmax_matches_numpy_ties_and_nan() -> None:
+    """First maximum wins on ties and NaN never wins, as np.argmax over finite values does."""
+    from meco_core.inference.postprocess import channel_argmax
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(5, 37, 53)).astype(np.float32)
+    x[3, :5] = x[1, :5] = 9.0                      # a tie: the first (1) wins
+    assert np.array_equal(channel_argmax(x), x.argmax(axis=0).astype(np.uint8))
+    assert (channel_argmax(x)[:5] == 1).all()
+    x[2, 10:12] = np.nan                           # NaN in a later channel: ignored
+    expected = np.nan_to_num(x, nan=-np.inf).argmax(axis=0).astype(np.uint8)
+    assert np.array_equal(channel_argmax(x), expected)
+    assert channel_argmax(x[:1]).max() == 0
