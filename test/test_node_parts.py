@@ -344,3 +344,27 @@ def test_a_replay_that_stops_sending_ends_with_tracebacks_not_a_hang(beats):
         assert done.returncode == 0 and done.stderr == "", done
     else:
         assert done.returncode == 1 and "most recent call first" in done.stderr, done
+
+
+def test_stage_threads_carry_their_names_to_the_os() -> None:
+    """top -H and /proc/<pid>/task/*/comm show which node thread uses the CPU."""
+    import threading
+    import time
+    from pathlib import Path
+
+    from meco_ros.node.worker import Mailbox, Stage
+
+    seen: list[str] = []
+
+    def record(_: int) -> None:
+        seen.append(Path(f"/proc/self/task/{threading.get_native_id()}/comm").read_text().strip())
+
+    box: Mailbox[int] = Mailbox()
+    stage = Stage(box, record, lambda exc: None, "meco-infer-1")
+    stage.start()
+    box.put(1)
+    deadline = time.monotonic() + 5
+    while not seen and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert stage.stop(5)
+    assert seen == ["meco-infer-1"]

@@ -74,7 +74,7 @@ from .publishing import NEEDS_DEPTH, NEEDS_LABELS, OutputPublishers, StatusPubli
 from .qos import make_qos
 from .process_guards import (exit_if_teardown_hangs, exit_without_finalization, limit_malloc_arenas,
                              return_freed_memory)
-from .worker import Mailbox, Stage
+from .worker import Mailbox, Stage, name_native_thread
 
 NODE_NAME = "perception_node"
 GIL_SWITCH_INTERVAL_S = 0.0001
@@ -165,6 +165,7 @@ class PerceptionNode(LifecycleNode):
     def _dds_janitor(self) -> None:
         """Every STALE_CHECK_PERIOD_S for the node's life, unconfigured included. A thread of its
         own, not an rclpy timer: a timer made in the constructor of this node never fired."""
+        name_native_thread("meco-dds-janitor")
         while not self._janitor_stop.wait(STALE_CHECK_PERIOD_S):
             try:
                 self._remove_stale_dds_segments()
@@ -234,7 +235,7 @@ class PerceptionNode(LifecycleNode):
         self._applied_cfg = None
         self.mailbox, self.results = Mailbox(), Mailbox()
         self._last_published = float("-inf")
-        inference = [Stage(self.mailbox, self._infer, self._worker_error, f"meco-inference-{i}", init=self._warmup)
+        inference = [Stage(self.mailbox, self._infer, self._worker_error, f"meco-infer-{i}", init=self._warmup)
                      for i in range(self._workers)]
         self.stages = [*inference, Stage(self.results, self._finish, self._worker_error, "meco-publish",
                                          nice=PUBLISH_THREAD_NICE)]
