@@ -63,19 +63,21 @@ def _locked(path: Path) -> bool:
         os.close(fd)  # also releases our lock
 
 
-def remove_stale_segments(shm_dir: Path = SHM_DIR, min_age_s: float = MIN_AGE_S) -> Removed:
-    """Remove the Fast DDS participant segments in `shm_dir` whose owners are gone."""
+def segment_names(shm_dir: Path = SHM_DIR) -> list[str]:
+    """The Fast DDS participant segments in `shm_dir` (by their `<name>_el` lock files), live or not."""
     try:
         names = os.listdir(shm_dir)
     except OSError:
-        return Removed()
+        return []
+    return sorted(m.group(1) for m in map(_SEGMENT_LOCK.match, names) if m)
+
+
+def remove_stale_segments(shm_dir: Path = SHM_DIR, min_age_s: float = MIN_AGE_S) -> Removed:
+    """Remove the Fast DDS participant segments in `shm_dir` whose owners are gone."""
     now = time.time()
     removed = freed = in_use = 0
-    for name in sorted(names):
-        m = _SEGMENT_LOCK.match(name)
-        if not m:
-            continue
-        lock, segment = shm_dir / name, shm_dir / m.group(1)
+    for name in segment_names(shm_dir):
+        lock, segment = shm_dir / f"{name}_el", shm_dir / name
         try:
             young = now - lock.stat().st_ctime < min_age_s
         except FileNotFoundError:

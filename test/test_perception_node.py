@@ -32,7 +32,7 @@ from std_msgs.msg import Float64
 
 from meco_core.classes import GOLF
 from meco_ros.image_conversion import cv2_to_compressed_imgmsg, cv2_to_imgmsg, imgmsg_to_cv2
-from meco_ros.dds_shm import MIN_AGE_S, SHM_DIR
+from meco_ros.dds_shm import MIN_AGE_S, SHM_DIR, segment_names
 from meco_ros.proc import REPO, ros_env, start_node
 
 try:
@@ -520,8 +520,7 @@ def _segments_locked_by(pid: int) -> set[str]:
         fields = line.split()
         if len(fields) > 5 and fields[1] == "FLOCK":
             holders[int(fields[5].rsplit(":", 1)[1])] = int(fields[4])
-    return {f.name[:-3] for f in SHM_DIR.glob("fastdds_*_el")
-            if re.fullmatch(r"fastdds_[0-9a-z]{16}_el", f.name) and holders.get(f.stat().st_ino) == pid}
+    return {name for name in segment_names() if holders.get((SHM_DIR / f"{name}_el").stat().st_ino) == pid}
 
 
 def _own_dev_node(tmp_path, suffix: str, *extra: str):

@@ -23,11 +23,12 @@ def channel_argmax(channels: np.ndarray | list[np.ndarray]) -> np.ndarray:
     channel-last copy (the node runs this on every frame, on the cores inference needs)."""
     planes = [np.ascontiguousarray(c, dtype=np.float32) for c in channels]
     best = planes[0].copy()
-    labels = np.zeros(best.shape, np.uint8)
+    labels, value = np.zeros(best.shape, np.uint8), np.empty(best.shape, np.uint8)
     for i, plane in enumerate(planes[1:], start=1):
         better = cv2.compare(plane, best, cv2.CMP_GT)  # 255 where strictly greater (never NaN)
         cv2.copyTo(plane, better, best)  # not cv2.max: that lets a NaN into `best`
-        cv2.copyTo(np.full(labels.shape, i, np.uint8), better, labels)
+        value.fill(i)
+        cv2.copyTo(value, better, labels)
     return labels
 
 

@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterator
 
 from meco_core.stamps import NS_PER_S, stamp_to_ns, to_stamp
 from meco_ros.bench.faults.base import FaultContext, fault_case
-from meco_ros.dds_shm import MIN_AGE_S, SHM_DIR, STALE_CHECK_PERIOD_S
+from meco_ros.dds_shm import MIN_AGE_S, STALE_CHECK_PERIOD_S, segment_names
 from meco_ros.proc import REPO, Process, node_ros_args, ros_env, start_node
 
 PARAMS_FILE = REPO / "config" / "golf_cart.yaml"
@@ -425,14 +425,6 @@ def first_stamp(camera: Process, timeout: float) -> int | None:
     return int(json.loads(line)["first_stamp_ns"])
 
 
-def dds_segments() -> int:
-    """Fast DDS participant segments in /dev/shm (a SIGKILLed process leaves its own behind)."""
-    try:
-        return sum(1 for f in os.listdir(SHM_DIR) if re.fullmatch(r"fastdds_[0-9a-z]{16}", f))
-    except OSError:
-        return -1
-
-
 def one_restart(client: Client, target: NodeUnderTest) -> dict[str, Any]:
     """Start a camera process, time its first image -> the node's first depth of it, SIGKILL it."""
     started = time.time()
@@ -460,13 +452,13 @@ def camera_restart(ctx: FaultContext) -> tuple[bool, str, dict[str, Any]]:
 
     with running_node(ctx, "restart") as target, \
             client_for(target, "fault_restart_viewer", lambda c: c.watch("depth", Image)) as client:
-        shm_before = dds_segments()
+        shm_before = len(segment_names())
         runs = [one_restart(client, target) for _ in range(CAMERA_RESTARTS)]
-        shm_after = dds_segments()
+        shm_after = len(segment_names())
         # the node's janitor (meco_ros.dds_shm) frees the killed cameras' segments on its next pass
         t_freed = time.monotonic()
-        freed = wait_until(lambda: dds_segments() <= shm_before, STALE_CHECK_PERIOD_S + MIN_AGE_S + 5.0)
-        freed_s, shm_end = time.monotonic() - t_freed, dds_segments()
+        freed = wait_until(lambda: len(segment_names()) <= shm_before, STALE_CHECK_PERIOD_S + MIN_AGE_S + 5.0)
+        freed_s, shm_end = time.monotonic() - t_freed, len(segment_names())
         alive = target.alive()
         problem = check_log(target)
     errors = [r["error"] for r in runs if "error" in r]
@@ -889,8 +881,6 @@ def fixed_by_backend(rules: dict[str, ParamRule], client: Client, target: NodeUn
     = the export's own)."""
     import json
     from dataclasses import replace
-
-    import re
 
     # the backend the node runs (its 'ready' line), not the parameter: the random-weight dev
     # model runs on torch whatever the params file asks for
