@@ -93,6 +93,17 @@ def photometric_jitter(rgb: np.ndarray, rng: np.random.Generator, strength: floa
     return np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
+def relight_region(rgb: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
+                   brightness: tuple[float, float] = (1.3, 2.4), saturation: tuple[float, float] = (0.2, 0.8)) -> np.ndarray:
+    """Brighten and desaturate the pixels of `mask` (soft-edged), as sun bleaches asphalt and
+    concrete: CamVid's paved ground is overcast, so sunlit paving was never seen as road."""
+    img = rgb.astype(np.float32)
+    gray = img @ np.array([0.299, 0.587, 0.114], np.float32)
+    lit = (gray[..., None] + (img - gray[..., None]) * rng.uniform(*saturation)) * rng.uniform(*brightness)
+    alpha = cv2.GaussianBlur(mask.astype(np.float32), (5, 5), 0)[..., None]  # no seam at the label's edge
+    return np.clip(img + (lit - img) * alpha + 0.5, 0, 255).astype(np.uint8)
+
+
 class MecoDataset(Dataset):
     """Samples of `split` from one root (or several, concatenated) as training tensors.
 
@@ -110,6 +121,11 @@ class MecoDataset(Dataset):
     scale_base (H, W): augmentation scales multiply this size instead of the stored frame's,
     e.g. the network input: the frame is seen at the geometry (aspect squeeze included) a
     camera frame has once the Estimator resized it, then zoomed by `scale_range`.
+    squeeze_range (lo, hi): with probability `squeeze_prob`, the width is further scaled by a
+    factor drawn log-uniformly from it (< 1: squeezed across), as the Estimator squeezes a wide
+    camera's frame into 4:3 (KITTI's 1242x375: 0.4x); depth follows fy, which a squeeze keeps.
+    relight_class / relight_prob: that class id's pixels are brightened and desaturated
+    (`relight_region`) in that share of frames.
     """
 
     def __init__(
@@ -128,6 +144,10 @@ class MecoDataset(Dataset):
         jitter: float = 0.25,
         keep_aspect: bool = False,
         scale_base: tuple[int, int] | None = None,
+        squeeze_range: tuple[float, float] | None = None,
+        squeeze_prob: float = 0.5,
+        relight_class: int | None = None,
+        relight_prob: float = 0.0,
     ) -> None:
         roots = [root] if isinstance(root, (str, os.PathLike)) else list(root)
         if not roots:
@@ -144,6 +164,9 @@ class MecoDataset(Dataset):
         self.jitter = jitter
         self.keep_aspect = keep_aspect
         self.scale_base = tuple(scale_base) if scale_base else None
+        self.squeeze_range = tuple(squeeze_range) if squeeze_range else None
+        self.squeeze_prob = squeeze_prob
+        self.relight_class, self.relight_prob = relight_class, relight_prob
         self.class_set = get_class_set(class_set) if class_set is not None else self.readers[0].class_set
         self.remaps: list[np.ndarray | None] = []
         for reader in self.readers:
@@ -190,7 +213,12 @@ class MecoDataset(Dataset):
         if rng is not None:
             scale = rng.uniform(*self.scale_range)
             bh, bw = self.scale_base or (h, w)
-            nh, nw = max(1, round(bh * scale)), max(1, round(bw * scale))
+            fh, fw = bh * scale, bw * scale
+            if self.squeeze_range and rng.random() < self.squeeze_prob:
+                fw *= float(np.exp(rng.uniform(*np.log(self.squeeze_range))))
+                if self.crop_size and fw < self.crop_size[1]:  # zoom until the squeezed frame fills the crop
+                    fh, fw = fh * self.crop_size[1] / fw, float(self.crop_size[1])
+            nh, nw = max(1, round(fh)), max(1, round(fw))
         elif self.resize:
             nh, nw = fit_size((h, w), self.resize) if self.keep_aspect else self.resize
         else:
@@ -217,6 +245,10 @@ class MecoDataset(Dataset):
         if rng is not None:
             if self.flip and rng.random() < 0.5:
                 rgb, depth, labels = rgb[:, ::-1], depth[:, ::-1], labels[:, ::-1]
+            if self.relight_class is not None and self.relight_prob > 0 and rng.random() < self.relight_prob:
+                mask = labels == self.relight_class
+                if mask.any():
+                    rgb = relight_region(np.ascontiguousarray(rgb), mask, rng)
             if self.jitter > 0:
                 rgb = photometric_jitter(np.ascontiguousarray(rgb), rng, strength=self.jitter)
 

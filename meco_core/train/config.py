@@ -62,6 +62,12 @@ class DataSource:
     # what scale_range multiplies: "native" (the frame as stored) or "input" (the frame first
     # resized to data.crop, aspect ratio included, as the Estimator resizes a camera frame)
     scale_from: str = "native"
+    # wide cameras squeezed into 4:3: width scaled by a factor in squeeze_range (log-uniform),
+    # in squeeze_prob of the frames (see MecoDataset)
+    squeeze_range: Union[tuple[float, float], None] = None
+    squeeze_prob: float = 0.5
+    # share of frames whose road pixels are brightened and desaturated (sunlit paving)
+    road_relight: float = 0.0
 
 
 @dataclass
@@ -250,6 +256,12 @@ def validate(cfg: TrainConfig) -> None:
             need(src.scale_from in SCALE_FROM, f"{key}.scale_from", f"must be one of {', '.join(SCALE_FROM)}; "
                  f"got {src.scale_from!r}")
             need(sr is None or 0 < sr[0] <= sr[1], f"{key}.scale_range", f"need 0 < min <= max, got {sr}")
+            qr = src.squeeze_range
+            need(qr is None or 0 < qr[0] <= qr[1] <= 1, f"{key}.squeeze_range", f"need 0 < min <= max <= 1, got {qr}")
+            need(0 <= src.squeeze_prob <= 1, f"{key}.squeeze_prob", f"must be in [0, 1], got {src.squeeze_prob}")
+            need(0 <= src.road_relight <= 1, f"{key}.road_relight", f"must be in [0, 1], got {src.road_relight}")
+            need(src.road_relight == 0 or "road" in CLASS_SETS.get(d.class_set, CLASS_SETS["golf"]).names,
+                 f"{key}.road_relight", f"class set {d.class_set!r} has no road class")
     need(d.class_set in CLASS_SETS, "data.class_set", f"unknown class set {d.class_set!r}; known: {sorted(CLASS_SETS)}")
     need(all(v > 0 for v in d.crop), "data.crop", f"must be positive [H, W], got {list(d.crop)}")
     need(d.batch_size >= 1, "data.batch_size", "must be >= 1")

@@ -49,7 +49,10 @@ def source_dataset(src: DataSource, cfg: TrainConfig, class_set: ClassSet, max_d
     if train:
         ds = MecoDataset(src.root, src.split, crop_size=d.crop, augment=True,
                          scale_range=tuple(src.scale_range or d.scale_range), flip=d.flip, jitter=d.jitter,
-                         scale_base=tuple(d.crop) if src.scale_from == "input" else None, **common)
+                         scale_base=tuple(d.crop) if src.scale_from == "input" else None,
+                         squeeze_range=src.squeeze_range, squeeze_prob=src.squeeze_prob,
+                         relight_class=class_set.names.index("road") if src.road_relight else None,
+                         relight_prob=src.road_relight, **common)
     else:
         ds = MecoDataset(src.root, src.split, augment=False, resize=d.val_size, **common)
     return ds if (src.labels and src.depth) else DropTasks(ds, src.labels, src.depth)
