@@ -207,3 +207,54 @@ def test_train_config_checks_scale_from():
     cfg.data.train = [DataSource(root="x", scale_from="sideways")]
     with pytest.raises(ValueError, match="scale_from"):
         validate(cfg)
+
+
+def test_squeeze_narrows_the_frame_keeps_alignment_and_the_vertical_focal(roots):
+    """squeeze_range: a wide camera's frame squeezed into the input, as the Estimator does; the
+    columns shrink, rows (and so fy, the focal depth follows) are kept, labels stay aligned."""
+    ref = MecoDataset(roots["dense"], "train")
+    h, w = ref[0]["seg"].shape
+    common = dict(crop_size=None, augment=True, scale_range=(1.0, 1.0), jitter=0.0, flip=False)
+    torch.manual_seed(0)
+    item = MecoDataset(roots["dense"], "train", squeeze_range=(0.5, 0.5), squeeze_prob=1.0, **common)[0]
+    assert item["seg"].shape == (h, round(w * 0.5))
+    assert float(item["focal"]) == pytest.approx(float(ref[0]["focal"]))
+    _check_aligned(item, exact=False)
+    # with a crop wider than the squeezed frame, it is zoomed until it fills the crop (no padding)
+    torch.manual_seed(0)
+    cropped = MecoDataset(roots["dense"], "train", squeeze_range=(0.5, 0.5), squeeze_prob=1.0,
+                          **(common | dict(crop_size=(h, w))))[0]
+    assert (cropped["seg"] != 255).float().mean() > 0.9 and float(cropped["focal"]) == pytest.approx(2 * float(ref[0]["focal"]))
+    torch.manual_seed(0)
+    never = MecoDataset(roots["dense"], "train", squeeze_range=(0.5, 0.5), squeeze_prob=0.0, **common)[0]
+    assert never["seg"].shape == (h, w)
+
+
+def test_relight_brightens_and_greys_only_the_chosen_class():
+    from meco_core.data.dataset import relight_region
+
+    rgb = np.zeros((40, 40, 3), np.uint8)
+    rgb[...] = (60, 50, 40)  # dark, warm
+    mask = np.zeros((40, 40), bool)
+    mask[20:] = True
+    out = relight_region(rgb, mask, np.random.default_rng(0)).astype(int)
+    inside, outside = out[30, 20], out[5, 20]
+    assert inside.mean() > 1.25 * rgb[30, 20].mean()            # brighter
+    assert np.ptp(inside) < np.ptp(rgb[30, 20].astype(int))     # greyer
+    assert np.array_equal(outside, rgb[5, 20])                  # untouched away from the edge
+
+
+def test_train_config_checks_squeeze_and_relight():
+    from meco_core.train.config import DataSource, TrainConfig, validate
+
+    for bad, key in ((dict(squeeze_range=(0.4, 1.2)), "squeeze_range"), (dict(squeeze_prob=1.5), "squeeze_prob"),
+                     (dict(road_relight=-0.1), "road_relight")):
+        cfg = TrainConfig()
+        cfg.data.train = [DataSource(root="x", **bad)]
+        with pytest.raises(ValueError, match=key):
+            validate(cfg)
+    cfg = TrainConfig()
+    cfg.data.class_set = "camvid"
+    cfg.data.train = [DataSource(root="x", road_relight=0.5)]
+    with pytest.raises(ValueError, match="no road class"):
+        validate(cfg)

@@ -94,3 +94,23 @@ def test_v6_needs_the_class_shares(tmp_path):
     cand = _scores(tmp_path, "cand", depth=0.207, ycor=45.3, hazard=[1.0])
     with pytest.raises(SystemExit, match="kitti_class_shares.json"):
         _rule_module().main(["--rule", "v6", str(base), str(cand)])
+
+
+def test_v7_ships_a_hazard_drop_or_a_depth_gain_that_keeps_the_hazard_share(tmp_path, capsys):
+    base = _scores(tmp_path, "base", depth=0.207, ycor=45.3, hazard=[18.6, 13.2, 5.5])       # 12.43
+    neither = _scores(tmp_path, "neither", depth=0.195, ycor=45.3, hazard=[15.0, 12.0, 5.0])  # -0.012, 10.67
+    depth_worse_hazard = _scores(tmp_path, "depth_but_hazard", depth=0.18, ycor=45.3, hazard=[20.0, 14.0, 7.0])  # +1.2
+    depth_gain = _scores(tmp_path, "depth_gain", depth=0.185, ycor=45.3, hazard=[19.0, 14.0, 6.0])   # 13.0: +0.57
+    assert _ships(["--rule", "v7", base, neither, depth_worse_hazard], capsys) == \
+        "ships: the current model (no candidate passes)"
+    assert _ships(["--rule", "v7", base, neither, depth_gain], capsys) == "ships: depth_gain"
+    hazard_drop = _scores(tmp_path, "hazard_drop", depth=0.210, ycor=45.0, hazard=[8.0, 6.0, 2.0])   # 5.33
+    assert _ships(["--rule", "v7", base, depth_gain, hazard_drop], capsys) == "ships: hazard_drop"
+    close = _scores(tmp_path, "close_lower_depth", depth=0.200, ycor=45.0, hazard=[9.0, 6.0, 3.0])   # 6.0: within 1
+    assert _ships(["--rule", "v7", base, hazard_drop, close], capsys) == "ships: close_lower_depth"
+
+
+def test_v7_keeps_v6s_guards(tmp_path, capsys):
+    base = _scores(tmp_path, "base", depth=0.207, ycor=45.3, hazard=[18.6, 13.2, 5.5])
+    cand = _scores(tmp_path, "cand", depth=0.207, ycor=43.7, hazard=[1.0, 1.0, 1.0])   # YCOR -1.6
+    assert _ships(["--rule", "v7", base, cand], capsys) == "ships: the current model (no candidate passes)"

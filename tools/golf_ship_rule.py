@@ -3,6 +3,7 @@
     .venv/bin/python tools/golf_ship_rule.py out/real_dev/shipped_v2 out/real_dev/meco_golf_v3 out/real_dev/meco_golf_v4
     .venv/bin/python tools/golf_ship_rule.py --rule v5 out/real_dev/v3_new_mapping out/real_dev/meco_golf_v5 ...
     .venv/bin/python tools/golf_ship_rule.py --rule v6 out/real_dev/v5b out/real_dev/meco_golf_v6a ...
+    .venv/bin/python tools/golf_ship_rule.py --rule v7 out/real_dev/v5b out/real_dev/meco_golf_v7a ...
 
 The first directory is the shipped model; each other one is a candidate.
 
@@ -24,6 +25,12 @@ CamVid streets mIoU at least the shipped one's - 1 and its YCOR mIoU at least th
 - 1.5. The eligible one with the lowest mean share of KITTI's street frames called hazard
 (kitti_class_shares.json) ships if that is >= 4 points below the shipped one's; of two within
 1 point of each other, the higher YCOR mIoU ships.
+
+Rule v7 (config/train/meco_golf_v7a.yaml / _v7b.yaml): eligible by rule v6's guards. An eligible
+candidate qualifies if its KITTI hazard share is >= 4 points below the shipped one's, OR its
+depth score is >= 0.02 below the shipped one's with its hazard share at most 1 point above.
+The qualifying one with the lowest hazard share ships; within 1 point of it, the lowest depth
+score.
 """
 from __future__ import annotations
 
@@ -90,8 +97,17 @@ def winner_v6(eligible: list[tuple[str, dict[str, float]]], base: dict[str, floa
     return max(close, key=lambda r: r[1]["ycor_miou"])[0]
 
 
+def winner_v7(eligible: list[tuple[str, dict[str, float]]], base: dict[str, float]) -> str | None:
+    qualifying = [r for r in eligible if r[1]["kitti_hazard"] <= base["kitti_hazard"] - 4.0
+                  or (r[1]["depth"] <= base["depth"] - 0.02 and r[1]["kitti_hazard"] <= base["kitti_hazard"] + 1.0)]
+    if not qualifying:
+        return None
+    low = min(r[1]["kitti_hazard"] for r in qualifying)
+    return min((r for r in qualifying if r[1]["kitti_hazard"] <= low + 1.0), key=lambda r: r[1]["depth"])[0]
+
+
 RULES = {"v3": (passes, lambda passing, base: winner_v3(passing)), "v5": (eligible_v5, winner_v5),
-         "v6": (eligible_v6, winner_v6)}
+         "v6": (eligible_v6, winner_v6), "v7": (eligible_v6, winner_v7)}
 
 
 def main(argv: list[str]) -> int:
