@@ -186,10 +186,22 @@ def test_non_finite_loss_skips_the_step(tiny_data, tmp_path, monkeypatch) -> Non
 
 
 # --------------------------------------------------------------------------- torchrun
+# `meco` under torchrun, then each rank writes the names of its threads still alive
+_RANK_THREADS = """import os, sys
+from meco_core.cli.app import main
+rc = main(sys.argv[1:])
+names = [open(f"/proc/self/task/{t}/comm").read().strip() for t in os.listdir("/proc/self/task")]
+open(os.environ["THREADS_OUT"] + os.environ["RANK"], "w").write(" ".join(names))
+sys.exit(rc)
+"""
+
+
 def test_torchrun_two_processes_agree(tiny_data, tmp_path, data_args) -> None:
     out, summary = tmp_path / "ddp", tmp_path / "ddp.json"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "meco_core.cli",
+    wrapper = tmp_path / "meco_rank.py"
+    wrapper.write_text(_RANK_THREADS)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "THREADS_OUT": str(tmp_path / "threads_rank")}
+    cmd = [PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(wrapper),
            "train", "--config", str(SMOKE), "--out", str(out), "--steps", "2", "--no-progress", "--json", str(summary),
            *data_args(tiny_data), "--set", "run.threads=1"]
     res = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
@@ -199,6 +211,9 @@ def test_torchrun_two_processes_agree(tiny_data, tmp_path, data_args) -> None:
     assert len(s["rank_digests"]) == 2 and s["rank_digests"][0] == s["rank_digests"][1]  # replicas identical
     ckpt = torch.load(out / "last.pt", weights_only=True)
     assert ckpt["step"] == 2 and ckpt["world_size"] == 2 and len(ckpt["rng_states"]) == 2
+    for rank in (0, 1):  # the process group really ended before exit (gloo threads left to exit aborted a rank in CI)
+        threads = (tmp_path / f"threads_rank{rank}").read_text().split()
+        assert not [t for t in threads if "gloo" in t], threads
 
 
 # --------------------------------------------------------------------------- meco eval

@@ -16,6 +16,7 @@ policies in `step`, what a checkpoint holds in `checkpointing`.
 """
 from __future__ import annotations
 
+import gc
 import math
 import signal
 import sys
@@ -320,6 +321,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_af
     """Run (or resume) training for `cfg`; joins the torchrun group when launched by torchrun."""
     threads = torch.get_num_threads()
     finished = False
+    trainer = None
     try:
         if cfg.run.threads:  # process-wide state: set here, at the entry point, never by the Trainer object
             torch.set_num_threads(cfg.run.threads)
@@ -330,4 +332,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_af
     finally:
         torch.set_num_threads(threads)  # run.threads must not leak into the caller's process
         if stop_after is None:
+            # DDP's reducer holds the process group: drop it first, so that destroying the group
+            # ends gloo's threads now. Left to interpreter exit, one rank's gloo thread could see
+            # its peer gone and abort ('terminate called without an active exception', CI).
+            trainer = None
+            gc.collect()
             D.cleanup(wait_for_peers=finished)
