@@ -11,9 +11,10 @@ import random
 import pytest
 
 from meco_ros.bench.faults import CASES, FaultContext
-from meco_ros.bench.faults import node_cases
+from meco_ros.bench.faults import control_cases, input_cases, stream_cases
 
-NODE_FAST = sorted(name for name, case in CASES.items() if case.fast and case.run.__module__ == node_cases.__name__)
+NODE_CASE_MODULES = (stream_cases.__name__, control_cases.__name__, input_cases.__name__)
+NODE_FAST = sorted(name for name, case in CASES.items() if case.fast and case.run.__module__ in NODE_CASE_MODULES)
 
 
 @pytest.mark.timeout(240)

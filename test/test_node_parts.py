@@ -368,3 +368,64 @@ def test_stage_threads_carry_their_names_to_the_os() -> None:
         time.sleep(0.01)
     assert stage.stop(5)
     assert seen == ["meco-infer-1"]
+
+
+def test_no_node_attribute_shadows_rclpys_own() -> None:
+    """The node once kept its status timer in `self._timers`, rclpy Node's list of all the
+    node's timers: activation replaced it and every earlier timer stopped firing."""
+    import re
+
+    import rclpy
+    from rclpy.lifecycle import LifecycleNode
+
+    from meco_ros.node import perception_node
+
+    context = rclpy.Context()
+    rclpy.init(context=context)  # this test run's ROS_DOMAIN_ID (conftest)
+    try:
+        bare = LifecycleNode("attribute_probe", context=context)
+        rclpy_names = set(vars(bare)) | set(dir(LifecycleNode))
+        bare.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
+    source = open(perception_node.__file__).read()
+    assigned = set(re.findall(r"self\.(\w+)\s*(?::[^=\n]+)?=(?!=)", source))
+    assert "_activation_timers" in assigned  # the pattern finds the node's attributes
+    assert not sorted(assigned & rclpy_names), "node attributes that shadow rclpy's"
+
+
+def test_a_timer_made_before_activation_fires_after_it() -> None:
+    import time
+
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    from meco_core.defaults import DEV_MODEL_CONFIG
+    from meco_ros.node.perception_node import PerceptionNode
+    from meco_ros.proc import REPO
+
+    context = rclpy.Context()
+    rclpy.init(context=context)  # this test run's ROS_DOMAIN_ID (conftest)
+    node = None
+    try:
+        node = PerceptionNode(context=context, cli_args=[
+            "--ros-args", "--params-file", str(REPO / "config" / "golf_cart.yaml"), "-p", "checkpoint:=''", "-p", "model:=meco",
+            "-p", f"model_config:={DEV_MODEL_CONFIG}", "-p", "inference_size:=[64,96]", "-p", "threads:=1",
+            "-p", "warmup_iterations:=1", "-p", "backend:=torch"])
+        ticks = []
+        early = node.create_timer(0.05, lambda: ticks.append(1))
+        node.trigger_configure()
+        node.trigger_activate()
+        assert early in list(node.timers)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        deadline = time.monotonic() + 5.0
+        while not ticks and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.05)
+        assert ticks, "a timer made before activation never fired"
+    finally:
+        if node is not None:
+            node.trigger_deactivate()
+            node.close()
+            node.destroy_node()
+        rclpy.shutdown(context=context)

@@ -114,7 +114,9 @@ class PerceptionNode(LifecycleNode):
         self.results: Mailbox[Pending] | None = None  # inferred frame -> post-processing and publishing
         self._inputs: list[Any] = []  # subscriptions: activate .. deactivate
         self._input_topics: list[str] = []
-        self._timers: list[Any] = []
+        # not `_timers`: rclpy's Node keeps its own timers there, and overwriting that list made
+        # the executor forget every other timer of the node (they never fired)
+        self._activation_timers: list[Any] = []
         self._active = False
         self._config_lock = threading.Lock()
         self._workers = 1
@@ -163,8 +165,8 @@ class PerceptionNode(LifecycleNode):
         super().destroy_node()
 
     def _dds_janitor(self) -> None:
-        """Every STALE_CHECK_PERIOD_S for the node's life, unconfigured included. A thread of its
-        own, not an rclpy timer: a timer made in the constructor of this node never fired."""
+        """Every STALE_CHECK_PERIOD_S for the node's life, unconfigured included, on a thread of
+        its own: it runs even while the executor is busy in a long transition (a model load)."""
         name_native_thread("meco-dds-janitor")
         while not self._janitor_stop.wait(STALE_CHECK_PERIOD_S):
             try:
@@ -193,7 +195,8 @@ class PerceptionNode(LifecycleNode):
         result = super().on_activate(state)  # enables the managed publishers
         self.outputs.publish_label_map(self.cfg.palette)
         self._create_subscriptions()
-        self._timers = [self.create_timer(float(self.get_parameter("stats_period").value), self._publish_status)]
+        period = float(self.get_parameter("stats_period").value)
+        self._activation_timers = [self.create_timer(period, self._publish_status)]
         self._active = True
         d = self.estimator.describe()
         self.get_logger().info(
@@ -253,9 +256,9 @@ class PerceptionNode(LifecycleNode):
         self._active = False
         for sub in self._inputs:
             self.destroy_subscription(sub)
-        for timer in self._timers:
+        for timer in self._activation_timers:
             self.destroy_timer(timer)
-        self._inputs, self._timers = [], []
+        self._inputs, self._activation_timers = [], []
 
     def _release(self) -> None:
         """Stop the stages (the frame in progress finishes), then the publishers and the model."""

@@ -13,7 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-CASE_MODULES = ("meco_ros.bench.faults.node_cases", "meco_ros.bench.faults.replay_cases", "meco_ros.bench.faults.file_cases")
+CASE_MODULES = ("meco_ros.bench.faults.stream_cases", "meco_ros.bench.faults.control_cases",
+                "meco_ros.bench.faults.input_cases", "meco_ros.bench.faults.replay_cases",
+                "meco_ros.bench.faults.file_cases")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -106,7 +108,7 @@ def main_from_args(args: argparse.Namespace) -> int:
         return 0
     chosen = select(cases, args.cases)
     from meco_ros.bench.faults.base import FaultContext
-    from meco_ros.bench.faults.node_cases import ensure_ros_env
+    from meco_ros.bench.faults.node_harness import ensure_ros_env
     from meco_ros.proc import node_checkpoint
 
     ensure_ros_env()  # this process's clients talk DDS too: the profile before the first participant
