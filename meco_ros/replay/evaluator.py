@@ -7,7 +7,8 @@ What runs (everything over real DDS, nothing simulated):
 - the perception node: the installed `perception_node` executable with the vehicle's
   params file (config/golf_cart.yaml) plus only the overrides asked for (checkpoint,
   inference size, compressed input, sim time), started as a subprocess in a namespace of
-  its own (meco_ros.proc, as node-bench does), unless `--use-running-node` points at one;
+  its own (meco_ros.replay.node_process, on meco_ros.proc as node-bench does), unless
+  `--use-running-node` points at one;
 - this process publishes the bag's camera frames with their original header (stamp and
   frame_id) and the matching camera_info, and collects `depth`, `segmentation` and `stats`
   (meco_ros.replay.link);
@@ -21,7 +22,7 @@ another set are remapped to the model's with the registered LUT, exactly as `mec
 does (camvid->golf, ...). Before anything is replayed the whole label topic is scanned
 once: ids that are not ids of that set (255 = ignore) stop the run with an error instead
 of a wrong score (e.g. CamVid's 8 = Car read as a golf id), as do an unknown name and a
-pair of sets with no registered remap.
+pair of sets with no registered remap (meco_ros.replay.gt_classes).
 
 Modes: `--closed-loop` (default): the next frame goes out when the previous frame's
 outputs arrived (or after `--timeout`), so every frame is scored and the metrics equal
@@ -46,7 +47,6 @@ import itertools
 import math
 import os
 import queue
-import shlex
 import signal
 import sys
 import threading
@@ -57,22 +57,19 @@ from typing import Any, Callable, Iterable, Iterator
 
 from meco_core.bags import BagError, stamp_ns
 from meco_core.evaluation.bench import percentiles
-from meco_core.classes import CLASS_SETS, GOLF, ClassSet, get_class_set, get_remap
-from meco_core.defaults import DEFAULT_CHECKPOINT, MAX_DEPTH_M
+from meco_core.classes import ClassSet
 from meco_core.options import from_args
 
-from meco_ros.proc import REPO, Process, node_checkpoint, node_ros_args, ros_env, start_node
+from meco_ros.proc import REPO, Process
 from .config import ReplayConfig
 from meco_core.bags.replay_source import BagSource, ReplayFrame
+from .errors import ReplayAbort
+from .gt_classes import checkpoint_class_set, class_set_from, gt_class_set, label_mapping
+from .node_process import shell_line, start_perception_node
 from .report import Scorer, machine, summarize, table, write_report
 from .stall_guard import MAX_CONSECUTIVE_TIMEOUTS, StallGuard, stall_seconds
 
 PROBE_STAMP_NS = 1  # no recorded frame is stamped 1 ns after the epoch
-LOUD = "!" * 100
-
-
-class ReplayAbort(RuntimeError):
-    """The replay cannot go on; the message says why (the report is still written)."""
 
 
 @dataclass
@@ -94,22 +91,9 @@ class Progress:
         return (len(r) - 1) / (r[-1] - r[0]) if len(r) >= 2 and r[-1] > r[0] else math.nan
 
 
-# ---------------------------------------------------------------- the node
+# ---------------------------------------------------------------- messages and provenance
 def _say(*parts: Any) -> None:
     print(*parts, file=sys.stderr, flush=True)
-
-
-def shell_line(args: list[str]) -> str:
-    """A copy-pastable command line that stays readable (`-p "checkpoint:=''"`, not shlex's quote soup)."""
-    out = []
-    for a in args:
-        if a and all(c.isalnum() or c in "_-+=:,./@%" for c in a):
-            out.append(a)
-        elif not any(c in a for c in '"$`\\'):
-            out.append(f'"{a}"')
-        else:
-            out.append(shlex.quote(a))
-    return " ".join(out)
 
 
 def git_commit() -> str | None:
@@ -122,47 +106,6 @@ def git_commit() -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return r.stdout.strip() or None
-
-
-def node_arguments(cfg: ReplayConfig, namespace: str, compressed: bool) -> tuple[list[str], dict[str, Any]]:
-    """--ros-args for perception_node: the vehicle's params file + only the overrides this run needs."""
-    params_file = Path(cfg.params_file or REPO / "config" / "golf_cart.yaml").resolve()
-    info: dict[str, Any] = {"params_file": str(params_file), "untrained": False}
-    try:
-        checkpoint = node_checkpoint(cfg.checkpoint, cfg.dev)
-    except FileNotFoundError as exc:
-        raise ReplayAbort(str(exc)) from None
-    if checkpoint is not None:
-        info["checkpoint"] = str(checkpoint)
-    else:
-        if not cfg.dev:
-            _say(f"{LOUD}\nWARNING: {DEFAULT_CHECKPOINT} does not exist (yet): the perception node runs an UNTRAINED "
-                 f"random-weight model\n(test/dev mode, meco {cfg.dev_model_config}). Depth and segmentation are "
-                 f"meaningless; this run only shows the pipeline.\n{LOUD}")
-        info.update(checkpoint=f"none: UNTRAINED meco {cfg.dev_model_config} (random weights, test/dev mode)",
-                    untrained=True)
-    args = node_ros_args(params_file, namespace, checkpoint, cfg.dev_model_config,
-                         inference_size=cfg.inference_size,
-                         **{"topics.image_compressed": "image/compressed" if compressed else None},
-                         device=cfg.device or None, threads=cfg.threads or None, backend=cfg.backend or None,
-                         use_sim_time=True if cfg.use_sim_time else None)
-    return args, info
-
-
-def start_perception_node(cfg: ReplayConfig, namespace: str, compressed: bool,
-                          run_info: dict[str, Any]) -> Process:
-    ros_args, info = node_arguments(cfg, namespace, compressed)
-    run_info.update(info)
-    node = start_node(ros_args, ros_env(), echo=cfg.verbose)
-    run_info["node_command"] = shell_line(node.cmd)
-    _say(f"replay-eval: started perception_node (namespace {namespace}); waiting up to {cfg.start_timeout:g} s "
-         "for 'ready' ...")
-    if not node.wait_for("ready", cfg.start_timeout):
-        tail = "\n".join(node.lines[-25:])
-        node.stop(signal.SIGKILL, 5)
-        raise ReplayAbort(f"perception_node did not become ready within {cfg.start_timeout:g} s "
-                          f"(exit code {node.popen.returncode}); its last output:\n{tail}")
-    return node
 
 
 # ---------------------------------------------------------------- replay loops
@@ -400,104 +343,7 @@ def probe(link: Any, frame: ReplayFrame, timeout: float) -> float:
                       f"image topic {link.image_topic})")
 
 
-def registered(cs: ClassSet) -> ClassSet:
-    """The registered class set with the same classes as `cs` (so its remaps apply), else `cs`."""
-    return next((known for known in CLASS_SETS.values() if known.same_classes(cs)), cs)
-
-
-def class_set_from(meta: Any, cfg: ReplayConfig, problems: list[str]) -> tuple[ClassSet, float]:
-    """Classes and depth range: the node's Prediction, else the checkpoint, else golf / 80 m."""
-    if meta is not None:
-        names = list(meta.class_names)
-        if names == GOLF.names:
-            return GOLF, meta.max_depth
-        colors = meta.class_colors if len(meta.class_colors) == len(names) else [(128, 128, 128)] * len(names)
-        return registered(ClassSet("node", names, colors)), meta.max_depth
-    from meco_ros.package_paths import find_package_checkpoint
-
-    path = find_package_checkpoint(cfg.checkpoint) if cfg.checkpoint else None
-    if path is not None:
-        from meco_core.models.checkpoint import load_checkpoint
-        from meco_core.evaluation.evaluate import class_set_of
-
-        ckpt = load_checkpoint(path)
-        cs = registered(class_set_of(ckpt) or GOLF)
-        problems.append("no Prediction message from the node: classes and depth range taken from the checkpoint")
-        return cs, float(ckpt["model_config"].get("max_depth", MAX_DEPTH_M))
-    problems.append("no Prediction message from the node and no --checkpoint: assuming golf classes and 80 m")
-    return GOLF, MAX_DEPTH_M
-
-
 # ---------------------------------------------------------------- label classes
-def _known() -> str:
-    return ", ".join(sorted(CLASS_SETS))
-
-
-def gt_class_set(cfg: ReplayConfig, source: Any) -> tuple[ClassSet | None, str]:
-    """The class set of the bag's label images and where it came from: --gt-classes, else the
-    make-bag metadata, else (None, ...): the model's. Raises ReplayAbort for an unknown name."""
-    if cfg.gt_classes:
-        if cfg.gt_classes not in CLASS_SETS:
-            raise ReplayAbort(f"--gt-classes {cfg.gt_classes!r} is not a known class set; known: {_known()}")
-        return CLASS_SETS[cfg.gt_classes], "--gt-classes"
-    found = source.label_class_set() if source.topics.seg else None
-    if found is None:
-        return None, "not recorded in the bag: the model's classes"
-    spec, where = found
-    try:
-        return registered(get_class_set(spec)), where
-    except (KeyError, ValueError, TypeError) as exc:
-        raise ReplayAbort(f"the bag's {where} gives the labels of {source.topics.seg} a class set that cannot be "
-                          f"used ({exc}); pass --gt-classes NAME (known: {_known()})") from None
-
-
-def label_mapping(gt: ClassSet | None, where: str, model: ClassSet, ids: dict[int, int], topic: str) -> Any:
-    """The LUT from the bag's label ids to the model's (None: they are the model's ids), as
-    `meco eval` remaps a dataset; ReplayAbort when the ids cannot be scored in the model's classes."""
-    def listing(bad: list[int]) -> str:
-        return ", ".join(f"{i} (in {ids[i]} message{'s' if ids[i] > 1 else ''})" for i in bad)
-
-    if gt is None:
-        bad = sorted(i for i in ids if i >= model.num_classes and i != model.ignore_index)
-        if bad:
-            raise ReplayAbort(
-                f"label ids {listing(bad)} on {topic} are not classes of the model's class set {model.name!r} "
-                f"(0..{model.num_classes - 1} = {', '.join(model.names)}; 255 = ignore), and the bag does not say "
-                f"which class set its labels are in: pass --gt-classes NAME (known: {_known()}) to have them "
-                f"remapped as `meco eval` does. Nothing was scored (reading them as {model.name} ids would give a "
-                "wrong mIoU)")
-        return None
-    lut = None
-    if not gt.same_classes(model):
-        lut = get_remap(gt.name, model.name)
-        if lut is None:
-            raise ReplayAbort(f"labels in class set {gt.name!r} ({where}) cannot be scored in the model's classes "
-                              f"{model.name!r}: no remap {gt.name}->{model.name} is registered "
-                              f"(meco_core.classes.REMAPS); known class sets: {_known()}")
-    bad = sorted(i for i in ids if i >= gt.num_classes and i != gt.ignore_index)
-    if bad:
-        raise ReplayAbort(f"label ids {listing(bad)} on {topic} are not ids of class set {gt.name!r} ({where}: "
-                          f"0..{gt.num_classes - 1}, 255 = ignore): the labels are in another class set "
-                          f"(--gt-classes NAME; known: {_known()})")
-    return lut
-
-
-def _checkpoint_class_set(cfg: ReplayConfig) -> ClassSet | None:
-    """The model's classes from its checkpoint when known before the node runs (None: ask the node)."""
-    if cfg.use_running_node and not cfg.checkpoint:
-        return None
-    try:
-        path = node_checkpoint(cfg.checkpoint, cfg.dev)
-    except FileNotFoundError:
-        return None  # said when the node is started
-    if path is None:
-        return None
-    from meco_core.evaluation.evaluate import class_set_of
-    from meco_core.models.checkpoint import load_checkpoint
-
-    return registered(class_set_of(load_checkpoint(path)) or GOLF)
-
-
 def _check_labels(run: "_Run", model: ClassSet) -> Any:
     """LUT for the scorer (raises ReplayAbort before anything is scored); notes the classes in the report."""
     gt = run.gt_classes
@@ -625,7 +471,7 @@ def _connect(run: _Run) -> None:
     run.gt_classes, run.gt_source = gt_class_set(cfg, run.source)
     if t.seg:  # what the label ids are, checked before the node starts when the checkpoint tells its classes
         run.label_ids = run.source.label_ids()
-        model = _checkpoint_class_set(cfg)
+        model = checkpoint_class_set(cfg)
         if model is not None:
             _check_labels(run, model)
     if cfg.use_running_node:
