@@ -124,6 +124,8 @@ class MecoDataset(Dataset):
     squeeze_range (lo, hi): with probability `squeeze_prob`, the width is further scaled by a
     factor drawn log-uniformly from it (< 1: squeezed across), as the Estimator squeezes a wide
     camera's frame into 4:3 (KITTI's 1242x375: 0.4x); depth follows fy, which a squeeze keeps.
+    A frame squeezed narrower than the crop is zoomed until it fills it (a longer lens: on YCOR
+    that taught off-road ground at long focal lengths, see config/train/meco_golf_v8.yaml).
     relight_class / relight_prob: that class id's pixels are brightened and desaturated
     (`relight_region`) in that share of frames.
     """
