@@ -77,13 +77,16 @@ def _crop_pad(arr: np.ndarray, top: int, left: int, ch: int, cw: int, fill: floa
     return out
 
 
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # RGB -> grey weights (ITU-R BT.601)
+
+
 def photometric_jitter(rgb: np.ndarray, rng: np.random.Generator, strength: float = 0.25, hue: float = 0.04) -> np.ndarray:
     """Random brightness, contrast, saturation (factors in 1 +- strength) and hue shift (+- hue turns)."""
     img = rgb.astype(np.float32) / 255.0
     img = img * rng.uniform(1 - strength, 1 + strength)
-    gray = img @ np.array([0.299, 0.587, 0.114], np.float32)
+    gray = img @ LUMA
     img = (img - gray.mean()) * rng.uniform(1 - strength, 1 + strength) + gray.mean()
-    gray = img @ np.array([0.299, 0.587, 0.114], np.float32)
+    gray = img @ LUMA
     img = (img - gray[..., None]) * rng.uniform(1 - strength, 1 + strength) + gray[..., None]
     img = np.clip(img, 0.0, 1.0)
     if hue > 0:
@@ -98,7 +101,7 @@ def relight_region(rgb: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
     """Brighten and desaturate the pixels of `mask` (soft-edged), as sun bleaches asphalt and
     concrete: CamVid's paved ground is overcast, so sunlit paving was never seen as road."""
     img = rgb.astype(np.float32)
-    gray = img @ np.array([0.299, 0.587, 0.114], np.float32)
+    gray = img @ LUMA
     lit = (gray[..., None] + (img - gray[..., None]) * rng.uniform(*saturation)) * rng.uniform(*brightness)
     alpha = cv2.GaussianBlur(mask.astype(np.float32), (5, 5), 0)[..., None]  # no seam at the label's edge
     return np.clip(img + (lit - img) * alpha + 0.5, 0, 255).astype(np.uint8)

@@ -260,7 +260,7 @@ def validate(cfg: TrainConfig) -> None:
             need(qr is None or 0 < qr[0] <= qr[1] <= 1, f"{key}.squeeze_range", f"need 0 < min <= max <= 1, got {qr}")
             need(0 <= src.squeeze_prob <= 1, f"{key}.squeeze_prob", f"must be in [0, 1], got {src.squeeze_prob}")
             need(0 <= src.road_relight <= 1, f"{key}.road_relight", f"must be in [0, 1], got {src.road_relight}")
-            need(src.road_relight == 0 or "road" in CLASS_SETS.get(d.class_set, CLASS_SETS["golf"]).names,
+            need(src.road_relight == 0 or d.class_set not in CLASS_SETS or "road" in CLASS_SETS[d.class_set].names,
                  f"{key}.road_relight", f"class set {d.class_set!r} has no road class")
     need(d.class_set in CLASS_SETS, "data.class_set", f"unknown class set {d.class_set!r}; known: {sorted(CLASS_SETS)}")
     need(all(v > 0 for v in d.crop), "data.crop", f"must be positive [H, W], got {list(d.crop)}")

@@ -63,7 +63,7 @@ from meco_core.options import from_args
 from meco_ros.proc import REPO, Process
 from .config import ReplayConfig
 from meco_core.bags.replay_source import BagSource, ReplayFrame
-from .errors import ReplayAbort
+from .errors import ReplayAbort, say
 from .gt_classes import checkpoint_class_set, class_set_from, gt_class_set, label_mapping
 from .node_process import shell_line, start_perception_node
 from .report import Scorer, machine, summarize, table, write_report
@@ -92,9 +92,6 @@ class Progress:
 
 
 # ---------------------------------------------------------------- messages and provenance
-def _say(*parts: Any) -> None:
-    print(*parts, file=sys.stderr, flush=True)
-
 
 def git_commit() -> str | None:
     """The source tree's commit (read-only git call), for the report."""
@@ -175,7 +172,7 @@ class Replayer:
                 continue
             self._check_node()  # woken by the node's death, not by its outputs
             self.p.timeouts += 1
-            _say(self._timeout_report(frame))
+            say(self._timeout_report(frame))
             consecutive += 1
             self.link.pop(key)
             if consecutive >= MAX_CONSECUTIVE_TIMEOUTS:
@@ -402,7 +399,7 @@ def _one_interrupt() -> Iterator[None]:
     def handler(signum: int, frame: Any) -> None:
         nonlocal interrupted
         if interrupted:
-            _say("replay-eval: interrupted again: still stopping the node and writing the partial report")
+            say("replay-eval: interrupted again: still stopping the node and writing the partial report")
             return
         interrupted = True
         raise KeyboardInterrupt
@@ -485,7 +482,7 @@ def _connect(run: _Run) -> None:
     # a running node (e.g. started by the same launch file) may still be warming up
     wait = cfg.start_timeout if cfg.use_running_node else min(cfg.timeout, 30.0)
     if cfg.use_running_node:
-        _say(f"replay-eval: waiting up to {wait:g} s for a perception node at {run.namespace} ...")
+        say(f"replay-eval: waiting up to {wait:g} s for a perception node at {run.namespace} ...")
     if not run.link.wait_matched(wait):
         raise ReplayAbort(f"no perception node at {run.namespace} within {wait:g} s: nothing subscribes to "
                           f"{run.link.image_topic} or publishes {run.link.topic('depth')} and "
@@ -515,7 +512,7 @@ def _play(run: _Run, guard: StallGuard) -> None:
     run.replayer.resend_s = 2.0 if math.isnan(rtt) else min(cfg.timeout, max(2.0, 5 * rtt))
     tasks = (("depth",) if t.depth or t.lidar else ()) + (("segmentation",) if t.seg else ())
     run.replayer.scorer = Scorer(class_set, max_depth, source.count, tasks, label_lut=lut)
-    _say(f"replay-eval: replaying {source.count} frames of {t.image} ({run.run_info['mode']}) ...")
+    say(f"replay-eval: replaying {source.count} frames of {t.image} ({run.run_info['mode']}) ...")
     stream = itertools.chain([first], frames)
     if cfg.closed_loop:
         run.replayer.closed_loop(stream)
@@ -573,7 +570,7 @@ def _replay(cfg: ReplayConfig) -> tuple[int, dict[str, Any]]:
     except ReplayAbort as exc:
         run.problems.append(str(exc))
         run.fatal = run.progress.sent == 0
-        _say(f"replay-eval: {exc}")
+        say(f"replay-eval: {exc}")
     except KeyboardInterrupt:
         run.problems.append(f"interrupted (Ctrl-C) after {run.progress.scored} frame(s) were scored "
                             f"({run.progress.sent} sent): partial report")

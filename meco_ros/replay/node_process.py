@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shlex
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +15,10 @@ from meco_core.defaults import DEFAULT_CHECKPOINT
 
 from meco_ros.proc import REPO, Process, node_checkpoint, node_ros_args, ros_env, start_node
 from .config import ReplayConfig
-from .errors import ReplayAbort
+from .errors import ReplayAbort, say
 
 LOUD = "!" * 100
 
-
-def _say(*parts: Any) -> None:
-    print(*parts, file=sys.stderr, flush=True)
 
 
 def shell_line(args: list[str]) -> str:
@@ -50,7 +46,7 @@ def node_arguments(cfg: ReplayConfig, namespace: str, compressed: bool) -> tuple
         info["checkpoint"] = str(checkpoint)
     else:
         if not cfg.dev:
-            _say(f"{LOUD}\nWARNING: {DEFAULT_CHECKPOINT} does not exist (yet): the perception node runs an UNTRAINED "
+            say(f"{LOUD}\nWARNING: {DEFAULT_CHECKPOINT} does not exist (yet): the perception node runs an UNTRAINED "
                  f"random-weight model\n(test/dev mode, meco {cfg.dev_model_config}). Depth and segmentation are "
                  f"meaningless; this run only shows the pipeline.\n{LOUD}")
         info.update(checkpoint=f"none: UNTRAINED meco {cfg.dev_model_config} (random weights, test/dev mode)",
@@ -69,7 +65,7 @@ def start_perception_node(cfg: ReplayConfig, namespace: str, compressed: bool,
     run_info.update(info)
     node = start_node(ros_args, ros_env(), echo=cfg.verbose)
     run_info["node_command"] = shell_line(node.cmd)
-    _say(f"replay-eval: started perception_node (namespace {namespace}); waiting up to {cfg.start_timeout:g} s "
+    say(f"replay-eval: started perception_node (namespace {namespace}); waiting up to {cfg.start_timeout:g} s "
          "for 'ready' ...")
     if not node.wait_for("ready", cfg.start_timeout):
         tail = "\n".join(node.lines[-25:])
