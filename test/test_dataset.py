@@ -244,11 +244,53 @@ def test_relight_brightens_and_greys_only_the_chosen_class():
     assert np.array_equal(outside, rgb[5, 20])                  # untouched away from the edge
 
 
+def test_dormant_turns_green_grass_straw_and_keeps_its_texture():
+    import cv2
+
+    from meco_core.data.dataset import dormant_region
+
+    rng = np.random.default_rng(0)
+    rgb = np.zeros((40, 40, 3), np.uint8)
+    rgb[...] = (50, 140, 40)  # green grass
+    rgb[20:, ::2] = (30, 90, 25)  # its texture: darker stripes
+    mask = np.zeros((40, 40), bool)
+    mask[20:] = True
+    out = dormant_region(rgb, mask, rng)
+    hsv = cv2.cvtColor(out, cv2.COLOR_RGB2HSV_FULL).astype(int)  # hue in 0-255 for 0-360 degrees
+    hue_deg = hsv[30:, :, 0] * 360 / 256
+    assert ((hue_deg > 20) & (hue_deg < 58)).all()                                   # straw, no green left
+    assert hsv[30, 0, 2] < hsv[30, 1, 2]                                             # stripes kept (value)
+    assert np.array_equal(out[:12], rgb[:12])                                        # untouched away from the edge
+
+
+def test_dataset_recolours_only_the_named_class(roots):
+    from meco_core.data.dataset import MecoDataset
+
+    root = roots["dense"]
+    torch.manual_seed(0)
+    plain = MecoDataset(root, "train", augment=True, flip=False, jitter=0.0, scale_range=(1, 1))[0]
+    torch.manual_seed(0)
+    recol = MecoDataset(root, "train", augment=True, flip=False, jitter=0.0, scale_range=(1, 1),
+                        recolors=[("dormant", 1, 1.0)])[0]
+    seg = plain["seg"]
+    changed = (recol["image"] - plain["image"]).abs().sum(0) > 1e-3
+    far_from_class = torch.from_numpy(cv2_dilate((seg == 1).numpy(), 3)) == 0
+    assert changed[seg == 1].float().mean() > 0.9 and not changed[far_from_class].any()
+    with pytest.raises(ValueError, match="unknown recolour"):
+        MecoDataset(root, "train", recolors=[("autumn", 1, 0.5)])
+
+
+def cv2_dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    import cv2
+
+    return cv2.dilate(mask.astype(np.uint8), np.ones((2 * radius + 1, 2 * radius + 1), np.uint8))
+
+
 def test_train_config_checks_squeeze_and_relight():
     from meco_core.train.config import DataSource, TrainConfig, validate
 
     for bad, key in ((dict(squeeze_range=(0.4, 1.2)), "squeeze_range"), (dict(squeeze_prob=1.5), "squeeze_prob"),
-                     (dict(road_relight=-0.1), "road_relight")):
+                     (dict(road_relight=-0.1), "road_relight"), (dict(dormant_grass=1.5), "dormant_grass")):
         cfg = TrainConfig()
         cfg.data.train = [DataSource(root="x", **bad)]
         with pytest.raises(ValueError, match=key):
@@ -257,4 +299,7 @@ def test_train_config_checks_squeeze_and_relight():
     cfg.data.class_set = "camvid"
     cfg.data.train = [DataSource(root="x", road_relight=0.5)]
     with pytest.raises(ValueError, match="no road class"):
+        validate(cfg)
+    cfg.data.train = [DataSource(root="x", dormant_grass=0.5)]
+    with pytest.raises(ValueError, match="no fairway class"):
         validate(cfg)

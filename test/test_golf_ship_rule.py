@@ -114,3 +114,18 @@ def test_v7_keeps_v6s_guards(tmp_path, capsys):
     base = _scores(tmp_path, "base", depth=0.207, ycor=45.3, hazard=[18.6, 13.2, 5.5])
     cand = _scores(tmp_path, "cand", depth=0.207, ycor=43.7, hazard=[1.0, 1.0, 1.0])   # YCOR -1.6
     assert _ships(["--rule", "v7", base, cand], capsys) == "ships: the current model (no candidate passes)"
+
+
+def test_v9_ships_a_ycor_gain_that_keeps_the_hazard_share(tmp_path, capsys):
+    base = _scores(tmp_path, "base", depth=0.202, ycor=44.7, hazard=[4.1, 0.2, 0.0])          # 1.43
+    small = _scores(tmp_path, "small_gain", depth=0.200, ycor=46.5, hazard=[4.0, 0.2, 0.0])    # +1.8: too small
+    assert _ships(["--rule", "v9", base, small], capsys) == "ships: the current model (no candidate passes)"
+    hazard_up = _scores(tmp_path, "hazard_up", depth=0.200, ycor=50.0, hazard=[8.0, 2.0, 1.0])  # 3.67: +2.2
+    assert _ships(["--rule", "v9", base, small, hazard_up], capsys) == \
+        "ships: the current model (no candidate passes)"
+    gain = _scores(tmp_path, "gain", depth=0.210, ycor=48.0, hazard=[6.0, 1.0, 0.0])            # 2.33: +0.9
+    assert _ships(["--rule", "v9", base, small, gain], capsys) == "ships: gain"
+    close = _scores(tmp_path, "close_lower_depth", depth=0.205, ycor=47.2, hazard=[4.0, 0.0, 0.0])
+    assert _ships(["--rule", "v9", base, gain, close], capsys) == "ships: close_lower_depth"
+    deep = _scores(tmp_path, "depth_guard", depth=0.2121, ycor=52.0, hazard=[4.0, 0.0, 0.0])    # +0.0101
+    assert _ships(["--rule", "v9", base, deep], capsys) == "ships: the current model (no candidate passes)"

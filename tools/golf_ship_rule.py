@@ -4,6 +4,7 @@
     .venv/bin/python tools/golf_ship_rule.py --rule v5 out/real_dev/v3_new_mapping out/real_dev/meco_golf_v5 ...
     .venv/bin/python tools/golf_ship_rule.py --rule v6 out/real_dev/v5b out/real_dev/meco_golf_v6a ...
     .venv/bin/python tools/golf_ship_rule.py --rule v7 out/real_dev/v5b out/real_dev/meco_golf_v7a ...
+    .venv/bin/python tools/golf_ship_rule.py --rule v9 out/real_dev/v8 out/real_dev/meco_golf_v9a ...
 
 The first directory is the shipped model; each other one is a candidate.
 
@@ -31,6 +32,11 @@ candidate qualifies if its KITTI hazard share is >= 4 points below the shipped o
 depth score is >= 0.02 below the shipped one's with its hazard share at most 1 point above.
 The qualifying one with the lowest hazard share ships; within 1 point of it, the lowest depth
 score.
+
+Rule v9 (config/train/meco_golf_v9a.yaml / _v9b.yaml): eligible by rule v6's guards with the KITTI
+hazard share at most 2 points above the shipped one's. The eligible one with the highest YCOR
+mIoU ships if that beats the shipped one's by >= 2 points; of those within 1 point of it, the
+lower depth score (rule v5's choice).
 """
 from __future__ import annotations
 
@@ -106,8 +112,12 @@ def winner_v7(eligible: list[tuple[str, dict[str, float]]], base: dict[str, floa
     return min((r for r in qualifying if r[1]["kitti_hazard"] <= low + 1.0), key=lambda r: r[1]["depth"])[0]
 
 
+def eligible_v9(c: dict[str, float], base: dict[str, float]) -> bool:
+    return eligible_v6(c, base) and c["kitti_hazard"] <= base["kitti_hazard"] + 2.0
+
+
 RULES = {"v3": (passes, lambda passing, base: winner_v3(passing)), "v5": (eligible_v5, winner_v5),
-         "v6": (eligible_v6, winner_v6), "v7": (eligible_v6, winner_v7)}
+         "v6": (eligible_v6, winner_v6), "v7": (eligible_v6, winner_v7), "v9": (eligible_v9, winner_v5)}
 
 
 def main(argv: list[str]) -> int:

@@ -96,15 +96,37 @@ def photometric_jitter(rgb: np.ndarray, rng: np.random.Generator, strength: floa
     return np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
+def _blend_region(img: np.ndarray, new: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """`new` inside `mask`, `img` outside, with a soft edge so the label's outline leaves no seam."""
+    alpha = cv2.GaussianBlur(mask.astype(np.float32), (5, 5), 0)[..., None]
+    return np.clip(img + (new - img) * alpha + 0.5, 0, 255).astype(np.uint8)
+
+
 def relight_region(rgb: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
                    brightness: tuple[float, float] = (1.3, 2.4), saturation: tuple[float, float] = (0.2, 0.8)) -> np.ndarray:
-    """Brighten and desaturate the pixels of `mask` (soft-edged), as sun bleaches asphalt and
-    concrete: CamVid's paved ground is overcast, so sunlit paving was never seen as road."""
+    """Brighten and desaturate the pixels of `mask`, as sun bleaches asphalt and concrete:
+    CamVid's paved ground is overcast, so sunlit paving was never seen as road."""
     img = rgb.astype(np.float32)
     gray = img @ LUMA
     lit = (gray[..., None] + (img - gray[..., None]) * rng.uniform(*saturation)) * rng.uniform(*brightness)
-    alpha = cv2.GaussianBlur(mask.astype(np.float32), (5, 5), 0)[..., None]  # no seam at the label's edge
-    return np.clip(img + (lit - img) * alpha + 0.5, 0, 255).astype(np.uint8)
+    return _blend_region(img, lit, mask)
+
+
+def dormant_region(rgb: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
+                   hue_deg: tuple[float, float] = (28.0, 50.0), saturation: tuple[float, float] = (0.25, 0.65),
+                   value: tuple[float, float] = (0.8, 1.25)) -> np.ndarray:
+    """Turn the pixels of `mask` straw-coloured (hue set to straw, less saturated), keeping their
+    texture (value): dormant turf and dry winter grass. Every real grass frame in training is
+    green, so the model learnt grass by its colour and calls dry grass trail."""
+    img = rgb.astype(np.float32)
+    hsv = cv2.cvtColor(img / 255.0, cv2.COLOR_RGB2HSV)  # float: H in degrees, S and V in [0, 1]
+    hsv[..., 0] = rng.uniform(*hue_deg)
+    hsv[..., 1] = np.clip(hsv[..., 1] * rng.uniform(*saturation), 0.0, 1.0)
+    hsv[..., 2] = np.clip(hsv[..., 2] * rng.uniform(*value), 0.0, 1.0)
+    return _blend_region(img, cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB) * 255.0, mask)
+
+
+REGION_RECOLORS = {"sunlit": relight_region, "dormant": dormant_region}  # kind -> recolour of a class's pixels
 
 
 class MecoDataset(Dataset):
@@ -129,8 +151,9 @@ class MecoDataset(Dataset):
     camera's frame into 4:3 (KITTI's 1242x375: 0.4x); depth follows fy, which a squeeze keeps.
     A frame squeezed narrower than the crop is zoomed until it fills it (a longer lens: on YCOR
     that taught off-road ground at long focal lengths, see config/train/meco_golf_v8.yaml).
-    relight_class / relight_prob: that class id's pixels are brightened and desaturated
-    (`relight_region`) in that share of frames.
+    recolors: (kind, class id, share of frames) triples: in that share of frames the class's
+    pixels are recoloured by REGION_RECOLORS[kind] ("sunlit": brighter, greyer paving;
+    "dormant": straw-coloured grass).
     """
 
     def __init__(
@@ -151,8 +174,7 @@ class MecoDataset(Dataset):
         scale_base: tuple[int, int] | None = None,
         squeeze_range: tuple[float, float] | None = None,
         squeeze_prob: float = 0.5,
-        relight_class: int | None = None,
-        relight_prob: float = 0.0,
+        recolors: Sequence[tuple[str, int, float]] = (),
     ) -> None:
         roots = [root] if isinstance(root, (str, os.PathLike)) else list(root)
         if not roots:
@@ -171,7 +193,10 @@ class MecoDataset(Dataset):
         self.scale_base = tuple(scale_base) if scale_base else None
         self.squeeze_range = tuple(squeeze_range) if squeeze_range else None
         self.squeeze_prob = squeeze_prob
-        self.relight_class, self.relight_prob = relight_class, relight_prob
+        unknown = sorted({kind for kind, _, _ in recolors} - set(REGION_RECOLORS))
+        if unknown:
+            raise ValueError(f"unknown recolour kind(s) {unknown}; known: {sorted(REGION_RECOLORS)}")
+        self.recolors = [(kind, int(cid), float(prob)) for kind, cid, prob in recolors if prob > 0]
         self.class_set = get_class_set(class_set) if class_set is not None else self.readers[0].class_set
         self.remaps: list[np.ndarray | None] = []
         for reader in self.readers:
@@ -250,10 +275,11 @@ class MecoDataset(Dataset):
         if rng is not None:
             if self.flip and rng.random() < 0.5:
                 rgb, depth, labels = rgb[:, ::-1], depth[:, ::-1], labels[:, ::-1]
-            if self.relight_class is not None and self.relight_prob > 0 and rng.random() < self.relight_prob:
-                mask = labels == self.relight_class
-                if mask.any():
-                    rgb = relight_region(np.ascontiguousarray(rgb), mask, rng)
+            for kind, class_id, prob in self.recolors:
+                if rng.random() < prob:
+                    mask = labels == class_id
+                    if mask.any():
+                        rgb = REGION_RECOLORS[kind](np.ascontiguousarray(rgb), mask, rng)
             if self.jitter > 0:
                 rgb = photometric_jitter(np.ascontiguousarray(rgb), rng, strength=self.jitter)
 

@@ -49,6 +49,8 @@ class ModelSection:
 
 
 SCALE_FROM = ("native", "input")  # DataSource.scale_from
+# recolour kind (meco_core.data.dataset.REGION_RECOLORS) -> (DataSource key with its share of frames, class)
+RECOLOR_KEYS = {"sunlit": ("road_relight", "road"), "dormant": ("dormant_grass", "fairway")}
 
 
 @dataclass
@@ -68,6 +70,8 @@ class DataSource:
     squeeze_prob: float = 0.5
     # share of frames whose road pixels are brightened and desaturated (sunlit paving)
     road_relight: float = 0.0
+    # share of frames whose fairway pixels turn straw-coloured (dormant turf, dry winter grass)
+    dormant_grass: float = 0.0
 
 
 @dataclass
@@ -259,9 +263,11 @@ def validate(cfg: TrainConfig) -> None:
             qr = src.squeeze_range
             need(qr is None or 0 < qr[0] <= qr[1] <= 1, f"{key}.squeeze_range", f"need 0 < min <= max <= 1, got {qr}")
             need(0 <= src.squeeze_prob <= 1, f"{key}.squeeze_prob", f"must be in [0, 1], got {src.squeeze_prob}")
-            need(0 <= src.road_relight <= 1, f"{key}.road_relight", f"must be in [0, 1], got {src.road_relight}")
-            need(src.road_relight == 0 or d.class_set not in CLASS_SETS or "road" in CLASS_SETS[d.class_set].names,
-                 f"{key}.road_relight", f"class set {d.class_set!r} has no road class")
+            for share_key, cls in RECOLOR_KEYS.values():
+                share = getattr(src, share_key)
+                need(0 <= share <= 1, f"{key}.{share_key}", f"must be in [0, 1], got {share}")
+                need(share == 0 or d.class_set not in CLASS_SETS or cls in CLASS_SETS[d.class_set].names,
+                     f"{key}.{share_key}", f"class set {d.class_set!r} has no {cls} class")
     need(d.class_set in CLASS_SETS, "data.class_set", f"unknown class set {d.class_set!r}; known: {sorted(CLASS_SETS)}")
     need(all(v > 0 for v in d.crop), "data.crop", f"must be positive [H, W], got {list(d.crop)}")
     need(d.batch_size >= 1, "data.batch_size", "must be >= 1")

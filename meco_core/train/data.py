@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from meco_core.classes import ClassSet
-from meco_core.train.config import DataSource, TrainConfig
+from meco_core.train.config import RECOLOR_KEYS, DataSource, TrainConfig
 from meco_core.train.sampler import ResumableBatchSampler, SeededDataset
 
 _ALL_IGNORE = np.full(256, 255, np.uint8)
@@ -51,8 +51,9 @@ def source_dataset(src: DataSource, cfg: TrainConfig, class_set: ClassSet, max_d
                          scale_range=tuple(src.scale_range or d.scale_range), flip=d.flip, jitter=d.jitter,
                          scale_base=tuple(d.crop) if src.scale_from == "input" else None,
                          squeeze_range=src.squeeze_range, squeeze_prob=src.squeeze_prob,
-                         relight_class=class_set.names.index("road") if src.road_relight else None,
-                         relight_prob=src.road_relight, **common)
+                         recolors=[(kind, class_set.names.index(cls), getattr(src, share_key))
+                                   for kind, (share_key, cls) in RECOLOR_KEYS.items() if getattr(src, share_key)],
+                         **common)
     else:
         ds = MecoDataset(src.root, src.split, augment=False, resize=d.val_size, **common)
     return ds if (src.labels and src.depth) else DropTasks(ds, src.labels, src.depth)
