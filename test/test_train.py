@@ -96,6 +96,18 @@ def test_depth_only_source_drops_labels(tiny_data) -> None:
     assert item["image"].shape[-2:] == (64, 96)
 
 
+def test_recolour_shares_reach_the_dataset_by_class_name(tiny_data) -> None:
+    from meco_core.classes import GOLF
+    from meco_core.train.config import DataSource
+    from meco_core.train.data import source_dataset
+
+    cfg = load_config(SMOKE)
+    ds = source_dataset(DataSource(str(tiny_data), "train", road_relight=0.25, dormant_grass=0.5), cfg, GOLF, 80.0,
+                        train=True)
+    assert sorted(ds.recolors) == [("dormant", GOLF.names.index("fairway"), 0.5), ("sunlit", GOLF.names.index("road"), 0.25)]
+    assert source_dataset(DataSource(str(tiny_data), "train"), cfg, GOLF, 80.0, train=True).recolors == []
+
+
 # --------------------------------------------------------------------------- training
 def test_few_steps_learn_and_write_everything(trained) -> None:
     import csv
