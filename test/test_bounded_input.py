@@ -37,7 +37,7 @@ from meco_core.bags import (
     ros1_typestore,
     ros2_typestore,
 )
-from meco_core.bags import salvage
+from meco_core.bags import salvage, size_check
 from meco_core.errors import InputSizeError, MecoError
 from meco_core.image_codec import ImageDecodeError, ImageSizeError, decode_compressed, decode_image
 
@@ -317,10 +317,10 @@ def test_compressed_bags_pass_the_size_check(tmp_path, kind):
             for i in range(4):
                 w.write(conn, 1000 + i, ts.serialize_cdr(image_msg(ts, np.zeros((4, 5, 3), np.uint8), "rgb8", i,
                                                                    "c"), IMAGE))
-        assert salvage.check_sizes(next(bag.glob("*.mcap"))) is None
+        assert size_check.check_sizes(next(bag.glob("*.mcap"))) is None
     else:
         bag = _ros1_bag(tmp_path / "b.bag", kind.split("-")[1])
-        assert salvage.check_sizes(bag) is None
+        assert size_check.check_sizes(bag) is None
     with BagReader(bag) as r:
         assert len(list(r.messages(["/cam"]))) == 4 and not r.salvaged
 
@@ -328,7 +328,7 @@ def test_compressed_bags_pass_the_size_check(tmp_path, kind):
 def test_handmade_mcap_reads(tmp_path):
     """The hand-written MCAP is valid: rosbags reads it, and check_sizes finds nothing."""
     bag = handmade_mcap(tmp_path / "ok.mcap", 4, None)
-    assert salvage.check_sizes(bag) is None
+    assert size_check.check_sizes(bag) is None
     with BagReader(bag) as r:
         assert len(list(r.messages(["/cam"]))) == 4 and not r.salvaged
 
@@ -336,7 +336,7 @@ def test_handmade_mcap_reads(tmp_path):
 @linux_only
 def test_mcap_record_declaring_4gb_is_refused_unread(tmp_path):
     bag = handmade_mcap(tmp_path / "lie.mcap", 5, 3)
-    found = salvage.check_sizes(bag)
+    found = size_check.check_sizes(bag)
     assert found.startswith("the MCAP record (op 0x05) at offset "), found
     offset = int(found.split()[7])
     out = run_bounded("""
@@ -379,7 +379,7 @@ def test_mcap_chunk_index_lying_about_its_chunk(tmp_path):
         for i in range(6):
             w.write("/cam", 1000 + i, image_msg(w.typestore, np.zeros((4, 5, 3), np.uint8), "rgb8", 1000 + i, "c"))
     mcap = next(bag.glob("*.mcap"))
-    assert salvage.check_sizes(mcap) is None
+    assert size_check.check_sizes(mcap) is None
     raw = bytearray(mcap.read_bytes())
     pos = next(p for p, op, _ in _mcap_records(bytes(raw)) if op == 0x08)
     body = pos + 9
@@ -387,7 +387,7 @@ def test_mcap_chunk_index_lying_about_its_chunk(tmp_path):
     (clen,) = struct.unpack_from("<I", raw, body + 36 + map_len + 8)
     struct.pack_into("<Q", raw, body + 36 + map_len + 12 + clen, 1 << 32)  # compressed_size
     mcap.write_bytes(bytes(raw))
-    assert "(4294967296 compressed)" in salvage.check_sizes(mcap)
+    assert "(4294967296 compressed)" in size_check.check_sizes(mcap)
     out = run_bounded("""
         from rosbags.highlevel import AnyReader
         from meco_core.bags import BagReader
@@ -438,7 +438,7 @@ def _ros1_bag(path: Path, compression: str | None = None) -> Path:
 @pytest.mark.parametrize("lie", ["chunk_length", "index_pos", "lz4_content_size"])
 def test_ros1_bag_with_lying_sizes(tmp_path, lie):
     bag = _ros1_bag(tmp_path / "drive.bag", "lz4" if lie == "lz4_content_size" else None)
-    assert salvage.check_sizes(bag) is None
+    assert size_check.check_sizes(bag) is None
     with BagReader(bag) as r:
         assert len(list(r.messages(["/cam"]))) == 4
     raw = bytearray(bag.read_bytes())
@@ -458,7 +458,7 @@ def test_ros1_bag_with_lying_sizes(tmp_path, lie):
         raw[data + 14] = (xxh32(bytes(raw[data + 4:data + 14])) >> 8) & 0xFF  # a valid header checksum
         expect = f"its lz4 frame declares {1 << 40} bytes, the chunk"
     bag.write_bytes(bytes(raw))
-    assert expect in salvage.check_sizes(bag)
+    assert expect in size_check.check_sizes(bag)
     out = run_bounded("""
         from meco_core.bags import BagReader
         with BagReader(V["bag"]) as r:

@@ -12,7 +12,7 @@ opens bags, reports bad input and builds messages the same way. Built on `rosbag
 - missing topics (`MissingTopicError` lists the topics that exist, with types and counts);
 - message types without a definition in the bag or the default typestore (`UnknownTypeError`);
 - absurd declared sizes (a 4 GB record length, an index pointing into the middle of a record):
-  `salvage.check_sizes` walks an MCAP / ROS 1 file's record headers before rosbags reads it,
+  `size_check.check_sizes` walks an MCAP / ROS 1 file's record headers before rosbags reads it,
   and such a file is read in salvage mode up to the lie, which is reported like damage.
   Message-level sizes (CDR sequence lengths) are checked by rosbags against the raw message:
   such a message is skipped and counted as undecodable.
@@ -37,6 +37,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer as Ros2Writer
 from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_typestore
 
 from meco_core.bags import salvage as bag_salvage
+from meco_core.bags.size_check import check_sizes
 from meco_core.bags.messages import *  # noqa: F401,F403  (re-export: one import for bag tools)
 from meco_core.bags.messages import TF_MESSAGE
 from meco_core.defaults import BAG_STORAGES
@@ -139,9 +140,9 @@ def _storage_path(path: Path) -> Path:
 
 
 def _declared_size_problem(target: Path) -> InputSizeError | None:
-    """The first absurd size declared by a storage file of `target` (see salvage.check_sizes)."""
+    """The first absurd size declared by a storage file of `target` (see size_check.check_sizes)."""
     for path in bag_salvage.storage_files(target):
-        problem = bag_salvage.check_sizes(path)
+        problem = check_sizes(path)
         if problem is not None:
             return InputSizeError(f"{path.name}: {problem}")
     return None
