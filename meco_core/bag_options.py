@@ -66,7 +66,7 @@ class ImportBagOptions:
     """How `import_bag` turns a bag into a dataset; `meco data from-bag`'s options are generated
     from it. Topics left None are auto-detected (the only one of its type in the bag; cloud and
     info are optional); 'none' disables one. From Python, `extrinsics` may also be a dict or a
-    4x4 array (see `meco_core.bags.to_dataset.load_extrinsics`)."""
+    4x4 array (see `meco_core.bags.lidar_projection.load_extrinsics`)."""
 
     image_topic: str | None = opt(None, help="sensor_msgs/Image or CompressedImage (default: the only one)")
     cloud_topic: str | None = opt(None, help="sensor_msgs/PointCloud2 (default: the only one; none = no depth)")

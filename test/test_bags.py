@@ -28,7 +28,8 @@ from meco_core.bags import (
 )
 from meco_core.bag_options import ImportBagOptions, MakeBagOptions
 from meco_core.classes import GOLF
-from meco_core.bags.to_dataset import import_bag, load_extrinsics
+from meco_core.bags.lidar_projection import load_extrinsics
+from meco_core.bags.to_dataset import import_bag
 from meco_core.data.format import DatasetReader, DatasetWriter
 from meco_core.bags.from_dataset import T_BASE_CAMERA, T_BASE_LIDAR, make_bag
 from meco_core.data.rellis import convert_rellis_frame, read_camera_info, read_transform
@@ -375,7 +376,7 @@ def test_projection_with_distortion():
     """plumb_bob distortion is applied; a ray far outside the view that the polynomial folds
     back into the image (k1 < 0) must not produce a ghost point."""
     from meco_core.bags import CameraModel
-    from meco_core.bags.to_dataset import project_cloud
+    from meco_core.bags.lidar_projection import project_cloud
 
     K = intrinsics_matrix(50.0, 50.0, 31.5, 23.5)
     D = np.array([-0.2, 0.0, 0.0, 0.0, 0.0])

@@ -29,16 +29,9 @@ from meco_core.bags import (
     BagReader,
     MissingTopicError,
 )
-from meco_core.bags.to_dataset import (
-    Aux,
-    LidarProjector,
-    choose_topic,
-    decode_aux,
-    join_frames,
-    load_extrinsics,
-    read_side_info,
-    tf_topics,
-)
+from meco_core.bags.frame_join import Aux, decode_aux, join_frames, read_side_info, tf_topics
+from meco_core.bags.lidar_projection import LidarProjector, load_extrinsics
+from meco_core.bags.to_dataset import choose_topic
 
 _MAX_LISTED = 3  # examples per kind of problem
 

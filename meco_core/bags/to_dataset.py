@@ -14,8 +14,8 @@ can replace the lidar, and a label topic (mono8 ids) adds segmentation.
 
 Two passes over the bag keep memory bounded: the first reads camera_info, tf and the
 stamps of the auxiliary topics; the second streams the images and joins them with a
-small cache of recent auxiliary messages. Those two passes (`read_side_info`,
-`join_frames`) and the cloud projection (`LidarProjector`) are shared with replay
+small cache of recent auxiliary messages. Those two passes (`meco_core.bags.frame_join`)
+and the cloud projection (`meco_core.bags.lidar_projection`) are shared with replay
 evaluation (meco_ros.replay.evaluator), so both tools match and project identically.
 The options (topics, tolerance, extrinsics, split, ...) are `ImportBagOptions` fields
 (meco_core.bag_options), the command's flags are generated from them.
@@ -23,18 +23,14 @@ The options (topics, tolerance, extrinsics, split, ...) are `ImportBagOptions` f
 from __future__ import annotations
 
 import argparse
-import bisect
 import os
 import re
 import sys
-from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
-import cv2
 import numpy as np
-import yaml
 
 from meco_core.bag_options import ImportBagOptions
 from meco_core.bags import (
@@ -42,121 +38,19 @@ from meco_core.bags import (
     IMAGE,
     IMAGE_TYPES,
     POINT_CLOUD2,
-    TF_MESSAGE,
     BagError,
     BagReader,
     CameraModel,
-    TfTree,
-    camera_info_from_msg,
-    clean_frame,
-    cloud_to_xyz,
-    depth_from_msg,
-    labels_from_msg,
     rgb_from_msg,
-    stamp_ns,
 )
+from meco_core.bags.frame_join import Aux, JoinedFrame, SideInfo, join_frames, read_side_info, tf_topics
+from meco_core.bags.lidar_projection import LidarProjector, load_extrinsics
 from meco_core.classes import get_class_set
 from meco_core.data.format import DatasetWriter
-from meco_core.defaults import MIN_LIDAR_RANGE_M
-from meco_core.geometry import (
-    invert_transform,
-    make_transform,
-    project_points,
-    quat_to_matrix,
-    sparse_depth_image,
-    transform_points,
-)
 from meco_core.options import from_args
 
-TF_TOPICS = ("/tf_static", "/tf")
-_CACHE = 16  # recent auxiliary messages kept per topic for the join
 _NOT_CAMERA_WORDS = ("depth", "seg", "label", "mask", "disparity")
 _NAME_BAD = re.compile(r"[^A-Za-z0-9_.\-]")
-
-
-# ------------------------------------------------------------------ extrinsics
-def _matrix_from(value: Any, where: str) -> np.ndarray:
-    if isinstance(value, dict) and "q" in value and "t" in value:
-        q, t = value["q"], value["t"]
-        q = [q["w"], q["x"], q["y"], q["z"]] if isinstance(q, dict) else list(q)  # lists: w x y z
-        t = [t["x"], t["y"], t["z"]] if isinstance(t, dict) else list(t)
-        if len(q) != 4 or len(t) != 3:
-            raise ValueError(f"{where}: q needs w x y z and t needs x y z")
-        return make_transform(quat_to_matrix(*[float(v) for v in q]), [float(v) for v in t])
-    T = np.asarray(value.get("matrix") if isinstance(value, dict) else value, np.float64)
-    if T.shape != (4, 4) or not np.allclose(T[3], [0, 0, 0, 1]):
-        raise ValueError(f"{where}: expected a 4x4 rigid transform or {{q: {{w,x,y,z}}, t: {{x,y,z}}}}")
-    R = T[:3, :3]
-    if not np.allclose(R @ R.T, np.eye(3), atol=1e-5):
-        raise ValueError(f"{where}: rotation part is not orthonormal")
-    return T
-
-
-def load_extrinsics(spec: Any) -> np.ndarray:
-    """T_camera_lidar (lidar points -> camera optical frame) from a YAML path, a dict or a 4x4 array.
-
-    The YAML must say which way it maps (the RELLIS lesson: a bare transform is ambiguous)::
-
-        T_camera_lidar: {q: {w: .., x: .., y: .., z: ..}, t: {x: .., y: .., z: ..}}
-        # or T_camera_lidar: [[4x4]], or T_lidar_camera: ... (the camera pose in the lidar frame)
-    """
-    if isinstance(spec, np.ndarray):
-        return _matrix_from(spec, "extrinsics")
-    where = "extrinsics"
-    if isinstance(spec, (str, os.PathLike)):
-        where = str(spec)
-        spec = yaml.safe_load(Path(spec).read_text())
-    if not isinstance(spec, dict):
-        raise ValueError(f"{where}: expected a mapping with T_camera_lidar or T_lidar_camera")
-    if "T_camera_lidar" in spec:
-        return _matrix_from(spec["T_camera_lidar"], f"{where}: T_camera_lidar")
-    if "T_lidar_camera" in spec:
-        return invert_transform(_matrix_from(spec["T_lidar_camera"], f"{where}: T_lidar_camera"))
-    raise ValueError(f"{where}: needs a T_camera_lidar (or T_lidar_camera) entry; has {sorted(spec)}")
-
-
-# ------------------------------------------------------------------ projection
-def project_cloud(xyz_camera: np.ndarray, cam: CameraModel, width: int, height: int) -> np.ndarray:
-    """Sparse float32 depth (H, W) of points in the camera optical frame, distortion applied."""
-    if not cam.has_distortion:
-        u, v, z, _ = project_points(xyz_camera, cam.K, width, height)
-        return sparse_depth_image(u, v, z, width, height)
-    pts = np.asarray(xyz_camera, np.float64)
-    front = np.isfinite(pts).all(axis=1) & (pts[:, 2] > 1e-3)
-    pts = pts[front]
-    xn, yn = pts[:, 0] / pts[:, 2], pts[:, 1] / pts[:, 2]
-    # only rays inside the image's undistorted field of view: the distortion polynomial folds
-    # rays far outside it back into the image
-    lo, hi = _normalized_bounds(cam, width, height)
-    keep = (xn >= lo[0]) & (xn <= hi[0]) & (yn >= lo[1]) & (yn <= hi[1])
-    pts = pts[keep]
-    obj = pts.reshape(-1, 1, 3)
-    if len(pts) == 0:
-        return np.zeros((height, width), np.float32)
-    if cam.model == "equidistant":
-        uv, _ = cv2.fisheye.projectPoints(obj, np.zeros(3), np.zeros(3), cam.K, cam.distortion[:4])
-    else:
-        uv, _ = cv2.projectPoints(obj, np.zeros(3), np.zeros(3), cam.K, cam.distortion)
-    uv = uv.reshape(-1, 2)
-    u = np.floor(uv[:, 0] + 0.5).astype(np.int64)
-    v = np.floor(uv[:, 1] + 0.5).astype(np.int64)
-    return sparse_depth_image(u, v, pts[:, 2].astype(np.float32), width, height)
-
-
-def _normalized_bounds(cam: CameraModel, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-    xs, ys = np.linspace(0, width - 1, 33), np.linspace(0, height - 1, 33)
-    border = np.concatenate([np.stack([xs, np.zeros_like(xs)], 1), np.stack([xs, np.full_like(xs, height - 1)], 1),
-                             np.stack([np.zeros_like(ys), ys], 1), np.stack([np.full_like(ys, width - 1), ys], 1)])
-    pix = border.reshape(-1, 1, 2).astype(np.float64)
-    if cam.model == "equidistant":
-        norm = cv2.fisheye.undistortPoints(pix, cam.K, cam.distortion[:4]).reshape(-1, 2)
-    elif cam.model in ("plumb_bob", "rational_polynomial"):
-        norm = cv2.undistortPoints(pix, cam.K, cam.distortion).reshape(-1, 2)
-    else:
-        raise ValueError(f"unsupported distortion model {cam.model!r} (plumb_bob, rational_polynomial, equidistant)")
-    lo, hi = norm.min(axis=0), norm.max(axis=0)
-    margin = 0.05 * (hi - lo)
-    return lo - margin, hi + margin
 
 
 # ------------------------------------------------------------------ topic choice
@@ -184,252 +78,6 @@ def choose_topic(bag: BagReader, given: str | None, types: tuple[str, ...], role
 def _safe_name(text: str) -> str:
     text = _NAME_BAD.sub("_", text).strip("._-") or "bag"
     return text if text[0].isalnum() or text[0] == "_" else "_" + text
-
-
-# ------------------------------------------------------------------ join
-@dataclass
-class Aux:
-    """One auxiliary topic (cloud / depth / seg / info): stamps from pass 1, recent payloads in pass 2."""
-
-    topic: str
-    kind: str  # cloud | depth | seg | info
-    stamps: list[int] = field(default_factory=list)  # per message, in bag order
-    order: np.ndarray | None = None  # indices sorting `stamps`
-    sorted_stamps: np.ndarray | None = None
-    seen: int = 0  # messages received in pass 2
-    cache: dict[int, Any] = field(default_factory=dict)
-    frame: str = ""
-
-    def finish(self) -> None:
-        s = np.asarray(self.stamps, np.int64)
-        self.order = np.argsort(s, kind="stable")
-        self.sorted_stamps = s[self.order]
-
-    def match(self, t: int, tol_ns: int) -> int | None:
-        """Index (bag order) of the message with the nearest stamp within tolerance."""
-        ss = self.sorted_stamps
-        if ss is None or len(ss) == 0:
-            return None
-        i = bisect.bisect_left(ss, t)
-        near = [j for j in (i - 1, i) if 0 <= j < len(ss)]
-        best = min(near, key=lambda j: abs(int(ss[j]) - t))  # ties: the earlier message
-        return int(self.order[best]) if abs(int(ss[best]) - t) <= tol_ns else None
-
-    def put(self, payload: Any) -> None:
-        self.cache[self.seen] = payload
-        self.seen += 1
-        while len(self.cache) > _CACHE:
-            self.cache.pop(min(self.cache))
-
-
-@dataclass
-class _Pending:
-    index: int
-    stamp: int
-    msg: Any
-    needs: dict[str, int | None]  # aux topic -> matched index
-
-
-@dataclass
-class JoinedFrame:
-    """One camera image with the auxiliary payloads matched to it by header stamp."""
-
-    index: int  # position of the image on its topic (0-based, bag order)
-    stamp: int  # header stamp in ns (the bag time when the header has none)
-    msg: Any  # the camera message (Image or CompressedImage, rosbags object)
-    payloads: dict[str, Any]  # aux topic -> decoded payload, or None (no match in tolerance / not readable)
-
-
-def message_stamp(m: Any, log_ns: int) -> int:
-    """Header stamp in ns, the bag time for messages without a (non-zero) stamp."""
-    try:
-        t = stamp_ns(m)
-    except AttributeError:
-        return log_ns
-    return t if t > 0 else log_ns
-
-
-def decode_aux(kind: str, msg: Any) -> Any:
-    """Pass-2 payload of an auxiliary message: (xyz, frame) | depth metres | labels | the message itself."""
-    if kind == "cloud":
-        xyz = cloud_to_xyz(msg)
-        return xyz[np.linalg.norm(xyz, axis=1) > MIN_LIDAR_RANGE_M], clean_frame(msg.header.frame_id)
-    if kind == "depth":
-        return depth_from_msg(msg)
-    if kind == "seg":
-        return labels_from_msg(msg)
-    return msg
-
-
-def same_camera(a: CameraModel, b: CameraModel) -> bool:
-    """Same calibration and image size (K, distortion and its model)."""
-    return ((a.width, a.height, a.model) == (b.width, b.height, b.model) and np.allclose(a.K, b.K)
-            and a.distortion.shape == b.distortion.shape and np.allclose(a.distortion, b.distortion))
-
-
-@dataclass
-class SideInfo:
-    """What pass 1 learns: the camera models (by stamp), the transforms and how often the camera changed.
-
-    `camera` is the first CameraInfo of the bag; `camera_at(t)` the one that belongs to an
-    image stamped t (see there). `cameras` holds each different model once, `info_changes`
-    counts CameraInfo messages unlike the one before them.
-    """
-
-    camera: CameraModel | None = None
-    tf_static: TfTree = field(default_factory=TfTree)
-    tf_dynamic: TfTree = field(default_factory=TfTree)
-    info_changes: int = 0
-    cameras: list[CameraModel] = field(default_factory=list)
-    info_stamps: list[int] = field(default_factory=list)  # per CameraInfo message, bag order
-    info_ids: list[int] = field(default_factory=list)  # its index in `cameras`
-    _ids: dict[tuple, int] = field(default_factory=dict, repr=False, compare=False)
-    _sorted: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
-
-    def add_camera(self, cam: CameraModel, stamp: int) -> None:
-        if self.camera is None:
-            self.camera = cam
-        last = self.cameras[self.info_ids[-1]] if self.info_ids else None
-        if last is not None and same_camera(cam, last):
-            k = self.info_ids[-1]
-        else:
-            if last is not None:
-                self.info_changes += 1
-            key = (cam.width, cam.height, cam.model, cam.K.tobytes(), cam.distortion.tobytes())
-            k = self._ids.setdefault(key, len(self.cameras))
-            if k == len(self.cameras):
-                self.cameras.append(cam)
-        self.info_stamps.append(int(stamp))
-        self.info_ids.append(k)
-        self._sorted = None
-
-    def camera_at(self, stamp: int) -> CameraModel | None:
-        """The CameraInfo of an image stamped `stamp`: the latest one stamped at or before it
-        (exact ties included: drivers stamp an image and its CameraInfo alike), else the
-        earliest (an image before the first CameraInfo). None if the bag has none."""
-        if not self.cameras:
-            return None
-        if len(self.cameras) == 1:
-            return self.cameras[0]
-        if self._sorted is None:
-            s = np.asarray(self.info_stamps, np.int64)
-            order = np.argsort(s, kind="stable")
-            self._sorted = s[order], np.asarray(self.info_ids, np.int64)[order]
-        ss, ids = self._sorted
-        i = int(np.searchsorted(ss, int(stamp), side="right")) - 1
-        return self.cameras[int(ids[max(i, 0)])]
-
-    @property
-    def camera_changes(self) -> bool:
-        """Whether the images' intrinsics or size change within the bag (distortion alone does not count)."""
-        return len({(*np.round(c.K[[0, 1, 0, 1], [0, 1, 2, 2]], 9).tolist(), c.width, c.height)
-                    for c in self.cameras}) > 1
-
-
-def read_side_info(reader: BagReader, info_topic: str | None, tf_topics: list[str], aux: dict[str, Aux]) -> SideInfo:
-    """Pass 1: camera_info, tf and the header stamps of the auxiliary topics (for the join)."""
-    side = SideInfo()
-    topics = list(dict.fromkeys(t for t in (info_topic, *tf_topics, *aux) if t))
-    for m in reader.messages(topics, strict=False):
-        if m.topic == info_topic:
-            side.add_camera(camera_info_from_msg(m.msg), message_stamp(m.msg, m.log_ns))
-        elif m.topic in tf_topics:
-            (side.tf_static if m.topic == "/tf_static" else side.tf_dynamic).add_msg(m.msg)
-        if m.topic in aux:
-            a = aux[m.topic]
-            a.stamps.append(message_stamp(m.msg, m.log_ns))
-            if not a.frame and hasattr(m.msg, "header"):
-                a.frame = clean_frame(m.msg.header.frame_id)
-    for a in aux.values():
-        a.finish()
-    return side
-
-
-def join_frames(reader: BagReader, image_topic: str, aux: dict[str, Aux], tol_ns: int, every: int = 1,
-                limit: int | None = None, stats: dict[str, Any] | None = None,
-                decode: Callable[[str, Any], Any] = decode_aux) -> Iterator[JoinedFrame]:
-    """Pass 2: stream the images in bag order, each with its stamp-matched auxiliary payloads.
-
-    `aux` must have been through `read_side_info` (stamps known). An image is yielded once
-    every message matched to it has been read, so memory stays bounded by a small cache of
-    recent auxiliary payloads. Damaged bags: reads what it can (strict=False; the caller
-    checks `reader.problems`). `stats['evicted']` counts matches lost to a bag far out of
-    stamp order.
-    """
-    stats = {} if stats is None else stats
-    pending: deque[_Pending] = deque()
-    n_image = accepted = 0
-
-    def ready(final: bool) -> Iterator[JoinedFrame]:
-        while pending:
-            p = pending[0]
-            waiting = [t for t, k in p.needs.items() if k is not None and k >= aux[t].seen]
-            if waiting and not final:
-                return
-            pending.popleft()
-            for t in waiting:  # bag ended before the matched message was delivered
-                p.needs[t] = None
-            yield JoinedFrame(p.index, p.stamp, p.msg,
-                              {t: (None if k is None else aux[t].cache.get(k)) for t, k in p.needs.items()})
-
-    stream = reader.messages([image_topic, *aux], strict=False)
-    try:
-        for m in stream:
-            if m.topic == image_topic:
-                i = n_image
-                n_image += 1
-                if i % every or (limit is not None and accepted >= limit):
-                    continue
-                accepted += 1
-                t = message_stamp(m.msg, m.log_ns)
-                needs = {topic: a.match(t, tol_ns) for topic, a in aux.items()}
-                for topic, k in needs.items():
-                    if k is not None and k < aux[topic].seen and k not in aux[topic].cache:
-                        needs[topic] = None  # evicted: bag far out of stamp order
-                        stats["evicted"] = stats.get("evicted", 0) + 1
-                pending.append(_Pending(i, t, m.msg, needs))
-            else:
-                try:
-                    payload = decode(aux[m.topic].kind, m.msg)
-                except ValueError as exc:  # bad sizes/encodings; replay's `decode` counts them itself
-                    raise BagError(reader.path, f"{m.topic} message at {m.log_ns} ns: {exc}") from None
-                aux[m.topic].put(payload)
-            yield from ready(final=False)
-            if limit is not None and accepted >= limit and not pending:
-                break
-    finally:
-        stream.close()
-    yield from ready(final=True)
-
-
-class LidarProjector:
-    """Clouds -> sparse depth images of the camera: extrinsics given (T_camera_lidar) or from the
-    bag's tf (looked up once per frame pair). `source` says where the extrinsics came from.
-    `camera` is the default model; `depth(..., camera=)` projects with an image's own."""
-
-    def __init__(self, reader: BagReader, camera: CameraModel, side: SideInfo, T_fixed: np.ndarray | None = None):
-        self.reader, self.camera, self.side, self.T_fixed = reader, camera, side, T_fixed
-        self.source: str | None = None
-        self._cache: dict[tuple[str, str], np.ndarray] = {}
-
-    def T_camera_lidar(self, cam_frame: str, lidar_frame: str) -> np.ndarray:
-        key = (cam_frame, lidar_frame)
-        if key not in self._cache:
-            if self.T_fixed is not None:
-                self._cache[key], self.source = self.T_fixed, "given"
-            else:
-                self._cache[key], self.source = _lookup(self.reader, self.side.tf_static, self.side.tf_dynamic,
-                                                        cam_frame, lidar_frame)
-        return self._cache[key]
-
-    def depth(self, xyz: np.ndarray, lidar_frame: str, image_frame: str, width: int, height: int,
-              camera: CameraModel | None = None) -> np.ndarray:
-        """Sparse float32 depth (H, W) of lidar points `xyz` (in `lidar_frame`), 0 = no point,
-        projected with `camera` (the image's CameraInfo; default: `self.camera`)."""
-        cam = camera or self.camera
-        cam_frame = cam.frame_id or clean_frame(image_frame)
-        pts = transform_points(self.T_camera_lidar(cam_frame, lidar_frame), xyz)
-        return project_cloud(pts, cam, width, height)
 
 
 # ------------------------------------------------------------------ main
@@ -613,25 +261,6 @@ def import_bag(bag: str | os.PathLike, out: str | os.PathLike, options: ImportBa
         raise BagError(Path(bag), f"damaged bag: wrote the {stats['frames_written']} frames that could be read "
                                   f"to {out}; " + "; ".join(stats["problems"]))
     return stats
-
-
-def tf_topics(reader: BagReader) -> list[str]:
-    """The bag's tf topics (/tf_static, /tf) that hold TFMessages."""
-    return [t for t in TF_TOPICS if t in reader.topics and reader.topics[t].msgtype == TF_MESSAGE]
-
-
-def _lookup(reader: BagReader, static: TfTree, dynamic: TfTree, cam: str, lidar: str) -> tuple[np.ndarray, str]:
-    """T_camera_lidar from the bag's tf (static first; /tf only as a fallback, its last value)."""
-    if cam == lidar:
-        return np.eye(4), "identity (same frame)"
-    for tree, name in ((static, "/tf_static"), (dynamic, "/tf")):
-        try:
-            return tree.lookup(cam, lidar), f"{name} {lidar} -> {cam}"
-        except KeyError:
-            pass
-    frames = sorted(set(static.frames) | set(dynamic.frames))
-    raise BagError(reader.path, f"no transform from the lidar frame {lidar!r} to the camera frame {cam!r} in "
-                                f"/tf_static (frames there: {frames or 'none'}); pass --extrinsics YAML")
 
 
 def _listing(reader: BagReader) -> str:
