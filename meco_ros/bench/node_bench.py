@@ -3,9 +3,10 @@
 What runs (all over real DDS with the project's Fast DDS profile):
 - the node: the installed `perception_node` executable with config/golf_cart.yaml (plus
   only the overrides given on the command line), in a namespace and domain of its own;
-- a camera: a separate process publishing real-looking frames (CamVid images from
-  ../shared/data, else synthetic) best effort at the chosen rate, size and encoding;
-- a viewer: this process subscribes to depth, segmentation, segmentation/color and
+- a camera (`meco_ros.bench.bench_camera`): a separate process publishing real-looking frames
+  (CamVid images from ../shared/data, else synthetic) best effort at the chosen rate, size and
+  encoding;
+- a viewer (`meco_ros.bench.viewer`): this process subscribes to depth, segmentation, segmentation/color and
   depth/color reliably, like RViz, and to stats.
 
 Reported next to each other: node output FPS, latency (image stamp -> receipt) p50/p95/p99,
@@ -24,7 +25,7 @@ import signal
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -33,184 +34,8 @@ import numpy as np
 from meco_core.evaluation.bench import percentiles
 from meco_core.defaults import BACKENDS, DEV_MODEL_CONFIG, NODE_ORT_SPIN, NODE_START_TIMEOUT_S
 
+from meco_ros.bench.viewer import VIEWER_TOPICS, Viewer
 from meco_ros.proc import REPO, Process, node_checkpoint, node_ros_args, ros_env, start_node
-
-VIEWER_TOPICS = ("depth", "segmentation", "segmentation/color", "depth/color")
-EXPECTED_ENCODING = {"depth": "32FC1", "segmentation": "mono8", "segmentation/color": "rgb8", "depth/color": "rgb8"}
-
-
-# ---------------------------------------------------------------- camera process
-def camera_frames(h: int, w: int, encoding: str, n: int = 24) -> list[np.ndarray]:
-    """CamVid validation images resized to h x w (real textures and layouts), else synthetic."""
-    import cv2
-
-    from meco_core.image_codec import convert_encoding
-
-    paths = sorted((REPO.parent / "shared" / "data" / "camvid" / "val").glob("*.png"))[:n]
-    frames = []
-    for p in paths:
-        bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
-        if bgr is not None:
-            frames.append(cv2.cvtColor(cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB))
-    if not frames:  # synthetic: sky, horizon, fairway gradient, a moving post
-        y, x = np.mgrid[0:h, 0:w]
-        for i in range(n):
-            img = np.zeros((h, w, 3), np.uint8)
-            img[..., 0] = np.where(y < h // 3, 120, 40)
-            img[..., 1] = np.where(y < h // 3, 170, 80 + (y * 120 // h))
-            img[..., 2] = np.where(y < h // 3, 230, 50)
-            x0 = (i * w // n) % w
-            img[h // 3: h - h // 6, x0: x0 + max(w // 40, 2)] = (200, 30, 40)
-            frames.append(img)
-    return [np.ascontiguousarray(convert_encoding(f, "rgb8", encoding)) for f in frames]
-
-
-def camera_main(argv: list[str]) -> int:
-    """Publish frames best effort at a fixed rate; print a JSON summary with every stamp sent."""
-    ap = argparse.ArgumentParser(prog="node_bench camera")
-    ap.add_argument("--topic", required=True)
-    ap.add_argument("--rate", type=float, default=30.0)
-    ap.add_argument("--size", default="480x640")
-    ap.add_argument("--encoding", default="rgb8")
-    ap.add_argument("--duration", type=float, default=20.0)
-    ap.add_argument("--match-timeout", type=float, default=30.0)
-    ap.add_argument("--camera-info", default="",
-                    help="also publish sensor_msgs/CameraInfo (the default camera for the size) on this topic, "
-                         "one per frame with the frame's stamp (the node's clouds need it); '' = none")
-    args = ap.parse_args(argv)
-    import rclpy
-    from rclpy.qos import qos_profile_sensor_data
-    from sensor_msgs.msg import CameraInfo, Image
-
-    from meco_ros.image_conversion import cv2_to_imgmsg
-
-    h, w = (int(v) for v in args.size.split("x"))
-    rclpy.init()
-    node = rclpy.create_node("meco_bench_camera")
-    pub = node.create_publisher(Image, args.topic, qos_profile_sensor_data)
-    msgs = []
-    for img in camera_frames(h, w, args.encoding):
-        m = cv2_to_imgmsg(img, args.encoding)
-        m.header.frame_id = "camera"
-        msgs.append(m)
-    info_pub, info = None, None
-    if args.camera_info:
-        info_pub = node.create_publisher(CameraInfo, args.camera_info, qos_profile_sensor_data)
-        info = camera_info_msg(h, w)
-    deadline = time.monotonic() + args.match_timeout
-    while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if pub.get_subscription_count() == 0:
-        print(json.dumps({"error": f"no subscriber on {args.topic} within {args.match_timeout} s"}), flush=True)
-        return 2
-    time.sleep(0.5)  # let the reader side finish matching
-    stamps, late = [], 0
-    period, n = 1.0 / args.rate, int(round(args.duration * args.rate))
-    t0 = time.monotonic()
-    for i in range(n):
-        target = t0 + i * period
-        wait = target - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
-        elif wait < -period:
-            late += 1
-        msg = msgs[i % len(msgs)]
-        msg.header.stamp = node.get_clock().now().to_msg()
-        if info_pub is not None:
-            info.header.stamp = msg.header.stamp
-            info_pub.publish(info)
-        pub.publish(msg)
-        stamps.append([msg.header.stamp.sec, msg.header.stamp.nanosec])
-    elapsed = time.monotonic() - t0
-    time.sleep(0.5)
-    print(json.dumps({"sent": n, "late": late, "rate": n / elapsed if elapsed else 0.0, "stamps": stamps}),
-          flush=True)
-    node.destroy_node()
-    rclpy.try_shutdown()
-    return 0
-
-
-def camera_info_msg(h: int, w: int) -> Any:
-    """CameraInfo of the default camera (meco_core.camera.default_intrinsics) for h x w, frame 'camera'."""
-    from sensor_msgs.msg import CameraInfo
-
-    from meco_core.camera import default_intrinsics
-
-    fx, fy, cx, cy = default_intrinsics(h, w)
-    info = CameraInfo(height=h, width=w, distortion_model="plumb_bob", d=[0.0] * 5)
-    info.k = [fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0]
-    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-    info.p = [fx, 0.0, cx, 0.0, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0]
-    info.header.frame_id = "camera"
-    return info
-
-
-# ---------------------------------------------------------------- viewer (this process)
-@dataclass
-class Viewer:
-    """RViz-like subscriber: records (stamp, receipt time) per output, checks fields."""
-
-    ns: str
-    domain_id: int
-    expected_size: tuple[int, int]
-    received: dict[str, list[tuple[float, float, tuple[int, int]]]] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-    stats: list[Any] = field(default_factory=list)
-    stats_times: list[float] = field(default_factory=list)
-    extra_topics: dict[str, Any] = field(default_factory=dict)  # {topic: message type}: recorded, not checked
-
-    def start(self) -> None:
-        from rclpy.qos import QoSProfile, ReliabilityPolicy
-        from sensor_msgs.msg import Image
-
-        from meco_ros.msg import Stats
-
-        from meco_ros.side_node import SideNode
-
-        self.side = SideNode("meco_bench_viewer", namespace=self.ns, domain_id=self.domain_id).start()
-        self.node = self.side.node
-        reliable = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)  # RViz's image default
-        for topic in VIEWER_TOPICS:
-            self.received[topic] = []
-            self.node.create_subscription(Image, topic, self._callback(topic), reliable)
-        for topic, kind in self.extra_topics.items():
-            self.received[topic] = []
-            self.node.create_subscription(kind, topic, self._recorder(topic), reliable)
-        self.node.create_subscription(Stats, "stats", self._on_stats, QoSProfile(depth=10))
-
-    def _on_stats(self, msg) -> None:
-        self.stats_times.append(time.time())
-        self.stats.append(msg)
-
-    def _callback(self, topic: str):
-        h, w = self.expected_size
-        log = self.received[topic]
-
-        def on_msg(msg) -> None:
-            now = time.time()
-            s = msg.header.stamp
-            log.append((s.sec + s.nanosec * 1e-9, now, (s.sec, s.nanosec)))
-            if (msg.height, msg.width) != (h, w) or msg.encoding != EXPECTED_ENCODING[topic] \
-                    or msg.header.frame_id != "camera":
-                self.problems.append(f"{topic}: {msg.width}x{msg.height} {msg.encoding} frame_id "
-                                     f"{msg.header.frame_id!r}")
-        return on_msg
-
-    def _recorder(self, topic: str):
-        log = self.received[topic]
-
-        def on_msg(msg) -> None:
-            s = msg.header.stamp
-            log.append((s.sec + s.nanosec * 1e-9, time.time(), (s.sec, s.nanosec)))
-        return on_msg
-
-    def matched(self) -> bool:
-        return all(self.node.count_publishers(self.node.resolve_topic_name(t)) > 0
-                   for t in (*VIEWER_TOPICS, *self.extra_topics))
-
-    def stop(self) -> None:
-        self.side.stop()
-
 
 # ---------------------------------------------------------------- raw model and analysis
 def _params_value(params_file: Path, key: str, default: Any) -> Any:
@@ -442,7 +267,7 @@ def run_node(args: argparse.Namespace, setup: BenchSetup, say, extra_topics: dic
         if not viewer.matched():
             raise RuntimeError("viewer did not discover the node's publishers within 30 s")
         say(f"node ready; camera publishing for {args.duration:g} s ...")
-        camera = Process([sys.executable, "-m", "meco_ros.bench.node_bench", "camera", "--topic", f"{ns}/image",
+        camera = Process([sys.executable, "-m", "meco_ros.bench.bench_camera", "--topic", f"{ns}/image",
                           "--rate", str(args.rate), "--size", f"{h}x{w}", "--encoding", args.encoding,
                           "--duration", str(args.duration), *(["--camera-info", f"{ns}/camera_info"] if camera_info
                                                               else [])],
@@ -648,8 +473,6 @@ def main_from_args(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "camera":
-        sys.exit(camera_main(sys.argv[2:]))
     parser = argparse.ArgumentParser(prog="python -m meco_ros.bench.node_bench")
     add_arguments(parser)
     sys.exit(main_from_args(parser.parse_args()))

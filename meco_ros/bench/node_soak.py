@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 
 
-from .node_bench import VIEWER_TOPICS, Viewer, _jsonable, add_camera_arguments, add_node_arguments, resolve_setup, run_node
+from .node_bench import _jsonable, add_camera_arguments, add_node_arguments, resolve_setup, run_node
+from .viewer import VIEWER_TOPICS, Viewer
 from meco_ros.proc import Process
 
 PRIMARY = "depth"                 # the output FPS and latency are measured on

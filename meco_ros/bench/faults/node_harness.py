@@ -17,7 +17,6 @@ helpers, whatever happens.
 """
 from __future__ import annotations
 
-import math
 import os
 import signal
 import threading
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from meco_core.stamps import stamp_to_ns, to_stamp
+from meco_ros.bench.bench_camera import camera_info_msg  # noqa: F401  (re-export for the cases)
 from meco_ros.bench.faults.base import FaultContext
 from meco_ros.proc import REPO, Process, node_ros_args, ros_env, start_node
 
@@ -279,19 +279,6 @@ def image_msg(h: int, w: int, frame_id: str = "camera") -> Any:
     msg = cv2_to_imgmsg(test_image(h, w), "rgb8")
     msg.header.frame_id = frame_id
     return msg
-
-
-def camera_info_msg(h: int, w: int, frame_id: str = "camera") -> Any:
-    """A calibrated CameraInfo for an h x w image (about 70 deg HFOV, centred)."""
-    from sensor_msgs.msg import CameraInfo
-
-    f = w / (2 * math.tan(math.radians(35)))
-    info = CameraInfo(height=h, width=w, distortion_model="plumb_bob", d=[0.0] * 5)
-    info.k = [f, 0.0, w / 2, 0.0, f, h / 2, 0.0, 0.0, 1.0]
-    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-    info.p = [f, 0.0, w / 2, 0.0, 0.0, f, h / 2, 0.0, 0.0, 0.0, 1.0, 0.0]
-    info.header.frame_id = frame_id
-    return info
 
 
 class Streamer:
