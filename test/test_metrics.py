@@ -55,6 +55,17 @@ def test_segmentation_iou_by_hand() -> None:
     assert torch.equal(m.confusion, m2.confusion)
 
 
+def test_a_class_only_predicted_counts_in_miou_not_in_miou_gt() -> None:
+    m = SegmentationMetrics(num_classes=3)
+    gt = np.array([[0, 0, 1, 1]])
+    pred = np.array([[0, 0, 1, 2]])  # one pixel of class 2, which the ground truth does not hold
+    m.update(pred, gt)
+    r = m.compute()
+    # class 0: 2/2; class 1: 1/2; class 2: tp0 fp1 -> 0
+    assert r["iou_per_class"] == pytest.approx([100.0, 50.0, 0.0])
+    assert r["miou"] == pytest.approx(50.0) and r["miou_gt"] == pytest.approx(75.0)
+
+
 def test_segmentation_accepts_logits() -> None:
     m = SegmentationMetrics(num_classes=3)
     logits = torch.zeros(1, 3, 2, 2)

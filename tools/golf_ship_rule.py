@@ -37,6 +37,11 @@ Rule v9 (config/train/meco_golf_v9a.yaml / _v9b.yaml): eligible by rule v6's gua
 hazard share at most 2 points above the shipped one's. The eligible one with the highest YCOR
 mIoU ships if that beats the shipped one's by >= 2 points; of those within 1 point of it, the
 lower depth score (rule v5's choice).
+
+Printed beside the rules' columns, not used by them: the YCOR mIoU over the classes the block's
+ground truth holds (`meco eval`'s miou_gt; a JSON written before it existed shows '-') and the
+fairway IoU. Rule v9's mIoU counts road with IoU 0 as soon as one pixel of the block is called
+road: v8's 1,164 road pixels in one frame of 48 cost it 11.2 points (session 14).
 """
 from __future__ import annotations
 
@@ -51,7 +56,9 @@ def scores(run: Path) -> dict[str, float]:
     depth = sum(m[s]["abs_rel"] + m[s]["ms_abs_rel"] for s in ("kitti", "rellis")) / 4
     names, iou = m["camvid_val"]["class_names"], m["camvid_val"]["iou_per_class"]
     streets = sum(iou[names.index(c)] for c in STREET_CLASSES) / len(STREET_CLASSES)
-    out = {"depth": depth, "ycor_miou": m["ycor_val"]["miou"], "synth_abs_rel": m["synth_test"]["abs_rel"],
+    out = {"depth": depth, "ycor_miou": m["ycor_val"]["miou"], "ycor_miou_gt": m["ycor_val"].get("miou_gt"),
+           "ycor_fairway": dict(zip(m["ycor_val"].get("class_names", []), m["ycor_val"].get("iou_per_class", []))).get("fairway"),
+           "synth_abs_rel": m["synth_test"]["abs_rel"],
            "synth_miou": m["synth_test"]["miou"], "camvid_streets": streets}
     shares = run / "kitti_class_shares.json"
     if shares.is_file():  # {checkpoint: {frame: {class: % of the frame}}}
@@ -130,13 +137,15 @@ def main(argv: list[str]) -> int:
     base_dir, *cand_dirs = [Path(a) for a in argv]
     base = scores(base_dir)
     rows = [(base_dir.name, base, None)] + [(d.name, s, check_rule(s, base)) for d in cand_dirs for s in [scores(d)]]
-    print(f"{'model':<22} {'depth score':>11} {'YCOR mIoU':>9} {'synth AbsRel':>12} {'synth mIoU':>10} "
-          f"{'CamVid streets':>14} {'KITTI hazard %':>14}  rule {rule}")
+    print(f"{'model':<22} {'depth score':>11} {'YCOR mIoU':>9} {'(GT classes)':>12} {'fairway':>7} {'synth AbsRel':>12} "
+          f"{'synth mIoU':>10} {'CamVid streets':>14} {'KITTI hazard %':>14}  rule {rule}")
     for name, s, ok in rows:
         verdict = "shipped" if ok is None else (("passes" if rule == "v3" else "eligible") if ok else "fails")
         hazard = f"{s['kitti_hazard']:>14.2f}" if "kitti_hazard" in s else f"{'-':>14}"
-        print(f"{name:<22} {s['depth']:>11.4f} {s['ycor_miou']:>9.2f} {s['synth_abs_rel']:>12.4f} "
-              f"{s['synth_miou']:>10.2f} {s['camvid_streets']:>14.2f} {hazard}  {verdict}")
+        gt_only = f"{s['ycor_miou_gt']:>12.2f}" if s["ycor_miou_gt"] is not None else f"{'-':>12}"
+        fairway = f"{s['ycor_fairway']:>7.1f}" if s["ycor_fairway"] is not None else f"{'-':>7}"
+        print(f"{name:<22} {s['depth']:>11.4f} {s['ycor_miou']:>9.2f} {gt_only} {fairway} "
+              f"{s['synth_abs_rel']:>12.4f} {s['synth_miou']:>10.2f} {s['camvid_streets']:>14.2f} {hazard}  {verdict}")
     passing = [(n, s) for n, s, ok in rows if ok]
     winner = winner_rule(passing, base) if passing else None
     print(f"ships: {winner}" if winner else "ships: the current model (no candidate passes)")

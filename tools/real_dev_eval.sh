@@ -40,13 +40,14 @@ run synth_test data/synth_golf test
 import json, sys
 from pathlib import Path
 out = Path(sys.argv[1])
-print(f"\n{'set':<12} {'AbsRel':>7} {'d1':>6} {'ms AbsRel':>9} {'ms d1':>6} {'mIoU':>6} {'fairway':>8} {'hazard':>7} {'road':>6}")
+print(f"\n{'set':<12} {'AbsRel':>7} {'d1':>6} {'ms AbsRel':>9} {'ms d1':>6} {'mIoU':>6} {'GT cls':>6} {'fairway':>8} {'hazard':>7} {'road':>6}")
 for name in ("kitti", "rellis", "ycor_val", "camvid_val", "synth_test"):
     m = json.loads((out / f"{name}.json").read_text())
     iou = dict(zip(m.get("class_names") or [], m.get("iou_per_class") or []))
     f = lambda v, w=6, p=3: f"{v:{w}.{p}f}" if isinstance(v, (int, float)) else f"{'-':>{w}}"
     print(f"{name:<12} {f(m.get('abs_rel'), 7)} {f(m.get('d1'))} {f(m.get('ms_abs_rel'), 9)} {f(m.get('ms_d1'))} "
-          f"{f(m.get('miou') if m.get('seg_pixels') else None, 6, 1)} {f(iou.get('fairway'), 8, 1)} "
+          f"{f(m.get('miou') if m.get('seg_pixels') else None, 6, 1)} {f(m.get('miou_gt') if m.get('seg_pixels') else None, 6, 1)} "
+          f"{f(iou.get('fairway'), 8, 1)} "
           f"{f(iou.get('hazard'), 7, 1)} {f(iou.get('road'), 6, 1)}")
 shares = next(iter(json.loads((out / "kitti_class_shares.json").read_text()).values()))
 print("KITTI streets (no labels), % of each frame called hazard: "

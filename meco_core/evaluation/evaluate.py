@@ -58,7 +58,8 @@ class MetricSet:
 
     def compute(self) -> dict[str, Any]:
         """Flat dict: depth keys and their median-scaled ms_ versions (NaN when no depth was seen),
-        miou (%), iou_per_class, frames."""
+        miou (%; classes in the ground truth or the prediction), miou_gt (classes in the ground
+        truth), iou_per_class, frames."""
         out: dict[str, Any] = {"frames": self.frames}
         depth = self.depth.compute() if self.depth is not None else {}
         for k in (*DEPTH_KEYS, *MS_DEPTH_KEYS):
@@ -66,6 +67,7 @@ class MetricSet:
         out["depth_pixels"] = depth.get("pixels", 0)
         seg = self.seg.compute() if self.seg is not None else {}
         out["miou"] = seg.get("miou", math.nan)
+        out["miou_gt"] = seg.get("miou_gt", math.nan)
         out["iou_per_class"] = seg.get("iou_per_class", [])
         out["pixel_acc"] = seg.get("pixel_acc", math.nan)
         out["seg_pixels"] = seg.get("pixels", 0)
@@ -254,6 +256,8 @@ def format_table(results: dict[str, Any], class_names: Sequence[str] | None = No
         lines.append("Segmentation IoU (%)")
         lines += [f"  {n:<{width}} {('   n/a' if math.isnan(v) else f'{v:6.2f}')}" for n, v in zip(names, ious)]
         lines.append(f"  {'mIoU':<{width}} {results['miou']:6.2f}")
+        if results.get("miou_gt", results["miou"]) != results["miou"]:  # a class the frames lack was predicted
+            lines.append(f"  {'mIoU over the classes the ground truth holds':<{width}} {results['miou_gt']:6.2f}")
     if results.get("camera") and not math.isnan(results.get("rmse", math.nan)):
         lines.append(f"camera: {results['camera']}")
     lines.append(f"frames {results.get('frames', 0)}, FPS {results.get('fps', math.nan):.2f} (batch 1, "

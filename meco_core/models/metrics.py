@@ -124,8 +124,12 @@ class SegmentationMetrics:
         union = cm.sum(0) + cm.sum(1) - tp
         iou = torch.where(union > 0, tp / union.clamp_min(1), torch.full_like(tp, math.nan)) * 100
         present = ~torch.isnan(iou)
+        in_gt = cm.sum(1) > 0
         total = cm.sum()
+        # miou: classes in the ground truth or the prediction (a class the frames do not hold
+        # counts 0 as soon as one pixel is predicted as it); miou_gt: classes the ground truth holds
         return {"miou": float(iou[present].mean()) if bool(present.any()) else math.nan,
+                "miou_gt": float(iou[in_gt].mean()) if bool(in_gt.any()) else math.nan,
                 "iou_per_class": [float(v) for v in iou],
                 "pixel_acc": float(tp.sum() / total * 100) if total > 0 else math.nan,
                 "pixels": int(total)}
