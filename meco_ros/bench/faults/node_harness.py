@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from meco_core.stamps import stamp_to_ns, to_stamp
-from meco_ros.bench.bench_camera import camera_info_msg  # noqa: F401  (re-export for the cases)
 from meco_ros.bench.faults.base import FaultContext
 from meco_ros.proc import REPO, Process, node_ros_args, ros_env, start_node
 

@@ -21,7 +21,8 @@ from typing import Any, Callable
 
 from meco_core.stamps import NS_PER_S, stamp_to_ns
 from meco_ros.bench.faults.base import FaultContext, fault_case
-from meco_ros.bench.faults.node_harness import (Client, NodeUnderTest, Streamer, camera_info_msg, check_log, client_for,
+from meco_ros.bench.bench_camera import camera_info_msg
+from meco_ros.bench.faults.node_harness import (Client, NodeUnderTest, Streamer, check_log, client_for,
                                                 image_msg, outputs_since, ros_stamp, running_node, set_one, streaming,
                                                 summary, wait_until, watch_depth_and_status)
 from meco_ros.dds_shm import MIN_AGE_S, STALE_CHECK_PERIOD_S, segment_names
