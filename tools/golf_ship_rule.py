@@ -54,11 +54,9 @@ def scores(run: Path) -> dict[str, float]:
     m = {name: json.loads((run / f"{name}.json").read_text())
          for name in ("kitti", "rellis", "ycor_val", "synth_test", "camvid_val")}
     depth = sum(m[s]["abs_rel"] + m[s]["ms_abs_rel"] for s in ("kitti", "rellis")) / 4
-    names, iou = m["camvid_val"]["class_names"], m["camvid_val"]["iou_per_class"]
-    streets = sum(iou[names.index(c)] for c in STREET_CLASSES) / len(STREET_CLASSES)
+    streets = sum(class_iou(m["camvid_val"], c) for c in STREET_CLASSES) / len(STREET_CLASSES)
     out = {"depth": depth, "ycor_miou": m["ycor_val"]["miou"], "ycor_miou_gt": m["ycor_val"].get("miou_gt"),
-           "ycor_fairway": dict(zip(m["ycor_val"].get("class_names", []), m["ycor_val"].get("iou_per_class", []))).get("fairway"),
-           "synth_abs_rel": m["synth_test"]["abs_rel"],
+           "ycor_fairway": class_iou(m["ycor_val"], "fairway"), "synth_abs_rel": m["synth_test"]["abs_rel"],
            "synth_miou": m["synth_test"]["miou"], "camvid_streets": streets}
     shares = run / "kitti_class_shares.json"
     if shares.is_file():  # {checkpoint: {frame: {class: % of the frame}}}
@@ -68,6 +66,16 @@ def scores(run: Path) -> dict[str, float]:
 
 
 STREET_CLASSES = ("background", "road", "obstacle")  # the golf classes CamVid's streets hold
+
+
+def class_iou(results: dict, name: str) -> float | None:
+    """One class's IoU from a `meco eval` JSON (None: the JSON has no per-class IoUs)."""
+    return dict(zip(results.get("class_names", []), results.get("iou_per_class", []))).get(name)
+
+
+def cell(value: float | None, width: int, decimals: int) -> str:
+    """A right-aligned table cell; '-' for a score the JSONs do not hold."""
+    return f"{'-':>{width}}" if value is None else f"{value:>{width}.{decimals}f}"
 
 
 def passes(c: dict[str, float], base: dict[str, float]) -> bool:
@@ -141,11 +149,9 @@ def main(argv: list[str]) -> int:
           f"{'synth mIoU':>10} {'CamVid streets':>14} {'KITTI hazard %':>14}  rule {rule}")
     for name, s, ok in rows:
         verdict = "shipped" if ok is None else (("passes" if rule == "v3" else "eligible") if ok else "fails")
-        hazard = f"{s['kitti_hazard']:>14.2f}" if "kitti_hazard" in s else f"{'-':>14}"
-        gt_only = f"{s['ycor_miou_gt']:>12.2f}" if s["ycor_miou_gt"] is not None else f"{'-':>12}"
-        fairway = f"{s['ycor_fairway']:>7.1f}" if s["ycor_fairway"] is not None else f"{'-':>7}"
-        print(f"{name:<22} {s['depth']:>11.4f} {s['ycor_miou']:>9.2f} {gt_only} {fairway} "
-              f"{s['synth_abs_rel']:>12.4f} {s['synth_miou']:>10.2f} {s['camvid_streets']:>14.2f} {hazard}  {verdict}")
+        print(f"{name:<22} {s['depth']:>11.4f} {s['ycor_miou']:>9.2f} {cell(s['ycor_miou_gt'], 12, 2)} "
+              f"{cell(s['ycor_fairway'], 7, 1)} {s['synth_abs_rel']:>12.4f} {s['synth_miou']:>10.2f} "
+              f"{s['camvid_streets']:>14.2f} {cell(s.get('kitti_hazard'), 14, 2)}  {verdict}")
     passing = [(n, s) for n, s, ok in rows if ok]
     winner = winner_rule(passing, base) if passing else None
     print(f"ships: {winner}" if winner else "ships: the current model (no candidate passes)")

@@ -51,8 +51,8 @@ def source_dataset(src: DataSource, cfg: TrainConfig, class_set: ClassSet, max_d
                          scale_range=tuple(src.scale_range or d.scale_range), flip=d.flip, jitter=d.jitter,
                          scale_base=tuple(d.crop) if src.scale_from == "input" else None,
                          squeeze_range=src.squeeze_range, squeeze_prob=src.squeeze_prob,
-                         recolors=[(kind, class_set.names.index(cls), getattr(src, share_key))
-                                   for kind, (share_key, cls) in RECOLOR_KEYS.items() if getattr(src, share_key)],
+                         recolors=[(kind, class_set.names.index(cls), share)
+                                   for kind, (share_key, cls) in RECOLOR_KEYS.items() if (share := getattr(src, share_key))],
                          **common)
     else:
         ds = MecoDataset(src.root, src.split, augment=False, resize=d.val_size, **common)

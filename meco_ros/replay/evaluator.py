@@ -91,8 +91,7 @@ class Progress:
         return (len(r) - 1) / (r[-1] - r[0]) if len(r) >= 2 and r[-1] > r[0] else math.nan
 
 
-# ---------------------------------------------------------------- messages and provenance
-
+# ---------------------------------------------------------------- provenance
 def git_commit() -> str | None:
     """The source tree's commit (read-only git call), for the report."""
     import subprocess

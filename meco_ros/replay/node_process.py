@@ -20,7 +20,6 @@ from .errors import ReplayAbort, say
 LOUD = "!" * 100
 
 
-
 def shell_line(args: list[str]) -> str:
     """A copy-pastable command line that stays readable (`-p "checkpoint:=''"`, not shlex's quote soup)."""
     out = []
@@ -47,8 +46,8 @@ def node_arguments(cfg: ReplayConfig, namespace: str, compressed: bool) -> tuple
     else:
         if not cfg.dev:
             say(f"{LOUD}\nWARNING: {DEFAULT_CHECKPOINT} does not exist (yet): the perception node runs an UNTRAINED "
-                 f"random-weight model\n(test/dev mode, meco {cfg.dev_model_config}). Depth and segmentation are "
-                 f"meaningless; this run only shows the pipeline.\n{LOUD}")
+                f"random-weight model\n(test/dev mode, meco {cfg.dev_model_config}). Depth and segmentation are "
+                f"meaningless; this run only shows the pipeline.\n{LOUD}")
         info.update(checkpoint=f"none: UNTRAINED meco {cfg.dev_model_config} (random weights, test/dev mode)",
                     untrained=True)
     args = node_ros_args(params_file, namespace, checkpoint, cfg.dev_model_config,
@@ -66,7 +65,7 @@ def start_perception_node(cfg: ReplayConfig, namespace: str, compressed: bool,
     node = start_node(ros_args, ros_env(), echo=cfg.verbose)
     run_info["node_command"] = shell_line(node.cmd)
     say(f"replay-eval: started perception_node (namespace {namespace}); waiting up to {cfg.start_timeout:g} s "
-         "for 'ready' ...")
+        "for 'ready' ...")
     if not node.wait_for("ready", cfg.start_timeout):
         tail = "\n".join(node.lines[-25:])
         node.stop(signal.SIGKILL, 5)
