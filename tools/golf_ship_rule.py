@@ -5,6 +5,7 @@
     .venv/bin/python tools/golf_ship_rule.py --rule v6 out/real_dev/v5b out/real_dev/meco_golf_v6a ...
     .venv/bin/python tools/golf_ship_rule.py --rule v7 out/real_dev/v5b out/real_dev/meco_golf_v7a ...
     .venv/bin/python tools/golf_ship_rule.py --rule v9 out/real_dev/v8 out/real_dev/meco_golf_v9a ...
+    .venv/bin/python tools/golf_ship_rule.py --rule v10 out/real_dev/v8 out/real_dev/meco_golf_v10 ...
 
 The first directory is the shipped model; each other one is a candidate.
 
@@ -38,6 +39,12 @@ hazard share at most 2 points above the shipped one's. The eligible one with the
 mIoU ships if that beats the shipped one's by >= 2 points; of those within 1 point of it, the
 lower depth score (rule v5's choice).
 
+Rule v10 (config/train/meco_golf_v10.yaml): eligible by rule v9's guards, with the YCOR guard on
+the block's miou_gt (>= the shipped one's - 1.5) and RELLIS fairway IoU >= the shipped one's - 10.
+Real-ground score: the mean of the YCOR block's and the RELLIS frame's miou_gt. The eligible one
+with the highest real-ground score ships if that beats the shipped one's by >= 2 points; of those
+within 1 point of it, the lower depth score.
+
 Printed beside the rules' columns, not used by them: the YCOR mIoU over the classes the block's
 ground truth holds (`meco eval`'s miou_gt; a JSON written before it existed shows '-') and the
 fairway IoU. Rule v9's mIoU counts road with IoU 0 as soon as one pixel of the block is called
@@ -53,11 +60,14 @@ from pathlib import Path
 def scores(run: Path) -> dict[str, float]:
     m = {name: json.loads((run / f"{name}.json").read_text())
          for name in ("kitti", "rellis", "ycor_val", "synth_test", "camvid_val")}
+    real_ground = (m["ycor_val"].get("miou_gt"), m["rellis"].get("miou_gt"))
     depth = sum(m[s]["abs_rel"] + m[s]["ms_abs_rel"] for s in ("kitti", "rellis")) / 4
     streets = sum(class_iou(m["camvid_val"], c) for c in STREET_CLASSES) / len(STREET_CLASSES)
     out = {"depth": depth, "ycor_miou": m["ycor_val"]["miou"], "ycor_miou_gt": m["ycor_val"].get("miou_gt"),
            "ycor_fairway": class_iou(m["ycor_val"], "fairway"), "synth_abs_rel": m["synth_test"]["abs_rel"],
-           "synth_miou": m["synth_test"]["miou"], "camvid_streets": streets}
+           "synth_miou": m["synth_test"]["miou"], "camvid_streets": streets,
+           "rellis_fairway": class_iou(m["rellis"], "fairway"),
+           "real_ground": None if None in real_ground else sum(real_ground) / 2}
     shares = run / "kitti_class_shares.json"
     if shares.is_file():  # {checkpoint: {frame: {class: % of the frame}}}
         frames = list(next(iter(json.loads(shares.read_text()).values())).values())
@@ -131,8 +141,24 @@ def eligible_v9(c: dict[str, float], base: dict[str, float]) -> bool:
     return eligible_v6(c, base) and c["kitti_hazard"] <= base["kitti_hazard"] + 2.0
 
 
+def eligible_v10(c: dict[str, float], base: dict[str, float]) -> bool:
+    if c["real_ground"] is None or base["real_ground"] is None:
+        raise SystemExit("rule v10 needs miou_gt in ycor_val.json and rellis.json (rerun tools/real_dev_eval.sh)")
+    guards = dict(c, ycor_miou=c["ycor_miou_gt"]), dict(base, ycor_miou=base["ycor_miou_gt"])
+    return eligible_v9(*guards) and c["rellis_fairway"] >= base["rellis_fairway"] - 10.0
+
+
+def winner_v10(eligible: list[tuple[str, dict[str, float]]], base: dict[str, float]) -> str | None:
+    top = max(eligible, key=lambda r: r[1]["real_ground"])
+    if top[1]["real_ground"] < base["real_ground"] + 2.0:
+        return None
+    close = [r for r in eligible if r[1]["real_ground"] >= top[1]["real_ground"] - 1.0]
+    return min(close, key=lambda r: r[1]["depth"])[0]
+
+
 RULES = {"v3": (passes, lambda passing, base: winner_v3(passing)), "v5": (eligible_v5, winner_v5),
-         "v6": (eligible_v6, winner_v6), "v7": (eligible_v6, winner_v7), "v9": (eligible_v9, winner_v5)}
+         "v6": (eligible_v6, winner_v6), "v7": (eligible_v6, winner_v7), "v9": (eligible_v9, winner_v5),
+         "v10": (eligible_v10, winner_v10)}
 
 
 def main(argv: list[str]) -> int:
@@ -146,12 +172,13 @@ def main(argv: list[str]) -> int:
     base = scores(base_dir)
     rows = [(base_dir.name, base, None)] + [(d.name, s, check_rule(s, base)) for d in cand_dirs for s in [scores(d)]]
     print(f"{'model':<22} {'depth score':>11} {'YCOR mIoU':>9} {'(GT classes)':>12} {'fairway':>7} {'synth AbsRel':>12} "
-          f"{'synth mIoU':>10} {'CamVid streets':>14} {'KITTI hazard %':>14}  rule {rule}")
+          f"{'synth mIoU':>10} {'CamVid streets':>14} {'KITTI hazard %':>14} {'RELLIS fairway':>14} {'real ground':>11}  rule {rule}")
     for name, s, ok in rows:
         verdict = "shipped" if ok is None else (("passes" if rule == "v3" else "eligible") if ok else "fails")
         print(f"{name:<22} {s['depth']:>11.4f} {s['ycor_miou']:>9.2f} {cell(s['ycor_miou_gt'], 12, 2)} "
               f"{cell(s['ycor_fairway'], 7, 1)} {s['synth_abs_rel']:>12.4f} {s['synth_miou']:>10.2f} "
-              f"{s['camvid_streets']:>14.2f} {cell(s.get('kitti_hazard'), 14, 2)}  {verdict}")
+              f"{s['camvid_streets']:>14.2f} {cell(s.get('kitti_hazard'), 14, 2)} {cell(s['rellis_fairway'], 14, 1)} "
+              f"{cell(s['real_ground'], 11, 2)}  {verdict}")
     passing = [(n, s) for n, s, ok in rows if ok]
     winner = winner_rule(passing, base) if passing else None
     print(f"ships: {winner}" if winner else "ships: the current model (no candidate passes)")

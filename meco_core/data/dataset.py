@@ -38,6 +38,7 @@ from torch.utils.data import Dataset
 from meco_core.camera import default_intrinsics, fit_size
 from meco_core.classes import ClassSet, get_class_set, get_remap
 from meco_core.data.format import DatasetReader, Sample
+from meco_core.data.real_texture import TextureBank
 from meco_core.image_codec import resize_image
 from meco_core.defaults import MAX_DEPTH_M
 from meco_core.geometry import sparse_depth_image
@@ -154,6 +155,9 @@ class MecoDataset(Dataset):
     recolors: (kind, class id, share of frames) triples: in that share of frames the class's
     pixels are recoloured by REGION_RECOLORS[kind] ("sunlit": brighter, greyer paving;
     "dormant": straw-coloured grass).
+    textures: (bank, class id, share of frames) triples: in that share of frames the class's
+    pixels with depth are re-surfaced with a real patch from the `TextureBank` (real grass on
+    rendered fairways; `meco_core.data.real_texture`).
     """
 
     def __init__(
@@ -175,6 +179,7 @@ class MecoDataset(Dataset):
         squeeze_range: tuple[float, float] | None = None,
         squeeze_prob: float = 0.5,
         recolors: Sequence[tuple[str, int, float]] = (),
+        textures: Sequence[tuple[TextureBank, int, float]] = (),
     ) -> None:
         roots = [root] if isinstance(root, (str, os.PathLike)) else list(root)
         if not roots:
@@ -197,6 +202,7 @@ class MecoDataset(Dataset):
         if unknown:
             raise ValueError(f"unknown recolour kind(s) {unknown}; known: {sorted(REGION_RECOLORS)}")
         self.recolors = [(kind, int(cid), float(prob)) for kind, cid, prob in recolors if prob > 0]
+        self.textures = [(bank, int(cid), float(prob)) for bank, cid, prob in textures if prob > 0]
         self.class_set = get_class_set(class_set) if class_set is not None else self.readers[0].class_set
         self.remaps: list[np.ndarray | None] = []
         for reader in self.readers:
@@ -280,6 +286,9 @@ class MecoDataset(Dataset):
                     mask = labels == class_id
                     if mask.any():
                         rgb = REGION_RECOLORS[kind](np.ascontiguousarray(rgb), mask, rng)
+            for bank, class_id, prob in self.textures:
+                if has_depth and rng.random() < prob:
+                    rgb = bank.apply(np.ascontiguousarray(rgb), labels == class_id, depth, focal, rng)
             if self.jitter > 0:
                 rgb = photometric_jitter(np.ascontiguousarray(rgb), rng, strength=self.jitter)
 

@@ -72,6 +72,10 @@ class DataSource:
     road_relight: float = 0.0
     # share of frames whose fairway pixels turn straw-coloured (dormant turf, dry winter grass)
     dormant_grass: float = 0.0
+    # share of frames whose fairway pixels are re-surfaced with real grass cut from the
+    # traversable grass of the dataset at real_grass_from (its train split; needs depth)
+    real_grass: float = 0.0
+    real_grass_from: Union[str, None] = None
 
 
 @dataclass
@@ -268,6 +272,11 @@ def validate(cfg: TrainConfig) -> None:
                 need(0 <= share <= 1, f"{key}.{share_key}", f"must be in [0, 1], got {share}")
                 need(share == 0 or d.class_set not in CLASS_SETS or cls in CLASS_SETS[d.class_set].names,
                      f"{key}.{share_key}", f"class set {d.class_set!r} has no {cls} class")
+            need(0 <= src.real_grass <= 1, f"{key}.real_grass", f"must be in [0, 1], got {src.real_grass}")
+            need(src.real_grass == 0 or bool(src.real_grass_from), f"{key}.real_grass_from",
+                 "real_grass > 0 needs the root of a labelled real dataset to cut grass from")
+            need(src.real_grass == 0 or d.class_set not in CLASS_SETS or "fairway" in CLASS_SETS[d.class_set].names,
+                 f"{key}.real_grass", f"class set {d.class_set!r} has no fairway class")
     need(d.class_set in CLASS_SETS, "data.class_set", f"unknown class set {d.class_set!r}; known: {sorted(CLASS_SETS)}")
     need(all(v > 0 for v in d.crop), "data.crop", f"must be positive [H, W], got {list(d.crop)}")
     need(d.batch_size >= 1, "data.batch_size", "must be >= 1")

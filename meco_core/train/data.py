@@ -7,6 +7,7 @@ mapping to CamVid's classes.
 """
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,8 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from meco_core.classes import ClassSet
 from meco_core.train.config import RECOLOR_KEYS, DataSource, TrainConfig
 from meco_core.train.sampler import ResumableBatchSampler, SeededDataset
+
+log = logging.getLogger(__name__)
 
 _ALL_IGNORE = np.full(256, 255, np.uint8)
 
@@ -53,10 +56,23 @@ def source_dataset(src: DataSource, cfg: TrainConfig, class_set: ClassSet, max_d
                          squeeze_range=src.squeeze_range, squeeze_prob=src.squeeze_prob,
                          recolors=[(kind, class_set.names.index(cls), share)
                                    for kind, (share_key, cls) in RECOLOR_KEYS.items() if (share := getattr(src, share_key))],
+                         textures=_grass_textures(src, class_set),
                          **common)
     else:
         ds = MecoDataset(src.root, src.split, augment=False, resize=d.val_size, **common)
     return ds if (src.labels and src.depth) else DropTasks(ds, src.labels, src.depth)
+
+
+def _grass_textures(src: DataSource, class_set: ClassSet) -> list[tuple[Any, int, float]]:
+    """The (bank, fairway id, share) triple of a source with `real_grass`, else none."""
+    if not src.real_grass:
+        return []
+    from meco_core.data.real_texture import TextureBank
+
+    fairway = class_set.names.index("fairway")
+    bank = TextureBank.from_dataset(src.real_grass_from, "train", class_set, fairway)
+    log.info("real grass for %s: %d patches from %s", src.root, len(bank), bank.source)
+    return [(bank, fairway, src.real_grass)]
 
 
 def build_train_loader(cfg: TrainConfig, class_set: ClassSet, max_depth: float, rank: int, world_size: int,
