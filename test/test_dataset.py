@@ -303,3 +303,64 @@ def test_train_config_checks_squeeze_and_relight():
     cfg.data.train = [DataSource(root="x", dormant_grass=0.5)]
     with pytest.raises(ValueError, match="no fairway class"):
         validate(cfg)
+
+
+def _grass_dataset(tmp_path):
+    """A real-looking labelled root: left half class fairway (green noise), right half hazard (brown)."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "grass"
+    with DatasetWriter(root, GOLF) as w:
+        for i in range(2):
+            rgb = np.empty((96, 128, 3), np.uint8)
+            rgb[:, :64] = np.clip(rng.normal((60, 140, 50), 20, (96, 64, 3)), 0, 255)
+            rgb[:, 64:] = (150, 110, 70)
+            labels = np.full((96, 128), 2, np.uint8)
+            labels[:, :64] = 1
+            w.write("train", f"g{i}", rgb, labels=labels)
+    return root
+
+
+def test_texture_bank_cuts_windows_wholly_on_the_class(tmp_path):
+    from meco_core.data.real_texture import TextureBank
+
+    bank = TextureBank.from_dataset(_grass_dataset(tmp_path), "train", GOLF, 1, patch=32, stride=16)
+    assert len(bank) == 2 * 3 * 5                                     # x in {16, 32} is inside, 48 crosses; 5 rows
+    assert bank.patches.shape[1:] == (32, 32, 3) and bank.patches.dtype == np.uint8
+    mean = bank.patches.reshape(-1, 3).mean(0)
+    assert mean[1] > mean[0] + 50 and mean[1] > mean[2] + 50          # green noise only, no brown trail
+    assert len(bank.levels) >= 3 and bank.levels[-1].std() < bank.levels[0].std()  # blurrier levels for far ground
+    with pytest.raises(ValueError, match="no 32x32 window"):
+        TextureBank.from_dataset(_grass_dataset(tmp_path / "b"), "train", GOLF, 4, patch=32)  # no obstacle pixels
+    with pytest.raises(ValueError, match=r"\(N, P, P, 3\)"):
+        TextureBank.from_patches(np.zeros((2, 8, 6, 3), np.uint8))
+
+
+def test_texture_apply_resurfaces_the_class_with_depth_only():
+    from meco_core.data.real_texture import TextureBank
+
+    rng = np.random.default_rng(1)
+    patches = np.clip(rng.normal((60, 140, 50), 30, (4, 32, 32, 3)), 0, 255).astype(np.uint8)
+    bank = TextureBank.from_patches(patches)
+    rgb = np.full((60, 80, 3), (40, 200, 40), np.uint8)               # a flat rendered green
+    mask = np.zeros((60, 80), bool)
+    mask[30:, :] = True                                               # fairway below the horizon
+    depth = np.where(mask, 5.0, 0.0).astype(np.float32)
+    depth[30:, 40:] = 0.0                                             # right half without depth: kept
+    out = bank.apply(rgb, mask, depth, 60.0, np.random.default_rng(2))
+    assert out.dtype == np.uint8 and out.shape == rgb.shape
+    assert out[34:, 2:36].reshape(-1, 3).std(0).max() > 5             # real texture where it had depth
+    assert np.array_equal(out[:26], rgb[:26]) and np.array_equal(out[34:, 44:], rgb[34:, 44:])
+    again = bank.apply(rgb, mask, depth, 60.0, np.random.default_rng(2))
+    assert np.array_equal(out, again)                                 # reproducible from its generator
+    assert np.array_equal(bank.apply(rgb, np.zeros_like(mask), depth, 60.0, np.random.default_rng(2)), rgb)
+
+
+def test_train_config_checks_real_grass():
+    from meco_core.train.config import DataSource, TrainConfig, validate
+
+    for bad, match in ((dict(real_grass=1.5, real_grass_from="y"), "real_grass"),
+                       (dict(real_grass=0.5), "real_grass_from")):
+        cfg = TrainConfig()
+        cfg.data.train = [DataSource(root="x", **bad)]
+        with pytest.raises(ValueError, match=match):
+            validate(cfg)

@@ -18,15 +18,17 @@ def _rule_module():
 
 
 def _scores(tmp: Path, name: str, *, depth: float, ycor: float, synth_abs_rel: float = 0.10,
-            synth_miou: float = 90.0, streets: float = 82.0, hazard: list[float] | None = None) -> Path:
+            synth_miou: float = 90.0, streets: float = 82.0, hazard: list[float] | None = None,
+            ycor_gt: float | None = None, rellis_gt: float | None = None, rellis_fairway: float = 40.0) -> Path:
     """A run directory whose tools/real_dev_eval.sh JSONs give these scores."""
     d = tmp / name
     d.mkdir()
-    for s in ("kitti", "rellis"):
-        (d / f"{s}.json").write_text(json.dumps({"abs_rel": depth, "ms_abs_rel": depth}))
-    (d / "ycor_val.json").write_text(json.dumps({"miou": ycor}))
-    (d / "synth_test.json").write_text(json.dumps({"abs_rel": synth_abs_rel, "miou": synth_miou}))
     names = ["background", "fairway", "hazard", "road", "obstacle"]
+    (d / "kitti.json").write_text(json.dumps({"abs_rel": depth, "ms_abs_rel": depth}))
+    (d / "rellis.json").write_text(json.dumps({"abs_rel": depth, "ms_abs_rel": depth, "miou_gt": rellis_gt,
+                                               "class_names": names, "iou_per_class": [0, rellis_fairway, 0, 0, 0]}))
+    (d / "ycor_val.json").write_text(json.dumps({"miou": ycor, "miou_gt": ycor_gt}))
+    (d / "synth_test.json").write_text(json.dumps({"abs_rel": synth_abs_rel, "miou": synth_miou}))
     (d / "camvid_val.json").write_text(json.dumps({"class_names": names,
                                                    "iou_per_class": [streets, 0.0, 0.0, streets, streets]}))
     if hazard is not None:  # tools/class_shares.py --json: {checkpoint: {frame: {class: %}}}
@@ -129,3 +131,24 @@ def test_v9_ships_a_ycor_gain_that_keeps_the_hazard_share(tmp_path, capsys):
     assert _ships(["--rule", "v9", base, gain, close], capsys) == "ships: close_lower_depth"
     deep = _scores(tmp_path, "depth_guard", depth=0.2121, ycor=52.0, hazard=[4.0, 0.0, 0.0])    # +0.0101
     assert _ships(["--rule", "v9", base, deep], capsys) == "ships: the current model (no candidate passes)"
+
+
+def test_v10_ships_a_real_ground_gain_that_keeps_rellis_grass(tmp_path, capsys):
+    """Real-ground score = mean of the YCOR block's and RELLIS's miou_gt; v9's failure (RELLIS grass) is a guard."""
+    hz = [4.1, 0.2, 0.0]
+    base = _scores(tmp_path, "base", depth=0.202, ycor=44.7, ycor_gt=55.9, rellis_gt=50.1, rellis_fairway=41.4, hazard=hz)
+    small = _scores(tmp_path, "small", depth=0.20, ycor=44.7, ycor_gt=57.0, rellis_gt=51.0, rellis_fairway=41.0, hazard=hz)
+    assert _ships(["--rule", "v10", base, small], capsys) == "ships: the current model (no candidate passes)"  # +1.0
+    grass_lost = _scores(tmp_path, "grass_lost", depth=0.20, ycor=60.0, ycor_gt=60.0, rellis_gt=55.0,
+                         rellis_fairway=31.0, hazard=hz)                                            # fairway -10.4
+    assert _ships(["--rule", "v10", base, grass_lost], capsys) == "ships: the current model (no candidate passes)"
+    block_down = _scores(tmp_path, "block_down", depth=0.20, ycor=50.0, ycor_gt=54.3, rellis_gt=60.0,
+                         rellis_fairway=50.0, hazard=hz)                                           # block -1.6
+    assert _ships(["--rule", "v10", base, block_down], capsys) == "ships: the current model (no candidate passes)"
+    gain = _scores(tmp_path, "gain", depth=0.21, ycor=44.0, ycor_gt=57.0, rellis_gt=53.2, rellis_fairway=45.0, hazard=hz)
+    assert _ships(["--rule", "v10", base, small, gain], capsys) == "ships: gain"                   # +2.1 (mIoU ignored)
+    close = _scores(tmp_path, "close", depth=0.205, ycor=44.0, ycor_gt=56.5, rellis_gt=53.0, rellis_fairway=45.0,
+                    hazard=hz)
+    assert _ships(["--rule", "v10", base, gain, close], capsys) == "ships: close"
+    with pytest.raises(SystemExit, match="miou_gt"):
+        _rule_module().main(["--rule", "v10", str(base), str(_scores(tmp_path, "old", depth=0.2, ycor=50.0, hazard=hz))])

@@ -289,3 +289,21 @@ def test_ctrl_c_saves_the_step_it_finished_and_resume_matches(trained, tiny_data
     train(load_config(SMOKE, overrides(tiny_data, out, **{"optim.steps": 12, "run.ckpt_every": 100})),
           resume=True, progress=False)
     assert same_weights(trained / "last.pt", out / "last.pt") == []
+
+
+def test_real_grass_reaches_the_dataset_as_a_texture_bank(tiny_data, tmp_path) -> None:
+    """A source with real_grass gets a bank cut from real_grass_from's fairway, applied to its fairway."""
+    from meco_core.classes import GOLF
+    from meco_core.data.format import DatasetWriter
+    from meco_core.train.config import DataSource
+    from meco_core.train.data import source_dataset
+
+    real = tmp_path / "real"
+    with DatasetWriter(real, GOLF) as w:
+        w.write("train", "r0", np.full((128, 128, 3), (50, 120, 40), np.uint8), labels=np.ones((128, 128), np.uint8))
+    cfg = load_config(SMOKE)
+    ds = source_dataset(DataSource(str(tiny_data), "train", real_grass=0.5, real_grass_from=str(real)), cfg, GOLF,
+                        80.0, train=True)
+    (bank, class_id, share), = ds.textures
+    assert class_id == GOLF.names.index("fairway") and share == 0.5 and len(bank) >= 1
+    assert source_dataset(DataSource(str(tiny_data), "train"), cfg, GOLF, 80.0, train=True).textures == []
