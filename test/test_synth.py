@@ -288,3 +288,18 @@ def test_near_flag_through_cli_is_recorded_in_dataset_yaml(tmp_path) -> None:
         ref = synth.render_frame(3, int(name), 48, 64, near=True)
         np.testing.assert_array_equal(near.load("train", name).labels, ref.labels)
         np.testing.assert_array_equal(near.load("train", name).rgb, ref.rgb)
+
+
+def test_rough_as_fairway_changes_labels_only() -> None:
+    """--rough fairway: the same image and depth; some background (rough, cut) becomes fairway, nothing else moves."""
+    moved = 0
+    for i in range(4):
+        old, new = synth.render_frame(3, i, *SMALL), synth.render_frame(3, i, *SMALL, rough="fairway")
+        np.testing.assert_array_equal(old.rgb, new.rgb)
+        np.testing.assert_array_equal(old.depth_m, new.depth_m)
+        changed = old.labels != new.labels
+        assert (old.labels[changed] == synth.BACKGROUND).all() and (new.labels[changed] == synth.FAIRWAY).all()
+        moved += int(changed.sum())
+    assert moved > 0.05 * 4 * SMALL[0] * SMALL[1]  # the rough is a large share of a golf hole
+    with pytest.raises(ValueError, match="rough must be one of"):
+        synth.render_frame(3, 0, *SMALL, rough="green")

@@ -8,20 +8,22 @@
 # Converts the shared data into data/ first where missing. JSONs and picture grids go to
 # OUT (default out/real_dev/<checkpoint name>); a summary table is printed at the end.
 #   tools/real_dev_eval.sh checkpoints/meco_golf.pt
+# SYNTH (default data/synth_golf) names the synthetic root whose test split (seed 3) is scored;
+# SYNTH_ARGS are extra `meco data synth` arguments when it must be made (e.g. "--rough fairway").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CKPT=${1:?usage: tools/real_dev_eval.sh CHECKPOINT}
 MECO=${MECO:-.venv/bin/meco}
 SHARED=${SHARED:-../shared/data}
 OUT=${OUT:-out/real_dev/$(basename "${CKPT%.*}")}
+SYNTH=${SYNTH:-data/synth_golf}
 mkdir -p "$OUT"
 
 [ -f data/kitti/dataset.yaml ] || "$MECO" data kitti --root "$SHARED/kitti_object_sample" --out data/kitti
 [ -f data/rellis/dataset.yaml ] || "$MECO" data rellis --root "$SHARED/rellis3d_example" --out data/rellis
 [ -f data/ycor/dataset.yaml ] || "$MECO" data ycor --root "$SHARED/ycor" --out data/ycor
 [ -f data/camvid/dataset.yaml ] || "$MECO" data camvid --root "$SHARED/camvid" --out data/camvid
-[ -f data/synth_golf/test/camera/000000.txt ] || [ -d data/synth_golf/test ] || \
-  "$MECO" data synth --out data/synth_golf --n 300 --seed 3 --split test
+[ -d "$SYNTH/test" ] || "$MECO" data synth --out "$SYNTH" --n 300 --seed 3 --split test ${SYNTH_ARGS:-}
 
 run() {  # name data split [extra meco eval args]
   local name=$1 data=$2 split=$3; shift 3
@@ -32,7 +34,7 @@ run kitti data/kitti test
 run rellis data/rellis test
 run ycor_val data/ycor val
 run camvid_val data/camvid val
-run synth_test data/synth_golf test
+run synth_test "$SYNTH" test
 # KITTI has no labels: how much of its paved streets the model calls each class (paved = road)
 .venv/bin/python tools/class_shares.py "$CKPT" --data data/kitti --split test --json "$OUT/kitti_class_shares.json" >/dev/null
 

@@ -170,6 +170,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--near", action="store_true",
                    help="add near scenery: 2-8 bushes, trees, buildings, parked carts or people at 3-30 m in "
                         "view beside the path (off by default: the default frames do not change)")
+    p.add_argument("--rough", choices=("background", "fairway"), default="background",
+                   help="label of the rough and the first cut: background (as always) or fairway (drivable "
+                        "turf, as real grass is labelled); the images are the same")
     p.set_defaults(handler=_delegate("synth"))
 
     p = sub.add_parser("from-bag", help="rosbag (ROS 1 .bag or ROS 2 folder) camera + lidar -> dataset")

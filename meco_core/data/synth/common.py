@@ -32,6 +32,11 @@ MARCH_STEPS, LOWRES = 40, 4
 # ground materials; their labels in GROUND_LABEL
 G_ROUGH, G_CUT, G_FAIRWAY, G_GREEN, G_ROAD, G_SAND, G_WATER = range(7)
 GROUND_LABEL = np.array([BACKGROUND, BACKGROUND, FAIRWAY, FAIRWAY, ROAD, HAZARD, HAZARD], np.uint8)
+# What the rough and the first cut are labelled: "background" (the frames as always rendered) or
+# "fairway" (drivable turf, as classes.py defines fairway and as real grass is labelled: YCOR's
+# traversable grass, RELLIS's grass). The labels only: the images are the same.
+ROUGH_LABELS = {"background": GROUND_LABEL,
+                "fairway": np.array([FAIRWAY, FAIRWAY, FAIRWAY, FAIRWAY, ROAD, HAZARD, HAZARD], np.uint8)}
 K_SKY, K_TREELINE, K_GROUND, K_PRIM = range(4)
 P_BOX, P_CYL, P_ELL = range(3)
 

@@ -19,8 +19,8 @@ from .common import CLASS_NAMES, DEFAULT_HFOV_DEG
 from .frame import SynthFrame, render_frame
 
 def _render_job(job: tuple) -> SynthFrame:
-    seed, index, split, h, w, beams, hfov, near = job
-    return render_frame(seed, index, h, w, beams, split=split, hfov_deg=hfov, near=near)
+    seed, index, split, h, w, beams, hfov, near, rough = job
+    return render_frame(seed, index, h, w, beams, split=split, hfov_deg=hfov, near=near, rough=rough)
 
 
 def _worker_init() -> None:
@@ -30,10 +30,11 @@ def _worker_init() -> None:
 def generate(out: str | Path, n: int, seed: int, split: str = "train", height: int = 240, width: int = 320,
              lidar_beams: int = 0, workers: int = 2, depth_source: str = "dense",
              hfov_deg: float | tuple[float, float] | None = DEFAULT_HFOV_DEG, progress: bool = True,
-             near: bool = False) -> int:
+             near: bool = False, rough: str = "background") -> int:
     """Render frames 0..n-1 of (seed, split) into a meco-dataset/1 root; returns frames written.
     depth_source 'lidar' stores the sparse lidar depth (needs lidar_beams) instead of dense.
     near=True adds near scenery (render_frame); dataset.yaml's source then says "near=on".
+    rough: the label of the rough and the first cut (render_frame); "fairway" adds "rough=fairway".
     Note the format stores depth as uint16 mm, so depth beyond 65.535 m becomes "no data"."""
     from tqdm import tqdm
 
@@ -51,7 +52,9 @@ def generate(out: str | Path, n: int, seed: int, split: str = "train", height: i
     src = f"meco synth seed={seed} hfov={hfov_deg} lidar={lidar_beams} depth={depth_source}"
     if near:  # only then: the default source text stays as it was
         src += " near=on"
-    jobs = [(seed, i, split, height, width, lidar_beams, hfov_deg, bool(near)) for i in range(n)]
+    if rough != "background":
+        src += f" rough={rough}"
+    jobs = [(seed, i, split, height, width, lidar_beams, hfov_deg, bool(near), rough) for i in range(n)]
     written = 0
     with DatasetWriter(out, get_class_set("golf"), intrinsics=intr, source=src) as wr:
         # spawn, not fork: a fork after OpenCV has started its thread pool can deadlock the children
@@ -110,7 +113,7 @@ def parse_hfov(text: str) -> float | tuple[float, float] | None:
 
 def main_from_args(args: Any) -> int:
     """CLI entry (`meco data synth`): args.out, n, seed, split, size ('HxW' or None), lidar_beams,
-    hfov, near."""
+    hfov, near, rough."""
     from meco_core.data.format import DatasetReader
 
     size = getattr(args, "size", None) or (240, 320)
@@ -121,7 +124,8 @@ def main_from_args(args: Any) -> int:
     n = generate(args.out, int(args.n), int(args.seed), getattr(args, "split", None) or "train", h, w, beams,
                  workers=int(getattr(args, "workers", 2) or 2),
                  depth_source=getattr(args, "depth_source", None) or "dense",
-                 hfov_deg=parse_hfov(str(hfov)), near=bool(getattr(args, "near", False)))
+                 hfov_deg=parse_hfov(str(hfov)), near=bool(getattr(args, "near", False)),
+                 rough=getattr(args, "rough", None) or "background")
     dt = time.perf_counter() - t0
     reader = DatasetReader(args.out)
     split = getattr(args, "split", None) or "train"

@@ -11,7 +11,7 @@ import numpy as np
 
 from meco_core.defaults import MAX_DEPTH_M
 
-from .common import DEFAULT_HFOV_DEG, GROUND_LABEL, K_GROUND, K_SKY, K_TREELINE, T_FAR, frame_rng
+from .common import DEFAULT_HFOV_DEG, ROUGH_LABELS, K_GROUND, K_SKY, K_TREELINE, T_FAR, frame_rng
 from .course import make_course
 from .terrain import build_terrain, make_treeline
 from .camera import camera_rays, make_camera
@@ -38,11 +38,14 @@ class SynthFrame:
 
 def render_frame(seed: int, index: int, height: int = 240, width: int = 320, lidar_beams: int = 0, *,
                  split: str = "train", hfov_deg: float | tuple[float, float] | None = DEFAULT_HFOV_DEG,
-                 near: bool = False) -> SynthFrame:
+                 near: bool = False, rough: str = "background") -> SynthFrame:
     """Render frame `index` of (seed, split); identical on every run. hfov_deg=None draws a
     60-90 deg field of view per frame (the intrinsics then differ between frames). near=True
     adds near scenery (bushes, trees, buildings, carts, people at 3-30 m; scene.place_near);
-    near=False renders exactly the frames it always did."""
+    near=False renders exactly the frames it always did. rough: the label of the rough and the
+    first cut ("background" or "fairway", `ROUGH_LABELS`); the image does not change."""
+    if rough not in ROUGH_LABELS:
+        raise ValueError(f"rough must be one of {sorted(ROUGH_LABELS)}, not {rough!r}")
     if lidar_beams not in (0, 32, 64):
         raise ValueError(f"lidar_beams must be 0, 32 or 64, not {lidar_beams}")
     rng = frame_rng(seed, index, split)
@@ -71,7 +74,7 @@ def render_frame(seed: int, index: int, height: int = 240, width: int = 320, lid
     trace_prims(sc, cam, rays, t, kind, labels, albedo, normal, texamp)
     col, mat = shade(env, course, ter, tl, sc, cam, rays, t, kind, albedo, normal, texamp)
     g = kind == K_GROUND
-    labels[g] = GROUND_LABEL[mat[g]]
+    labels[g] = ROUGH_LABELS[rough][mat[g]]
     depth = np.where(kind == K_SKY, 0, np.minimum(t, MAX_DEPTH_M)).astype(np.float32)
     rgb = sensor(rng, env, col)
     lidar = lidar_sparse(cam, depth, lidar_beams) if lidar_beams else None
