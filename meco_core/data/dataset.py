@@ -38,7 +38,7 @@ from torch.utils.data import Dataset
 from meco_core.camera import default_intrinsics, fit_size
 from meco_core.classes import ClassSet, get_class_set, get_remap
 from meco_core.data.format import DatasetReader, Sample
-from meco_core.data.real_texture import TextureBank
+from meco_core.data.real_texture import LUMA, TextureBank
 from meco_core.image_codec import resize_image
 from meco_core.defaults import MAX_DEPTH_M
 from meco_core.geometry import sparse_depth_image
@@ -78,7 +78,6 @@ def _crop_pad(arr: np.ndarray, top: int, left: int, ch: int, cw: int, fill: floa
     return out
 
 
-LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # RGB -> grey weights (ITU-R BT.601)
 
 
 def photometric_jitter(rgb: np.ndarray, rng: np.random.Generator, strength: float = 0.25, hue: float = 0.04) -> np.ndarray:

@@ -1,5 +1,5 @@
 """Real ground texture for rendered frames: one class's pixels re-surfaced with patches cut
-from real labelled frames, laid on the ground in perspective.
+from real labelled frames, scaled by depth.
 
 Why: the renderer's turf is a procedural green; the only real grass the golf model sees is
 YCOR's, on trails. Pasting real grass (its colour statistics, sensor noise, blur and JPEG
@@ -27,7 +27,7 @@ import numpy as np
 from meco_core.classes import ClassSet, get_remap
 from meco_core.data.format import DatasetReader
 
-LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # RGB -> grey weights (ITU-R BT.601)
 
 
 @dataclass
