@@ -172,7 +172,8 @@ def main(argv: list[str]) -> int:
     base = scores(base_dir)
     rows = [(base_dir.name, base, None)] + [(d.name, s, check_rule(s, base)) for d in cand_dirs for s in [scores(d)]]
     print(f"{'model':<22} {'depth score':>11} {'YCOR mIoU':>9} {'(GT classes)':>12} {'fairway':>7} {'synth AbsRel':>12} "
-          f"{'synth mIoU':>10} {'CamVid streets':>14} {'KITTI hazard %':>14} {'RELLIS fairway':>14} {'real ground':>11}  rule {rule}")
+          f"{'synth mIoU':>10} {'CamVid streets':>14} {'KITTI hazard %':>14} {'RELLIS fairway':>14} "
+          f"{'real ground':>11}  rule {rule}")
     for name, s, ok in rows:
         verdict = "shipped" if ok is None else (("passes" if rule == "v3" else "eligible") if ok else "fails")
         print(f"{name:<22} {s['depth']:>11.4f} {s['ycor_miou']:>9.2f} {cell(s['ycor_miou_gt'], 12, 2)} "
