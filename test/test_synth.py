@@ -303,3 +303,11 @@ def test_rough_as_fairway_changes_labels_only() -> None:
     assert moved > 0.05 * 4 * SMALL[0] * SMALL[1]  # the rough is a large share of a golf hole
     with pytest.raises(ValueError, match="rough must be one of"):
         synth.render_frame(3, 0, *SMALL, rough="green")
+
+
+def test_generate_refuses_an_unknown_rough_label_before_rendering(tmp_path) -> None:
+    from meco_core.data.synth.dataset import generate
+
+    with pytest.raises(ValueError, match="rough must be one of"):
+        generate(tmp_path / "out", 2, 0, rough="green", progress=False)
+    assert not (tmp_path / "out").exists()

@@ -15,7 +15,7 @@ import numpy as np
 from meco_core.camera import default_intrinsics
 from meco_core.defaults import MAX_DEPTH_M
 
-from .common import CLASS_NAMES, DEFAULT_HFOV_DEG
+from .common import CLASS_NAMES, DEFAULT_HFOV_DEG, ROUGH_LABELS
 from .frame import SynthFrame, render_frame
 
 def _render_job(job: tuple) -> SynthFrame:
@@ -49,6 +49,8 @@ def generate(out: str | Path, n: int, seed: int, split: str = "train", height: i
     if hfov_deg is not None and not isinstance(hfov_deg, (tuple, list)):
         fx, fy, cx, cy = default_intrinsics(height, width, hfov_deg)
         intr = dict(fx=fx, fy=fy, cx=cx, cy=cy, width=width, height=height)
+    if rough not in ROUGH_LABELS:  # here, not in a worker process's traceback
+        raise ValueError(f"rough must be one of {sorted(ROUGH_LABELS)}, not {rough!r}")
     src = f"meco synth seed={seed} hfov={hfov_deg} lidar={lidar_beams} depth={depth_source}"
     if near:  # only then: the default source text stays as it was
         src += " near=on"
