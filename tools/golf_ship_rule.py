@@ -105,12 +105,17 @@ def eligible_v5(c: dict[str, float], base: dict[str, float]) -> bool:
             and c["camvid_streets"] >= base["camvid_streets"] - 2.0)
 
 
-def winner_v5(eligible: list[tuple[str, dict[str, float]]], base: dict[str, float]) -> str | None:
-    top = max(eligible, key=lambda r: r[1]["ycor_miou"])
-    if top[1]["ycor_miou"] < base["ycor_miou"] + 2.0:
+def best_gain(eligible: list[tuple[str, dict[str, float]]], base: dict[str, float], key: str) -> str | None:
+    """The highest `key` ships if >= 2 points above the shipped one's; within 1 point of it, the lower depth score."""
+    top = max(eligible, key=lambda r: r[1][key])
+    if top[1][key] < base[key] + 2.0:
         return None
-    close = [r for r in eligible if r[1]["ycor_miou"] >= top[1]["ycor_miou"] - 1.0]
+    close = [r for r in eligible if r[1][key] >= top[1][key] - 1.0]
     return min(close, key=lambda r: r[1]["depth"])[0]
+
+
+def winner_v5(eligible: list[tuple[str, dict[str, float]]], base: dict[str, float]) -> str | None:
+    return best_gain(eligible, base, "ycor_miou")
 
 
 def eligible_v6(c: dict[str, float], base: dict[str, float]) -> bool:
@@ -149,11 +154,7 @@ def eligible_v10(c: dict[str, float], base: dict[str, float]) -> bool:
 
 
 def winner_v10(eligible: list[tuple[str, dict[str, float]]], base: dict[str, float]) -> str | None:
-    top = max(eligible, key=lambda r: r[1]["real_ground"])
-    if top[1]["real_ground"] < base["real_ground"] + 2.0:
-        return None
-    close = [r for r in eligible if r[1]["real_ground"] >= top[1]["real_ground"] - 1.0]
-    return min(close, key=lambda r: r[1]["depth"])[0]
+    return best_gain(eligible, base, "real_ground")
 
 
 RULES = {"v3": (passes, lambda passing, base: winner_v3(passing)), "v5": (eligible_v5, winner_v5),
