@@ -59,3 +59,22 @@ def test_export_of_several_checkpoints_ships_their_weight_average(tmp_path, caps
     save_checkpoint(tmp_path / "wide.pt", build_model("plain", **{**TINY, "channels": 48}), class_set={"name": "golf"})
     assert main(["export", *paths, "--checkpoint", str(tmp_path / "wide.pt"), "--out", str(tmp_path / "x.pt")]) == 2
     assert "model_config differ" in capsys.readouterr().err
+
+
+def test_a_shipped_checkpoint_averages_with_a_run_fine_tuned_from_it(tmp_path) -> None:
+    """The shipped copy records no backbone initialisation, the fine-tune the weights it
+    named: one architecture all the same (WiSE-FT: the start and its fine-tune averaged)."""
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "run.pt", build_model("plain", **TINY), class_set={"name": "golf"})
+    assert main(["export", "--checkpoint", str(tmp_path / "run.pt"), "--out", str(tmp_path / "ship.pt")]) == 0
+    torch.manual_seed(1)
+    tuned = build_model("plain", **TINY)
+    tuned.config["backbone_weights"] = "imagenet"  # as a training config that names its first weights
+    save_checkpoint(tmp_path / "tuned.pt", tuned, class_set={"name": "golf"})
+    assert load_checkpoint(tmp_path / "ship.pt")["model_config"] != load_checkpoint(tmp_path / "tuned.pt")["model_config"]
+    assert main(["export", "--checkpoint", str(tmp_path / "ship.pt"), "--checkpoint", str(tmp_path / "tuned.pt"),
+                 "--out", str(tmp_path / "wise.pt"), "--fp32"]) == 0
+    ship, tuned_sd, wise = (load_checkpoint(tmp_path / f)["state_dict"] for f in ("ship.pt", "tuned.pt", "wise.pt"))
+    key = next(k for k in ship if ship[k].is_floating_point() and not torch.equal(ship[k].float(), tuned_sd[k]))
+    assert torch.allclose(wise[key], (ship[key].float() + tuned_sd[key]) / 2)
+

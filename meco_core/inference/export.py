@@ -23,15 +23,26 @@ from meco_core.models.checkpoint import (CheckpointError, build_from_checkpoint,
 KEEP_KEYS = ("step", "val_metrics", "train_config", "input_size")
 
 
+# model_config fields that say where a model's first weights came from, not what the model is:
+# a shipped checkpoint records None, the run that fine-tuned it the ImageNet weights it named
+INIT_ONLY_CONFIG = ("backbone_weights",)
+
+
+def _architecture(ckpt: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in (ckpt.get("model_config") or {}).items() if k not in INIT_ONLY_CONFIG}
+
+
 def average_weights(paths: list[str | Path]) -> dict[str, torch.Tensor]:
     """Uniform average of the floating weights of checkpoints of one model (same name,
-    config and class set, else an error naming what differs); integer buffers (BN batch
-    counters) come from the last checkpoint."""
+    architecture and class set, else an error naming what differs), e.g. a shipped model and
+    a run fine-tuned from it (WiSE-FT); integer buffers (BN batch counters) come from the
+    last checkpoint."""
     ckpts = [load_checkpoint(p) for p in paths]
     first = ckpts[0]
     for path, ckpt in zip(paths[1:], ckpts[1:]):
-        for key in ("model_name", "model_config", "class_set"):
-            if ckpt.get(key) != first.get(key):
+        for key, get in (("model_name", dict.get), ("model_config", lambda c, _: _architecture(c)),
+                         ("class_set", dict.get)):
+            if get(ckpt, key) != get(first, key):
                 raise CheckpointError(f"cannot average {paths[0]} and {path}: their {key} differ")
     states = [c["state_dict"] for c in ckpts]
     return {k: (torch.stack([s[k].float() for s in states]).mean(0) if v.is_floating_point() else states[-1][k])
