@@ -346,6 +346,25 @@ def test_a_replay_that_stops_sending_ends_with_tracebacks_not_a_hang(beats):
         assert done.returncode == 1 and "most recent call first" in done.stderr, done
 
 
+def test_sigusr1_dumps_every_threads_stack_and_the_replay_goes_on():
+    """`kill -USR1` on a replay-eval process: every thread's stack on stderr, the process carries
+    on (what a test that gives up on a stalled replay sends before stopping it)."""
+    import signal
+    import subprocess
+    import sys
+
+    code = ("import threading, time\nfrom meco_ros.replay.stall_guard import dump_stacks_on_sigusr1\n"
+            "assert dump_stacks_on_sigusr1()\n"
+            "threading.Thread(target=time.sleep, args=(5,), name='side', daemon=True).start()\n"
+            "print('ready', flush=True)\ntime.sleep(1.5)\nprint('went on', flush=True)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGUSR1)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "went on" in out, (out, err)
+    assert err.count("hread 0x") >= 2 and "most recent call first" in err and "time.sleep" not in out, err
+
+
 def test_stage_threads_carry_their_names_to_the_os() -> None:
     """top -H and /proc/<pid>/task/*/comm show which node thread uses the CPU."""
     import threading

@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,8 @@ def test_replay_launch_replays_a_bag_through_its_node_to_a_report(standin_launch
             code = replay.popen.wait(240)
         except Exception:  # noqa: BLE001 - reported below with both logs
             code = None
+            replay.popen.send_signal(signal.SIGUSR1)  # its threads' stacks into the output below
+            time.sleep(2)
         assert code == 0, f"replay-eval exit {code}:\n{replay.output[-3000:]}\n--- node:\n{node.output[-3000:]}"
     finally:  # the launch's Shutdown: every process still running gets SIGINT
         replay_code = replay.stop(signal.SIGINT, timeout=30)

@@ -67,7 +67,7 @@ from .errors import ReplayAbort, say
 from .gt_classes import checkpoint_class_set, class_set_from, gt_class_set, label_mapping
 from .node_process import shell_line, start_perception_node
 from .report import Scorer, machine, summarize, table, write_report
-from .stall_guard import MAX_CONSECUTIVE_TIMEOUTS, StallGuard, stall_seconds
+from .stall_guard import MAX_CONSECUTIVE_TIMEOUTS, StallGuard, dump_stacks_on_sigusr1, stall_seconds
 
 PROBE_STAMP_NS = 1  # no recorded frame is stamped 1 ns after the epoch
 
@@ -562,6 +562,7 @@ def _replay(cfg: ReplayConfig) -> tuple[int, dict[str, Any]]:
     namespace = cfg.node_namespace or (f"/meco_replay_{os.getpid()}" if not cfg.use_running_node else "/camera")
     run = _Run(cfg, namespace, _run_info(cfg, namespace))
     guard = StallGuard(stall_seconds(cfg))
+    dump_stacks_on_sigusr1()
     try:
         _connect(run)
         with guard:

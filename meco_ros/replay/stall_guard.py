@@ -10,6 +10,7 @@ the process with exit code 1, instead of hanging a launch or a CI job forever.
 from __future__ import annotations
 
 import faulthandler
+import signal
 import sys
 import time
 from typing import Any
@@ -56,3 +57,18 @@ class StallGuard:
         if self.armed:
             faulthandler.cancel_dump_traceback_later()
         self.armed = False
+
+
+def dump_stacks_on_sigusr1() -> bool:
+    """`kill -USR1 <pid>` writes every thread's stack to stderr and the replay goes on. A stall
+    short of the guard's bound (or a test that gives up first, session 16) can be diagnosed
+    from outside: faulthandler's handler is C and needs no GIL, so it answers even when a
+    blocked call holds it. False where the platform has no SIGUSR1 or there is no stderr."""
+    if not hasattr(signal, "SIGUSR1"):
+        return False
+    try:
+        faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
+    except (AttributeError, OSError, ValueError, RuntimeError):
+        return False
+    return True
+
