@@ -77,4 +77,3 @@ def test_a_shipped_checkpoint_averages_with_a_run_fine_tuned_from_it(tmp_path) -
     ship, tuned_sd, wise = (load_checkpoint(tmp_path / f)["state_dict"] for f in ("ship.pt", "tuned.pt", "wise.pt"))
     key = next(k for k in ship if ship[k].is_floating_point() and not torch.equal(ship[k].float(), tuned_sd[k]))
     assert torch.allclose(wise[key], (ship[key].float() + tuned_sd[key]) / 2)
-

@@ -17,19 +17,10 @@ from typing import Any
 
 import torch
 
-from meco_core.models.checkpoint import (CheckpointError, build_from_checkpoint, load_checkpoint, load_state_strict,
-                                         save_checkpoint)
+from meco_core.models.checkpoint import (CheckpointError, architecture, build_from_checkpoint, load_checkpoint,
+                                         load_state_strict, save_checkpoint)
 
 KEEP_KEYS = ("step", "val_metrics", "train_config", "input_size")
-
-
-# model_config fields that say where a model's first weights came from, not what the model is:
-# a shipped checkpoint records None, the run that fine-tuned it the ImageNet weights it named
-INIT_ONLY_CONFIG = ("backbone_weights",)
-
-
-def _architecture(ckpt: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in (ckpt.get("model_config") or {}).items() if k not in INIT_ONLY_CONFIG}
 
 
 def average_weights(paths: list[str | Path]) -> dict[str, torch.Tensor]:
@@ -38,12 +29,12 @@ def average_weights(paths: list[str | Path]) -> dict[str, torch.Tensor]:
     a run fine-tuned from it (WiSE-FT); integer buffers (BN batch counters) come from the
     last checkpoint."""
     ckpts = [load_checkpoint(p) for p in paths]
-    first = ckpts[0]
-    for path, ckpt in zip(paths[1:], ckpts[1:]):
-        for key, get in (("model_name", dict.get), ("model_config", lambda c, _: _architecture(c)),
-                         ("class_set", dict.get)):
-            if get(ckpt, key) != get(first, key):
-                raise CheckpointError(f"cannot average {paths[0]} and {path}: their {key} differ")
+    kinds = [{"model_name": c.get("model_name"), "model_config": architecture(c), "class_set": c.get("class_set")}
+             for c in ckpts]
+    for path, kind in zip(paths[1:], kinds[1:]):
+        differ = [key for key in kind if kind[key] != kinds[0][key]]
+        if differ:
+            raise CheckpointError(f"cannot average {paths[0]} and {path}: their {differ[0]} differ")
     states = [c["state_dict"] for c in ckpts]
     return {k: (torch.stack([s[k].float() for s in states]).mean(0) if v.is_floating_point() else states[-1][k])
             for k, v in states[0].items()}

@@ -130,13 +130,24 @@ def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], source: 
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
 
 
+# model_config fields that say where a model's first weights came from, not what the model is:
+# a model rebuilt from a checkpoint takes its weights from it, so they are cleared there (a shipped
+# checkpoint records None, the run that fine-tuned from it the ImageNet weights its config named)
+INIT_ONLY_CONFIG = ("backbone_weights",)
+
+
+def architecture(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's model_config without its initialisation-only fields: what the model is."""
+    return {k: v for k, v in (ckpt.get("model_config") or {}).items() if k not in INIT_ONLY_CONFIG}
+
+
 def build_from_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
                           **overrides: Any) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model a checkpoint describes and load its weights; returns (model, checkpoint)."""
     from meco_core.models import build_model
 
     ckpt = load_checkpoint(path, map_location)
-    config = {**ckpt["model_config"], **overrides, "backbone_weights": None}
+    config = {**ckpt["model_config"], **overrides, **dict.fromkeys(INIT_ONLY_CONFIG)}
     model = build_model(ckpt["model_name"], **config)
     load_state_strict(model, ckpt["state_dict"], source=str(path))
     return model, ckpt

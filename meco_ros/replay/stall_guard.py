@@ -71,4 +71,3 @@ def dump_stacks_on_sigusr1() -> bool:
     except (AttributeError, OSError, ValueError, RuntimeError):
         return False
     return True
-
