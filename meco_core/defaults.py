@@ -9,6 +9,7 @@ DEV_MODEL = "meco"  # test/dev mode: a registry model with RANDOM weights, loudl
 DEV_MODEL_CONFIG = "backbone=vit_tiny_patch16_224"
 BACKENDS = ("torch", "onnxruntime", "tensorrt")  # what runs a model (meco_core.inference.runtime)
 PRECISIONS = ("fp32", "fp16", "bf16")  # inference precisions: fp16/bf16 run under autocast
+BENCH_SIZE = (384, 512)  # `meco bench`'s input size for registry models (a checkpoint: its own recorded size)
 MAX_DEPTH_M = 80.0  # metric depth range of the models and of the depth metrics (0 < gt < max)
 IGNORE_INDEX = 255  # label id that no loss or metric counts
 MIN_LIDAR_RANGE_M = 0.3  # lidars report "no return" as (0, 0, 0); nothing real is this close

@@ -129,3 +129,23 @@ def test_every_timed_call_follows_an_untimed_one_of_the_same_model() -> None:
     times = measure_latency(models, torch.zeros(1), warmup=1, repeats=3, progress=False)
     assert all(len(t) == 3 for t in times.values())
     assert all(m.calls == 1 + 2 * 3 for m in models.values())
+
+
+def test_checkpoint_is_timed_at_its_recorded_input_size_unless_told(tmp_path) -> None:
+    from meco_core.cli.commands.bench import resolve_size
+    from meco_core.defaults import BENCH_SIZE
+    from meco_core.errors import MecoError
+
+    model = build_model("plain", backbone="vit_tiny_patch16_224", channels=16)
+    save_checkpoint(tmp_path / "m.pt", model, input_size=[32, 48])
+    out = tmp_path / "own.json"
+    assert main(["bench", "--checkpoint", str(tmp_path / "m.pt"), "--repeats", "2", "--warmup", "1",
+                 "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["size"] == [32, 48]
+    assert main(["bench", "--checkpoint", str(tmp_path / "m.pt"), "--size", "48x64", "--repeats", "2", "--warmup", "1",
+                 "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["size"] == [48, 64]
+    assert resolve_size(None, [None]) == BENCH_SIZE and resolve_size(None, []) == BENCH_SIZE
+    assert resolve_size(None, [(32, 48), None]) == (32, 48)
+    with pytest.raises(MecoError, match="different input sizes"):
+        resolve_size(None, [(32, 48), (64, 96)])

@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from meco_core.defaults import BACKENDS, PRECISIONS
+from meco_core.defaults import BACKENDS, BENCH_SIZE, PRECISIONS
 from meco_core.errors import MecoError
 from meco_core.sizes import parse_size
 
@@ -20,7 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--models", default="meco,mlore,mlore_reparam,taskexpert",
                    help="comma-separated registry names (default: %(default)s)")
     p.add_argument("--backbone", default="vit_small_patch16_224")
-    p.add_argument("--size", type=parse_size, default=(384, 512), help="input HxW (default 384x512)")
+    p.add_argument("--size", type=parse_size, default=None,
+                   help=f"input HxW (default: the --checkpoint's recorded input size, the size `meco eval` and the "
+                        f"node run it at; else {BENCH_SIZE[0]}x{BENCH_SIZE[1]})")
     p.add_argument("--channels", type=int, default=None, help="decoder width C (default: model default)")
     p.add_argument("--num-classes", type=int, default=5)
     p.add_argument("--ref", default="mlore", help="reference model for ratios (default: %(default)s)")
@@ -47,7 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def _build_set(args) -> tuple[dict, dict[str, dict], str | None, str]:
+def _build_set(args) -> tuple[dict, dict[str, dict], str | None, str, list]:
+    """(models, extras, reference, title, recorded input sizes of the checkpoints)."""
     from meco_core import build_model
     from meco_core.models.checkpoint import build_from_checkpoint
 
@@ -55,12 +58,13 @@ def _build_set(args) -> tuple[dict, dict[str, dict], str | None, str]:
     if args.channels:
         common["channels"] = args.channels
     if args.checkpoint:
-        models = {}
+        models, sizes = {}, []
         for path in args.checkpoint:
             model, ckpt = build_from_checkpoint(path)
             models[f"{ckpt['model_name']} ({path})"] = model
+            sizes.append(tuple(ckpt["input_size"]) if ckpt.get("input_size") else None)
         first = next(iter(models)) if len(models) > 1 else None
-        return models, {}, first, f"checkpoint{'s' if len(models) > 1 else ''} {', '.join(args.checkpoint)}"
+        return models, {}, first, f"checkpoint{'s' if len(models) > 1 else ''} {', '.join(args.checkpoint)}", sizes
     if args.experts or args.topk:
         if not (args.experts and args.topk) or len(args.experts) != len(args.topk):
             raise MecoError("--experts and --topk are paired lists of equal length, e.g. 5,10,15,20 and 3,6,9,12")
@@ -69,10 +73,22 @@ def _build_set(args) -> tuple[dict, dict[str, dict], str | None, str]:
             label = f"meco N={n} k={k}"
             models[label] = build_model("meco", num_experts=n, top_k=k, **common)
             extras[label] = {"experts": n, "topk": k}
-        return models, extras, None, "MECO N/k ablation"
+        return models, extras, None, "MECO N/k ablation", []
     names = [m.strip() for m in args.models.split(",") if m.strip()]
     models = {n: build_model(n, **common) for n in names}
-    return models, {}, args.ref if args.ref in models else None, "models side by side"
+    return models, {}, args.ref if args.ref in models else None, "models side by side", []
+
+
+def resolve_size(given: tuple[int, int] | None, recorded: list) -> tuple[int, int]:
+    """--size, else the checkpoints' recorded input size, else BENCH_SIZE. Why: a checkpoint timed
+    at another size than the one it runs at (eval, the node) is a misleading reference."""
+    if given is not None:
+        return given
+    known = {s for s in recorded if s is not None}
+    if len(known) > 1:
+        raise MecoError(f"the checkpoints record different input sizes ({', '.join(f'{h}x{w}' for h, w in sorted(known))}); "
+                        "pass --size to time them at one")
+    return known.pop() if known else BENCH_SIZE
 
 
 def _with_backends(models: dict, extras: dict, ref: str | None, backends: list[str], size: tuple[int, int],
@@ -149,7 +165,8 @@ def run(args) -> int:
         raise MecoError(f"--precision {args.precision!r}: choose from {', '.join(PRECISIONS)}")
     if backends != ["torch"] and (precisions != ["fp32"] or args.channels_last or args.compile):
         raise MecoError("--precision/--channels-last/--compile apply to the torch backend; time backends at fp32")
-    models, extras, ref, what = _build_set(args)
+    models, extras, ref, what, recorded = _build_set(args)
+    args.size = resolve_size(args.size, recorded)
     twins: dict = {}
     with tempfile.TemporaryDirectory(prefix="meco_bench_") as workdir:
         if backends != ["torch"]:
