@@ -63,16 +63,25 @@ class SideNode:
         return self._thread is not None and self._thread.is_alive()
 
     def stop(self, timeout: float = 3.0) -> None:
-        """Executor, node, context, thread, in that order; safe to call twice."""
+        """Executor, spin thread, node, context, in that order; safe to call twice.
+
+        Why this order: rclpy's `Executor.shutdown` only flags the executor (it does not wait
+        for a spin in progress), and a node destroyed while the executor still holds its
+        handle inside a wait is finalised later by the spin thread, DDS participant included,
+        concurrently with the context's shutdown here. That race hung a replay at exit, both
+        threads blocked and the GIL held (2 of 111 stress runs). With the spin thread ended
+        first, the node and its participant are destroyed here, one thing at a time."""
         if self.node is None:
             return
         import rclpy
 
-        self.executor.shutdown(timeout_sec=2)
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.ctx)
+        self.executor.shutdown(timeout_sec=timeout)  # flags the executor and wakes its wait
         if self._thread is not None:
             self._thread.join(timeout)
+            if self._thread.is_alive():  # still inside a callback: destroy anyway, as before
+                self.error = self.error or f"spin thread still running {timeout:g} s after shutdown"
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.ctx)
         self.node, self._thread = None, None
 
     def __enter__(self) -> "SideNode":

@@ -81,3 +81,36 @@ def test_a_killed_participants_segments_go_a_live_ones_stay() -> None:
         alive.kill()
         alive.wait(10)
         remove_stale_segments(min_age_s=0.0)
+
+
+_EXITS_WITHOUT_TEARDOWN = """
+import os, sys, rclpy
+from meco_ros import dds_shm
+from meco_ros.node.process_guards import exit_without_dds_teardown
+rclpy.init()
+node = rclpy.create_node("shm_own_probe")
+print(" ".join(dds_shm.segments_locked_by(os.getpid())), flush=True)
+exit_without_dds_teardown(7)
+"""
+
+
+def test_a_process_that_skips_dds_teardown_unlinks_only_its_own_segments() -> None:
+    """`meco replay-eval`'s exit (no Fast DDS destructors, see `exit_without_dds_teardown`):
+    the process's own participant segments are gone after it, a live neighbour's are not, and
+    shared port files stay; the exit code is the one asked for."""
+    alive, _ = _start_participant()
+    try:
+        time.sleep(0.2)
+        neighbour = {f for f in os.listdir(SHM_DIR) if f.endswith("_el")}
+        proc = subprocess.run([sys.executable, "-c", _EXITS_WITHOUT_TEARDOWN], env=ros_env(), capture_output=True,
+                              text=True, timeout=60)
+        own = set(proc.stdout.split())
+        assert proc.returncode == 7, proc.stderr[-2000:]
+        assert own and all(name.startswith("fastdds_") and "port" not in name for name in own), own
+        left = set(os.listdir(SHM_DIR))
+        assert not ({*own, *(f"{n}_el" for n in own)} & left), f"own segments left: {own & left}"
+        assert neighbour <= left, f"a live process's files were removed: {neighbour - left}"
+    finally:
+        alive.kill()
+        alive.wait(10)
+        remove_stale_segments(min_age_s=0.0)

@@ -32,7 +32,7 @@ from std_msgs.msg import Float64
 
 from meco_core.classes import GOLF
 from meco_ros.image_conversion import cv2_to_compressed_imgmsg, cv2_to_imgmsg, imgmsg_to_cv2
-from meco_ros.dds_shm import MIN_AGE_S, SHM_DIR, segment_names
+from meco_ros.dds_shm import MIN_AGE_S, SHM_DIR, segments_locked_by
 from meco_ros.proc import REPO, ros_env, start_node
 
 try:
@@ -497,7 +497,7 @@ def test_sigint_stops_cleanly_while_frames_flow(tmp_path, ros_side):
                 break
         assert len(depth) >= 2, proc.output[-3000:]
         pub.publish(frame)  # one more in flight as the signal comes
-        own_segments = _segments_locked_by(proc.popen.pid)
+        own_segments = segments_locked_by(proc.popen.pid)
         t = time.monotonic()
         code = proc.stop(signal.SIGINT, timeout=20)
         took = time.monotonic() - t
@@ -511,16 +511,6 @@ def test_sigint_stops_cleanly_while_frames_flow(tmp_path, ros_side):
     assert own_segments, "the node holds no Fast DDS segment lock: is /proc/locks readable?"
     left = {name for name in own_segments if (SHM_DIR / name).exists()}
     assert not left, f"the stopped node left its Fast DDS segments in /dev/shm: {sorted(left)}"
-
-
-def _segments_locked_by(pid: int) -> set[str]:
-    """Fast DDS segments whose lock file `pid` holds (read from /proc/locks): that process's own."""
-    holders = {}
-    for line in Path("/proc/locks").read_text().splitlines():
-        fields = line.split()
-        if len(fields) > 5 and fields[1] == "FLOCK":
-            holders[int(fields[5].rsplit(":", 1)[1])] = int(fields[4])
-    return {name for name in segment_names() if holders.get((SHM_DIR / f"{name}_el").stat().st_ino) == pid}
 
 
 def _own_dev_node(tmp_path, suffix: str, *extra: str):

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from meco_core.cli.app import build_parser
+from meco_ros.dds_shm import segment_names
 
 pytestmark = pytest.mark.timeout(300)
 REPO = Path(__file__).resolve().parents[1]
@@ -57,6 +58,7 @@ def test_replay_launch_replays_a_bag_through_its_node_to_a_report(standin_launch
         ("meco_ros/perception_node", True, False), ("replay_eval", False, True)]
     node_plan, replay_plan = plan.processes
     assert _node_parameters(node_plan.cmd)["backend"] == "onnxruntime"  # the shipped params file's, unchanged
+    segments_before = set(segment_names())
     node = Process(node_plan.cmd, env=env, cwd=tmp_path)
     replay = Process(replay_plan.cmd, env=env, cwd=tmp_path)  # started together, as launch does
     try:
@@ -71,6 +73,9 @@ def test_replay_launch_replays_a_bag_through_its_node_to_a_report(standin_launch
         replay_code = replay.stop(signal.SIGINT, timeout=30)
         node_code = node.stop(signal.SIGINT, timeout=30)
     assert (replay_code, node_code) == (0, 0), node.output[-3000:]
+    # Neither left its Fast DDS shared memory behind: the node destroys its participant, the
+    # replay (which skips that teardown, see exit_without_dds_teardown) unlinks its own.
+    assert set(segment_names()) <= segments_before, set(segment_names()) - segments_before
     doc = json.loads((out / "report.json").read_text())
     assert (doc["frames_sent"], doc["frames_scored"], doc["frames_dropped"]) == (3, 3, 0), doc["problems"]
     assert doc["run"]["node"] == "already running" and doc["run"]["node_namespace"] == namespace

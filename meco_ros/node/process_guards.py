@@ -91,3 +91,27 @@ def return_freed_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc: nothing to trim
         pass
+
+
+def exit_without_dds_teardown(code: int) -> NoReturn:
+    """End the process with `code` without destroying its Fast DDS participant: unlink its own
+    shared-memory segments, then `exit_without_finalization`. For a process whose work is done
+    (its outputs published, its report written).
+
+    Why: Fast DDS 3.2.2 (the ROS 2 Kilted wheels; fixed upstream in 3.2.3 by
+    eProsima/Fast-DDS#6066) can block forever destroying a participant: closing a TCP channel
+    (the LARGE_DATA profile carries discovery over TCP) takes a lock that its receive thread
+    holds while it waits for data from a peer that is still alive, such as the node of the same
+    launch file. `meco replay-eval` then hung after writing its report, every thread blocked
+    and the GIL held (a `make test` run; 2 of 111 runs of a stress loop; py-spy: the main thread
+    in `TCPChannelResourceBasic::disconnect` -> `pthread_mutex_lock`). Nothing is lost by
+    skipping that teardown: the kernel closes the sockets, peers drop the participant, and its
+    shared-memory segment, the one thing its destructor frees that outlives the process, is
+    unlinked here."""
+    from meco_ros.dds_shm import remove_own_segments
+
+    try:
+        remove_own_segments()
+    except OSError:  # /dev/shm or /proc unreadable: the node's janitor will find the segment later
+        pass
+    exit_without_finalization(code)

@@ -53,7 +53,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, NoReturn
 
 from meco_core.bags import BagError, stamp_ns
 from meco_core.evaluation.bench import percentiles
@@ -67,7 +67,10 @@ from .errors import ReplayAbort, say
 from .gt_classes import checkpoint_class_set, class_set_from, gt_class_set, label_mapping
 from .node_process import shell_line, start_perception_node
 from .report import Scorer, machine, summarize, table, write_report
-from .stall_guard import MAX_CONSECUTIVE_TIMEOUTS, StallGuard, dump_stacks_on_sigusr1, stall_seconds
+from meco_ros.node.process_guards import exit_without_dds_teardown
+
+from .stall_guard import (LINK_TEARDOWN_S, MAX_CONSECUTIVE_TIMEOUTS, StallGuard, dump_stacks_on_sigusr1,
+                          stall_seconds)
 
 PROBE_STAMP_NS = 1  # no recorded frame is stamped 1 ns after the epoch
 
@@ -371,15 +374,18 @@ def _node_stats(link: Any, first_index: int, baseline: Any, timeout: float = 3.0
     return out
 
 
-def replay(cfg: ReplayConfig) -> tuple[int, dict[str, Any]]:
-    """Run one replay evaluation and write its report; returns (exit code, report.json body)."""
+def replay(cfg: ReplayConfig, *, keep_dds: bool = False) -> tuple[int, dict[str, Any]]:
+    """Run one replay evaluation and write its report; returns (exit code, report.json body).
+
+    keep_dds: leave this process's DDS participant up at the end, for a caller that ends the
+    process right after without tearing DDS down (the CLI, `main_from_args`: why there)."""
     import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the node gets the cores (restored at the end: callers may be long-lived)
     try:
         with _one_interrupt():
-            return _replay(cfg)
+            return _replay(cfg, keep_dds)
     finally:
         torch.set_num_threads(threads)
 
@@ -431,14 +437,24 @@ class _Run:
     label_ids: dict[int, int] = field(default_factory=dict)  # label id -> messages it is in
 
     def close(self) -> None:
+        """Everything but the DDS link: the bag, the reader thread and the node (its exit code goes
+        into the report). The link goes after the report, in `close_link`."""
         if self.prefetch is not None:
             self.prefetch.close()
-        if self.link is not None:
-            self.link.stop()
         if self.node is not None:
             self.run_info["node_exit_code"] = self.node.stop(signal.SIGINT, 30)
         if self.source is not None:
             self.source.close()
+
+    def close_link(self) -> None:
+        """This process's DDS participant, after the report is written, bounded: its teardown is
+        Fast DDS's C++ with the GIL held, and a teardown that blocked there once hung a finished
+        replay forever. If it blocks for LINK_TEARDOWN_S, the watchdog writes every thread's stack
+        and ends the process (exit 1); the report is already on disk."""
+        if self.link is not None:
+            with StallGuard(LINK_TEARDOWN_S):
+                self.link.stop()
+            self.link = None
 
 
 def _run_info(cfg: ReplayConfig, namespace: str) -> dict[str, Any]:
@@ -558,7 +574,7 @@ def _report(run: _Run) -> tuple[int, dict[str, Any]]:
     return (2 if run.fatal else 1 if problems else 0), result
 
 
-def _replay(cfg: ReplayConfig) -> tuple[int, dict[str, Any]]:
+def _replay(cfg: ReplayConfig, keep_dds: bool = False) -> tuple[int, dict[str, Any]]:
     namespace = cfg.node_namespace or (f"/meco_replay_{os.getpid()}" if not cfg.use_running_node else "/camera")
     run = _Run(cfg, namespace, _run_info(cfg, namespace))
     guard = StallGuard(stall_seconds(cfg))
@@ -582,11 +598,18 @@ def _replay(cfg: ReplayConfig) -> tuple[int, dict[str, Any]]:
         run.fatal = run.progress.sent == 0
     finally:
         run.close()
-    return _report(run)
+    try:
+        return _report(run)
+    finally:
+        if not keep_dds:
+            run.close_link()
 
 
-def main_from_args(args: Any) -> int:
+def main_from_args(args: Any) -> NoReturn:
+    """The `meco replay-eval` process: replay, write the report, end the process with its code
+    (without Fast DDS's participant teardown, which can hang: `exit_without_dds_teardown`)."""
     cfg = from_args(ReplayConfig, args,
                     command=getattr(args, "command_line", None) or shell_line(["meco", *sys.argv[1:]]))
-    code, _ = replay(cfg)
-    return code
+    code, _ = replay(cfg, keep_dds=True)
+    exit_without_dds_teardown(code)  # the report is written: see its doc for why no teardown
+

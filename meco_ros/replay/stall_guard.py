@@ -18,6 +18,7 @@ from typing import Any
 from meco_ros.replay.config import ReplayConfig
 
 MAX_CONSECUTIVE_TIMEOUTS = 3  # frames in a row without outputs before a replay aborts itself
+LINK_TEARDOWN_S = 30.0  # the replay's own DDS participant normally goes in well under a second
 
 
 def stall_seconds(cfg: ReplayConfig) -> float:
