@@ -72,7 +72,7 @@ from meco_ros.package_paths import find_package_checkpoint
 from .monitoring import PipelineStats, RateLimitedLog, diagnostic_status
 from .publishing import NEEDS_DEPTH, NEEDS_LABELS, OutputPublishers, StatusPublishers, class_ids
 from .qos import make_qos
-from .process_guards import (exit_if_teardown_hangs, exit_without_finalization, limit_malloc_arenas,
+from .process_guards import (exit_if_teardown_hangs, exit_without_dds_teardown, limit_malloc_arenas,
                              return_freed_memory)
 from .worker import Mailbox, Stage, name_native_thread
 
@@ -558,18 +558,16 @@ def main(args: list[str] | None = None) -> int:
     finally:
         exit_if_teardown_hangs(code, NODE_NAME)
         if node is not None:
-            node.close()
-            node.destroy_node()
-        rclpy.try_shutdown()
-        # The DDS participant (and its /dev/shm segments) goes with the context, not at shutdown;
-        # `run` leaves without finalization, so the context is destroyed here or never.
-        rclpy.get_default_context().destroy()
+            node.close()  # the frame in progress finishes and is published
+        # The node and its DDS participant are not destroyed: `run` ends the process right after,
+        # without Fast DDS's participant teardown, which can hang (`exit_without_dds_teardown`).
     return code
 
 
 def run() -> NoReturn:
     """Console script (`perception_node`, lib/meco_ros/perception_node): `main`, then leave
-    at once with its exit code (`exit_without_finalization`: no DDS teardown to hang in)."""
+    at once with its exit code, its shared memory unlinked and no DDS teardown to hang in
+    (`exit_without_dds_teardown`)."""
     try:
         code = main()
     except SystemExit as exc:
@@ -577,7 +575,7 @@ def run() -> NoReturn:
     except BaseException:  # noqa: BLE001 - reported like an uncaught exception, then exit 1
         traceback.print_exc()
         code = 1
-    exit_without_finalization(code)
+    exit_without_dds_teardown(code)
 
 
 if __name__ == "__main__":

@@ -38,13 +38,13 @@ def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> None:
 def exit_if_teardown_hangs(code: int, name: str, deadline_s: float = SHUTDOWN_DEADLINE_S) -> None:
     """Guarantee the process ends within `deadline_s` of a stop, with `code`.
 
-    Why: after the node's own threads have stopped, what is left is DDS teardown, and Fast
-    DDS can block there (TCP transports of the LARGE_DATA profile joining their channel
-    threads, eProsima/Fast-DDS#2010): once in a CI run a node that had answered every frame
-    never exited on SIGINT. A launch file would escalate to SIGTERM and SIGKILL after its own
-    timeouts; here the node logs why and leaves with the exit code its stop earned. A daemon
-    thread covers the cleanup calls; SIGALRM, left at its default action (terminate),
-    covers interpreter finalization and C++ static destructors, where no Python runs."""
+    Why: once in a CI run a node that had answered every frame never exited on SIGINT, stuck
+    in Fast DDS's participant teardown (see `exit_without_dds_teardown`, which the node now
+    skips). What is left after a stop, the node's own threads finishing their frame, is still
+    bounded: a launch file would escalate to SIGTERM and SIGKILL after its own timeouts; here
+    the node logs why and leaves with the exit code its stop earned. A daemon thread covers the
+    cleanup calls; SIGALRM, left at its default action (terminate), covers the case where a C
+    call holds the GIL and no Python runs."""
     def watchdog() -> None:
         time.sleep(deadline_s)
         sys.stderr.write(f"[{name}] shutdown did not finish within {deadline_s:.0f} s "
