@@ -95,7 +95,6 @@ def remove_stale_segments(shm_dir: Path = SHM_DIR, min_age_s: float = MIN_AGE_S)
     return Removed(segments=removed, bytes=freed, in_use=in_use)
 
 
-
 def segments_locked_by(pid: int, shm_dir: Path = SHM_DIR) -> set[str]:
     """The participant segments whose owner lock `pid` holds: that process's own (read from
     /proc/locks; a flock from a second descriptor would fail for the owner as for anyone)."""

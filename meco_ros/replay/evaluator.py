@@ -378,7 +378,8 @@ def replay(cfg: ReplayConfig, *, keep_dds: bool = False) -> tuple[int, dict[str,
     """Run one replay evaluation and write its report; returns (exit code, report.json body).
 
     keep_dds: leave this process's DDS participant up at the end, for a caller that ends the
-    process right after without tearing DDS down (the CLI, `main_from_args`: why there)."""
+    process right after without tearing DDS down (the CLI, `main_from_args`; why:
+    `exit_without_dds_teardown`)."""
     import torch
 
     threads = torch.get_num_threads()
