@@ -3,6 +3,7 @@ ONNX Runtime reproduces torch (depth max abs diff, label agreement)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -49,3 +50,43 @@ def test_eval_through_onnxruntime_equals_torch(tmp_path, make_checkpoint, tiny_d
     assert o["backend"] == "onnxruntime" and o["frames"] == t["frames"] == 3
     assert abs(o["miou"] - t["miou"]) < 0.1 and abs(o["abs_rel"] - t["abs_rel"]) < 1e-3
     assert meco(["eval", "--checkpoint", str(onnx_file), "--data", str(data), "--no-progress"]) == 2   # no --backend
+
+
+
+
+def test_two_saves_to_one_file_interleaved_both_succeed(tmp_path) -> None:
+    """Nodes started together export the same checkpoint to the same cache file at once. Here a
+    second save runs entirely between the first one's write and rename (from the first's
+    verification): each writes a temporary of its own, so neither renames the other's away
+    (tools/replay_stress.py found a shared temporary name: a node failed with "No such file or
+    directory"). A refused file is never renamed in, and no temporary is left."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from meco_core.inference.onnx_export import save_verified
+
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    proto, dst = helper.make_model(graph), tmp_path / "cache" / "same.onnx"
+    dst.parent.mkdir()
+    rivals: list[Path] = []
+
+    def verify_while_a_rival_saves(path: Path) -> None:
+        if not rivals:
+            rivals.append(path)
+            save_verified(proto, dst, lambda p: None)  # the other process, start to finish
+            assert path.exists(), "the rival moved this save's temporary away"
+
+    save_verified(proto, dst, verify_while_a_rival_saves)
+    assert rivals and onnx.load(str(dst)).graph.node[0].op_type == "Identity"
+    assert dst.stat().st_mode & 0o044, "the cache file must stay readable to other users"
+
+    def refuse(path: Path) -> None:
+        raise RuntimeError("parity failed")
+
+    before = dst.read_bytes()
+    with pytest.raises(RuntimeError, match="parity failed"):
+        save_verified(helper.make_model(graph, doc_string="other"), dst, refuse)
+    assert dst.read_bytes() == before
+    assert not list(dst.parent.glob(".*.tmp")), "a temporary was left behind"

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import tempfile
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -109,14 +111,12 @@ def export_onnx(src: str | Path, dst: str | Path, size: tuple[int, int] | None =
 def export_model_onnx(model: torch.nn.Module, ckpt: dict[str, Any], dst: str | Path, size: tuple[int, int],
                       fp16: bool = False, opset: int = 18) -> dict[str, Any]:
     """Export a built model (`ckpt`: its model_name, model_config, class_set); verify; save."""
-    import onnx
 
     model.prepare_for_inference()
     wrapper = _TupleOutputs(model).eval()
     example = torch.rand(1, 3, *size)
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.tmp")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         quiet = logging.getLogger("torch.onnx")
@@ -133,14 +133,34 @@ def export_model_onnx(model: torch.nn.Module, ckpt: dict[str, Any], dst: str | P
         proto = convert_float_to_float16(proto, keep_io_types=True)
     for key, value in onnx_metadata(model, ckpt, size, fp16).items():
         proto.metadata_props.add(key=key, value=value)
-    onnx.save(proto, str(tmp))
-    try:
-        check = parity(wrapper, ort_session(tmp), size)
+    check: dict[str, Any] = {}
+
+    def verify(path: Path) -> None:
+        check.update(parity(wrapper, ort_session(path), size))
         limits = PARITY[fp16]
         if check.get("depth_max_abs_diff_m", 0.0) > limits["depth_m"] or check.get("label_agreement", 1.0) < limits["labels"]:
             raise RuntimeError(f"ONNX Runtime disagrees with torch ({check}); {dst} not written")
+
+    save_verified(proto, dst, verify)
+    return {"out": str(dst), "size": list(size), "fp16": fp16, "opset": opset, "outputs": list(model.tasks),
+            "parity": check, "mb": dst.stat().st_size / 1e6}
+
+
+def save_verified(proto: Any, dst: Path, verify: Callable[[Path], None]) -> None:
+    """Save `proto` to a temporary beside `dst`, `verify(temporary)` (raises to refuse it), then
+    rename it over `dst`. The temporary is this call's own: nodes started together export the
+    same checkpoint to the same cache file at once, and with one shared temporary name one
+    renamed it away under the other (tools/replay_stress.py: "No such file or directory:
+    '.tiny-...onnx.tmp'")."""
+    import onnx
+
+    fd, name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    os.close(fd)
+    tmp = Path(name)
+    os.chmod(tmp, 0o644)  # mkstemp's 0600 would make a shared cache unreadable to other users
+    try:
+        onnx.save(proto, str(tmp))
+        verify(tmp)
         tmp.replace(dst)
     finally:
         tmp.unlink(missing_ok=True)
-    return {"out": str(dst), "size": list(size), "fp16": fp16, "opset": opset, "outputs": list(model.tasks),
-            "parity": check, "mb": dst.stat().st_size / 1e6}
