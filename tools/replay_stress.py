@@ -58,6 +58,19 @@ def dump(pid: int, path: Path) -> None:
         f.write(text)
 
 
+def finished(proc: subprocess.Popen, name: str, timeout: float, log: Path) -> str:
+    """'' if `proc` exits 0 within `timeout`; else what went wrong (a hung one gets its stacks
+    dumped beside `log`, then SIGKILL)."""
+    try:
+        code = proc.wait(timeout)
+        return "" if code == 0 else f"{name} exit {code}"
+    except subprocess.TimeoutExpired:
+        dump(proc.pid, log.with_suffix(".stacks"))
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return f"{name} hung"
+
+
 def one_round(r: int, pairs: int, bag: Path, ckpt: Path, env: dict, out: Path) -> list[str]:
     """Start `pairs` node + replay pairs together; returns one problem string per bad pair."""
     started = []
@@ -75,24 +88,10 @@ def one_round(r: int, pairs: int, bag: Path, ckpt: Path, env: dict, out: Path) -
         started.append((node, replay, log, out / f"r{r}_{k}.log"))
     t0, problems = time.monotonic(), []
     for node, replay, log, path in started:
-        what = []
-        try:
-            if (code := replay.wait(max(1.0, 120 - (time.monotonic() - t0)))) != 0:
-                what.append(f"replay exit {code}")
-        except subprocess.TimeoutExpired:
-            what.append("replay hung")
-            dump(replay.pid, path.with_suffix(".stacks"))
-            os.killpg(replay.pid, signal.SIGKILL)
-            replay.wait()
+        what = [finished(replay, "replay", max(1.0, 120 - (time.monotonic() - t0)), path)]
         node.send_signal(signal.SIGINT)
-        try:
-            if (code := node.wait(30)) != 0:
-                what.append(f"node exit {code}")
-        except subprocess.TimeoutExpired:
-            what.append("node hung")
-            dump(node.pid, path.with_suffix(".stacks"))
-            os.killpg(node.pid, signal.SIGKILL)
-            node.wait()
+        what.append(finished(node, "node", 30, path))
+        what = [w for w in what if w]
         log.close()
         if what:
             problems.append(f"{path.name}: {', '.join(what)}")
