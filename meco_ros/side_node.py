@@ -68,9 +68,11 @@ class SideNode:
         Why this order: rclpy's `Executor.shutdown` only flags the executor (it does not wait
         for a spin in progress), and a node destroyed while the executor still holds its
         handle inside a wait is finalised later by the spin thread, DDS participant included,
-        concurrently with the context's shutdown here. That race hung a replay at exit, both
-        threads blocked and the GIL held (2 of 111 stress runs). With the spin thread ended
-        first, the node and its participant are destroyed here, one thing at a time."""
+        concurrently with the context's shutdown here. With the spin thread ended first, the
+        node and its participant are destroyed here, one thing at a time. This does not cure
+        Fast DDS 3.2.2's TCP teardown hang (a live peer can still block the participant's
+        destructor: `process_guards.exit_without_dds_teardown`), it only keeps it out of a
+        daemon thread."""
         if self.node is None:
             return
         import rclpy

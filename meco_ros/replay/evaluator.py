@@ -60,6 +60,7 @@ from meco_core.evaluation.bench import percentiles
 from meco_core.classes import ClassSet
 from meco_core.options import from_args
 
+from meco_ros.node.process_guards import exit_without_dds_teardown
 from meco_ros.proc import REPO, Process
 from .config import ReplayConfig
 from meco_core.bags.replay_source import BagSource, ReplayFrame
@@ -67,8 +68,6 @@ from .errors import ReplayAbort, say
 from .gt_classes import checkpoint_class_set, class_set_from, gt_class_set, label_mapping
 from .node_process import shell_line, start_perception_node
 from .report import Scorer, machine, summarize, table, write_report
-from meco_ros.node.process_guards import exit_without_dds_teardown
-
 from .stall_guard import (LINK_TEARDOWN_S, MAX_CONSECUTIVE_TIMEOUTS, StallGuard, dump_stacks_on_sigusr1,
                           stall_seconds)
 
