@@ -216,6 +216,30 @@ def test_ycor_holdout_split(ycor_out):
     assert all(r.has_depth("train", n) for n in r.names("train"))
 
 
+def test_ycor_holdout_every_other_frame_and_none(shared_data, tmp_path):
+    """--holdout-every 2 keeps the block's 1st, 3rd, ... frames out and trains on the rest (with
+    pseudo-depth); --holdout none trains on every frame."""
+    from meco_core.cli import main
+
+    frames = _ycor_frames(shared_data)[:YCOR_LIMIT]
+    block = [f for f in frames if HOLDOUT[0] <= int(f) <= HOLDOUT[1]]
+    assert len(block) >= 3
+    out = tmp_path / "every2"
+    assert main(["data", "ycor", "--root", str(shared_data / "ycor"), "--out", str(out), "--limit", str(YCOR_LIMIT),
+                 "--size", "68x128", "--holdout", f"{HOLDOUT[0]}-{HOLDOUT[1]}", "--holdout-every", "2"]) == 0
+    r = DatasetReader(out)
+    assert r.names("val") == block[::2]
+    assert r.names("train") == sorted(set(frames) - set(block[::2]))
+    assert all(r.has_depth("train", n) for n in block[1::2])  # block frames that train get pseudo-depth
+    out = tmp_path / "all"
+    assert main(["data", "ycor", "--root", str(shared_data / "ycor"), "--out", str(out), "--limit", str(YCOR_LIMIT),
+                 "--size", "68x128", "--holdout", "none"]) == 0
+    assert DatasetReader(out).meta["splits"] == {"train": len(frames)}
+    with pytest.raises(ValueError, match="holdout_every"):
+        from meco_core.data.ycor import convert_ycor
+        convert_ycor(shared_data / "ycor", tmp_path / "bad", holdout_every=0, limit=2, progress=False)
+
+
 def test_ycor_dataset_yaml_records_assumed_camera(ycor_out):
     from meco_core.data.ycor import ASSUMED_HFOV_DEG, DEFAULT_SIZE
 

@@ -45,6 +45,15 @@ Real-ground score: the mean of the YCOR block's and the RELLIS frame's miou_gt. 
 with the highest real-ground score ships if that beats the shipped one's by >= 2 points; of those
 within 1 point of it, the lower depth score.
 
+Rule v11 (config/train/meco_golf_v15.yaml): a final fit on every YCOR frame, the held-out block
+included, which then cannot judge it. Arguments: the shipped model, the shipped model scored with
+YCOR=data/ycor_every2, the measurement run (trained on every other frame of the block) scored the
+same way, then the candidates. The measurement must read the 24 block frames it never saw >= 2
+points higher over their classes (miou_gt) than the shipped model, with fairway IoU no lower. A
+candidate is eligible by rule v10's guards without the block's (it trained on it), with the RELLIS
+frame's miou_gt >= the shipped one's - 2; if the measurement holds, the eligible candidate with the
+lower depth score ships.
+
 Printed beside the rules' columns, not used by them: the YCOR mIoU over the classes the block's
 ground truth holds (`meco eval`'s miou_gt; a JSON written before it existed shows '-') and the
 fairway IoU. Rule v9's mIoU counts road with IoU 0 as soon as one pixel of the block is called
@@ -66,7 +75,7 @@ def scores(run: Path) -> dict[str, float]:
     out = {"depth": depth, "ycor_miou": m["ycor_val"]["miou"], "ycor_miou_gt": m["ycor_val"].get("miou_gt"),
            "ycor_fairway": class_iou(m["ycor_val"], "fairway"), "synth_abs_rel": m["synth_test"]["abs_rel"],
            "synth_miou": m["synth_test"]["miou"], "camvid_streets": streets,
-           "rellis_fairway": class_iou(m["rellis"], "fairway"),
+           "rellis_fairway": class_iou(m["rellis"], "fairway"), "rellis_miou_gt": m["rellis"].get("miou_gt"),
            "real_ground": None if None in real_ground else sum(real_ground) / 2}
     shares = run / "kitti_class_shares.json"
     if shares.is_file():  # {checkpoint: {frame: {class: % of the frame}}}
@@ -157,9 +166,25 @@ def winner_v10(eligible: list[tuple[str, dict[str, float]]], base: dict[str, flo
     return best_gain(eligible, base, "real_ground")
 
 
+def eligible_v11(c: dict[str, float], base: dict[str, float]) -> bool:
+    rellis_ok = c["rellis_miou_gt"] is not None and c["rellis_miou_gt"] >= base["rellis_miou_gt"] - 2.0
+    return eligible_v10(dict(c, ycor_miou_gt=base["ycor_miou_gt"]), base) and rellis_ok
+
+
+def neighbours_gate(base_on_half: dict[str, float], measured: dict[str, float]) -> bool:
+    """Rule v11's measurement: what training on a frame's neighbours is worth on unseen block frames."""
+    gain = measured["ycor_miou_gt"] - base_on_half["ycor_miou_gt"]
+    ok = gain >= 2.0 and measured["ycor_fairway"] >= base_on_half["ycor_fairway"]
+    print(f"neighbours measurement on the block frames it never saw: miou_gt {base_on_half['ycor_miou_gt']:.2f} -> "
+          f"{measured['ycor_miou_gt']:.2f} ({gain:+.2f}, >= +2 asked), fairway {base_on_half['ycor_fairway']:.1f} -> "
+          f"{measured['ycor_fairway']:.1f} (no lower asked): {'holds' if ok else 'fails'}")
+    return ok
+
+
 RULES = {"v3": (passes, lambda passing, base: winner_v3(passing)), "v5": (eligible_v5, winner_v5),
          "v6": (eligible_v6, winner_v6), "v7": (eligible_v6, winner_v7), "v9": (eligible_v9, winner_v5),
-         "v10": (eligible_v10, winner_v10)}
+         "v10": (eligible_v10, winner_v10), "v11": (eligible_v11, lambda eligible, base: min(
+             eligible, key=lambda r: r[1]["depth"])[0])}
 
 
 def main(argv: list[str]) -> int:
@@ -171,6 +196,12 @@ def main(argv: list[str]) -> int:
     check_rule, winner_rule = RULES[rule]
     base_dir, *cand_dirs = [Path(a) for a in argv]
     base = scores(base_dir)
+    gate = True
+    if rule == "v11":
+        if len(cand_dirs) < 3:
+            raise SystemExit("rule v11: SHIPPED SHIPPED_ON_HALF MEASUREMENT_ON_HALF CANDIDATE...")
+        gate = neighbours_gate(scores(cand_dirs[0]), scores(cand_dirs[1]))
+        cand_dirs = cand_dirs[2:]
     rows = [(base_dir.name, base, None)] + [(d.name, s, check_rule(s, base)) for d in cand_dirs for s in [scores(d)]]
     print(f"{'model':<22} {'depth score':>11} {'YCOR mIoU':>9} {'(GT classes)':>12} {'fairway':>7} {'synth AbsRel':>12} "
           f"{'synth mIoU':>10} {'CamVid streets':>14} {'KITTI hazard %':>14} {'RELLIS fairway':>14} "
@@ -182,7 +213,7 @@ def main(argv: list[str]) -> int:
               f"{s['camvid_streets']:>14.2f} {cell(s.get('kitti_hazard'), 14, 2)} {cell(s['rellis_fairway'], 14, 1)} "
               f"{cell(s['real_ground'], 11, 2)}  {verdict}")
     passing = [(n, s) for n, s, ok in rows if ok]
-    winner = winner_rule(passing, base) if passing else None
+    winner = winner_rule(passing, base) if passing and gate else None
     print(f"ships: {winner}" if winner else "ships: the current model (no candidate passes)")
     return 0
 

@@ -10,6 +10,8 @@
 #   tools/real_dev_eval.sh checkpoints/meco_golf.pt
 # SYNTH (default data/synth_golf) names the synthetic root whose test split (seed 3) is scored;
 # SYNTH_ARGS are extra `meco data synth` arguments when it must be made (e.g. "--rough fairway").
+# YCOR (default data/ycor) names the YCOR root whose val split is scored as ycor_val (e.g.
+# data/ycor_every2: the block's frames a model trained on every other one of them never saw).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CKPT=${1:?usage: tools/real_dev_eval.sh CHECKPOINT}
@@ -17,6 +19,7 @@ MECO=${MECO:-.venv/bin/meco}
 SHARED=${SHARED:-../shared/data}
 OUT=${OUT:-out/real_dev/$(basename "${CKPT%.*}")}
 SYNTH=${SYNTH:-data/synth_golf}
+YCOR=${YCOR:-data/ycor}
 mkdir -p "$OUT"
 
 [ -f data/kitti/dataset.yaml ] || "$MECO" data kitti --root "$SHARED/kitti_object_sample" --out data/kitti
@@ -32,7 +35,7 @@ run() {  # name data split [extra meco eval args]
 }
 run kitti data/kitti test
 run rellis data/rellis test
-run ycor_val data/ycor val
+run ycor_val "$YCOR" val
 run camvid_val data/camvid val
 run synth_test "$SYNTH" test
 # KITTI has no labels: how much of its paved streets the model calls each class (paved = road)

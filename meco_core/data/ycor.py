@@ -9,6 +9,10 @@ ycor class set; `ycor->golf` is applied at load time, as for CamVid.
 Frames whose numeric id falls in `holdout` (a contiguous block, default 1000-1149) go to
 split `val`, the rest to `train`: consecutive ids are seconds apart on one drive, so a
 random split would leak near-duplicates of training frames into the frames used to choose.
+`holdout=None` holds nothing out (a final fit on every labelled frame). `holdout_every=N`
+keeps only every Nth frame of the block (by position, from its first) in `val` and trains on
+the others: it measures what training on a frame's neighbours is worth on frames seen from
+a few metres away, the relation a model trained on every frame has to new frames of the same drives.
 
 YCOR has no depth and no calibration. With `pseudo_depth` the importer writes (for the
 train split only) geometric pseudo-depth (`meco_core.data.pseudo_depth`) under an ASSUMED camera, recorded in
@@ -68,7 +72,8 @@ def _frame_id(folder: Path) -> int:
     return int(folder.name)
 
 
-def convert_ycor(root: str | os.PathLike, out: str | os.PathLike, holdout: tuple[int, int] = DEFAULT_HOLDOUT,
+def convert_ycor(root: str | os.PathLike, out: str | os.PathLike,
+                 holdout: tuple[int, int] | None = DEFAULT_HOLDOUT, holdout_every: int = 1,
                  size: tuple[int, int] | None = DEFAULT_SIZE, pseudo: bool = True,
                  hfov_deg: float = ASSUMED_HFOV_DEG, horizon_frac: float = ASSUMED_HORIZON_FRAC,
                  camera_height: float = ASSUMED_CAMERA_HEIGHT_M, limit: int | None = None,
@@ -81,7 +86,10 @@ def convert_ycor(root: str | os.PathLike, out: str | os.PathLike, holdout: tuple
         raise FileNotFoundError(f"{root}: no <id>/rgb.jpg frames (expected the YCOR layout train/<id>/rgb.jpg)")
     if limit is not None:
         folders = folders[:limit]
-    lo, hi = holdout
+    if holdout_every < 1:
+        raise ValueError(f"holdout_every must be >= 1, got {holdout_every}")
+    block = [f.name for f in folders if holdout is not None and holdout[0] <= _frame_id(f) <= holdout[1]]
+    held_out = set(block[::holdout_every])
     counts: dict[str, int] = {}
     unknown = 0
     if size is None:
@@ -111,7 +119,7 @@ def convert_ycor(root: str | os.PathLike, out: str | os.PathLike, holdout: tuple
             if bgr.shape[:2] != (h, w):
                 bgr = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA)
                 ids = cv2.resize(ids, (w, h), interpolation=cv2.INTER_NEAREST_EXACT)
-            split = "val" if lo <= _frame_id(folder) <= hi else "train"
+            split = "val" if folder.name in held_out else "train"
             # held-out frames are scored against labels only: pseudo-depth is not ground truth
             depth = pseudo_depth(ids, _ROLES, fy, horizon_frac * h, camera_height) if pseudo and split == "train" else None
             with_depth += int(depth is not None and bool((depth > 0).any()))

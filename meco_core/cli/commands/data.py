@@ -52,17 +52,27 @@ def _run_rellis(args: argparse.Namespace) -> int:
 def _run_ycor(args: argparse.Namespace) -> int:
     from meco_core.data.ycor import convert_ycor
 
-    stats = convert_ycor(args.root, args.out, holdout=args.holdout, size=None if args.full_size else args.size,
+    stats = convert_ycor(args.root, args.out, holdout=args.holdout, holdout_every=args.holdout_every,
+                         size=None if args.full_size else args.size,
                          pseudo=not args.no_pseudo_depth, hfov_deg=args.hfov, horizon_frac=args.horizon,
                          camera_height=args.camera_height, limit=args.limit)
     print(f"YCOR -> {args.out}: " + ", ".join(f"{s} {n}" for s, n in sorted(stats["splits"].items()))
-          + f" (ids {args.holdout[0]}-{args.holdout[1]} held out as val); {stats['frames_with_depth']} frames with "
+          + f" ({_holdout_text(args.holdout, args.holdout_every)}); {stats['frames_with_depth']} frames with "
           f"pseudo-depth; {stats['unknown_colour_pixels']} pixels of unknown colour (ignored)")
     print(f"  {stats['camera_note']}")
     return 0
 
 
-def _id_range(text: str) -> tuple[int, int]:
+def _holdout_text(holdout: tuple[int, int] | None, every: int) -> str:
+    if holdout is None:
+        return "nothing held out"
+    which = "" if every == 1 else f"1 in {every} frames of "
+    return f"{which}ids {holdout[0]}-{holdout[1]} held out as val"
+
+
+def _id_range(text: str) -> tuple[int, int] | None:
+    if text == "none":
+        return None
     try:
         lo, hi = (int(v) for v in text.split("-"))
     except ValueError:
@@ -132,7 +142,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--root", required=True, help="YCOR folder (with train/<id>/)")
     p.add_argument("--out", required=True, help="output dataset root")
     p.add_argument("--holdout", type=_id_range, default=ycor.DEFAULT_HOLDOUT,
-                   help="FIRST-LAST: contiguous frame ids written to split val, kept out of training (default %(default)s)")
+                   help="FIRST-LAST: contiguous frame ids written to split val, kept out of training "
+                        "(default %(default)s); 'none': every frame trains")
+    p.add_argument("--holdout-every", type=int, default=1, metavar="N",
+                   help="only every Nth frame of the held-out block goes to val, the others train "
+                        "(measures training on a frame's neighbours; default 1: the whole block)")
     p.add_argument("--size", type=parse_size, default=ycor.DEFAULT_SIZE, help="HxW written (default 272x512)")
     p.add_argument("--full-size", action="store_true", help="keep the frames' own size (1024x544)")
     p.add_argument("--no-pseudo-depth", action="store_true", help="labels only, no geometric pseudo-depth")
