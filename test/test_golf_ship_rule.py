@@ -152,3 +152,36 @@ def test_v10_ships_a_real_ground_gain_that_keeps_rellis_grass(tmp_path, capsys):
     assert _ships(["--rule", "v10", base, gain, close], capsys) == "ships: close"
     with pytest.raises(SystemExit, match="miou_gt"):
         _rule_module().main(["--rule", "v10", str(base), str(_scores(tmp_path, "old", depth=0.2, ycor=50.0, hazard=hz))])
+
+
+def test_v11_gates_a_final_fit_by_its_twin_on_unseen_block_frames(tmp_path, capsys):
+    """A model trained on the block ships only if its twin gained >= 2 (fairway not lower) on the block
+    frames the twin never saw, and it passes v10's guards without the block's, RELLIS miou_gt >= base - 2."""
+    hz = [4.1, 0.2, 0.0]
+
+    def run(name, *, ycor_gt=55.9, fairway=None, **kw):
+        d = _scores(tmp_path, name, ycor=ycor_gt, ycor_gt=ycor_gt, hazard=hz, **(dict(depth=0.202, rellis_gt=50.1) | kw))
+        if fairway is not None:  # the block's fairway IoU, for the twin's gate
+            names = ["background", "fairway", "hazard", "road", "obstacle"]
+            (d / "ycor_val.json").write_text(json.dumps({"miou": ycor_gt, "miou_gt": ycor_gt, "class_names": names,
+                                                         "iou_per_class": [80.0, fairway, 90.0, None, 1.0]}))
+        return d
+
+    base = run("base", rellis_fairway=41.4)
+    base_half = run("base_half", ycor_gt=58.1, fairway=56.6, rellis_fairway=41.4)
+    twin = run("twin", ycor_gt=64.7, fairway=63.6, rellis_fairway=2.5)        # its own RELLIS is not judged
+    fit = run("fit", ycor_gt=40.0, rellis_fairway=42.8, rellis_gt=52.2)       # the block's guard is not applied
+    assert _ships(["--rule", "v11", base, base_half, twin, fit], capsys) == "ships: fit"
+    small = run("small", ycor_gt=60.0, fairway=60.0)                           # +1.9 < 2
+    assert _ships(["--rule", "v11", base, base_half, small, fit], capsys) == "ships: the current model (no candidate passes)"
+    fairway_down = run("fairway_down", ycor_gt=62.0, fairway=56.0)            # fairway lower
+    assert _ships(["--rule", "v11", base, base_half, fairway_down, fit], capsys) == \
+        "ships: the current model (no candidate passes)"
+    rellis_down = run("rellis_down", rellis_fairway=42.8, rellis_gt=48.0)      # RELLIS miou_gt -2.1
+    grass_lost = run("grass_lost", rellis_fairway=31.0, rellis_gt=52.0)        # RELLIS fairway -10.4
+    deeper = run("deeper", depth=0.2125, rellis_fairway=42.8)                  # depth score +0.0105
+    for bad in (rellis_down, grass_lost, deeper):
+        assert _ships(["--rule", "v11", base, base_half, twin, bad], capsys) == \
+            "ships: the current model (no candidate passes)", bad.name
+    with pytest.raises(SystemExit, match="MEASUREMENT_ON_HALF"):
+        _rule_module().main(["--rule", "v11", str(base), str(base_half), str(twin)])
