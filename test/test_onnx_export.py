@@ -52,8 +52,6 @@ def test_eval_through_onnxruntime_equals_torch(tmp_path, make_checkpoint, tiny_d
     assert meco(["eval", "--checkpoint", str(onnx_file), "--data", str(data), "--no-progress"]) == 2   # no --backend
 
 
-
-
 def test_two_saves_to_one_file_interleaved_both_succeed(tmp_path) -> None:
     """Nodes started together export the same checkpoint to the same cache file at once. Here a
     second save runs entirely between the first one's write and rename (from the first's

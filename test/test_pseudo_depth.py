@@ -220,6 +220,7 @@ def test_ycor_holdout_every_other_frame_and_none(shared_data, tmp_path):
     """--holdout-every 2 keeps the block's 1st, 3rd, ... frames out and trains on the rest (with
     pseudo-depth); --holdout none trains on every frame."""
     from meco_core.cli import main
+    from meco_core.data.ycor import convert_ycor
 
     frames = _ycor_frames(shared_data)[:YCOR_LIMIT]
     block = [f for f in frames if HOLDOUT[0] <= int(f) <= HOLDOUT[1]]
@@ -236,7 +237,6 @@ def test_ycor_holdout_every_other_frame_and_none(shared_data, tmp_path):
                  "--size", "68x128", "--holdout", "none"]) == 0
     assert DatasetReader(out).meta["splits"] == {"train": len(frames)}
     with pytest.raises(ValueError, match="holdout_every"):
-        from meco_core.data.ycor import convert_ycor
         convert_ycor(shared_data / "ycor", tmp_path / "bad", holdout_every=0, limit=2, progress=False)
 
 

@@ -171,6 +171,10 @@ def eligible_v11(c: dict[str, float], base: dict[str, float]) -> bool:
     return eligible_v10(dict(c, ycor_miou_gt=base["ycor_miou_gt"]), base) and rellis_ok
 
 
+def winner_v11(eligible: list[tuple[str, dict[str, float]]], base: dict[str, float]) -> str:
+    return min(eligible, key=lambda r: r[1]["depth"])[0]
+
+
 def neighbours_gate(base_on_half: dict[str, float], measured: dict[str, float]) -> bool:
     """Rule v11's measurement: what training on a frame's neighbours is worth on unseen block frames."""
     gain = measured["ycor_miou_gt"] - base_on_half["ycor_miou_gt"]
@@ -183,8 +187,7 @@ def neighbours_gate(base_on_half: dict[str, float], measured: dict[str, float]) 
 
 RULES = {"v3": (passes, lambda passing, base: winner_v3(passing)), "v5": (eligible_v5, winner_v5),
          "v6": (eligible_v6, winner_v6), "v7": (eligible_v6, winner_v7), "v9": (eligible_v9, winner_v5),
-         "v10": (eligible_v10, winner_v10), "v11": (eligible_v11, lambda eligible, base: min(
-             eligible, key=lambda r: r[1]["depth"])[0])}
+         "v10": (eligible_v10, winner_v10), "v11": (eligible_v11, winner_v11)}
 
 
 def main(argv: list[str]) -> int:

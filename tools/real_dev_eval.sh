@@ -25,6 +25,7 @@ mkdir -p "$OUT"
 [ -f data/kitti/dataset.yaml ] || "$MECO" data kitti --root "$SHARED/kitti_object_sample" --out data/kitti
 [ -f data/rellis/dataset.yaml ] || "$MECO" data rellis --root "$SHARED/rellis3d_example" --out data/rellis
 [ -f data/ycor/dataset.yaml ] || "$MECO" data ycor --root "$SHARED/ycor" --out data/ycor
+[ -f "$YCOR/dataset.yaml" ] || { echo "real_dev_eval: no dataset at YCOR=$YCOR (make it with meco data ycor)" >&2; exit 2; }
 [ -f data/camvid/dataset.yaml ] || "$MECO" data camvid --root "$SHARED/camvid" --out data/camvid
 [ -d "$SYNTH/test" ] || "$MECO" data synth --out "$SYNTH" --n 300 --seed 3 --split test ${SYNTH_ARGS:-}
 

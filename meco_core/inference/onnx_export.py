@@ -111,7 +111,6 @@ def export_onnx(src: str | Path, dst: str | Path, size: tuple[int, int] | None =
 def export_model_onnx(model: torch.nn.Module, ckpt: dict[str, Any], dst: str | Path, size: tuple[int, int],
                       fp16: bool = False, opset: int = 18) -> dict[str, Any]:
     """Export a built model (`ckpt`: its model_name, model_config, class_set); verify; save."""
-
     model.prepare_for_inference()
     wrapper = _TupleOutputs(model).eval()
     example = torch.rand(1, 3, *size)
