@@ -21,7 +21,30 @@ os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO / "config" / "fastdds_profile.xml"))
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 100)))
+
+
+def _xdist_worker() -> tuple[int, int]:
+    """(this worker's number, number of workers) under pytest-xdist (`make test` runs two);
+    (0, 1) in a plain pytest run."""
+    name = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return (int(name[2:]), max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))) if name else (0, 1)
+
+
+WORKER, WORKERS = _xdist_worker()
+if WORKER:  # workers share the DDS graph only where a test says so: each gets a run domain of its own
+    os.environ["ROS_DOMAIN_ID"] = str((int(os.environ["ROS_DOMAIN_ID"]) - 1 + WORKER * (100 // WORKERS)) % 100 + 1)
+
+
+def own_domain_id() -> int:
+    """A DDS domain for a test that wants one nobody else uses (a node of its own, a launch):
+    101-232 (the highest Fast DDS allows) split between the xdist workers, so that two tests
+    running at once never draw the same one."""
+    span = 132 // WORKERS
+    first = 101 + WORKER * span
+    return random.randint(first, first + span - 1)
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+if WORKERS > 1:  # xdist: the workers split the cores (the controller's default above is inherited)
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 2) // WORKERS))
 # ONNX exports the node makes (backend onnxruntime) go to a cache of this test run, not ~/.cache
 # (removed when the run ends: each holds ~15 MB of exports).
 _OWN_CACHE = None if "MECO_CACHE" in os.environ else tempfile.mkdtemp(prefix="meco_test_cache_")
@@ -157,7 +180,7 @@ def standin_launch(monkeypatch, tmp_path):
 
         path = Path(get_package_share_directory("meco_ros")) / "launch" / name  # as `ros2 launch meco_ros NAME` finds it
         plan = launch_standin.plan(path, arguments, tmp_path)
-        env = dict(os.environ, AMENT_PREFIX_PATH=ament, ROS_DOMAIN_ID=str(random.randint(101, 200)),
+        env = dict(os.environ, AMENT_PREFIX_PATH=ament, ROS_DOMAIN_ID=str(own_domain_id()),
                    OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", **plan.env)
         return plan, env
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +31,7 @@ from rclpy.qos import QoSProfile
 
 from meco_ros.image_conversion import imgmsg_to_cv2
 from meco_ros.proc import Process
+from conftest import own_domain_id
 
 try:
     from meco_ros.msg import Prediction, Stats
@@ -217,7 +217,7 @@ def side(tmp_path):
     of its own (nothing else on it) and a folder of its own to run in; all sides are ended."""
     script = tmp_path / "side.py"
     script.write_text(SIDE)
-    domain = str(random.randint(201, 232))
+    domain = str(own_domain_id())
     started: list[Side] = []
 
     def start(args: list[str], profile: Path | None = PROFILE) -> Side:

@@ -6,10 +6,10 @@ fault over real DDS; the slow ones (camera restarts x20, 50 lifecycle cycles) ru
 """
 from __future__ import annotations
 
-import random
 
 import pytest
 
+from conftest import own_domain_id
 from meco_ros.bench.faults import CASES, FaultContext
 from meco_ros.bench.faults import control_cases, input_cases, stream_cases
 
@@ -20,7 +20,7 @@ NODE_FAST = sorted(name for name, case in CASES.items() if case.fast and case.ru
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("name", NODE_FAST)
 def test_node_fault_case(name: str, tmp_path) -> None:
-    ctx = FaultContext(checkpoint=None, work_dir=tmp_path, domain_id=random.randint(101, 200))
+    ctx = FaultContext(checkpoint=None, work_dir=tmp_path, domain_id=own_domain_id())
     result = CASES[name](ctx)
     assert result.passed, f"{name}: expected: {result.expected}\nmeasured: {result.measured}"
 

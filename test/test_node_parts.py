@@ -9,6 +9,7 @@ import pytest
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo
 
+from conftest import own_domain_id
 from meco_ros.node import outputs, params
 from meco_ros.node.frames import Frame, InvalidFrame, check_raw, frame_to_rgb
 from meco_ros.image_conversion import cv2_to_imgmsg
@@ -246,7 +247,7 @@ def test_node_bench_end_to_end_reports_both_references(tmp_path):
 
     out = tmp_path / "nb.json"
     code = meco(["node-bench", "--dev", "--duration", "3", "--rate", "10", "--size", "96x128", "--inference-size",
-                 "64x96", "--repeats", "2", "--json", str(out), "--quiet"])
+                 "64x96", "--repeats", "2", "--json", str(out), "--quiet", "--domain-id", str(own_domain_id())])
     result = json.loads(out.read_text())
     # exit code = the verdict (0: every check passed, 1: one failed); the checks compare speeds,
     # which a shared test machine need not reach, so the code is checked against the verdict

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import own_domain_id
 from meco_ros.bench.node_soak import criteria, proc_sample
 
 
@@ -71,7 +72,8 @@ def test_node_soak_smoke(tmp_path):
     meco = Path(sys.executable).parent / "meco"
     cmd = [str(meco) if meco.is_file() else sys.executable, *([] if meco.is_file() else ["-m", "meco_core.cli"]),
            "node-soak", "--dev", "--size", "240x320", "--rate", "15", "--duration", "6", "--warmup", "2",
-           "--sample-every", "1", "--inference-size", "96x128", "--threads", "1", "--out", str(tmp_path), "--quiet"]
+           "--sample-every", "1", "--inference-size", "96x128", "--threads", "1", "--out", str(tmp_path), "--quiet",
+           "--domain-id", str(own_domain_id())]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
     assert (tmp_path / "soak.json").is_file(), done.stdout[-3000:] + done.stderr[-3000:]
     result = json.loads((tmp_path / "soak.json").read_text())

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import os
-import random
 import re
 import signal
 import time
@@ -34,6 +33,7 @@ from meco_core.classes import GOLF
 from meco_ros.image_conversion import cv2_to_compressed_imgmsg, cv2_to_imgmsg, imgmsg_to_cv2
 from meco_ros.dds_shm import MIN_AGE_S, SHM_DIR, segments_locked_by
 from meco_ros.proc import REPO, ros_env, start_node
+from conftest import own_domain_id
 
 try:
     from meco_ros.msg import LabelInfo, Prediction, Stats
@@ -516,7 +516,7 @@ def test_sigint_stops_cleanly_while_frames_flow(tmp_path, ros_side):
 def _own_dev_node(tmp_path, suffix: str, *extra: str):
     """(process, env, namespace) of a test/dev node of its own: its namespace, its DDS domain."""
     ns = f"{NS}_{suffix}"
-    env = ros_env(domain_id=random.randint(101, 200), OMP_NUM_THREADS="1")
+    env = ros_env(domain_id=own_domain_id(), OMP_NUM_THREADS="1")
     overlay = tmp_path / "overlay.yaml"
     overlay.write_text(OVERLAY)
     proc = start_node(["--params-file", str(REPO / "config" / "golf_cart.yaml"), "--params-file", str(overlay),
@@ -644,7 +644,7 @@ def test_ament_prefix_executable_starts_from_another_ros_environment():
     exe = Path(sys.prefix) / "lib" / "meco_ros" / "perception_node"
     if not exe.is_file():
         pytest.skip(f"no ament prefix at {sys.prefix} (make setup installs it)")
-    env = ros_env(domain_id=random.randint(101, 200), OMP_NUM_THREADS="1", _ROS_WHEELS_BOOTSTRAP_COMPLETE="1",
+    env = ros_env(domain_id=own_domain_id(), OMP_NUM_THREADS="1", _ROS_WHEELS_BOOTSTRAP_COMPLETE="1",
                   LD_LIBRARY_PATH="/opt/another_ros_env/lib")
     proc = Process([str(exe), "--ros-args", "-p", "checkpoint:=''", "-p", "model:=meco", "-p",
                     "model_config:=backbone=vit_tiny_patch16_224,channels=32", "-p", "warmup_iterations:=0",

@@ -15,6 +15,8 @@ import numpy as np
 
 from meco_ros.proc import REPO
 
+CAMERA_MATCH_TIMEOUT_S = 30.0  # the node's subscription must match within this, else exit 2
+
 
 def camera_frames(h: int, w: int, encoding: str, n: int = 24) -> list[np.ndarray]:
     """CamVid validation images resized to h x w (real textures and layouts), else synthetic."""
@@ -49,7 +51,7 @@ def camera_main(argv: list[str]) -> int:
     ap.add_argument("--size", default="480x640")
     ap.add_argument("--encoding", default="rgb8")
     ap.add_argument("--duration", type=float, default=20.0)
-    ap.add_argument("--match-timeout", type=float, default=30.0)
+    ap.add_argument("--match-timeout", type=float, default=CAMERA_MATCH_TIMEOUT_S)
     ap.add_argument("--camera-info", default="",
                     help="also publish sensor_msgs/CameraInfo (the default camera for the size) on this topic, "
                          "one per frame with the frame's stamp (the node's clouds need it); '' = none")
@@ -101,9 +103,7 @@ def camera_main(argv: list[str]) -> int:
     time.sleep(0.5)
     print(json.dumps({"sent": n, "late": late, "rate": n / elapsed if elapsed else 0.0, "stamps": stamps}),
           flush=True)
-    node.destroy_node()
-    rclpy.try_shutdown()
-    return 0
+    return 0  # no DDS teardown: the process ends through exit_without_dds_teardown (below)
 
 
 def camera_info_msg(h: int, w: int, frame_id: str = "camera") -> Any:
@@ -122,4 +122,8 @@ def camera_info_msg(h: int, w: int, frame_id: str = "camera") -> Any:
 
 
 if __name__ == "__main__":
-    sys.exit(camera_main(sys.argv[1:]))
+    from meco_ros.node.process_guards import exit_without_dds_teardown
+
+    # Why not rclpy.try_shutdown(): Fast DDS 3.2.2 can block forever destroying a participant
+    # whose peer (the node) is alive; a camera stuck there once failed a node-soak run.
+    exit_without_dds_teardown(camera_main(sys.argv[1:]))

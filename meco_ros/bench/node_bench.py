@@ -23,6 +23,7 @@ import os
 import random
 import signal
 import statistics
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ import numpy as np
 from meco_core.evaluation.bench import percentiles
 from meco_core.defaults import BACKENDS, DEV_MODEL_CONFIG, NODE_ORT_SPIN, NODE_START_TIMEOUT_S
 
+from meco_ros.bench.bench_camera import CAMERA_MATCH_TIMEOUT_S
 from meco_ros.bench.viewer import VIEWER_TOPICS, Viewer
 from meco_ros.proc import REPO, Process, node_checkpoint, node_ros_args, ros_env, start_node
 
@@ -274,7 +276,12 @@ def run_node(args: argparse.Namespace, setup: BenchSetup, say, extra_topics: dic
                          env=ros_env(domain_id=domain, OMP_NUM_THREADS="1"))
         if while_running is not None:
             while_running(node, camera, viewer)
-        camera.popen.wait(args.duration + 60)
+        try:
+            camera.popen.wait(CAMERA_MATCH_TIMEOUT_S + args.duration + 60)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"camera did not finish within {CAMERA_MATCH_TIMEOUT_S + args.duration + 60:g} s "
+                               f"(discovery {CAMERA_MATCH_TIMEOUT_S:g} s + {args.duration:g} s of frames + 60 s); "
+                               f"its output:\n{camera.output[-2000:]}") from None
         time.sleep(2.0)  # drain: the last frame's outputs
         cam = json.loads(next((ln for ln in reversed(camera.lines) if ln.startswith("{")), "{}") or "{}")
         if "error" in cam or camera.popen.returncode != 0:

@@ -65,9 +65,7 @@ def camera_main(argv: list[str]) -> int:
             print(json.dumps({"first_stamp_ns": now, "matched": pub.get_subscription_count() > 0}), flush=True)
             first = False
         time.sleep(period)
-    node.destroy_node()
-    rclpy.try_shutdown()
-    return 0
+    return 0  # no DDS teardown: the process ends through exit_without_dds_teardown (main)
 
 
 def start_camera(target: NodeUnderTest, size: str = "240x320", rate: float = 30.0) -> Process:
@@ -378,4 +376,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from meco_ros.node.process_guards import exit_without_dds_teardown
+
+    exit_without_dds_teardown(main())  # Fast DDS teardown can block (process_guards)
