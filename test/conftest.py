@@ -43,6 +43,33 @@ def own_domain_id() -> int:
     first = 101 + WORKER * span
     return random.randint(first, first + span - 1)
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+def _load_test_process_profile() -> None:
+    """Make this process's own DDS participants (the tests' sides) use test/fastdds_test_process.xml:
+    shared memory + UDP, no TCP, so no participant here can hit Fast DDS 3.2.2's TCP teardown hang
+    (that file says why). Fast DDS reads its profile file once per process, when the first
+    participant is made: one is made and destroyed here (no peers yet) with that file named, then
+    the variable goes back to the product's profile, which the nodes the tests start inherit."""
+    product = os.environ["FASTDDS_DEFAULT_PROFILES_FILE"]
+    if product != str(REPO / "config" / "fastdds_profile.xml"):
+        return  # a profile of the caller's: theirs, untouched
+    os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(REPO / "test" / "fastdds_test_process.xml")
+    try:
+        import rclpy
+        from rclpy.context import Context
+
+        context = Context()
+        rclpy.init(context=context, domain_id=int(os.environ["ROS_DOMAIN_ID"]))
+        rclpy.create_node("meco_test_profile", context=context).destroy_node()
+        rclpy.shutdown(context=context)
+    except ImportError:  # no ROS in this environment: the ROS tests skip themselves
+        pass
+    finally:
+        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = product
+
+
+_load_test_process_profile()
 if WORKERS > 1:  # xdist: the workers split the cores (the controller's default above is inherited)
     os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 2) // WORKERS))
 # ONNX exports the node makes (backend onnxruntime) go to a cache of this test run, not ~/.cache
