@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from meco_core.cli.app import build_parser
-from meco_ros.dds_shm import segment_names
+from meco_ros.dds_shm import segment_names, segments_locked_by
 
 pytestmark = pytest.mark.timeout(300)
 REPO = Path(__file__).resolve().parents[1]
@@ -58,14 +58,16 @@ def test_replay_launch_replays_a_bag_through_its_node_to_a_report(standin_launch
         ("meco_ros/perception_node", True, False), ("replay_eval", False, True)]
     node_plan, replay_plan = plan.processes
     assert _node_parameters(node_plan.cmd)["backend"] == "onnxruntime"  # the shipped params file's, unchanged
-    segments_before = set(segment_names())
     node = Process(node_plan.cmd, env=env, cwd=tmp_path)
     replay = Process(replay_plan.cmd, env=env, cwd=tmp_path)  # started together, as launch does
+    owned: set[str] = set()  # the two processes' Fast DDS segments (not another test's: xdist)
     try:
-        try:
-            code = replay.popen.wait(240)
-        except Exception:  # noqa: BLE001 - reported below with both logs
-            code = None
+        deadline = time.monotonic() + 240
+        while replay.alive() and time.monotonic() < deadline:
+            owned |= segments_locked_by(node.popen.pid) | segments_locked_by(replay.popen.pid)
+            time.sleep(0.2)
+        code = replay.popen.poll()
+        if code is None:
             replay.popen.send_signal(signal.SIGUSR1)  # its threads' stacks into the output below
             time.sleep(2)
         assert code == 0, f"replay-eval exit {code}:\n{replay.output[-3000:]}\n--- node:\n{node.output[-3000:]}"
@@ -75,7 +77,7 @@ def test_replay_launch_replays_a_bag_through_its_node_to_a_report(standin_launch
     assert (replay_code, node_code) == (0, 0), node.output[-3000:]
     # Neither left its Fast DDS shared memory behind: the node destroys its participant, the
     # replay (which skips that teardown, see exit_without_dds_teardown) unlinks its own.
-    assert set(segment_names()) <= segments_before, set(segment_names()) - segments_before
+    assert owned and not owned & set(segment_names()), (owned, set(segment_names()))
     doc = json.loads((out / "report.json").read_text())
     assert (doc["frames_sent"], doc["frames_scored"], doc["frames_dropped"]) == (3, 3, 0), doc["problems"]
     assert doc["run"]["node"] == "already running" and doc["run"]["node_namespace"] == namespace
