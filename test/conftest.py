@@ -24,7 +24,7 @@ os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 100)))
 
 
 def _xdist_worker() -> tuple[int, int]:
-    """(this worker's number, number of workers) under pytest-xdist (`make test` runs two);
+    """(this worker's number, number of workers) under pytest-xdist (`make test TEST_WORKERS=2`);
     (0, 1) in a plain pytest run."""
     name = os.environ.get("PYTEST_XDIST_WORKER", "")
     return (int(name[2:]), max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))) if name else (0, 1)
