@@ -63,7 +63,7 @@ bench: setup
 
 # One process by default. TEST_WORKERS=2: two pytest-xdist workers, one test file each at a time
 # (test/conftest.py gives each its own DDS domains and thread count): ~5 instead of ~9 minutes
-# here, not the default yet (README, "make test in two workers").
+# here, not the default yet: one cross-worker failure left (README, under the two commands).
 TEST_WORKERS ?= 0
 test: setup lint
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile test
