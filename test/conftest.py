@@ -17,10 +17,14 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+PRODUCT_PROFILE = str(REPO / "config" / "fastdds_profile.xml")  # what every node the tests start gets
+TEST_PROCESS_PROFILE = str(REPO / "test" / "fastdds_test_process.xml")  # this process's own participants
+
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO / "config" / "fastdds_profile.xml"))
+os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", PRODUCT_PROFILE)
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 100)))
+os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
 def _xdist_worker() -> tuple[int, int]:
@@ -33,6 +37,8 @@ def _xdist_worker() -> tuple[int, int]:
 WORKER, WORKERS = _xdist_worker()
 if WORKER:  # workers share the DDS graph only where a test says so: each gets a run domain of its own
     os.environ["ROS_DOMAIN_ID"] = str((int(os.environ["ROS_DOMAIN_ID"]) - 1 + WORKER * (100 // WORKERS)) % 100 + 1)
+if WORKERS > 1:  # xdist: the workers split the cores (the controller's default above is inherited)
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 2) // WORKERS))
 
 
 def own_domain_id() -> int:
@@ -42,19 +48,17 @@ def own_domain_id() -> int:
     span = 132 // WORKERS
     first = 101 + WORKER * span
     return random.randint(first, first + span - 1)
-os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
 def _load_test_process_profile() -> None:
-    """Make this process's own DDS participants (the tests' sides) use test/fastdds_test_process.xml:
+    """Make this process's own DDS participants (the tests' sides) use TEST_PROCESS_PROFILE:
     shared memory + UDP, no TCP, so no participant here can hit Fast DDS 3.2.2's TCP teardown hang
     (that file says why). Fast DDS reads its profile file once per process, when the first
     participant is made: one is made and destroyed here (no peers yet) with that file named, then
     the variable goes back to the product's profile, which the nodes the tests start inherit."""
-    product = os.environ["FASTDDS_DEFAULT_PROFILES_FILE"]
-    if product != str(REPO / "config" / "fastdds_profile.xml"):
+    if os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] != PRODUCT_PROFILE:
         return  # a profile of the caller's: theirs, untouched
-    os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(REPO / "test" / "fastdds_test_process.xml")
+    os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = TEST_PROCESS_PROFILE
     try:
         import rclpy
         from rclpy.context import Context
@@ -66,12 +70,10 @@ def _load_test_process_profile() -> None:
     except ImportError:  # no ROS in this environment: the ROS tests skip themselves
         pass
     finally:
-        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = product
+        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = PRODUCT_PROFILE
 
 
 _load_test_process_profile()
-if WORKERS > 1:  # xdist: the workers split the cores (the controller's default above is inherited)
-    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 2) // WORKERS))
 # ONNX exports the node makes (backend onnxruntime) go to a cache of this test run, not ~/.cache
 # (removed when the run ends: each holds ~15 MB of exports).
 _OWN_CACHE = None if "MECO_CACHE" in os.environ else tempfile.mkdtemp(prefix="meco_test_cache_")
