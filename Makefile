@@ -61,12 +61,19 @@ bench: setup
 	$(VENV)/bin/meco bench --models meco --backbone vit_small_patch16_224 --size 384x512 \
 	  --experts 5,10,15,20 --topk 3,6,9,12 --json out/bench_ablation.json
 
-# One process by default. TEST_WORKERS=2: two pytest-xdist workers, one test file each at a time
-# (test/conftest.py gives each its own DDS domains and thread count): ~5 instead of ~9 minutes
-# here, not the default yet: one cross-worker failure left (README, under the two commands).
-TEST_WORKERS ?= 0
+# Two pytest-xdist workers by default, one test file each at a time (test/conftest.py gives each
+# its own DDS domains and thread count): ~5 instead of ~9 minutes here. Tests marked shared_shm
+# plant or sweep files in the machine-wide /dev/shm, which another worker's processes would race:
+# they run alone afterwards. TEST_WORKERS=0: everything in one process, in file order.
+TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -q
 test: setup lint
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile test
+ifeq ($(TEST_WORKERS),0)
+	$(PYTEST) test
+else
+	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile -m "not shared_shm" test
+	$(PYTEST) -m shared_shm test
+endif
 
 # Style rules in pyproject.toml ([tool.ruff]); part of `make test`.
 lint: setup

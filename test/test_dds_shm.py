@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from meco_ros.dds_shm import SHM_DIR, remove_stale_segments
 from meco_ros.proc import ros_env
 
@@ -58,6 +60,7 @@ def _start_participant() -> tuple[subprocess.Popen, set[str]]:
     return proc, set(proc.stdout.readline().split())
 
 
+@pytest.mark.shared_shm  # sweeps /dev/shm with min_age 0: no other test's participant may be starting
 def test_a_killed_participants_segments_go_a_live_ones_stay() -> None:
     """Real Fast DDS participants (config/fastdds_profile.xml): SIGKILL leaves the segment."""
     before = set(os.listdir(SHM_DIR))
@@ -94,6 +97,7 @@ exit_without_dds_teardown(7)
 """
 
 
+@pytest.mark.shared_shm  # sweeps /dev/shm with min_age 0: no other test's participant may be starting
 def test_a_process_that_skips_dds_teardown_unlinks_only_its_own_segments() -> None:
     """`meco replay-eval`'s exit (no Fast DDS destructors, see `exit_without_dds_teardown`):
     the process's own participant segments are gone after it, a live neighbour's are not, and

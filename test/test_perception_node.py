@@ -165,22 +165,11 @@ def camera_info(h: int, w: int) -> CameraInfo:
     return info
 
 
-STALE_SEGMENT = SHM_DIR / f"fastdds_{os.getpid():016x}"  # as a killed DDS process leaves it
-
-
-def _plant_stale_segment() -> None:
-    """A Fast DDS segment and its unlocked lock file, old enough for the node to judge."""
-    STALE_SEGMENT.write_bytes(b"\1" * 65536)
-    Path(f"{STALE_SEGMENT}_el").write_bytes(b"")
-    time.sleep(MIN_AGE_S + 0.1)
-
-
 @pytest.fixture(scope="module")
 def node_proc(tmp_path_factory):
     overlay = tmp_path_factory.mktemp("params") / "test_overlay.yaml"
     overlay.write_text(OVERLAY)
     env = ros_env(OMP_NUM_THREADS="1")
-    _plant_stale_segment()
     proc = start_node(["--params-file", str(REPO / "config" / "golf_cart.yaml"), "--params-file", str(overlay),
                        "-r", f"__ns:={NS}"], env)
     ready = proc.wait_for("ready", timeout=120)
@@ -362,17 +351,6 @@ def test_malformed_inputs_are_counted_and_do_not_stop_the_node(ros, node_proc):
     assert int(diag["frames invalid"]) >= expected
 
 
-def test_node_removes_dead_processes_dds_segments_and_says_so(ros, node_proc):
-    """The segment planted before the node started (a killed process's, by its unlocked lock
-    file) is gone, logged with its size, and counted in /diagnostics; the node's own remain."""
-    assert not STALE_SEGMENT.exists() and not Path(f"{STALE_SEGMENT}_el").exists()
-    assert re.search(r"removed \d+ stale Fast DDS shared-memory segment\(s\) \(\d+ MB\)", node_proc.output), \
-        node_proc.output[-2000:]
-    v = _diag_values(ros, lambda v: "stale DDS segments removed" in v)
-    assert int(v["stale DDS segments removed"]) >= 1, v
-    assert any(f.startswith("fastdds_") and f.endswith("_el") for f in os.listdir(SHM_DIR))  # in use: kept
-
-
 @pytest.mark.parametrize("fmt", ["jpeg", "png"])
 def test_compressed_input(ros, fmt):
     bgr = cv2.cvtColor(make_image(), cv2.COLOR_RGB2BGR)
@@ -522,6 +500,41 @@ def _own_dev_node(tmp_path, suffix: str, *extra: str):
     proc = start_node(["--params-file", str(REPO / "config" / "golf_cart.yaml"), "--params-file", str(overlay),
                        "-r", f"__ns:={ns}", *extra], env)
     return proc, env, ns
+
+
+@pytest.mark.shared_shm
+def test_node_removes_dead_processes_dds_segments_and_says_so(tmp_path, ros_side):
+    """A segment planted before the node starts (a killed process's, by its unlocked lock file)
+    is gone, logged with its size, and counted in /diagnostics; the node's own remain. Marked
+    shared_shm: any other process's janitor could remove the planted file first, so it runs
+    alone (Makefile)."""
+    stale = SHM_DIR / f"fastdds_{os.getpid():016x}"  # as a killed DDS process leaves it
+    stale.write_bytes(b"\1" * 65536)
+    Path(f"{stale}_el").write_bytes(b"")
+    time.sleep(MIN_AGE_S + 0.1)  # old enough for the node to judge
+    proc, env, ns = _own_dev_node(tmp_path, "janitor")
+    try:
+        assert proc.wait_for("ready", 120), proc.output[-3000:]
+        assert not stale.exists() and not Path(f"{stale}_el").exists()
+        assert re.search(r"removed [1-9]\d* stale Fast DDS shared-memory segment\(s\) \(\d+ MB\)", proc.output), \
+            proc.output[-2000:]
+        ros = ros_side("meco_node_test_janitor", namespace=ns, domain_id=int(env["ROS_DOMAIN_ID"]))
+        diags: list[DiagnosticArray] = []
+        ros.node.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 10)
+
+        def removed() -> int:
+            return max((int(kv.value) for d in diags for s in d.status if "perception_node" in s.name
+                        for kv in s.values if kv.key == "stale DDS segments removed"), default=0)
+
+        assert ros.spin_until(lambda: removed() >= 1, 20), [d.status for d in diags[-1:]]
+        own = segments_locked_by(proc.popen.pid)
+        assert own and all((SHM_DIR / name).exists() for name in own), own  # in use: kept
+        assert proc.stop(signal.SIGINT, timeout=20) == 0, proc.output[-3000:]
+    finally:
+        if proc.alive():
+            proc.stop(signal.SIGKILL, 5)
+        for path in (stale, Path(f"{stale}_el")):
+            path.unlink(missing_ok=True)
 
 
 def test_sigterm_no_subscribers_and_missing_checkpoint(tmp_path, ros_side):
