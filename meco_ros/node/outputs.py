@@ -42,7 +42,7 @@ def palette_lut(palette: tuple[int, ...] | list[int]) -> np.ndarray:
 def colorize_labels(labels: np.ndarray, lut: np.ndarray, blend: float = 0.0,
                     rgb: np.ndarray | None = None) -> np.ndarray:
     """Class ids -> RGB palette image, optionally blended with the input (weight `blend`)."""
-    colored = cv2.LUT(cv2.merge([labels, labels, labels]), lut)
+    colored = cv2.applyColorMap(labels, lut)  # the (256, 1, 3) LUT as a user colormap: one pass, no merge
     if blend > 0.0 and rgb is not None:
         if rgb.shape[:2] != labels.shape:
             rgb = cv2.resize(rgb, (labels.shape[1], labels.shape[0]), interpolation=cv2.INTER_AREA)
