@@ -82,6 +82,10 @@ class Process:
 
     @property
     def output(self) -> str:
+        """Every line printed so far; once the process has exited, all of them (its reader
+        gets up to 2 s to drain the pipe: the exit can be seen before the last lines are read)."""
+        if self.popen.poll() is not None and self._reader.is_alive():
+            self._reader.join(timeout=2.0)
         with self._cond:
             return "\n".join(self.lines)
 
