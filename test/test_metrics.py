@@ -55,6 +55,36 @@ def test_segmentation_iou_by_hand() -> None:
     assert torch.equal(m.confusion, m2.confusion)
 
 
+def test_confusion_by_hand_in_text_and_picture(tmp_path) -> None:
+    """The matrix of the IoU example above (rows ground truth, columns prediction), its row
+    shares, the largest confusions as `meco eval` prints them, and the PNG."""
+    from meco_core.evaluation.confusion import row_shares, save_confusion, top_confusions
+    from meco_core.evaluation.evaluate import MetricSet, format_table
+
+    m = SegmentationMetrics(num_classes=4)
+    m.update(np.array([[0, 1, 1, 3], [1, 0, 2, 2]]), np.array([[0, 0, 1, 255], [1, 1, 2, 2]]))
+    cm = m.compute()["confusion"]
+    assert cm == [[1, 1, 0, 0], [1, 2, 0, 0], [0, 0, 2, 0], [0, 0, 0, 0]]  # the 255 pixel is not counted
+    shares = row_shares(cm)
+    assert shares[0].tolist() == [50.0, 50.0, 0.0, 0.0] and shares[1] == pytest.approx([100 / 3, 200 / 3, 0, 0])
+    assert np.isnan(shares[3]).all()  # a class the frames do not hold
+    names = ["grass", "trail", "sky", "rock"]
+    # two cells of one pixel each: 1/7 of all pixels; "grass called trail" is 50 % of grass
+    assert top_confusions(cm, names) == [("trail", "grass", pytest.approx(100 / 3), pytest.approx(100 / 7)),
+                                         ("grass", "trail", 50.0, pytest.approx(100 / 7))]
+    assert top_confusions(cm, names, min_share=40.0) == [("grass", "trail", 50.0, pytest.approx(100 / 7))]
+    ms = MetricSet(("segmentation",), num_classes=4)
+    ms.update({"labels": torch.tensor([[[0, 1, 1, 3], [1, 0, 2, 2]]])},
+              {"seg": torch.tensor([[[0, 0, 1, 255], [1, 1, 2, 2]]]), "has_seg": torch.tensor([True])})
+    r = ms.compute()
+    assert r["confusion"] == cm
+    assert "most confused: trail called grass (33.3 % of its pixels, 14.3 % of all)" in format_table(r, names)
+    png = save_confusion(cm, names, tmp_path / "c.png")
+    assert png.stat().st_size > 1000
+    with pytest.raises(ValueError, match="3 class names"):
+        save_confusion(cm, names[:3], tmp_path / "bad.png")
+
+
 def test_a_class_only_predicted_counts_in_miou_not_in_miou_gt() -> None:
     m = SegmentationMetrics(num_classes=3)
     gt = np.array([[0, 0, 1, 1]])

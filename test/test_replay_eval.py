@@ -283,7 +283,7 @@ def assert_report(out: Path, pngs: bool = True) -> dict:
     md = (out / "report.md").read_text()
     assert "## Depth" in md and "## How it was run" in md
     if pngs:
-        for name in ("metrics_over_time.png", "worst_frames.png", "sample_grid.png"):
+        for name in ("metrics_over_time.png", "worst_frames.png", "sample_grid.png", "confusion.png"):
             assert (out / name).stat().st_size > 1000, name
     return doc
 

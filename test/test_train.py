@@ -239,6 +239,8 @@ def test_eval_cli_writes_json_and_grid(trained, tiny_data, tmp_path, capsys) -> 
         assert key in m, key
     assert m["frames"] == 2 and len(m["iou_per_class"]) == 5 and 0 <= m["miou"] <= 100 and m["fps"] > 0
     assert (out / "eval_grid.png").stat().st_size > 1000
+    assert (out / "confusion.png").stat().st_size > 1000
+    assert np.array(m["confusion"]).shape == (5, 5) and np.array(m["confusion"]).sum() > 0
     printed = capsys.readouterr().out
     assert "AbsRel" in printed and "mIoU" in printed and "FPS" in printed
 

@@ -25,8 +25,9 @@ from torch import nn
 from meco_core.camera import DEFAULT_HFOV_DEG, canonical_focal_of, metric_depth_outputs
 from meco_core.classes import ClassSet, get_class_set, get_remap
 from meco_core.defaults import MAX_DEPTH_M
-from meco_core.models.metrics import DepthMetrics, SegmentationMetrics
+from meco_core.evaluation.confusion import top_confusions
 from meco_core.evaluation.plotting import pyplot, save_figure
+from meco_core.models.metrics import DepthMetrics, SegmentationMetrics
 
 DEPTH_KEYS = ("rmse", "rmse_log", "abs_rel", "sq_rel", "d1", "d2", "d3")
 # per-frame median-scaled versions (s = median(gt)/median(pred)) and the median over frames of s
@@ -71,6 +72,7 @@ class MetricSet:
         out["iou_per_class"] = seg.get("iou_per_class", [])
         out["pixel_acc"] = seg.get("pixel_acc", math.nan)
         out["seg_pixels"] = seg.get("pixels", 0)
+        out["confusion"] = seg.get("confusion", [])
         return out
 
 
@@ -258,6 +260,9 @@ def format_table(results: dict[str, Any], class_names: Sequence[str] | None = No
         lines.append(f"  {'mIoU':<{width}} {results['miou']:6.2f}")
         if results.get("miou_gt", results["miou"]) != results["miou"]:  # a class the frames lack was predicted
             lines.append(f"  {'mIoU over the classes the ground truth holds':<{width}} {results['miou_gt']:6.2f}")
+        if results.get("confusion") and len(results["confusion"]) == len(names):
+            lines += [f"  most confused: {true} called {called} ({share:.1f} % of its pixels, {of_all:.1f} % of all)"
+                      for true, called, share, of_all in top_confusions(results["confusion"], names)]
     if results.get("camera") and not math.isnan(results.get("rmse", math.nan)):
         lines.append(f"camera: {results['camera']}")
     lines.append(f"frames {results.get('frames', 0)}, FPS {results.get('fps', math.nan):.2f} (batch 1, "

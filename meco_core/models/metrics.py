@@ -132,4 +132,6 @@ class SegmentationMetrics:
                 "miou_gt": float(iou[in_gt].mean()) if bool(in_gt.any()) else math.nan,
                 "iou_per_class": [float(v) for v in iou],
                 "pixel_acc": float(tp.sum() / total * 100) if total > 0 else math.nan,
-                "pixels": int(total)}
+                "pixels": int(total),
+                # rows: ground truth, columns: prediction, pixels (meco_core.evaluation.confusion)
+                "confusion": self.confusion.tolist()}

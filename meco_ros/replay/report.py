@@ -8,7 +8,7 @@ image grids are `evaluate.save_grid`, so a replay report reads like an eval repo
 
 Outputs in `--out`: report.json (keys of `meco eval` + frames_sent / frames_scored /
 frames_dropped / latency_ms), report.md (tables and how it was run), metrics_over_time.png,
-worst_frames.png, sample_grid.png.
+worst_frames.png, sample_grid.png, confusion.png (rows: ground truth, in % of each class's pixels).
 """
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from meco_core.bags import rgb_from_msg
 from meco_core.classes import ClassSet
 from meco_core.data.dataset import resize_sparse_depth
 from meco_core.evaluation.evaluate import DEPTH_KEYS, MS_DEPTH_KEYS, MetricSet, format_table, json_safe, save_grid
+from meco_core.evaluation.confusion import save_confusion
 from meco_core.evaluation.plotting import pyplot, save_figure
 
 GRID_ROWS = 4
@@ -157,7 +158,7 @@ def summarize(scorer: Scorer | None, timing: dict[str, Any]) -> dict[str, Any]:
         out = scorer.metrics.compute()
     else:
         out = {"frames": 0, **{k: math.nan for k in (*DEPTH_KEYS, *MS_DEPTH_KEYS)}, "miou": math.nan,
-               "iou_per_class": []}
+               "iou_per_class": [], "confusion": []}
     out.update(timing)
     return out
 
@@ -184,6 +185,8 @@ def write_report(out_dir: str | Path, result: dict[str, Any], scorer: Scorer | N
                                          out / "worst_frames.png", scorer.max_depth)
         if scorer.samples:
             written["grid"] = save_grid(scorer.samples, scorer.class_set, out / "sample_grid.png", scorer.max_depth)
+        if result.get("seg_pixels"):
+            written["confusion"] = save_confusion(result["confusion"], scorer.class_set.names, out / "confusion.png")
     md = out / "report.md"
     md.write_text(markdown(result, scorer, run_info, {k: p.name for k, p in written.items()}))
     written["md"] = md
@@ -254,7 +257,8 @@ def markdown(result: dict[str, Any], scorer: Scorer | None, run: dict[str, Any],
               "image published -> both depth and segmentation received, in this process.", ""]
     if files:
         lines += ["## Figures", ""]
-        for key, title in (("over_time", "Metrics over time"), ("worst", "Worst frames"), ("grid", "Sample frames")):
+        for key, title in (("over_time", "Metrics over time"), ("worst", "Worst frames"), ("grid", "Sample frames"),
+                           ("confusion", "Confusion (rows: ground truth, % of each class's pixels)")):
             if key in files:
                 lines += [f"### {title}", "", f"![{title}]({files[key]})", ""]
         if scorer is not None and scorer.worst:

@@ -5,11 +5,12 @@ the same metrics after per-frame median scaling, pred * median(gt)/median(pred),
 self-supervised depth work reports them; per-class IoU and mIoU; FPS at batch 1 measured on
 the evaluation passes), writes the metrics as JSON (keys miou (percent), iou_per_class,
 rmse, rmse_log, abs_rel, sq_rel, d1, d2, d3, their median-scaled ms_rmse ... ms_d3,
-ms_scale_median (median over frames of the scale), fps, frames, ...) and a PNG grid
-(input | predicted depth | predicted segmentation | ground-truth depth | ground-truth
-segmentation) into --out. Images are evaluated at full resolution unless --size resizes
-them. The data's classes must equal the model's or have a registered remap (e.g. CamVid
-data for a golf-class model).
+ms_scale_median (median over frames of the scale), confusion (pixels; rows ground truth,
+columns prediction), fps, frames, ...), a PNG grid (input | predicted depth | predicted
+segmentation | ground-truth depth | ground-truth segmentation) and confusion.png into
+--out. Images are evaluated at full resolution unless --size resizes them. The data's
+classes must equal the model's or have a registered remap (e.g. CamVid data for a
+golf-class model).
 """
 from __future__ import annotations
 
@@ -54,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
     from meco_core.models.checkpoint import CheckpointError
     from meco_core.data.format import split_folder
+    from meco_core.evaluation.confusion import save_confusion
     from meco_core.evaluation.evaluate import class_set_of, evaluate, format_table, json_safe, load_eval_dataset, save_grid
     from meco_core.inference.runtime import BackendError, RuntimeSpec, load_for_inference
 
@@ -104,4 +106,6 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         grid = save_grid(result.samples, class_set, Path(args.out) / "eval_grid.png", model.max_depth)
         print(f"grid: {grid}")
+        if m.get("seg_pixels"):
+            print(f"confusion: {save_confusion(m['confusion'], class_set.names, Path(args.out) / 'confusion.png', title)}")
     return 0
