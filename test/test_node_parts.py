@@ -247,7 +247,8 @@ def test_node_bench_end_to_end_reports_both_references(tmp_path):
 
     out = tmp_path / "nb.json"
     code = meco(["node-bench", "--dev", "--duration", "3", "--rate", "10", "--size", "96x128", "--inference-size",
-                 "64x96", "--repeats", "2", "--json", str(out), "--quiet", "--domain-id", str(own_domain_id())])
+                 "64x96", "--repeats", "2", "--json", str(out), "--quiet", "--domain-id", str(own_domain_id()),
+                 "--subscribe", "depth,segmentation"])
     result = json.loads(out.read_text())
     # exit code = the verdict (0: every check passed, 1: one failed); the checks compare speeds,
     # which a shared test machine need not reach, so the code is checked against the verdict
@@ -261,6 +262,21 @@ def test_node_bench_end_to_end_reports_both_references(tmp_path):
     assert result["node"]["fps"] > 0 and result["stats"]["frames_processed"] > 0
     assert result["clouds"]["points"] == 48 * 64 and result["clouds"]["median_ms"] > 0
     assert "fps_ge_0.85x_min(best raw, rate)" in result["checks"]
+    # only what was subscribed to was received and scored
+    assert result["config"]["subscribed"] == ["depth", "segmentation"] == list(result["topics"])
+    assert result["topics"]["segmentation"]["latency_ms"]["n"] > 0
+
+
+def test_node_bench_subscribe_option_is_checked():
+    """--subscribe takes a subset of the four image outputs that includes depth, else a usage error."""
+    import argparse
+
+    from meco_ros.bench.node_bench import _viewer_topics
+
+    assert _viewer_topics("depth, segmentation") == ("depth", "segmentation")
+    for bad in ("segmentation", "depth,points", ""):
+        with pytest.raises(argparse.ArgumentTypeError, match="includes depth"):
+            _viewer_topics(bad)
 
 
 def test_inference_workers_auto_rule(monkeypatch):

@@ -7,7 +7,8 @@ What runs (all over real DDS with the project's Fast DDS profile):
   (CamVid images from ../shared/data, else synthetic) best effort at the chosen rate, size and
   encoding;
 - a viewer (`meco_ros.bench.viewer`): this process subscribes to depth, segmentation, segmentation/color and
-  depth/color reliably, like RViz, and to stats.
+  depth/color reliably, like RViz, and to stats (`--subscribe depth,segmentation`: only those, as a
+  navigation stack reads them; the node makes no output nobody subscribes to).
 
 Reported next to each other: node output FPS, latency (image stamp -> receipt) p50/p95/p99,
 frames sent/received/processed/dropped/invalid, latency p95 of the first vs the last 10 s
@@ -257,7 +258,8 @@ def run_node(args: argparse.Namespace, setup: BenchSetup, say, extra_topics: dic
 
     # outputs come at the camera size, or smaller past the params file's output_max_pixels
     out_hw = output_size(h, w, int(_params_value(setup.params_file, "output_max_pixels", 0))) or (h, w)
-    viewer = Viewer(ns, domain, out_hw, extra_topics=dict(extra_topics or {}))
+    viewer = Viewer(ns, domain, out_hw, extra_topics=dict(extra_topics or {}),
+                    topics=tuple(getattr(args, "subscribe", None) or VIEWER_TOPICS))
     camera: Process | None = None
     try:
         if not node.wait_for("ready", args.start_timeout):
@@ -337,8 +339,8 @@ def summarize(args: argparse.Namespace, setup: BenchSetup, grid: list[dict[str, 
               load: list[float]) -> dict[str, Any]:
     """Node FPS and latency against both raw references, stage times, counters and checks."""
     sent_stamps = {tuple(s) for s in cam.get("stamps", [])}
-    per_topic = {t: analyse(viewer.received[t]) for t in VIEWER_TOPICS}
-    unknown = sum(1 for t in VIEWER_TOPICS for r in viewer.received[t] if r[2] not in sent_stamps)
+    per_topic = {t: analyse(viewer.received[t]) for t in viewer.topics}
+    unknown = sum(1 for t in viewer.topics for r in viewer.received[t] if r[2] not in sent_stamps)
     primary = per_topic["depth"]
     steady = [(t, s) for t, s in zip(viewer.stats_times, viewer.stats) if s.fps > 0]
     stage_means = {key: statistics.mean(getattr(s, key) for _, s in steady) if steady else float("nan")
@@ -352,6 +354,7 @@ def summarize(args: argparse.Namespace, setup: BenchSetup, grid: list[dict[str, 
         "config": {"model": setup.model_label, "dev_mode": setup.dev, "backend": setup.backend,
                    "inference_size": list(setup.bench_size), "camera_size": list(setup.camera_size),
                    "encoding": args.encoding, "rate_hz": args.rate, "duration_s": args.duration,
+                   "subscribed": list(viewer.topics),
                    "threads": setup.threads, "workers": setup.workers, "worker_threads": setup.worker_threads,
                    "device": stats.device if stats else None,
                    "params_file": str(setup.params_file), "cpus": os.cpu_count(), "load_avg_1min_before_after": load},
@@ -413,8 +416,8 @@ def render(result: dict[str, Any]) -> None:
         ("frames received / processed by node", f"{st.get('frames_received', '?')} / {st.get('frames_processed', '?')}"),
         ("frames dropped (superseded) / invalid / errors",
          f"{st.get('frames_dropped', '?')} / {st.get('frames_invalid', '?')} / {st.get('inference_errors', '?')}"),
-        ("outputs received: depth / seg / seg color / depth color",
-         " / ".join(str(result["topics"][tp]["latency_ms"]["n"]) for tp in VIEWER_TOPICS)),
+        ("outputs received: " + " / ".join(result["topics"]),
+         " / ".join(str(t["latency_ms"]["n"]) for t in result["topics"].values())),
         ("image conversion 640x480-class round trip (frames/s)", f"{result['conversion']['frames_per_s']:.0f}"),
         (f"semantic cloud build, {result['clouds']['width']}x{result['clouds']['height']} stride "
          f"{result['clouds']['stride']} ({result['clouds']['points']} points), median ms",
@@ -468,9 +471,21 @@ def add_node_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verbose", action="store_true", help="echo the node's log")
 
 
+def _viewer_topics(text: str) -> tuple[str, ...]:
+    """--subscribe: 'depth,segmentation' -> ('depth', 'segmentation'), checked against the outputs."""
+    topics = tuple(t.strip() for t in text.split(",") if t.strip())
+    if "depth" not in topics or set(topics) - set(VIEWER_TOPICS):
+        raise argparse.ArgumentTypeError(f"a comma-separated subset of {','.join(VIEWER_TOPICS)} that includes depth; "
+                                         f"got {text!r}")
+    return topics
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_camera_arguments(p, (480, 640), 20.0)
     add_node_arguments(p)
+    p.add_argument("--subscribe", type=_viewer_topics, default=VIEWER_TOPICS,
+                   help="image outputs the viewer subscribes to, comma-separated, depth included (default: all four, "
+                        "as RViz showing them; depth,segmentation: a navigation stack's share)")
     p.add_argument("--repeats", type=int, default=20, help="raw model bench repeats (default 20)")
     p.add_argument("--json", default=None, help="write the results here")
     p.add_argument("--quiet", action="store_true")

@@ -1,5 +1,6 @@
 """An RViz-like viewer for the node benchmarks: subscribes reliably to the four image outputs
-(and stats) in the benchmark's process, records each message's stamp and receipt time, and
+(or the ones asked for: a navigation stack reads only depth and segmentation) and stats in the
+benchmark's process, records each message's stamp and receipt time, and
 checks sizes, encodings and frame ids.
 """
 from __future__ import annotations
@@ -24,6 +25,13 @@ class Viewer:
     stats: list[Any] = field(default_factory=list)
     stats_times: list[float] = field(default_factory=list)
     extra_topics: dict[str, Any] = field(default_factory=dict)  # {topic: message type}: recorded, not checked
+    topics: tuple[str, ...] = VIEWER_TOPICS  # the image outputs subscribed to (the node skips the others)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.topics) - set(VIEWER_TOPICS)
+        if unknown or "depth" not in self.topics:
+            raise ValueError(f"viewer topics must include depth and be among {', '.join(VIEWER_TOPICS)}; "
+                             f"got {', '.join(self.topics)}")
 
     def start(self) -> None:
         from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -36,7 +44,7 @@ class Viewer:
         self.side = SideNode("meco_bench_viewer", namespace=self.ns, domain_id=self.domain_id).start()
         self.node = self.side.node
         reliable = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)  # RViz's image default
-        for topic in VIEWER_TOPICS:
+        for topic in self.topics:
             self.received[topic] = []
             self.node.create_subscription(Image, topic, self._callback(topic), reliable)
         for topic, kind in self.extra_topics.items():
@@ -72,7 +80,7 @@ class Viewer:
 
     def matched(self) -> bool:
         return all(self.node.count_publishers(self.node.resolve_topic_name(t)) > 0
-                   for t in (*VIEWER_TOPICS, *self.extra_topics))
+                   for t in (*self.topics, *self.extra_topics))
 
     def stop(self) -> None:
         self.side.stop()
