@@ -37,7 +37,7 @@ from meco_core.evaluation.bench import percentiles
 from meco_core.defaults import BACKENDS, DEV_MODEL_CONFIG, NODE_ORT_SPIN, NODE_START_TIMEOUT_S
 
 from meco_ros.bench.bench_camera import CAMERA_MATCH_TIMEOUT_S
-from meco_ros.bench.viewer import VIEWER_TOPICS, Viewer
+from meco_ros.bench.viewer import VIEWER_TOPICS, Viewer, checked_topics
 from meco_ros.proc import REPO, Process, node_checkpoint, node_ros_args, ros_env, start_node
 
 # ---------------------------------------------------------------- raw model and analysis
@@ -473,11 +473,10 @@ def add_node_arguments(p: argparse.ArgumentParser) -> None:
 
 def _viewer_topics(text: str) -> tuple[str, ...]:
     """--subscribe: 'depth,segmentation' -> ('depth', 'segmentation'), checked against the outputs."""
-    topics = tuple(t.strip() for t in text.split(",") if t.strip())
-    if "depth" not in topics or set(topics) - set(VIEWER_TOPICS):
-        raise argparse.ArgumentTypeError(f"a comma-separated subset of {','.join(VIEWER_TOPICS)} that includes depth; "
-                                         f"got {text!r}")
-    return topics
+    try:
+        return checked_topics([t.strip() for t in text.split(",") if t.strip()])
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--subscribe: {exc}") from None
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -13,6 +13,14 @@ VIEWER_TOPICS = ("depth", "segmentation", "segmentation/color", "depth/color")
 EXPECTED_ENCODING = {"depth": "32FC1", "segmentation": "mono8", "segmentation/color": "rgb8", "depth/color": "rgb8"}
 
 
+def checked_topics(topics: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The image outputs a viewer may read: a subset of VIEWER_TOPICS with depth (the FPS is its)."""
+    topics = tuple(topics)
+    if "depth" not in topics or set(topics) - set(VIEWER_TOPICS):
+        raise ValueError(f"a subset of {','.join(VIEWER_TOPICS)} that includes depth; got {','.join(topics)!r}")
+    return topics
+
+
 @dataclass
 class Viewer:
     """RViz-like subscriber: records (stamp, receipt time) per output, checks fields."""
@@ -28,10 +36,7 @@ class Viewer:
     topics: tuple[str, ...] = VIEWER_TOPICS  # the image outputs subscribed to (the node skips the others)
 
     def __post_init__(self) -> None:
-        unknown = set(self.topics) - set(VIEWER_TOPICS)
-        if unknown or "depth" not in self.topics:
-            raise ValueError(f"viewer topics must include depth and be among {', '.join(VIEWER_TOPICS)}; "
-                             f"got {', '.join(self.topics)}")
+        self.topics = checked_topics(self.topics)
 
     def start(self) -> None:
         from rclpy.qos import QoSProfile, ReliabilityPolicy
