@@ -28,7 +28,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
 def _xdist_worker() -> tuple[int, int]:
-    """(this worker's number, number of workers) under pytest-xdist (`make test TEST_WORKERS=2`);
+    """(this worker's number, number of workers) under pytest-xdist (`make test` runs two);
     (0, 1) in a plain pytest run."""
     name = os.environ.get("PYTEST_XDIST_WORKER", "")
     return (int(name[2:]), max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))) if name else (0, 1)

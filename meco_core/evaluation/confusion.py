@@ -23,8 +23,7 @@ def row_shares(confusion: Sequence[Sequence[int]]) -> np.ndarray:
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
         raise ValueError(f"a confusion matrix is square, got shape {cm.shape}")
     totals = cm.sum(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(totals > 0, cm / np.where(totals > 0, totals, 1) * 100.0, np.nan)
+    return np.where(totals > 0, cm / np.maximum(totals, 1) * 100.0, np.nan)
 
 
 def top_confusions(confusion: Sequence[Sequence[int]], names: Sequence[str], n: int = 3,

@@ -238,11 +238,12 @@ def resolve_setup(args: argparse.Namespace) -> BenchSetup:
 
 def run_node(args: argparse.Namespace, setup: BenchSetup, say, extra_topics: dict[str, Any] | None = None,
              camera_info: bool = False, while_running: Callable[[Process, Process, "Viewer"], None] | None = None,
-             ) -> tuple[dict[str, Any], Any, "Viewer", int | None]:
+             viewer_topics: tuple[str, ...] = VIEWER_TOPICS) -> tuple[dict[str, Any], Any, "Viewer", int | None]:
     """The node, a camera process and this process's viewer over DDS: (camera summary, last
     stats message, the viewer with everything it received, node exit code).
 
-    extra_topics: more outputs the viewer subscribes to ({topic: message type}); camera_info:
+    viewer_topics: the image outputs the viewer reads (node-bench's --subscribe); extra_topics: more
+    outputs the viewer subscribes to ({topic: message type}); camera_info:
     the camera also publishes `camera_info`; while_running(node, camera, viewer) is called
     once the camera has started (e.g. to sample the node while it runs; node-soak)."""
     h, w = setup.camera_size
@@ -258,8 +259,7 @@ def run_node(args: argparse.Namespace, setup: BenchSetup, say, extra_topics: dic
 
     # outputs come at the camera size, or smaller past the params file's output_max_pixels
     out_hw = output_size(h, w, int(_params_value(setup.params_file, "output_max_pixels", 0))) or (h, w)
-    viewer = Viewer(ns, domain, out_hw, extra_topics=dict(extra_topics or {}),
-                    topics=tuple(getattr(args, "subscribe", None) or VIEWER_TOPICS))
+    viewer = Viewer(ns, domain, out_hw, extra_topics=dict(extra_topics or {}), topics=viewer_topics)
     camera: Process | None = None
     try:
         if not node.wait_for("ready", args.start_timeout):
@@ -327,7 +327,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     say(f"raw model FPS (before): {', '.join(backends)} x {thread_counts} threads ...")
     grid_before = raw_grid(*grid_args)
     costs = {"conversion": benchmark_conversion(h, w, n=100), "clouds": benchmark_clouds(h, w, stride=2)}
-    cam, stats, viewer, exit_code = run_node(args, setup, say)
+    cam, stats, viewer, exit_code = run_node(args, setup, say, viewer_topics=args.subscribe)
     say("raw model FPS (after) ...")
     grid = merge_grids(grid_before, raw_grid(*grid_args))
     return summarize(args, setup, grid, costs, cam, stats, viewer, exit_code,
