@@ -4,7 +4,8 @@
 #     RELLIS-3D (1 frame, Ouster);
 #   golf classes: the held-out YCOR block (ids 1000-1149, never trained on), CamVid val
 #     (streets), RELLIS (1 frame); synthetic test seed 3 (depth + classes, regression check);
-#   KITTI's unlabelled street frames: the share of each predicted class (paved ground should be road).
+#   KITTI's unlabelled street frames: the share of each predicted class (paved ground should be road);
+#   KITTI centre-cropped to 22-75 degree HFOV (tools/hfov_crops.py): depth through longer lenses.
 # Converts the shared data into data/ first where missing. JSONs and picture grids go to
 # OUT (default out/real_dev/<checkpoint name>); a summary table is printed at the end.
 #   tools/real_dev_eval.sh checkpoints/meco_golf.pt
@@ -20,6 +21,7 @@ SHARED=${SHARED:-../shared/data}
 OUT=${OUT:-out/real_dev/$(basename "${CKPT%.*}")}
 SYNTH=${SYNTH:-data/synth_golf}
 YCOR=${YCOR:-data/ycor}
+HFOVS="22 30 38 45 55 65 75"  # 22: a portrait crop (281x375), as a portrait camera
 mkdir -p "$OUT"
 
 [ -f data/kitti/dataset.yaml ] || "$MECO" data kitti --root "$SHARED/kitti_object_sample" --out data/kitti
@@ -27,6 +29,9 @@ mkdir -p "$OUT"
 [ -f data/ycor/dataset.yaml ] || "$MECO" data ycor --root "$SHARED/ycor" --out data/ycor
 [ -f "$YCOR/dataset.yaml" ] || { echo "real_dev_eval: no dataset at YCOR=$YCOR (make it with meco data ycor)" >&2; exit 2; }
 [ -f data/camvid/dataset.yaml ] || "$MECO" data camvid --root "$SHARED/camvid" --out data/camvid
+for h in $HFOVS; do
+  [ -f "data/kitti_hfov/hfov$h/dataset.yaml" ] || .venv/bin/python tools/hfov_crops.py data/kitti --split test --hfov "$h" --out data/kitti_hfov
+done
 [ -d "$SYNTH/test" ] || "$MECO" data synth --out "$SYNTH" --n 300 --seed 3 --split test ${SYNTH_ARGS:-}
 
 run() {  # name data split [extra meco eval args]
@@ -39,6 +44,9 @@ run rellis data/rellis test
 run ycor_val "$YCOR" val
 run camvid_val data/camvid val
 run synth_test "$SYNTH" test
+for h in $HFOVS; do
+  "$MECO" eval --checkpoint "$CKPT" --data "data/kitti_hfov/hfov$h" --split test --json "$OUT/kitti_hfov$h.json" --no-progress >/dev/null
+done
 # KITTI has no labels: how much of its paved streets the model calls each class (paved = road)
 .venv/bin/python tools/class_shares.py "$CKPT" --data data/kitti --split test --json "$OUT/kitti_class_shares.json" >/dev/null
 
@@ -47,7 +55,9 @@ import json, sys
 from pathlib import Path
 out = Path(sys.argv[1])
 print(f"\n{'set':<12} {'AbsRel':>7} {'d1':>6} {'ms AbsRel':>9} {'ms d1':>6} {'mIoU':>6} {'GT cls':>6} {'fairway':>8} {'hazard':>7} {'road':>6}")
-for name in ("kitti", "rellis", "ycor_val", "camvid_val", "synth_test"):
+names = ["kitti", "rellis", "ycor_val", "camvid_val", "synth_test"]
+names += sorted(p.stem for p in out.glob("kitti_hfov*.json"))
+for name in names:
     m = json.loads((out / f"{name}.json").read_text())
     iou = dict(zip(m.get("class_names") or [], m.get("iou_per_class") or []))
     f = lambda v, w=6, p=3: f"{v:{w}.{p}f}" if isinstance(v, (int, float)) else f"{'-':>{w}}"
