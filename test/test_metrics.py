@@ -85,6 +85,46 @@ def test_confusion_by_hand_in_text_and_picture(tmp_path) -> None:
         save_confusion(cm, names[:3], tmp_path / "bad.png")
 
 
+def test_per_frame_rows_by_hand_and_the_worst_frames_printed(tmp_path) -> None:
+    """Each frame's scores by the set's conventions; the worst listed only when the set holds
+    more frames than the list; NaN cells empty in the CSV."""
+    from meco_core.evaluation.evaluate import MetricSet, format_table
+    from meco_core.evaluation.per_frame import save_csv, worst_frames
+
+    ms = MetricSet(("depth", "segmentation"), num_classes=3, per_frame=True)
+    gt_depth = torch.full((1, 1, 2, 2), 10.0)
+    frames = [  # name, predicted depth (m), predicted labels; ground-truth labels are [[0, 0], [1, 1]]
+        ("a", 10.0, [[0, 0], [1, 1]]),  # perfect
+        ("b", 12.0, [[0, 1], [1, 1]]),  # AbsRel 0.2; class 0: 1/2, class 1: 2/3
+        ("c", 5.0, [[0, 0], [1, 2]]),   # AbsRel 0.5; class 1: 1/2, class 2 only predicted
+        ("d", 8.0, [[0, 0], [1, 1]]),   # AbsRel 0.2 (|8 - 10| / 10)
+    ]
+    for name, depth, labels in frames:
+        ms.update({"depth": torch.full((1, 1, 2, 2), depth),
+                   "labels": torch.tensor([labels])},
+                  {"depth": gt_depth, "seg": torch.tensor([[[0, 0], [1, 1]]]), "name": [name]})
+    r = ms.compute()
+    rows = {row["name"]: row for row in r["per_frame"]}
+    assert list(rows) == ["a", "b", "c", "d"]
+    assert rows["b"]["abs_rel"] == pytest.approx(0.2) and rows["c"]["abs_rel"] == pytest.approx(0.5)
+    assert rows["c"]["ms_scale"] == pytest.approx(2.0) and rows["c"]["ms_abs_rel"] == pytest.approx(0.0)
+    assert rows["b"]["miou_gt"] == pytest.approx((50.0 + 200 / 3) / 2)
+    assert rows["c"]["miou_gt"] == pytest.approx(75.0) and rows["c"]["miou"] == pytest.approx(50.0)
+    assert rows["a"]["pixel_acc"] == 100.0 and rows["b"]["pixel_acc"] == 75.0
+    assert [f["name"] for f in worst_frames(r["per_frame"], "abs_rel")] == ["c", "b", "d"]
+    assert [f["name"] for f in worst_frames(r["per_frame"], "miou_gt", 2)] == ["b", "c"]
+    text = format_table(r, ["x", "y", "z"])
+    assert "worst frames by AbsRel: c 0.500, b 0.200, d 0.200" in text
+    assert "worst frames by mIoU over its classes: b 58.3, c 75.0, a 100.0" in text
+    # a depth-only frame: segmentation cells empty
+    only = MetricSet(("depth",), num_classes=3, per_frame=True)
+    only.update({"depth": torch.full((1, 1, 2, 2), 12.0)}, {"depth": gt_depth})
+    path = save_csv(only.compute()["per_frame"], tmp_path / "pf.csv")
+    assert path.read_text().splitlines() == ["name,abs_rel,ms_abs_rel,ms_scale,d1,miou_gt,miou,pixel_acc",
+                                             "0,0.2,0.0,0.8333,1.0,,,"]
+    assert "worst frames" not in format_table(only.compute())  # one frame: nothing to rank
+
+
 def test_a_class_only_predicted_counts_in_miou_not_in_miou_gt() -> None:
     m = SegmentationMetrics(num_classes=3)
     gt = np.array([[0, 0, 1, 1]])

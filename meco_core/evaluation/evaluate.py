@@ -26,6 +26,7 @@ from meco_core.camera import DEFAULT_HFOV_DEG, canonical_focal_of, metric_depth_
 from meco_core.classes import ClassSet, get_class_set, get_remap
 from meco_core.defaults import MAX_DEPTH_M
 from meco_core.evaluation.confusion import top_confusions
+from meco_core.evaluation.per_frame import frame_row, worst_lines
 from meco_core.evaluation.plotting import pyplot, save_figure
 from meco_core.models.metrics import DepthMetrics, SegmentationMetrics
 
@@ -37,10 +38,14 @@ MS_DEPTH_KEYS = (*(f"ms_{k}" for k in DEPTH_KEYS), "ms_scale_median")
 class MetricSet:
     """Depth and segmentation metrics for the tasks a model has, fed with per-sample label flags."""
 
-    def __init__(self, tasks: Sequence[str], num_classes: int, max_depth: float = MAX_DEPTH_M) -> None:
+    def __init__(self, tasks: Sequence[str], num_classes: int, max_depth: float = MAX_DEPTH_M,
+                 per_frame: bool = False) -> None:
         self.depth = DepthMetrics(max_depth) if "depth" in tasks else None
         self.seg = SegmentationMetrics(num_classes) if "segmentation" in tasks else None
+        self.num_classes, self.max_depth = num_classes, max_depth
         self.frames = 0
+        # per_frame: also one row of scores per frame (meco_core.evaluation.per_frame), for `meco eval`
+        self.frame_rows: list[dict[str, Any]] | None = [] if per_frame else None
 
     def update(self, outputs: dict[str, torch.Tensor], batch: dict[str, Any]) -> None:
         """outputs from the model (or `labels` (B,H,W) class ids instead of `segmentation` logits, as the
@@ -49,18 +54,25 @@ class MetricSet:
         b = next(iter(outputs.values())).shape[0]
         has_depth = batch.get("has_depth", torch.ones(b, dtype=torch.bool))
         has_seg = batch.get("has_seg", torch.ones(b, dtype=torch.bool))
+        names = batch.get("name") or [None] * b
         for i in range(b):
+            depth = seg = None
             if self.depth is not None and "depth" in batch and bool(has_depth[i]):
-                self.depth.update(outputs["depth"][i].float(), batch["depth"][i])
+                depth = (outputs["depth"][i].float(), batch["depth"][i])
+                self.depth.update(*depth)
             if self.seg is not None and "seg" in batch and bool(has_seg[i]):
                 pred = outputs["labels"][i] if "labels" in outputs else outputs["segmentation"][i].argmax(dim=0)
-                self.seg.update(pred, batch["seg"][i])
+                seg = (pred, batch["seg"][i])
+                self.seg.update(*seg)
+            if self.frame_rows is not None:
+                name = names[i] if names[i] is not None else str(self.frames + i)
+                self.frame_rows.append(frame_row(name, depth, seg, self.num_classes, self.max_depth))
         self.frames += b
 
     def compute(self) -> dict[str, Any]:
         """Flat dict: depth keys and their median-scaled ms_ versions (NaN when no depth was seen),
         miou (%; classes in the ground truth or the prediction), miou_gt (classes in the ground
-        truth), iou_per_class, frames."""
+        truth), iou_per_class, frames; per_frame (one row per frame) when asked for."""
         out: dict[str, Any] = {"frames": self.frames}
         depth = self.depth.compute() if self.depth is not None else {}
         for k in (*DEPTH_KEYS, *MS_DEPTH_KEYS):
@@ -73,6 +85,8 @@ class MetricSet:
         out["pixel_acc"] = seg.get("pixel_acc", math.nan)
         out["seg_pixels"] = seg.get("pixels", 0)
         out["confusion"] = seg.get("confusion", [])
+        if self.frame_rows is not None:
+            out["per_frame"] = list(self.frame_rows)
         return out
 
 
@@ -156,7 +170,7 @@ def evaluate(model: nn.Module, dataset: Iterable[dict[str, Any]] | Any, device: 
     keep = set(np.linspace(0, n - 1, keep_samples).round().astype(int).tolist()) if keep_samples else set()
     metrics = MetricSet(getattr(model, "tasks", ("depth", "segmentation")),
                         getattr(model, "num_classes", class_set.num_classes if class_set else 0),
-                        getattr(model, "max_depth", MAX_DEPTH_M))
+                        getattr(model, "max_depth", MAX_DEPTH_M), per_frame=True)
     times: list[float] = []
     samples = []
     cameras: dict[str, int] = {}
@@ -263,6 +277,7 @@ def format_table(results: dict[str, Any], class_names: Sequence[str] | None = No
         if results.get("confusion") and len(results["confusion"]) == len(names):
             lines += [f"  most confused: {true} called {called} ({share:.1f} % of its pixels, {of_all:.1f} % of all)"
                       for true, called, share, of_all in top_confusions(results["confusion"], names)]
+    lines += worst_lines(results.get("per_frame") or [])
     if results.get("camera") and not math.isnan(results.get("rmse", math.nan)):
         lines.append(f"camera: {results['camera']}")
     lines.append(f"frames {results.get('frames', 0)}, FPS {results.get('fps', math.nan):.2f} (batch 1, "

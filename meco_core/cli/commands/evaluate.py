@@ -6,11 +6,12 @@ self-supervised depth work reports them; per-class IoU and mIoU; FPS at batch 1 
 the evaluation passes), writes the metrics as JSON (keys miou (percent), iou_per_class,
 rmse, rmse_log, abs_rel, sq_rel, d1, d2, d3, their median-scaled ms_rmse ... ms_d3,
 ms_scale_median (median over frames of the scale), confusion (pixels; rows ground truth,
-columns prediction), fps, frames, ...), a PNG grid (input | predicted depth | predicted
-segmentation | ground-truth depth | ground-truth segmentation) and confusion.png into
---out. Images are evaluated at full resolution unless --size resizes them. The data's
-classes must equal the model's or have a registered remap (e.g. CamVid data for a
-golf-class model).
+columns prediction), per_frame (each frame's AbsRel, median-scaled AbsRel and scale, d1,
+mIoU over its classes, mIoU, pixel accuracy; the worst three printed), fps, frames, ...),
+a PNG grid (input | predicted depth | predicted segmentation | ground-truth depth |
+ground-truth segmentation), confusion.png and per_frame.csv into --out. Images are
+evaluated at full resolution unless --size resizes them. The data's classes must equal the
+model's or have a registered remap (e.g. CamVid data for a golf-class model).
 """
 from __future__ import annotations
 
@@ -56,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from meco_core.models.checkpoint import CheckpointError
     from meco_core.data.format import split_folder
     from meco_core.evaluation.confusion import save_confusion
+    from meco_core.evaluation.per_frame import save_csv
     from meco_core.evaluation.evaluate import class_set_of, evaluate, format_table, json_safe, load_eval_dataset, save_grid
     from meco_core.inference.runtime import BackendError, RuntimeSpec, load_for_inference
 
@@ -108,4 +110,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"grid: {grid}")
         if m.get("seg_pixels"):
             print(f"confusion: {save_confusion(m['confusion'], class_set.names, Path(args.out) / 'confusion.png', title)}")
+        print(f"per frame: {save_csv(m['per_frame'], Path(args.out) / 'per_frame.csv')}")
     return 0

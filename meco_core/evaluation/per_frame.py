@@ -1,0 +1,75 @@
+"""Per-frame scores beside the set's: which frames a model fails on.
+
+A set's AbsRel and mIoU say how much is wrong, not where: one winter drive or one wrongly
+calibrated camera hides in a mean. `meco eval` keeps one row per frame (its AbsRel, median-
+scaled AbsRel and scale, its mIoU over the classes it holds and its pixel accuracy), prints
+the worst few and writes them all to JSON and CSV, so a user can open the frames that fail.
+"""
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from meco_core.models.metrics import DepthMetrics, SegmentationMetrics
+
+COLUMNS = ("name", "abs_rel", "ms_abs_rel", "ms_scale", "d1", "miou_gt", "miou", "pixel_acc")
+# key -> (what the printed line calls it, True when a higher value is worse)
+RANKED = {"abs_rel": ("AbsRel", True), "miou_gt": ("mIoU over its classes", False)}
+
+
+def frame_row(name: str | None, depth: tuple[torch.Tensor, torch.Tensor] | None,
+              seg: tuple[torch.Tensor, torch.Tensor] | None, num_classes: int, max_depth: float) -> dict[str, Any]:
+    """One frame's scores by the set metrics' own conventions; NaN for what it lacks."""
+    row: dict[str, Any] = {k: math.nan for k in COLUMNS}
+    row["name"] = name
+    if depth is not None:
+        m = DepthMetrics(max_depth)
+        m.update(*depth)
+        r = m.compute()
+        row.update(abs_rel=r["abs_rel"], ms_abs_rel=r["ms_abs_rel"], ms_scale=r["ms_scale_median"], d1=r["d1"])
+    if seg is not None:
+        s = SegmentationMetrics(num_classes)
+        s.update(*seg)
+        r = s.compute()
+        row.update(miou_gt=r["miou_gt"], miou=r["miou"], pixel_acc=r["pixel_acc"])
+    return row
+
+
+def worst_frames(rows: Sequence[dict[str, Any]], key: str, n: int = 3) -> list[dict[str, Any]]:
+    """The n frames scoring worst on `key` (frames without it left out)."""
+    scored = [r for r in rows if isinstance(r.get(key), float) and not math.isnan(r[key])]
+    return sorted(scored, key=lambda r: r[key], reverse=RANKED[key][1])[:n]
+
+
+def worst_lines(rows: Sequence[dict[str, Any]], n: int = 3) -> list[str]:
+    """'worst frames by AbsRel: 000012 0.52, 000007 0.48, ...' for each ranked score the set has,
+    when it holds more frames than are listed (with n or fewer the list says nothing new)."""
+    lines = []
+    for key, (label, _) in RANKED.items():
+        worst = worst_frames(rows, key, n)
+        if worst and len([r for r in rows if not math.isnan(r.get(key, math.nan))]) > n:
+            fmt = "{:.3f}" if key == "abs_rel" else "{:.1f}"
+            lines.append(f"worst frames by {label}: " + ", ".join(f"{r['name']} {fmt.format(r[key])}" for r in worst))
+    return lines
+
+
+def save_csv(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """Every frame's row, NaN as an empty cell."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: _cell(r.get(k)) for k in COLUMNS})
+    return path
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else round(value, 4)
+    return value
