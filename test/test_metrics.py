@@ -120,8 +120,9 @@ def test_per_frame_rows_by_hand_and_the_worst_frames_printed(tmp_path) -> None:
     only = MetricSet(("depth",), num_classes=3, per_frame=True)
     only.update({"depth": torch.full((1, 1, 2, 2), 12.0)}, {"depth": gt_depth})
     path = save_csv(only.compute()["per_frame"], tmp_path / "pf.csv")
-    assert path.read_text().splitlines() == ["name,abs_rel,ms_abs_rel,ms_scale,d1,miou_gt,miou,pixel_acc",
-                                             "0,0.2,0.0,0.8333,1.0,,,"]
+    assert path.read_text().splitlines() == [
+        "name,rmse,rmse_log,abs_rel,sq_rel,d1,d2,d3,ms_abs_rel,ms_d1,ms_scale,miou_gt,miou,pixel_acc",
+        "0,2.0,0.1823,0.2,0.4,1.0,1.0,1.0,0.0,1.0,0.8333,,,"]  # rmse_log = ln(1.2); sq_rel = 2^2 / 10
     assert "worst frames" not in format_table(only.compute())  # one frame: nothing to rank
 
 

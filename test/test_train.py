@@ -246,7 +246,7 @@ def test_eval_cli_writes_json_and_grid(trained, tiny_data, tmp_path, capsys) -> 
     assert len(rows) == 2 and all(r["abs_rel"] is not None and r["miou_gt"] is not None for r in rows)
     assert min(r["abs_rel"] for r in rows) <= m["abs_rel"] <= max(r["abs_rel"] for r in rows)
     csv_lines = (out / "per_frame.csv").read_text().splitlines()
-    assert csv_lines[0].startswith("name,abs_rel,ms_abs_rel") and len(csv_lines) == 3
+    assert csv_lines[0].startswith("name,rmse,rmse_log,abs_rel") and len(csv_lines) == 3
     assert {line.split(",")[0] for line in csv_lines[1:]} == {r["name"] for r in rows}
     printed = capsys.readouterr().out
     assert "AbsRel" in printed and "mIoU" in printed and "FPS" in printed

@@ -1,9 +1,10 @@
 """Per-frame scores beside the set's: which frames a model fails on.
 
 A set's AbsRel and mIoU say how much is wrong, not where: one winter drive or one wrongly
-calibrated camera hides in a mean. `meco eval` keeps one row per frame (its AbsRel, median-
-scaled AbsRel and scale, its mIoU over the classes it holds and its pixel accuracy), prints
-the worst few and writes them all to JSON and CSV, so a user can open the frames that fail.
+calibrated camera hides in a mean. `MetricSet(per_frame=True)` keeps one row per frame (its
+depth errors, median-scaled AbsRel, d1 and scale, its mIoU over the classes it holds, mIoU and
+pixel accuracy); `meco eval` prints the worst few and writes them all to JSON and CSV, and the
+replay evaluator plots them over bag time, so a user can open the frames that fail.
 """
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from typing import Any, Sequence
 
 import torch
 
-from meco_core.models.metrics import DepthMetrics, SegmentationMetrics
+from meco_core.models.metrics import DEPTH_METRICS, DepthMetrics, SegmentationMetrics
 
-COLUMNS = ("name", "abs_rel", "ms_abs_rel", "ms_scale", "d1", "miou_gt", "miou", "pixel_acc")
+SCORES = (*DEPTH_METRICS, "ms_abs_rel", "ms_d1", "ms_scale", "miou_gt", "miou", "pixel_acc")
+COLUMNS = ("name", *SCORES)
 # key -> (what the printed line calls it, True when a higher value is worse)
 RANKED = {"abs_rel": ("AbsRel", True), "miou_gt": ("mIoU over its classes", False)}
 
@@ -30,7 +32,8 @@ def frame_row(name: str | None, depth: tuple[torch.Tensor, torch.Tensor] | None,
         m = DepthMetrics(max_depth)
         m.update(*depth)
         r = m.compute()
-        row.update(abs_rel=r["abs_rel"], ms_abs_rel=r["ms_abs_rel"], ms_scale=r["ms_scale_median"], d1=r["d1"])
+        row.update({k: r[k] for k in DEPTH_METRICS}, ms_abs_rel=r["ms_abs_rel"], ms_d1=r["ms_d1"],
+                   ms_scale=r["ms_scale_median"])
     if seg is not None:
         s = SegmentationMetrics(num_classes)
         s.update(*seg)

@@ -1,8 +1,8 @@
 """Scoring and reporting of a replay: the SAME metric code as `meco eval`, plus timing.
 
-Every scored frame goes through `meco_core.evaluation.evaluate.MetricSet` twice: into the set-wide
-accumulator (the numbers that must equal `meco eval` on the same frames) and into a
-one-frame MetricSet (metrics over time, worst frames). The node publishes class ids, not
+Every scored frame goes through `meco_core.evaluation.evaluate.MetricSet`, which accumulates the
+set-wide numbers (those that must equal `meco eval` on the same frames) and keeps the frame's own
+row (`meco_core.evaluation.per_frame`: metrics over time, worst frames). The node publishes class ids, not
 logits, which MetricSet accepts as `labels`. The table is `evaluate.format_table` and the
 image grids are `evaluate.save_grid`, so a replay report reads like an eval report.
 
@@ -32,8 +32,6 @@ from meco_core.evaluation.confusion import save_confusion
 from meco_core.evaluation.plotting import pyplot, save_figure
 
 GRID_ROWS = 4
-# per-frame metrics kept for report.json's per_frame and the plot over time (ms_: median-scaled)
-FRAME_KEYS = (*DEPTH_KEYS, "ms_abs_rel", "ms_d1", "miou", "pixel_acc")
 THUMB_WIDTH = 320  # samples kept for the PNGs are shrunk to this width (memory stays bounded)
 
 
@@ -78,7 +76,7 @@ class Scorer:
     label_lut: np.ndarray | None = None  # (256,) uint8: bag label ids -> class_set ids (None: already in them)
 
     def __post_init__(self) -> None:
-        self.metrics = MetricSet(self.tasks, self.class_set.num_classes, self.max_depth)
+        self.metrics = MetricSet(self.tasks, self.class_set.num_classes, self.max_depth, per_frame=True)
         n = max(self.expected_frames, 1)
         self._targets = sorted(set(np.linspace(0, n - 1, min(GRID_ROWS, n)).round().astype(int).tolist()))
 
@@ -89,11 +87,9 @@ class Scorer:
         outputs, batch = self._tensors(pred_depth, pred_labels, gt_depth, gt_labels)
         if not outputs:
             return None
+        batch["name"] = [f"#{index}"]  # the frame's index on the camera topic, as report.md names frames
         self.metrics.update(outputs, batch)
-        one = MetricSet(self.tasks, self.class_set.num_classes, self.max_depth)
-        one.update(outputs, batch)
-        m = one.compute()
-        per = {k: m.get(k, math.nan) for k in FRAME_KEYS}
+        per = {k: v for k, v in self.metrics.frame_rows[-1].items() if k != "name"}
         self.frames.append(FrameScore(index, stamp, latency_ms, per))
         self._keep(index, image_msg, outputs, batch, per)
         return per
