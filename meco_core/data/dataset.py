@@ -16,8 +16,9 @@ Geometric augmentation moves image, depth and labels together:
   `scale_range` narrow when the deployment camera is fixed and depth matters most.)
 - crop (random when training, centred otherwise), padded with 0 image / 0 depth /
   255 labels when the image is smaller than the crop;
-- horizontal flip; photometric jitter (brightness, contrast, saturation, hue) on the
-  image only.
+- horizontal flip; photometric jitter (brightness, contrast, saturation, hue) and, for a
+  `camera_look` share of frames, another camera's white balance, tone curve, blur, noise and
+  JPEG (`meco_core.data.camera_look`), on the image only.
 Every item carries `focal`: the vertical focal length fy in pixels of the returned image
 (the sample's intrinsics, else the default camera of `meco_core.camera`, times the resize
 factor), so a canonical-focal model's output can be turned into metres per sample; zoom
@@ -36,6 +37,7 @@ import torch
 from torch.utils.data import Dataset
 
 from meco_core.camera import default_intrinsics, fit_size
+from meco_core.data.camera_look import camera_look
 from meco_core.classes import ClassSet, get_class_set, get_remap
 from meco_core.data.format import DatasetReader, Sample
 from meco_core.data.real_texture import LUMA, TextureBank
@@ -173,6 +175,7 @@ class MecoDataset(Dataset):
         resize_targets: bool = True,
         flip: bool = True,
         jitter: float = 0.25,
+        camera_look: float = 0.0,
         keep_aspect: bool = False,
         scale_base: tuple[int, int] | None = None,
         squeeze_range: tuple[float, float] | None = None,
@@ -193,6 +196,7 @@ class MecoDataset(Dataset):
         self.resize_targets = resize_targets
         self.flip = flip
         self.jitter = jitter
+        self.camera_look_share = camera_look  # frames shown as another camera would record them (camera_look)
         self.keep_aspect = keep_aspect
         self.scale_base = tuple(scale_base) if scale_base else None
         self.squeeze_range = tuple(squeeze_range) if squeeze_range else None
@@ -290,6 +294,8 @@ class MecoDataset(Dataset):
                     rgb = bank.apply(np.ascontiguousarray(rgb), labels == class_id, depth, focal, rng)
             if self.jitter > 0:
                 rgb = photometric_jitter(np.ascontiguousarray(rgb), rng, strength=self.jitter)
+            if self.camera_look_share > 0 and rng.random() < self.camera_look_share:
+                rgb = camera_look(np.ascontiguousarray(rgb), rng)
 
         return {
             "image": torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(255.0),

@@ -4,7 +4,7 @@ A config file has five sections (see config/train/*.yaml for commented examples)
 
     model: {name, config: {...registry keys...}}
     data:  {train: [{root, split, weight, labels, depth, scale_range}], val: [{root, split, ...}], crop: [H, W], class_set,
-            batch_size, workers, scale_range, flip, jitter, val_max_frames, val_size}
+            batch_size, workers, scale_range, flip, jitter, camera_look, val_max_frames, val_size}
     optim: {lr, weight_decay, backbone_lr_mult, warmup_steps, schedule, steps, grad_clip, ...}
     loss:  {depth_kind, depth, segmentation, vq, balance, class_weights}
     run:   {out_dir, seed, val_every, ckpt_every, log_every, precision, device, ...}
@@ -89,6 +89,7 @@ class DataSection:
     scale_range: tuple[float, float] = (0.75, 1.5)
     flip: bool = True
     jitter: float = 0.25
+    camera_look: float = 0.0  # share of frames shown as another camera would record them (meco_core.data.camera_look)
     val_max_frames: Union[int, None] = None  # evenly spaced subset of the val set, for speed
     val_size: Union[tuple[int, int], None] = None  # resize val images (default: full resolution)
 
