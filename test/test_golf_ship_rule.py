@@ -185,3 +185,51 @@ def test_v11_gates_a_final_fit_by_its_twin_on_unseen_block_frames(tmp_path, caps
             "ships: the current model (no candidate passes)", bad.name
     with pytest.raises(SystemExit, match="MEASUREMENT_ON_HALF"):
         _rule_module().main(["--rule", "v11", str(base), str(base_half), str(twin)])
+
+
+def _shift_dir(tmp: Path, name: str, ycor: list[float], fairway: list[float], depth: list[float],
+               rellis: list[float]) -> Path:
+    """A tools/camera_shift_eval.sh directory: one condition per list entry, the first one clean."""
+    d = tmp / name
+    names = ["background", "fairway", "hazard", "road", "obstacle"]
+    conds = ["clean", "warm", "cool"][: len(ycor)]
+    for cond, y, f, dep, r in zip(conds, ycor, fairway, depth, rellis):
+        (d / cond).mkdir(parents=True)
+        (d / cond / "ycor_val.json").write_text(json.dumps({"miou_gt": y, "class_names": names,
+                                                             "iou_per_class": [80.0, f, 90.0, None, 10.0]}))
+        (d / cond / "kitti.json").write_text(json.dumps({"abs_rel": dep, "ms_abs_rel": dep}))
+        (d / cond / "rellis.json").write_text(json.dumps({"abs_rel": dep, "ms_abs_rel": dep, "miou_gt": r}))
+    return d
+
+
+def test_v12_ships_a_camera_look_gain_measured_over_the_conditions(tmp_path, capsys):
+    """The measurement: mean miou_gt over the conditions +2 (here the clean frames, warm and cool), mean
+    fairway no lower, clean miou_gt at most 1 lower; the candidate: v11's guards on clean frames, mean depth
+    score over the conditions at most +0.01 and the RELLIS frame's mean miou_gt at most 2 lower."""
+    hz = [6.5, 0.5, 0.0]
+    dev = dict(ycor=82.1, ycor_gt=82.1, hazard=hz, depth=0.201, rellis_gt=52.2, rellis_fairway=42.8)
+    base, cand = _scores(tmp_path, "v15", **dev), _scores(tmp_path, "v16", **dev)
+    base_shift = _shift_dir(tmp_path, "v15_shift", [82, 70, 68], [76, 60, 55], [0.20, 0.21, 0.22], [52, 60, 54])
+    half = _shift_dir(tmp_path, "v15a_shift", [64.7, 58.3, 55.1], [63.6, 51.6, 43.6], [0.2] * 3, [35, 40, 38])
+    good = _shift_dir(tmp_path, "v16a_shift", [64.2, 62.0, 61.0], [63.0, 60.0, 58.0], [0.2] * 3, [35, 40, 38])
+    cand_shift = _shift_dir(tmp_path, "v16_shift", [82, 80, 79], [76, 74, 73], [0.205, 0.21, 0.215], [51, 58, 53])
+
+    def ships(measured, candidate_shift=cand_shift, candidate=cand):
+        return _ships(["--rule", "v12", base, base_shift, half, measured, candidate, candidate_shift], capsys)
+
+    assert ships(good) == "ships: v16"
+    small = _shift_dir(tmp_path, "small", [64.7, 59.0, 55.5], [64, 52, 44], [0.2] * 3, [35] * 3)      # +0.4
+    clean_drop = _shift_dir(tmp_path, "clean_drop", [63.5, 63, 62], [63, 61, 59], [0.2] * 3, [35] * 3)  # clean -1.2
+    fairway_down = _shift_dir(tmp_path, "fairway_down", [65, 62, 61], [60, 50, 45], [0.2] * 3, [35] * 3)
+    for bad in (small, clean_drop, fairway_down):
+        assert ships(bad) == "ships: the current model (no candidate passes)", bad.name
+    deeper = _shift_dir(tmp_path, "deeper", [82, 80, 79], [76, 74, 73], [0.211, 0.221, 0.231], [51, 58, 53])  # +0.011
+    rellis_down = _shift_dir(tmp_path, "rellis_down", [82, 80, 79], [76, 74, 73], [0.2] * 3, [49, 56, 55])  # -2.0 ok
+    rellis_worse = _shift_dir(tmp_path, "rellis_worse", [82, 80, 79], [76, 74, 73], [0.2] * 3, [49, 56, 54])  # -2.33
+    assert ships(good, deeper) == "ships: the current model (no candidate passes)"
+    assert ships(good, rellis_down) == "ships: v16"
+    assert ships(good, rellis_worse) == "ships: the current model (no candidate passes)"
+    hazardous = _scores(tmp_path, "v16_hazard", **(dev | dict(hazard=[13.5, 0.5, 0.0])))  # v11's guard: mean +2.33
+    assert ships(good, cand_shift, hazardous) == "ships: the current model (no candidate passes)"
+    with pytest.raises(SystemExit, match="CANDIDATE_SHIFTS"):
+        _rule_module().main(["--rule", "v12", str(base), str(base_shift), str(half), str(good), str(cand)])

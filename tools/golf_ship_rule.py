@@ -6,6 +6,8 @@
     .venv/bin/python tools/golf_ship_rule.py --rule v7 out/real_dev/v5b out/real_dev/meco_golf_v7a ...
     .venv/bin/python tools/golf_ship_rule.py --rule v9 out/real_dev/v8 out/real_dev/meco_golf_v9a ...
     .venv/bin/python tools/golf_ship_rule.py --rule v10 out/real_dev/v8 out/real_dev/meco_golf_v10 ...
+    .venv/bin/python tools/golf_ship_rule.py --rule v12 out/real_dev/v15 out/shift/v15 out/shift/v15a out/shift/v16a \
+        out/real_dev/meco_golf_v16 out/shift/v16
 
 The first directory is the shipped model; each other one is a candidate.
 
@@ -53,6 +55,16 @@ points higher over their classes (miou_gt) than the shipped model, with fairway 
 candidate is eligible by rule v10's guards without the block's (it trained on it), with the RELLIS
 frame's miou_gt >= the shipped one's - 2; if the measurement holds, the eligible candidate with the
 lower depth score ships.
+
+Rule v12 (config/train/meco_golf_v16.yaml): other cameras' looks. Arguments: the shipped model's
+real_dev_eval directory and its tools/camera_shift_eval.sh directory, the measurement's baseline and
+the measurement run (camera_shift_eval directories, scored on the YCOR block frames neither trained
+on), then the candidate's real_dev_eval and camera_shift_eval directories. Conditions: the clean
+frames and the 9 shifts of tools/camera_shift.py. The measurement must raise the mean over the
+conditions of the block's miou_gt by >= 2 points, keep the mean fairway IoU no lower, and lose at
+most 1 point of clean miou_gt. The candidate is eligible by rule v11's guards on the clean frames,
+with its mean real depth score over the conditions at most the shipped one's + 0.01 and the RELLIS
+frame's mean miou_gt over them at least the shipped one's - 2. It ships if both hold.
 
 Printed beside the rules' columns, not used by them: the YCOR mIoU over the classes the block's
 ground truth holds (`meco eval`'s miou_gt; a JSON written before it existed shows '-') and the
@@ -185,9 +197,49 @@ def neighbours_gate(base_on_half: dict[str, float], measured: dict[str, float]) 
     return ok
 
 
+def shift_scores(run: Path) -> dict[str, float]:
+    """Means over the conditions of a tools/camera_shift_eval.sh directory (and the clean frames')."""
+    conds = sorted(d for d in run.iterdir() if d.is_dir())
+    if not conds or "clean" not in {d.name for d in conds}:
+        raise SystemExit(f"{run}: no camera_shift_eval conditions (clean, warm, ...); run tools/camera_shift_eval.sh")
+    rows = []
+    for d in conds:
+        m = {n: json.loads((d / f"{n}.json").read_text()) for n in ("ycor_val", "kitti", "rellis")}
+        rows.append({"condition": d.name, "ycor_miou_gt": m["ycor_val"]["miou_gt"],
+                     "ycor_fairway": class_iou(m["ycor_val"], "fairway"), "rellis_miou_gt": m["rellis"]["miou_gt"],
+                     "depth": sum(m[s]["abs_rel"] + m[s]["ms_abs_rel"] for s in ("kitti", "rellis")) / 4})
+    mean = {k: sum(r[k] for r in rows) / len(rows) for k in ("ycor_miou_gt", "ycor_fairway", "rellis_miou_gt", "depth")}
+    clean = next(r for r in rows if r["condition"] == "clean")
+    return {**mean, "ycor_miou_gt_clean": clean["ycor_miou_gt"], "conditions": [r["condition"] for r in rows]}
+
+
+def camera_gate(base: dict[str, float], measured: dict[str, float]) -> bool:
+    """Rule v12's measurement: other cameras' looks in training, on block frames neither model saw."""
+    if base["conditions"] != measured["conditions"]:
+        raise SystemExit(f"rule v12: conditions differ: {base['conditions']} vs {measured['conditions']}")
+    gain = measured["ycor_miou_gt"] - base["ycor_miou_gt"]
+    clean_drop = base["ycor_miou_gt_clean"] - measured["ycor_miou_gt_clean"]
+    ok = gain >= 2.0 and measured["ycor_fairway"] >= base["ycor_fairway"] and clean_drop <= 1.0
+    print(f"camera-look measurement over {len(base['conditions'])} conditions on the block frames neither saw: mean "
+          f"miou_gt {base['ycor_miou_gt']:.2f} -> {measured['ycor_miou_gt']:.2f} ({gain:+.2f}, >= +2 asked), mean "
+          f"fairway {base['ycor_fairway']:.1f} -> {measured['ycor_fairway']:.1f} (no lower asked), clean miou_gt "
+          f"{base['ycor_miou_gt_clean']:.2f} -> {measured['ycor_miou_gt_clean']:.2f} (at most 1 lower asked): "
+          f"{'holds' if ok else 'fails'}")
+    return ok
+
+
+def eligible_v12(c: dict[str, float], base: dict[str, float], c_shift: dict[str, float],
+                 base_shift: dict[str, float]) -> bool:
+    ok = (eligible_v11(c, base) and c_shift["depth"] <= base_shift["depth"] + 0.01
+          and c_shift["rellis_miou_gt"] >= base_shift["rellis_miou_gt"] - 2.0)
+    print(f"over the conditions: depth score {base_shift['depth']:.4f} -> {c_shift['depth']:.4f} (at most +0.01), "
+          f"RELLIS miou_gt {base_shift['rellis_miou_gt']:.2f} -> {c_shift['rellis_miou_gt']:.2f} (at most 2 lower)")
+    return ok
+
+
 RULES = {"v3": (passes, lambda passing, base: winner_v3(passing)), "v5": (eligible_v5, winner_v5),
          "v6": (eligible_v6, winner_v6), "v7": (eligible_v6, winner_v7), "v9": (eligible_v9, winner_v5),
-         "v10": (eligible_v10, winner_v10), "v11": (eligible_v11, winner_v11)}
+         "v10": (eligible_v10, winner_v10), "v11": (eligible_v11, winner_v11), "v12": (eligible_v11, winner_v11)}
 
 
 def main(argv: list[str]) -> int:
@@ -205,6 +257,13 @@ def main(argv: list[str]) -> int:
             raise SystemExit("rule v11: SHIPPED SHIPPED_ON_HALF MEASUREMENT_ON_HALF CANDIDATE...")
         gate = neighbours_gate(scores(cand_dirs[0]), scores(cand_dirs[1]))
         cand_dirs = cand_dirs[2:]
+    if rule == "v12":
+        if len(cand_dirs) != 5:
+            raise SystemExit("rule v12: SHIPPED SHIPPED_SHIFTS BASELINE_SHIFTS MEASUREMENT_SHIFTS CANDIDATE CANDIDATE_SHIFTS")
+        base_shift = shift_scores(cand_dirs[0])
+        gate = camera_gate(shift_scores(cand_dirs[1]), shift_scores(cand_dirs[2]))
+        cand_dirs, cand_shift = cand_dirs[3:4], shift_scores(cand_dirs[4])
+        check_rule = lambda s, b: eligible_v12(s, b, cand_shift, base_shift)  # noqa: E731
     rows = [(base_dir.name, base, None)] + [(d.name, s, check_rule(s, base)) for d in cand_dirs for s in [scores(d)]]
     print(f"{'model':<22} {'depth score':>11} {'YCOR mIoU':>9} {'(GT classes)':>12} {'fairway':>7} {'synth AbsRel':>12} "
           f"{'synth mIoU':>10} {'CamVid streets':>14} {'KITTI hazard %':>14} {'RELLIS fairway':>14} "
