@@ -2,7 +2,7 @@
 
 Why: the hidden test frames come from cameras this model never saw (other sensors, other
 white balance and tone curves, compressed video), while every real training frame comes from
-three cameras. Training jitter covers brightness, contrast, saturation and hue only. Applying
+two cameras (YCOR's, CamVid's). Training jitter covers brightness, contrast, saturation and hue only. Applying
 one camera difference at a time to the real dev frames and scoring them with `meco eval`
 shows which of them the model is fragile to (a ImageNet-C-style check on real frames, with
 the ground truth unchanged: none of these moves a pixel).

@@ -1,6 +1,6 @@
 """Random camera looks for training: white balance, tone curve, softness, noise, compression.
 
-Why: every real training frame comes from three cameras, and a model meets other sensors on
+Why: every real training frame comes from two cameras (YCOR's, CamVid's), and a model meets other sensors on
 the vehicle. On the real dev frames (`tools/camera_shift.py`) a white balance 0.8x red /
 1.2x blue cost the golf model 20 points of fairway IoU on YCOR frames it never saw, a
 green cast 13 points on the RELLIS frame, blur doubled KITTI's metric depth error; the
