@@ -13,65 +13,30 @@ the ground truth unchanged: none of these moves a pixel).
 from __future__ import annotations
 
 import argparse
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
-import cv2
 import numpy as np
 
+from meco_core.data.camera_look import jpeg, sensor_noise, soften, tone_curve, vignette, white_balance
 from meco_core.data.format import DatasetReader, DatasetWriter
 
-
-def _gains(r: float, g: float, b: float) -> Callable[[np.ndarray], np.ndarray]:
-    return lambda rgb: np.clip(rgb.astype(np.float32) * np.array([r, g, b], np.float32) + 0.5, 0, 255).astype(np.uint8)
-
-
-def _gamma(gamma: float) -> Callable[[np.ndarray], np.ndarray]:
-    lut = np.clip((np.arange(256) / 255.0) ** gamma * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    return lambda rgb: lut[rgb]
-
-
-def _blur(sigma_frac: float) -> Callable[[np.ndarray], np.ndarray]:
-    """Gaussian blur with sigma a fraction of the image width (sensor/lens sharpness)."""
-    return lambda rgb: cv2.GaussianBlur(rgb, (0, 0), sigma_frac * rgb.shape[1])
-
-
-def _noise(sigma: float, seed: int = 0) -> Callable[[np.ndarray], np.ndarray]:
-    def apply(rgb: np.ndarray) -> np.ndarray:
-        rng = np.random.default_rng(seed)
-        return np.clip(rgb + rng.normal(0.0, sigma, rgb.shape) + 0.5, 0, 255).astype(np.uint8)
-    return apply
-
-
-def _jpeg(quality: int) -> Callable[[np.ndarray], np.ndarray]:
-    def apply(rgb: np.ndarray) -> np.ndarray:
-        ok, buf = cv2.imencode(".jpg", rgb[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
-        assert ok
-        return cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1].copy()
-    return apply
-
-
-def _vignette(strength: float) -> Callable[[np.ndarray], np.ndarray]:
-    def apply(rgb: np.ndarray) -> np.ndarray:
-        h, w = rgb.shape[:2]
-        y, x = np.mgrid[0:h, 0:w].astype(np.float32)
-        r2 = ((x - w / 2) / (w / 2)) ** 2 + ((y - h / 2) / (h / 2)) ** 2
-        gain = 1.0 - strength * np.clip(r2 / 2.0, 0, 1)
-        return np.clip(rgb * gain[..., None] + 0.5, 0, 255).astype(np.uint8)
-    return apply
-
-
-# name -> (what it stands for, the change)
+# name -> (what it stands for, the change); fixed values, so every model meets the same cameras
 SHIFTS: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
-    "warm": ("white balance 1.2x red, 0.8x blue (tungsten-balanced camera outdoors, evening sun)", _gains(1.2, 1.0, 0.8)),
-    "cool": ("white balance 0.8x red, 1.2x blue (shade, overcast auto white balance)", _gains(0.8, 1.0, 1.2)),
-    "green": ("green cast 0.9x red, 1.1x green, 0.9x blue (a sensor without IR-cut tuning)", _gains(0.9, 1.1, 0.9)),
-    "gamma_dark": ("tone curve gamma 1.5 (linear-ish camera output, darker mid-tones)", _gamma(1.5)),
-    "gamma_bright": ("tone curve gamma 0.67 (lifted shadows, HDR-like tone mapping)", _gamma(0.67)),
-    "blur": ("Gaussian blur, sigma 0.2 % of the width (a softer lens or defocus)", _blur(0.002)),
-    "noise": ("Gaussian noise, sigma 8 grey levels (a small sensor in low light)", _noise(8.0)),
-    "jpeg": ("JPEG quality 25 (compressed video)", _jpeg(25)),
-    "vignette": ("vignetting, corners at 50 % brightness (a wide cheap lens)", _vignette(0.5)),
+    "warm": ("white balance 1.2x red, 0.8x blue (tungsten-balanced camera outdoors, evening sun)",
+             partial(white_balance, red=1.2, green=1.0, blue=0.8)),
+    "cool": ("white balance 0.8x red, 1.2x blue (shade, overcast auto white balance)",
+             partial(white_balance, red=0.8, green=1.0, blue=1.2)),
+    "green": ("green cast 0.9x red, 1.1x green, 0.9x blue (a sensor without IR-cut tuning)",
+              partial(white_balance, red=0.9, green=1.1, blue=0.9)),
+    "gamma_dark": ("tone curve gamma 1.5 (linear-ish camera output, darker mid-tones)", partial(tone_curve, gamma=1.5)),
+    "gamma_bright": ("tone curve gamma 0.67 (lifted shadows, HDR-like tone mapping)", partial(tone_curve, gamma=0.67)),
+    "blur": ("Gaussian blur, sigma 0.2 % of the width (a softer lens or defocus)", partial(soften, sigma_frac=0.002)),
+    "noise": ("Gaussian noise, sigma 8 grey levels (a small sensor in low light)",
+              lambda rgb: sensor_noise(rgb, 8.0, np.random.default_rng(0))),
+    "jpeg": ("JPEG quality 25 (compressed video)", partial(jpeg, quality=25)),
+    "vignette": ("vignetting, corners at 50 % brightness (a wide cheap lens)", partial(vignette, strength=0.5)),
 }
 
 
