@@ -57,7 +57,7 @@ class FrameScore:
     index: int
     stamp: int
     latency_ms: float
-    metrics: dict[str, float]
+    metrics: dict[str, Any]  # the frame's row (meco_core.evaluation.per_frame), name included
 
 
 @dataclass
@@ -89,7 +89,7 @@ class Scorer:
             return None
         batch["name"] = [f"#{index}"]  # the frame's index on the camera topic, as report.md names frames
         self.metrics.update(outputs, batch)
-        per = {k: v for k, v in self.metrics.frame_rows[-1].items() if k != "name"}
+        per = self.metrics.frame_rows[-1]  # shared with the set's rows, not copied (long bags)
         self.frames.append(FrameScore(index, stamp, latency_ms, per))
         self._keep(index, image_msg, outputs, batch, per)
         return per
