@@ -1,20 +1,15 @@
 """tools/golf_ship_rule.py: the rules that decide which golf weights ship, on made-up scores."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
+from tool_modules import load_tool
 
 
 def _rule_module():
-    spec = importlib.util.spec_from_file_location("golf_ship_rule", ROOT / "tools" / "golf_ship_rule.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool("golf_ship_rule")
 
 
 def _scores(tmp: Path, name: str, *, depth: float, ycor: float, synth_abs_rel: float = 0.10,

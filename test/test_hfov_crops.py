@@ -1,7 +1,6 @@
 """tools/hfov_crops.py: a centre crop is the same scene seen through a longer lens."""
 from __future__ import annotations
 
-import importlib.util
 import math
 import subprocess
 import sys
@@ -11,15 +10,9 @@ import numpy as np
 
 from meco_core.classes import GOLF
 from meco_core.data.format import DatasetReader, DatasetWriter
+from tool_modules import load_tool
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("hfov_crops", ROOT / "tools" / "hfov_crops.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _project(point, intr):
@@ -63,4 +56,4 @@ def test_frames_already_narrower_are_skipped() -> None:
         depth_m = labels = None
         intrinsics = (100.0, 100.0, 10.0, 5.0)  # 11 deg wide
 
-    assert _tool().crop_to_hfov(Frame(), 45.0) is None
+    assert load_tool("hfov_crops").crop_to_hfov(Frame(), 45.0) is None

@@ -42,11 +42,17 @@ SHIFTS: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("data", type=Path, help="a meco dataset")
+    ap.add_argument("data", type=Path, nargs="?", help="a meco dataset")
     ap.add_argument("--split", default="val")
     ap.add_argument("--shifts", nargs="+", default=list(SHIFTS), choices=list(SHIFTS))
-    ap.add_argument("--out", type=Path, required=True, help="writes OUT/<shift>/")
+    ap.add_argument("--out", type=Path, help="writes OUT/<shift>/")
+    ap.add_argument("--list", action="store_true", help="print the shifts' names and stop")
     args = ap.parse_args()
+    if args.list:
+        print(" ".join(SHIFTS))
+        return
+    if args.data is None or args.out is None:
+        ap.error("DATA and --out are required (or --list)")
     reader = DatasetReader(args.data)
     names = reader.names(args.split)
     for shift in args.shifts:

@@ -13,8 +13,7 @@ OUT=${2:?usage: tools/camera_shift_eval.sh CHECKPOINT OUT}
 MECO=${MECO:-.venv/bin/meco}
 YCOR=${YCOR:-data/ycor_every2}
 SHIFTED=${SHIFTED:-data/shift}
-SHIFTS=$(.venv/bin/python -c "import importlib.util as u; s = u.spec_from_file_location('c', 'tools/camera_shift.py'); \
-m = u.module_from_spec(s); s.loader.exec_module(m); print(' '.join(m.SHIFTS))")
+SHIFTS=$(.venv/bin/python tools/camera_shift.py --list)
 
 for pair in "ycor_val:$YCOR:val" "kitti:data/kitti:test" "rellis:data/rellis:test"; do
   IFS=: read -r name root split <<<"$pair"

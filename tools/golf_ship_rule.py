@@ -82,7 +82,7 @@ def scores(run: Path) -> dict[str, float]:
     m = {name: json.loads((run / f"{name}.json").read_text())
          for name in ("kitti", "rellis", "ycor_val", "synth_test", "camvid_val")}
     real_ground = (m["ycor_val"].get("miou_gt"), m["rellis"].get("miou_gt"))
-    depth = sum(m[s]["abs_rel"] + m[s]["ms_abs_rel"] for s in ("kitti", "rellis")) / 4
+    depth = depth_score(m)
     streets = sum(class_iou(m["camvid_val"], c) for c in STREET_CLASSES) / len(STREET_CLASSES)
     out = {"depth": depth, "ycor_miou": m["ycor_val"]["miou"], "ycor_miou_gt": m["ycor_val"].get("miou_gt"),
            "ycor_fairway": class_iou(m["ycor_val"], "fairway"), "synth_abs_rel": m["synth_test"]["abs_rel"],
@@ -97,6 +97,11 @@ def scores(run: Path) -> dict[str, float]:
 
 
 STREET_CLASSES = ("background", "road", "obstacle")  # the golf classes CamVid's streets hold
+
+
+def depth_score(m: dict[str, dict]) -> float:
+    """The real dev depth score: mean of metric and median-scaled AbsRel over KITTI and RELLIS."""
+    return sum(m[s]["abs_rel"] + m[s]["ms_abs_rel"] for s in ("kitti", "rellis")) / 4
 
 
 def class_iou(results: dict, name: str) -> float | None:
@@ -207,7 +212,7 @@ def shift_scores(run: Path) -> dict[str, float]:
         m = {n: json.loads((d / f"{n}.json").read_text()) for n in ("ycor_val", "kitti", "rellis")}
         rows.append({"condition": d.name, "ycor_miou_gt": m["ycor_val"]["miou_gt"],
                      "ycor_fairway": class_iou(m["ycor_val"], "fairway"), "rellis_miou_gt": m["rellis"]["miou_gt"],
-                     "depth": sum(m[s]["abs_rel"] + m[s]["ms_abs_rel"] for s in ("kitti", "rellis")) / 4})
+                     "depth": depth_score(m)})
     mean = {k: sum(r[k] for r in rows) / len(rows) for k in ("ycor_miou_gt", "ycor_fairway", "rellis_miou_gt", "depth")}
     clean = next(r for r in rows if r["condition"] == "clean")
     return {**mean, "ycor_miou_gt_clean": clean["ycor_miou_gt"], "conditions": [r["condition"] for r in rows]}

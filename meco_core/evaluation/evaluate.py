@@ -26,7 +26,7 @@ from meco_core.camera import DEFAULT_HFOV_DEG, canonical_focal_of, metric_depth_
 from meco_core.classes import ClassSet, get_class_set, get_remap
 from meco_core.defaults import MAX_DEPTH_M
 from meco_core.evaluation.confusion import top_confusions
-from meco_core.evaluation.per_frame import frame_row, worst_lines
+from meco_core.evaluation.per_frame import score_frame, worst_lines
 from meco_core.evaluation.plotting import pyplot, save_figure
 from meco_core.models.metrics import DepthMetrics, SegmentationMetrics
 
@@ -42,7 +42,6 @@ class MetricSet:
                  per_frame: bool = False) -> None:
         self.depth = DepthMetrics(max_depth) if "depth" in tasks else None
         self.seg = SegmentationMetrics(num_classes) if "segmentation" in tasks else None
-        self.num_classes, self.max_depth = num_classes, max_depth
         self.frames = 0
         # per_frame: also one row of scores per frame (meco_core.evaluation.per_frame), for `meco eval`
         self.frame_rows: list[dict[str, Any]] | None = [] if per_frame else None
@@ -56,17 +55,20 @@ class MetricSet:
         has_seg = batch.get("has_seg", torch.ones(b, dtype=torch.bool))
         names = batch.get("name") or [None] * b
         for i in range(b):
+            # each frame is counted once, on its own, then added to the set (its row needs it alone)
             depth = seg = None
             if self.depth is not None and "depth" in batch and bool(has_depth[i]):
-                depth = (outputs["depth"][i].float(), batch["depth"][i])
-                self.depth.update(*depth)
+                depth = DepthMetrics(self.depth.max_depth)
+                depth.update(outputs["depth"][i].float(), batch["depth"][i])
+                self.depth.merge(depth)
             if self.seg is not None and "seg" in batch and bool(has_seg[i]):
                 pred = outputs["labels"][i] if "labels" in outputs else outputs["segmentation"][i].argmax(dim=0)
-                seg = (pred, batch["seg"][i])
-                self.seg.update(*seg)
+                seg = SegmentationMetrics(self.seg.num_classes, self.seg.ignore_index)
+                seg.update(pred, batch["seg"][i])
+                self.seg.merge(seg)
             if self.frame_rows is not None:
                 name = names[i] if names[i] is not None else str(self.frames + i)
-                self.frame_rows.append(frame_row(name, depth, seg, self.num_classes, self.max_depth))
+                self.frame_rows.append(score_frame(name, depth, seg))
         self.frames += b
 
     def compute(self) -> dict[str, Any]:

@@ -13,8 +13,6 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
-import torch
-
 from meco_core.models.metrics import DEPTH_METRICS, DepthMetrics, SegmentationMetrics
 
 SCORES = (*DEPTH_METRICS, "ms_abs_rel", "ms_d1", "ms_scale", "miou_gt", "miou", "pixel_acc")
@@ -23,29 +21,28 @@ COLUMNS = ("name", *SCORES)
 RANKED = {"abs_rel": ("AbsRel", True), "miou_gt": ("mIoU over its classes", False)}
 
 
-def frame_row(name: str | None, depth: tuple[torch.Tensor, torch.Tensor] | None,
-              seg: tuple[torch.Tensor, torch.Tensor] | None, num_classes: int, max_depth: float) -> dict[str, Any]:
-    """One frame's scores by the set metrics' own conventions; NaN for what it lacks."""
+def score_frame(name: str | None, depth: DepthMetrics | None, seg: SegmentationMetrics | None) -> dict[str, Any]:
+    """One frame's row from the metrics that counted it alone (None: the frame has no such ground
+    truth), by the set metrics' own conventions; NaN for what it lacks."""
     row: dict[str, Any] = {k: math.nan for k in COLUMNS}
     row["name"] = name
     if depth is not None:
-        m = DepthMetrics(max_depth)
-        m.update(*depth)
-        r = m.compute()
+        r = depth.compute()
         row.update({k: r[k] for k in DEPTH_METRICS}, ms_abs_rel=r["ms_abs_rel"], ms_d1=r["ms_d1"],
                    ms_scale=r["ms_scale_median"])
     if seg is not None:
-        s = SegmentationMetrics(num_classes)
-        s.update(*seg)
-        r = s.compute()
+        r = seg.compute()
         row.update(miou_gt=r["miou_gt"], miou=r["miou"], pixel_acc=r["pixel_acc"])
     return row
 
 
+def _scored(rows: Sequence[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    return [r for r in rows if isinstance(r.get(key), float) and not math.isnan(r[key])]
+
+
 def worst_frames(rows: Sequence[dict[str, Any]], key: str, n: int = 3) -> list[dict[str, Any]]:
     """The n frames scoring worst on `key` (frames without it left out)."""
-    scored = [r for r in rows if isinstance(r.get(key), float) and not math.isnan(r[key])]
-    return sorted(scored, key=lambda r: r[key], reverse=RANKED[key][1])[:n]
+    return sorted(_scored(rows, key), key=lambda r: r[key], reverse=RANKED[key][1])[:n]
 
 
 def worst_lines(rows: Sequence[dict[str, Any]], n: int = 3) -> list[str]:
@@ -53,8 +50,9 @@ def worst_lines(rows: Sequence[dict[str, Any]], n: int = 3) -> list[str]:
     when it holds more frames than are listed (with n or fewer the list says nothing new)."""
     lines = []
     for key, (label, _) in RANKED.items():
-        worst = worst_frames(rows, key, n)
-        if worst and len([r for r in rows if not math.isnan(r.get(key, math.nan))]) > n:
+        scored = _scored(rows, key)
+        if len(scored) > n:
+            worst = worst_frames(scored, key, n)
             fmt = "{:.3f}" if key == "abs_rel" else "{:.1f}"
             lines.append(f"worst frames by {label}: " + ", ".join(f"{r['name']} {fmt.format(r[key])}" for r in worst))
     return lines

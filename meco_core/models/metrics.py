@@ -87,6 +87,14 @@ class DepthMetrics:
         self.scales.append(scale)
         _add_depth_sums(self.ms_sums, (p * scale).clamp_min(MIN_PRED_DEPTH), g)
 
+    def merge(self, other: "DepthMetrics") -> None:
+        """Add the frames `other` counted (e.g. one frame scored on its own) to this set."""
+        self.count += other.count
+        for mine, theirs in ((self.sums, other.sums), (self.ms_sums, other.ms_sums)):
+            for k, v in theirs.items():
+                mine[k] += v
+        self.scales += other.scales
+
     def compute(self) -> dict[str, float]:
         """rmse .. d3, ms_rmse .. ms_d3, ms_scale_median (NaN without valid pixels) and pixels."""
         n = self.count
@@ -117,6 +125,10 @@ class SegmentationMetrics:
         pred = pred[keep].clamp(0, self.num_classes - 1)
         idx = gt[keep] * self.num_classes + pred
         self.confusion += torch.bincount(idx, minlength=self.num_classes ** 2).view(self.num_classes, -1)
+
+    def merge(self, other: "SegmentationMetrics") -> None:
+        """Add the pixels `other` counted to this set."""
+        self.confusion += other.confusion
 
     def compute(self) -> dict:
         cm = self.confusion.double()
