@@ -68,6 +68,9 @@ def test_backends_side_by_side(tmp_path, capsys) -> None:
     out = tmp_path / "backends.json"
     assert main(["bench", "--checkpoint", str(tmp_path / "m.pt"), "--backend", "torch,onnxruntime", "--size", "64x96",
                  "--repeats", "2", "--warmup", "1", "--threads", "1", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out   # the backend is part of each row's name, not swallowed as a rich style tag
+    assert "[torch]" in printed and "[onnxruntime]" in printed
+    assert json.loads(out.read_text())["backbone"] is None   # a checkpoint's backbone is its own, not the flag's default
     torch_row, ort_row = json.loads(out.read_text())["rows"]
     assert torch_row["backend"] == "torch" and ort_row["backend"] == "onnxruntime"
     assert ort_row["model"].endswith("[onnxruntime]") and ort_row["params_m"] == torch_row["params_m"]

@@ -177,17 +177,21 @@ def benchmark(models: dict[str, nn.Module], size: tuple[int, int], device: str =
 
 
 def render_table(rows: list[BenchRow], ref: str | None, title: str) -> "rich.table.Table":  # noqa: F821
+    from rich.markup import escape  # "[onnxruntime]" in a model name is text, not a rich style tag
     from rich.table import Table
 
-    table = Table(title=title)
-    for col in ("model", "params M", "GFLOPs", "ms median", "ms p90", "FPS"):
-        table.add_column(col, justify="right" if col != "model" else "left")
     reference = next((r for r in rows if r.model == ref), None)
+    # Model names carry the checkpoint and backend ("meco (runs/x.pt) [onnxruntime]"): never cut them,
+    # or two rows of one checkpoint read alike. The reference is named once, in the caption.
+    table = Table(title=title, caption=f"x ref: ratio to {escape(ref)}" if reference else None)
+    table.add_column("model", justify="left", no_wrap=True, min_width=max(len(r.model) for r in rows) if rows else 5)
+    for col in ("params M", "GFLOPs", "ms median", "ms p90", "FPS"):
+        table.add_column(col, justify="right")
     if reference:
         for col in ("params x", "FLOPs x", "FPS x"):
-            table.add_column(f"{col} {ref}", justify="right")
+            table.add_column(f"{col} ref" if len(ref) > 12 else f"{col} {escape(ref)}", justify="right")
     for r in rows:
-        cells = [r.model, f"{r.params_m:.2f}", f"{r.gflops:.2f}", f"{r.latency_ms:.1f}",
+        cells = [escape(r.model), f"{r.params_m:.2f}", f"{r.gflops:.2f}", f"{r.latency_ms:.1f}",
                  f"{r.latency_p90_ms:.1f}", f"{r.fps:.2f}"]
         if reference:
             cells += [f"{r.params_m / reference.params_m:.3f}", f"{r.gflops / reference.gflops:.3f}",

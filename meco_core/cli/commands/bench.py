@@ -183,6 +183,7 @@ def run(args) -> int:
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         payload = {"size": [h, w], "device": args.device, "threads": torch.get_num_threads(),
-                   "backbone": args.backbone, "rows": [r.to_dict() for r in rows]}
+                   "backbone": None if args.checkpoint else args.backbone,  # checkpoints carry their own
+                   "rows": [r.to_dict() for r in rows]}
         Path(args.json).write_text(json.dumps(payload, indent=2))
     return 0
