@@ -59,25 +59,27 @@ def select(cases: dict[str, Any], names: str) -> list[Any]:
 
 def print_list(cases: dict[str, Any]) -> None:
     from rich.console import Console
+    from rich.markup import escape  # measured text quotes errors and topics: "[...]" is text, not a style
     from rich.table import Table
 
     table = Table(title="fault cases")
     for col in ("case", "fast", "module", "expected"):
         table.add_column(col, overflow="fold")
     for case in cases.values():
-        table.add_row(case.name, "yes" if case.fast else "", case.run.__module__.rsplit(".", 1)[-1], case.expected)
+        table.add_row(case.name, "yes" if case.fast else "", case.run.__module__.rsplit(".", 1)[-1], escape(case.expected))
     Console().print(table)
 
 
 def print_results(results: list[Any]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="fault injection")
     for col in ("case", "expected", "measured", "pass", "s"):
         table.add_column(col, overflow="fold")
     for r in results:
-        table.add_row(r.case, r.expected, r.measured, "[green]pass[/]" if r.passed else "[red]FAIL[/]",
+        table.add_row(r.case, escape(r.expected), escape(r.measured), "[green]pass[/]" if r.passed else "[red]FAIL[/]",
                       f"{r.seconds:.0f}")
     Console().print(table)
 
