@@ -1,6 +1,7 @@
 """Export: slim checkpoints reproduce the model; TorchScript matches eager outputs."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from meco_core import build_model
@@ -77,3 +78,31 @@ def test_a_shipped_checkpoint_averages_with_a_run_fine_tuned_from_it(tmp_path) -
     ship, tuned_sd, wise = (load_checkpoint(tmp_path / f)["state_dict"] for f in ("ship.pt", "tuned.pt", "wise.pt"))
     key = next(k for k in ship if ship[k].is_floating_point() and not torch.equal(ship[k].float(), tuned_sd[k]))
     assert torch.allclose(wise[key], (ship[key].float() + tuned_sd[key]) / 2)
+
+
+def test_paths_the_user_got_wrong_are_one_line_errors_not_tracebacks(tmp_path, capsys) -> None:
+    """A missing input folder, a file where an output folder should be, an ONNX export into a
+    folder that does not exist: exit 2 with one line naming the path (meco_core.cli.app)."""
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "run.pt", build_model("meco", **TINY).eval())
+    in_the_way = tmp_path / "a_file"
+    in_the_way.write_text("not a folder")
+    cases = [
+        (["data", "ycor", "--root", str(tmp_path / "missing"), "--out", str(tmp_path / "o")], str(tmp_path / "missing")),
+        (["export", "--checkpoint", str(tmp_path / "run.pt"), "--out", str(in_the_way / "ship.pt")],
+         f"{in_the_way} is a file, where a folder is needed"),
+    ]
+    for argv, named in cases:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert named in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_onnx_export_into_a_missing_folder_names_the_file(tmp_path) -> None:
+    from meco_core.errors import DiskWriteError
+    from meco_core.inference.onnx_export import save_verified
+
+    target = tmp_path / "gone" / "m.onnx"   # its folder does not exist: mkstemp fails before any write
+    with pytest.raises(DiskWriteError, match=f"cannot write {target}: No such file or directory"):
+        save_verified(object(), target, verify=lambda p: None)
+    assert not target.parent.exists()

@@ -25,7 +25,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from meco_core.errors import MecoError
+from meco_core.errors import DiskWriteError, MecoError
 from meco_core.models.checkpoint import build_from_checkpoint
 from meco_core.inference.export import _TupleOutputs
 
@@ -153,7 +153,10 @@ def save_verified(proto: Any, dst: Path, verify: Callable[[Path], None]) -> None
     '.tiny-...onnx.tmp'")."""
     import onnx
 
-    fd, name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    except OSError as exc:  # no such folder, not writable, read-only disk: name the file asked for
+        raise DiskWriteError.of(dst, exc) from exc
     os.close(fd)
     tmp = Path(name)
     os.chmod(tmp, 0o644)  # mkstemp's 0600 would make a shared cache unreadable to other users
@@ -161,5 +164,9 @@ def save_verified(proto: Any, dst: Path, verify: Callable[[Path], None]) -> None
         onnx.save(proto, str(tmp))
         verify(tmp)
         tmp.replace(dst)
+    except OSError as exc:  # a full disk or file-size limit mid-write: dst itself was never touched
+        if isinstance(exc, DiskWriteError):
+            raise
+        raise DiskWriteError.of(dst, exc) from exc
     finally:
         tmp.unlink(missing_ok=True)
