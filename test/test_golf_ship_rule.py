@@ -228,3 +228,23 @@ def test_v12_ships_a_camera_look_gain_measured_over_the_conditions(tmp_path, cap
     assert ships(good, cand_shift, hazardous) == "ships: the current model (no candidate passes)"
     with pytest.raises(SystemExit, match="CANDIDATE_SHIFTS"):
         _rule_module().main(["--rule", "v12", str(base), str(base_shift), str(half), str(good), str(cand)])
+
+
+def test_v13_is_a_measurement_gate_that_ships_nothing(tmp_path, capsys):
+    """Two recipes on half of YCOR, scored on the other half: the change carries only with >= +2 miou_gt
+    and fairway no lower (rule v11's gate); the rule never names a model to ship."""
+    names = ["background", "fairway", "hazard", "road", "obstacle"]
+
+    def half(name, miou_gt, fairway):
+        d = _scores(tmp_path, name, depth=0.2, ycor=miou_gt, ycor_gt=miou_gt, rellis_gt=50.0)
+        (d / "ycor_val.json").write_text(json.dumps({"miou": miou_gt, "miou_gt": miou_gt, "class_names": names,
+                                                     "iou_per_class": [80.0, fairway, 90.0, None, 30.0]}))
+        return d
+
+    base = half("h3", 70.0, 65.0)
+    for changed, carries in ((half("gain", 72.0, 65.0), True), (half("small", 71.9, 66.0), False),
+                             (half("fairway_down", 75.0, 64.9), False)):
+        assert _ships(["--rule", "v13", base, changed], capsys) == (
+            "the change carries to the next final fit" if carries else "the change does not carry; the recipe stays")
+    with pytest.raises(SystemExit, match="BASELINE_ON_HALF CHANGE_ON_HALF"):
+        _rule_module().main(["--rule", "v13", str(base)])

@@ -8,6 +8,7 @@
     .venv/bin/python tools/golf_ship_rule.py --rule v10 out/real_dev/v8 out/real_dev/meco_golf_v10 ...
     .venv/bin/python tools/golf_ship_rule.py --rule v12 out/real_dev/v15 out/shift/v15 out/shift/v15a out/shift/v16a \
         out/real_dev/meco_golf_v16 out/shift/v16
+    .venv/bin/python tools/golf_ship_rule.py --rule v13 out/real_dev/meco_golf_v17h3 out/real_dev/meco_golf_v17h6
 
 The first directory is the shipped model; each other one is a candidate.
 
@@ -65,6 +66,12 @@ conditions of the block's miou_gt by >= 2 points, keep the mean fairway IoU no l
 most 1 point of clean miou_gt. The candidate is eligible by rule v11's guards on the clean frames,
 with its mean real depth score over the conditions at most the shipped one's + 0.01 and the RELLIS
 frame's mean miou_gt over them at least the shipped one's - 2. It ships if both hold.
+
+Rule v13 (config/train/meco_golf_v17h3.yaml): a measurement pair, no candidate. Arguments: the
+baseline and the changed recipe, both trained on half of YCOR and scored on the other half
+(data/ycor_half). Rule v11's measurement gate: the change must read the unseen half >= 2 points
+higher over its classes (miou_gt) with fairway IoU no lower; if it holds, the change carries to the
+next final fit on every frame. Nothing ships by this rule.
 
 Printed beside the rules' columns, not used by them: the YCOR mIoU over the classes the block's
 ground truth holds (`meco eval`'s miou_gt; a JSON written before it existed shows '-') and the
@@ -244,7 +251,8 @@ def eligible_v12(c: dict[str, float], base: dict[str, float], c_shift: dict[str,
 
 RULES = {"v3": (passes, lambda passing, base: winner_v3(passing)), "v5": (eligible_v5, winner_v5),
          "v6": (eligible_v6, winner_v6), "v7": (eligible_v6, winner_v7), "v9": (eligible_v9, winner_v5),
-         "v10": (eligible_v10, winner_v10), "v11": (eligible_v11, winner_v11), "v12": (eligible_v11, winner_v11)}
+         "v10": (eligible_v10, winner_v10), "v11": (eligible_v11, winner_v11), "v12": (eligible_v11, winner_v11),
+         "v13": (eligible_v11, winner_v11)}  # v13: a measurement gate only (main)
 
 
 def main(argv: list[str]) -> int:
@@ -262,6 +270,12 @@ def main(argv: list[str]) -> int:
             raise SystemExit("rule v11: SHIPPED SHIPPED_ON_HALF MEASUREMENT_ON_HALF CANDIDATE...")
         gate = neighbours_gate(scores(cand_dirs[0]), scores(cand_dirs[1]))
         cand_dirs = cand_dirs[2:]
+    if rule == "v13":
+        if len(cand_dirs) != 1:
+            raise SystemExit("rule v13: BASELINE_ON_HALF CHANGE_ON_HALF")
+        held = neighbours_gate(base, scores(cand_dirs[0]))
+        print("the change carries to the next final fit" if held else "the change does not carry; the recipe stays")
+        return 0
     if rule == "v12":
         if len(cand_dirs) != 5:
             raise SystemExit("rule v12: SHIPPED SHIPPED_SHIFTS BASELINE_SHIFTS MEASUREMENT_SHIFTS CANDIDATE CANDIDATE_SHIFTS")
