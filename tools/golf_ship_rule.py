@@ -203,7 +203,7 @@ def neighbours_gate(base_on_half: dict[str, float], measured: dict[str, float]) 
     """Rule v11's measurement: what training on a frame's neighbours is worth on unseen block frames."""
     gain = measured["ycor_miou_gt"] - base_on_half["ycor_miou_gt"]
     ok = gain >= 2.0 and measured["ycor_fairway"] >= base_on_half["ycor_fairway"]
-    print(f"neighbours measurement on the block frames it never saw: miou_gt {base_on_half['ycor_miou_gt']:.2f} -> "
+    print(f"neighbours measurement on the frames it never saw: miou_gt {base_on_half['ycor_miou_gt']:.2f} -> "
           f"{measured['ycor_miou_gt']:.2f} ({gain:+.2f}, >= +2 asked), fairway {base_on_half['ycor_fairway']:.1f} -> "
           f"{measured['ycor_fairway']:.1f} (no lower asked): {'holds' if ok else 'fails'}")
     return ok
