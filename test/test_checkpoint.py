@@ -64,3 +64,28 @@ def test_backbone_weights_from_local_file(tmp_path) -> None:
         build_model("single_depth", backbone_weights=str(tmp_path / "small.pth"), **TINY)
     with pytest.raises(FileNotFoundError):
         build_model("single_depth", backbone_weights=str(tmp_path / "nope.pth"), **TINY)
+
+
+def test_atomic_writes_are_readable_by_other_users(tmp_path) -> None:
+    """Checkpoints, dataset files and ONNX models are renamed from a temporary; mkstemp made those
+    0600, so a node running as another user could not read the shipped model. Now 0644."""
+    import stat
+
+    import numpy as np
+
+    from meco_core.classes import GOLF
+    from meco_core.data.format import DatasetWriter
+    from meco_core.inference.onnx_export import save_verified
+
+    save_checkpoint(tmp_path / "m.pt", build_model("plain", backbone="tf_efficientnet_lite0", channels=16))
+    with DatasetWriter(tmp_path / "ds", GOLF) as writer:
+        writer.write("train", "f0", np.zeros((8, 8, 3), np.uint8), labels=np.zeros((8, 8), np.uint8))
+    written = [tmp_path / "m.pt", tmp_path / "ds" / "dataset.yaml", *(tmp_path / "ds").rglob("f0.*")]
+
+    import onnx
+    save_verified(onnx.helper.make_model(onnx.helper.make_graph([], "g", [], [])), tmp_path / "m.onnx",
+                  verify=lambda p: None)
+    written.append(tmp_path / "m.onnx")
+    assert len(written) >= 5
+    for path in written:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path

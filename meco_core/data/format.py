@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ import cv2
 import numpy as np
 import yaml
 
+from ..atomic_files import temp_beside
 from ..errors import DiskWriteError, MecoError
 
 from meco_core.camera import check_intrinsics
@@ -105,7 +105,7 @@ def _replace_all(files: list[tuple[Path, bytes | None]]) -> None:
             if data is None:
                 continue
             try:
-                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+                fd, tmp = temp_beside(path)
                 written.append((tmp, path))
                 with os.fdopen(fd, "wb") as f:
                     f.write(data)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Callable
@@ -25,6 +24,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from meco_core.atomic_files import temp_beside
 from meco_core.errors import DiskWriteError, MecoError
 from meco_core.models.checkpoint import build_from_checkpoint
 from meco_core.inference.export import _TupleOutputs
@@ -154,12 +154,10 @@ def save_verified(proto: Any, dst: Path, verify: Callable[[Path], None]) -> None
     import onnx
 
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+        fd, tmp = temp_beside(dst)  # readable by other users: a shared engine / model cache
     except OSError as exc:  # no such folder, not writable, read-only disk: name the file asked for
         raise DiskWriteError.of(dst, exc) from exc
     os.close(fd)
-    tmp = Path(name)
-    os.chmod(tmp, 0o644)  # mkstemp's 0600 would make a shared cache unreadable to other users
     try:
         onnx.save(proto, str(tmp))
         verify(tmp)

@@ -8,13 +8,13 @@ difference, never a partially random model.
 from __future__ import annotations
 
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+from meco_core.atomic_files import temp_beside
 from meco_core.errors import DiskWriteError, MecoError
 
 FORMAT = "meco-checkpoint/1"
@@ -29,7 +29,7 @@ def atomic_save(obj: Any, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = temp_beside(path)
     except OSError as exc:
         raise DiskWriteError.of(path, exc) from exc
     writer = None
