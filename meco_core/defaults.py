@@ -34,3 +34,11 @@ DEFAULT_OUTPUT_MAX_PIXELS = 640 * 480
 # refused unread, so a 4 GB length field or a PNG header claiming 100000x100000 costs nothing.
 MAX_IMAGE_PIXELS = 8192 * 8192  # width * height a CompressedImage's PNG/JPEG header may declare
 MAX_BAG_RECORD_BYTES = 1 << 30  # one record of a bag file: a message, a chunk, what a chunk decompresses to
+
+# Islands of a ground-surface class smaller than this fraction of the output frame are folded into
+# the ground around them (meco_core.inference.islands), by the Estimator (node, Python API) and by
+# `meco eval` alike. 0.2 % of a frame is about a 1.4 m square of ground 10 m ahead at the canonical
+# camera: a paved patch that small inside a dirt trail is speckle, not a path. Surfaces only:
+# obstacles and background are never folded (a small obstacle is still an obstacle).
+MIN_ISLAND_FRACTION = 0.002
+ISLAND_CLASSES = {"golf": ("fairway", "hazard", "road")}  # class set name -> its ground surfaces

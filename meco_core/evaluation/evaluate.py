@@ -24,9 +24,10 @@ from torch import nn
 
 from meco_core.camera import DEFAULT_HFOV_DEG, canonical_focal_of, metric_depth_outputs
 from meco_core.classes import ClassSet, get_class_set, get_remap
-from meco_core.defaults import MAX_DEPTH_M
+from meco_core.defaults import MAX_DEPTH_M, MIN_ISLAND_FRACTION
 from meco_core.evaluation.confusion import top_confusions
 from meco_core.evaluation.per_frame import score_frame, worst_lines
+from meco_core.inference.islands import fold_small_islands, island_class_ids
 from meco_core.evaluation.plotting import pyplot, save_figure
 from meco_core.models.metrics import DepthMetrics, SegmentationMetrics
 
@@ -100,8 +101,11 @@ def predict(model: nn.Module, images: torch.Tensor) -> dict[str, torch.Tensor]:
 
 @torch.no_grad()
 def predict_and_update(model: nn.Module, batch: dict[str, Any], metrics: MetricSet,
-                       device: torch.device | str = "cpu") -> tuple[dict[str, torch.Tensor], float]:
-    """Predict one batch and add it to `metrics`; returns (outputs on CPU, forward seconds)."""
+                       device: torch.device | str = "cpu", island_ids: Sequence[int] = (),
+                       min_island_fraction: float = 0.0) -> tuple[dict[str, torch.Tensor], float]:
+    """Predict one batch and add it to `metrics`; returns (outputs on CPU, forward seconds).
+    With `island_ids`, labels are the arg-max with small ground islands folded, as the
+    Estimator publishes them (`meco_core.inference.islands`)."""
     images = batch["image"].to(device, non_blocking=True)
     _sync(device)
     t0 = time.perf_counter()
@@ -111,6 +115,10 @@ def predict_and_update(model: nn.Module, batch: dict[str, Any], metrics: MetricS
     outputs = metric_depth_outputs({k: v.float().cpu() for k, v in outputs.items()}, batch.get("focal"),
                                    canonical_focal_of(model))
     outputs = to_target_size(outputs, batch)
+    if island_ids and min_island_fraction > 0 and "segmentation" in outputs:
+        labels = outputs["segmentation"].argmax(dim=1).to(torch.uint8).numpy()
+        outputs["labels"] = torch.from_numpy(np.stack([fold_small_islands(frame, island_ids, min_island_fraction)
+                                                       for frame in labels])).long()
     metrics.update(outputs, batch)
     return outputs, seconds
 
@@ -160,12 +168,16 @@ class EvalResult:
 
 def evaluate(model: nn.Module, dataset: Iterable[dict[str, Any]] | Any, device: torch.device | str = "cpu",
              max_frames: int | None = None, warmup: int = 2, keep_samples: int = 0,
-             class_set: ClassSet | None = None, progress: bool = False) -> EvalResult:
+             class_set: ClassSet | None = None, progress: bool = False,
+             min_island_fraction: float = MIN_ISLAND_FRACTION) -> EvalResult:
     """Run the model over a dataset one frame at a time; metrics + FPS (+ a few samples to plot).
 
     FPS = timed frames / their forward time, excluding the first `warmup` frames (allocator
-    and thread-pool start-up); the metrics include every frame.
+    and thread-pool start-up); the metrics include every frame. Labels are scored as the
+    Estimator outputs them: small islands of `class_set`'s ground surfaces folded
+    (`min_island_fraction`, 0: raw arg-max).
     """
+    island_ids = island_class_ids(class_set) if class_set is not None else ()
     model.eval()
     n = len(dataset) if max_frames is None else min(len(dataset), max_frames)
     indices = np.linspace(0, len(dataset) - 1, n).round().astype(int) if n < len(dataset) else np.arange(n)
@@ -184,7 +196,7 @@ def evaluate(model: nn.Module, dataset: Iterable[dict[str, Any]] | Any, device: 
     for j, idx in iterator:
         item = dataset[int(idx)]
         batch = {k: (v.unsqueeze(0) if isinstance(v, torch.Tensor) else [v]) for k, v in item.items()}
-        outputs, seconds = predict_and_update(model, batch, metrics, device)
+        outputs, seconds = predict_and_update(model, batch, metrics, device, island_ids, min_island_fraction)
         cameras[item.get("camera", "default")] = cameras.get(item.get("camera", "default"), 0) + 1
         if j >= warmup:
             times.append(seconds)
@@ -223,7 +235,9 @@ def _sample_arrays(item: dict[str, Any], outputs: dict[str, torch.Tensor]) -> di
         out["gt_seg"] = item["seg"].numpy()
     if "depth" in outputs:
         out["pred_depth"] = outputs["depth"][0, 0].numpy()
-    if "segmentation" in outputs:
+    if "labels" in outputs:
+        out["pred_seg"] = outputs["labels"][0].numpy()
+    elif "segmentation" in outputs:
         out["pred_seg"] = outputs["segmentation"][0].argmax(dim=0).numpy()
     return out
 

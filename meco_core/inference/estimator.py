@@ -59,8 +59,9 @@ from torch import nn
 
 from meco_core.camera import canonical_focal_of, check_intrinsics, depth_scale, fit_size, network_focal
 from meco_core.classes import GOLF, ClassSet, get_class_set
-from meco_core.defaults import BACKENDS, DEFAULT_CHECKPOINT, MAX_DEPTH_M, PRECISIONS
+from meco_core.defaults import BACKENDS, DEFAULT_CHECKPOINT, MAX_DEPTH_M, MIN_ISLAND_FRACTION, PRECISIONS
 from meco_core.image_codec import resize_image
+from meco_core.inference.islands import fold_small_islands, island_class_ids
 from meco_core.inference.postprocess import depth_to_output, labels_to_output
 from meco_core.errors import MecoError
 
@@ -215,6 +216,9 @@ class EstimatorOptions:
             the node passes its ROS logger).
         keep_aspect: torch backend: run each frame at the inference size's pixel count at the
             frame's own aspect ratio instead of stretching it to the inference size.
+        min_island_fraction: islands of a ground surface (fairway, hazard, road for the golf set)
+            smaller than this fraction of the output frame take the label around them
+            (`meco_core.inference.islands`); 0 turns it off.
     """
 
     device: str = "auto"
@@ -231,6 +235,7 @@ class EstimatorOptions:
     ort_spin: str = "always"
     warn: Callable[[str], Any] | None = None
     keep_aspect: bool = False
+    min_island_fraction: float = MIN_ISLAND_FRACTION
 
     def with_overrides(self, **overrides: Any) -> "EstimatorOptions":
         """A copy with `overrides` applied; an unknown name is a TypeError listing the valid ones."""
@@ -305,6 +310,7 @@ class Estimator:
         if model is None:
             model, ckpt = self._load(checkpoint, model_name, model_config)
         self.class_set = self._resolve_class_set(opts.class_set, ckpt, model)
+        self.island_ids, self.min_island_fraction = island_class_ids(self.class_set), opts.min_island_fraction
         # The size the checkpoint was evaluated at: what (0, 0) / None means, so a node, `meco
         # eval` and replay run a model the same way without size flags.
         self.native_size = check_inference_size(ckpt.get("input_size"))
@@ -547,6 +553,7 @@ class Estimator:
             nonfinite += bad
         if raw.logits is not None:
             labels, bad = labels_to_output(raw.logits, out_h, out_w, self.upsample, self.class_set.ignore_index)
+            labels = fold_small_islands(labels, self.island_ids, self.min_island_fraction, self.class_set.ignore_index)
             nonfinite += bad
         timings = {**raw.timings, "postprocess": (time.perf_counter() - t0) * 1e3}
         return Prediction(depth, labels, nonfinite, timings, raw.camera)
