@@ -84,3 +84,22 @@ def test_a_class_that_is_only_speckle_in_a_frame_is_filled_whole() -> None:
     labels[40, 5:30] = ROAD                          # a one-pixel line, 25 px
     out = fold_small_islands(labels, SURFACES, 0.02)  # 72 px minimum, 26 px of road in all
     assert not (out == ROAD).any() and (out[20:, :] == HAZARD).all() and (out[:20] == BG).all()
+
+
+def test_the_estimator_folds_by_default_and_min_island_fraction_zero_turns_it_off() -> None:
+    """What the node's `min_island_fraction` parameter (config/golf_cart.yaml) reaches: the Estimator's
+    option, applied in `postprocess` to the labels it outputs."""
+    import torch
+
+    from meco_core.inference import Estimator
+    from meco_core.inference.estimator import RawOutput
+
+    cfg = {"backbone": "vit_tiny_patch16_224", "channels": 32}
+    on = Estimator(model_name="meco", model_config=cfg, class_set="golf")
+    off = Estimator(model=on.model, class_set="golf", min_island_fraction=0.0)
+    logits = torch.zeros(1, 5, 48, 64)
+    logits[0, HAZARD] = 1.0
+    logits[0, ROAD, 20:22, 30:32] = 2.0               # 4 of 3072 px at network size: ~0.13 % of the frame
+    raw = RawOutput(depth=None, logits=logits, output_size=(48, 64), timings={})
+    assert (off.postprocess(raw).labels == ROAD).sum() == 4
+    assert (on.postprocess(raw).labels == HAZARD).all()

@@ -21,7 +21,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from meco_core.camera import DEFAULT_HFOV_DEG
-from meco_core.defaults import DEFAULT_CHECKPOINT, DEFAULT_OUTPUT_MAX_PIXELS
+from meco_core.defaults import DEFAULT_CHECKPOINT, DEFAULT_OUTPUT_MAX_PIXELS, MIN_ISLAND_FRACTION
 from meco_core.inference import PRECISIONS, UPSAMPLE_MODES, check_inference_size
 from meco_core.inference.runtime import BACKENDS
 from meco_core.visualize import COLORMAPS
@@ -136,6 +136,10 @@ def _spec_table() -> dict[str, Spec]:
                                             "else ~/.cache/meco); meco export --format tensorrt-cache fills it"),
         "compile": Spec(False, False, "torch.compile the model (CUDA deployments; slow first frames)"),
         "warmup_iterations": Spec(3, False, "frames of random data run before 'ready'", (0, 100)),
+        "min_island_fraction": Spec(MIN_ISLAND_FRACTION, False,
+                                    "islands of a ground surface (fairway, hazard, road) smaller than this fraction "
+                                    "of the output frame take the label around them (meco_core.inference.islands; "
+                                    "meco eval scores the same way); 0 = off", (0.0, 0.5)),
         "autostart": Spec(True, False, "configure and activate at start; false: stay unconfigured until a lifecycle "
                                        "manager drives the transitions (launch managed:=true)"),
         # inference: run time

@@ -297,6 +297,7 @@ class PerceptionNode(LifecycleNode):
                             inference_size=list(p("inference_size")), threads=threads,
                             model_name=model or None, model_config=params.parse_model_config(p("model_config")),
                             upsample=p("upsample"), compile=bool(p("compile")), backend=backend,
+                            min_island_fraction=float(p("min_island_fraction")),
                             backend_fallback=bool(p("backend_fallback")),
                             engine_cache_dir=p("engine_cache_dir") or None,
                             ort_spin=NODE_ORT_SPIN,
