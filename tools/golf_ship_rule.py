@@ -251,31 +251,31 @@ def eligible_v12(c: dict[str, float], base: dict[str, float], c_shift: dict[str,
 
 RULES = {"v3": (passes, lambda passing, base: winner_v3(passing)), "v5": (eligible_v5, winner_v5),
          "v6": (eligible_v6, winner_v6), "v7": (eligible_v6, winner_v7), "v9": (eligible_v9, winner_v5),
-         "v10": (eligible_v10, winner_v10), "v11": (eligible_v11, winner_v11), "v12": (eligible_v11, winner_v11),
-         "v13": (eligible_v11, winner_v11)}  # v13: a measurement gate only (main)
+         "v10": (eligible_v10, winner_v10), "v11": (eligible_v11, winner_v11), "v12": (eligible_v11, winner_v11)}
+MEASUREMENT_RULES = ("v13",)  # a gate between two measurements, no candidate (main)
 
 
 def main(argv: list[str]) -> int:
     rule = "v3"
     if argv[:1] == ["--rule"]:
         rule, argv = argv[1], argv[2:]
-    if rule not in RULES:
-        raise SystemExit(f"--rule must be one of {sorted(RULES)}, got {rule!r}")
-    check_rule, winner_rule = RULES[rule]
+    if rule not in RULES and rule not in MEASUREMENT_RULES:
+        raise SystemExit(f"--rule must be one of {sorted([*RULES, *MEASUREMENT_RULES])}, got {rule!r}")
     base_dir, *cand_dirs = [Path(a) for a in argv]
     base = scores(base_dir)
-    gate = True
-    if rule == "v11":
-        if len(cand_dirs) < 3:
-            raise SystemExit("rule v11: SHIPPED SHIPPED_ON_HALF MEASUREMENT_ON_HALF CANDIDATE...")
-        gate = neighbours_gate(scores(cand_dirs[0]), scores(cand_dirs[1]))
-        cand_dirs = cand_dirs[2:]
     if rule == "v13":
         if len(cand_dirs) != 1:
             raise SystemExit("rule v13: BASELINE_ON_HALF CHANGE_ON_HALF")
         held = neighbours_gate(base, scores(cand_dirs[0]))
         print("the change carries to the next final fit" if held else "the change does not carry; the recipe stays")
         return 0
+    check_rule, winner_rule = RULES[rule]
+    gate = True
+    if rule == "v11":
+        if len(cand_dirs) < 3:
+            raise SystemExit("rule v11: SHIPPED SHIPPED_ON_HALF MEASUREMENT_ON_HALF CANDIDATE...")
+        gate = neighbours_gate(scores(cand_dirs[0]), scores(cand_dirs[1]))
+        cand_dirs = cand_dirs[2:]
     if rule == "v12":
         if len(cand_dirs) != 5:
             raise SystemExit("rule v12: SHIPPED SHIPPED_SHIFTS BASELINE_SHIFTS MEASUREMENT_SHIFTS CANDIDATE CANDIDATE_SHIFTS")

@@ -27,8 +27,8 @@ from meco_core.classes import ClassSet, get_class_set, get_remap
 from meco_core.defaults import MAX_DEPTH_M, MIN_ISLAND_FRACTION
 from meco_core.evaluation.confusion import top_confusions
 from meco_core.evaluation.per_frame import score_frame, worst_lines
-from meco_core.inference.islands import fold_small_islands, island_class_ids
 from meco_core.evaluation.plotting import pyplot, save_figure
+from meco_core.inference.islands import fold_small_islands, island_class_ids
 from meco_core.models.metrics import DepthMetrics, SegmentationMetrics
 
 DEPTH_KEYS = ("rmse", "rmse_log", "abs_rel", "sq_rel", "d1", "d2", "d3")

@@ -7,8 +7,8 @@ of it (231 of 24.8 M pixels turned YCOR's 75.7 over its classes into 60.6 over a
 connected island of one surface smaller than `min_fraction` of the frame is filled from the ground
 around it (each pixel takes the label of the nearest pixel around the island). Only the listed
 classes are folded (defaults.ISLAND_CLASSES: fairway, hazard, road for the golf set); obstacles and
-background never are. One function, called by the
-Estimator (node, Python API) and `meco eval`, so replay and offline scores stay equal.
+background never are. One function, called by the Estimator (node, Python API) and `meco eval`, so
+replay and offline scores stay equal.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import numpy as np
 
 from meco_core.classes import ClassSet
 from meco_core.defaults import ISLAND_CLASSES
+
 
 def island_class_ids(class_set: ClassSet) -> tuple[int, ...]:
     """Ids of `class_set`'s ground surfaces that get folded (none for class sets not listed)."""
@@ -69,13 +70,14 @@ def _fold_box(labels: np.ndarray, out: np.ndarray, c: int, box_at: tuple[int, in
     y0, y1, x0, x1 = box_at
     box = out[y0:y1, x0:x1]
     n, comp, stats, _ = cv2.connectedComponentsWithStats((box == c).astype(np.uint8), connectivity=8)
+    h, w = labels.shape
     bh, bw = box.shape
     for i in range(1, n):
         x, y, cw, ch, area = stats[i]
-        touches = x == 0 or y == 0 or x + cw == bw or y + ch == bh
-        if area >= min_pixels or (touches and not _at_image_edge(box_at, labels.shape, x, y, cw, ch, bw, bh)):
-            continue
-        out = _fill(labels, out, comp == i, box_at, ignore_index)
+        # a side of the box that is not the image's edge cuts through a region that goes on beyond it
+        cut = ((x == 0 and x0 > 0) or (y == 0 and y0 > 0) or (x + cw == bw and x1 < w) or (y + ch == bh and y1 < h))
+        if area < min_pixels and not cut:
+            out = _fill(labels, out, comp == i, box_at, ignore_index)
     return out
 
 
@@ -96,11 +98,3 @@ def _fill(labels: np.ndarray, out: np.ndarray, island: np.ndarray, box_at: tuple
     box[island] = box.ravel()[sources[nearest[island] - 1]]  # sources are numbered in raster order
     return out
 
-
-def _at_image_edge(box_at: tuple[int, int, int, int], shape: tuple[int, int], x: int, y: int, cw: int, ch: int,
-                   bw: int, bh: int) -> bool:
-    """A component touches its box only where the box is cut by the image's own edge (so nothing
-    of the region lies beyond it)."""
-    y0, y1, x0, x1 = box_at
-    return ((x > 0 or x0 == 0) and (y > 0 or y0 == 0) and (x + cw < bw or x1 == shape[1])
-            and (y + ch < bh or y1 == shape[0]))

@@ -162,9 +162,9 @@ def save_verified(proto: Any, dst: Path, verify: Callable[[Path], None]) -> None
         onnx.save(proto, str(tmp))
         verify(tmp)
         tmp.replace(dst)
+    except DiskWriteError:
+        raise
     except OSError as exc:  # a full disk or file-size limit mid-write: dst itself was never touched
-        if isinstance(exc, DiskWriteError):
-            raise
         raise DiskWriteError.of(dst, exc) from exc
     finally:
         tmp.unlink(missing_ok=True)
