@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from meco_core.cli import main as meco
 from meco_core.train.config import ConfigError, load_config
@@ -63,8 +64,6 @@ def test_config_errors_name_the_key(tiny_data, tmp_path) -> None:
         load_config(SMOKE, {"run.precision": "fp8"})
     with pytest.raises(ConfigError, match=r"data\.train\[0\]\.wieght"):
         load_config(SMOKE, {"data.train": [{"root": "x", "wieght": 1}]})
-    for name in ("meco_golf", "meco_camvid", "smoke"):  # shipped configs are valid
-        load_config(REPO / "config" / "train" / f"{name}.yaml")
 
 
 # --------------------------------------------------------------------------- data order
@@ -316,3 +315,48 @@ def test_real_grass_reaches_the_dataset_as_a_texture_bank(tiny_data, tmp_path) -
     (bank, class_id, share), = ds.textures
     assert class_id == GOLF.names.index("fairway") and share == 0.5 and len(bank) >= 1
     assert source_dataset(DataSource(str(tiny_data), "train"), cfg, GOLF, 80.0, train=True).textures == []
+
+
+# --------------------------------------------------------------------------- fine-tuning recipes
+def test_set_indexes_list_entries(tiny_data) -> None:
+    cfg = load_config(SMOKE, {"data.train.0.root": "data/other_cart", "data.val.0.split": "test"})
+    assert cfg.data.train[0].root == "data/other_cart" and cfg.data.val[0].split == "test"
+    with pytest.raises(ConfigError, match=r"data\.train is a list of 1; use an index 0-0 instead of '3'"):
+        load_config(SMOKE, {"data.train.3.root": "x"})
+    with pytest.raises(ConfigError, match=r"instead of 'root'"):
+        load_config(SMOKE, {"data.train.root": "x"})
+    with pytest.raises(ConfigError, match=r"optim\.lr is not a section"):
+        load_config(SMOKE, {"optim.lr.x": 1})
+
+
+def test_init_from_alone_takes_the_network_from_the_checkpoint(trained, tiny_data, tmp_path) -> None:
+    ckpt = torch.load(trained / "last.pt", weights_only=True)
+    recipe = tmp_path / "finetune.yaml"
+    smoke = yaml.safe_load(SMOKE.read_text())
+    recipe.write_text(yaml.safe_dump({**smoke, "model": {"init_from": str(trained / "last.pt")}}))
+    cfg = load_config(recipe, overrides(tiny_data, tmp_path / "ft", **{"optim.steps": 2}))
+    assert cfg.model.name == ckpt["model_name"] and cfg.model.config == ckpt["model_config"]
+    train(cfg, progress=False)
+    tuned = torch.load(tmp_path / "ft" / "last.pt", weights_only=True)
+    assert tuned["model_config"] == ckpt["model_config"] and tuned["step"] == 2
+    # resuming re-reads the same checkpoint and finds the same config: no "config differs" refusal
+    train(load_config(recipe, overrides(tiny_data, tmp_path / "ft", **{"optim.steps": 2})), resume=True,
+          progress=False)
+    with pytest.raises(ConfigError, match=r"predicts \['background', 'fairway'.*data\.class_set 'camvid'"):
+        load_config(recipe, {"data.class_set": "camvid"})
+    with pytest.raises(ConfigError, match=r"model\.name is 'mlore' but model\.init_from .* holds 'meco'"):
+        load_config(recipe, {"model.name": "mlore"})
+    with pytest.raises(ConfigError, match=r"model\.init_from: no checkpoint at nowhere\.pt"):
+        load_config(recipe, {"model.init_from": "nowhere.pt"})
+
+
+def test_every_committed_training_config_loads() -> None:
+    """Each config under config/train is a recipe someone runs as written (the fine-tune template
+    reads the shipped checkpoint for its network)."""
+    configs = sorted((REPO / "config" / "train").glob("*.yaml"))
+    assert len(configs) > 20
+    for path in configs:
+        load_config(path)
+    finetune = load_config(REPO / "config" / "train" / "meco_golf_finetune.yaml")
+    shipped = torch.load(REPO / "checkpoints" / "meco_golf.pt", weights_only=True)
+    assert finetune.model.config == shipped["model_config"]

@@ -2,7 +2,7 @@
 
 A config file has five sections (see config/train/*.yaml for commented examples)::
 
-    model: {name, config: {...registry keys...}}
+    model: {name, config: {...registry keys...}, init_from}   (init_from alone: name and config from it)
     data:  {train: [{root, split, weight, labels, depth, scale_range}], val: [{root, split, ...}], crop: [H, W], class_set,
             batch_size, workers, scale_range, flip, jitter, camera_look, val_max_frames, val_size}
     optim: {lr, weight_decay, backbone_lr_mult, warmup_steps, schedule, steps, grad_clip, ...}
@@ -319,14 +319,57 @@ def _validate_model(cfg: TrainConfig) -> None:
 
 # --------------------------------------------------------------------------- loading / diff
 def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
-    """data['a']['b'] = value for key 'a.b' (creating sections as needed)."""
+    """data['a']['b'] = value for key 'a.b' (creating sections as needed); a number indexes a
+    list, so 'data.train.0.root' points a config's first training source at another dataset."""
     parts = key.split(".")
-    node = data
-    for p in parts[:-1]:
-        node = node.setdefault(p, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"cannot set {key}: {p} is not a section")
-    node[parts[-1]] = value
+    node: Any = data
+    for depth, p in enumerate(parts):
+        last = depth == len(parts) - 1
+        if isinstance(node, list):
+            if not p.isdigit() or int(p) >= len(node):
+                raise ConfigError(f"cannot set {key}: {'.'.join(parts[:depth]) or 'config'} is a list of "
+                                  f"{len(node)}; use an index 0-{len(node) - 1} instead of {p!r}")
+            if last:
+                node[int(p)] = value
+            else:
+                node = node[int(p)]
+        elif isinstance(node, dict):
+            if last:
+                node[p] = value
+            else:
+                node = node.setdefault(p, {})
+        else:
+            raise ConfigError(f"cannot set {key}: {'.'.join(parts[:depth])} is not a section")
+
+
+def inherit_model_section(data: dict[str, Any]) -> None:
+    """A fine-tune that names only `model.init_from` takes the network's name and config from
+    that checkpoint, so a recipe for fine-tuning the shipped model does not restate (and cannot
+    drift from) its architecture. A config given beside init_from is kept as written (the
+    trainer's strict load then says what differs). The checkpoint's classes must be the data's."""
+    model = data.get("model")
+    if not isinstance(model, dict) or not model.get("init_from") or model.get("config"):
+        return
+    from meco_core.classes import get_class_set
+    from meco_core.models.checkpoint import CheckpointError, load_checkpoint
+
+    path = str(model["init_from"])
+    if not Path(path).is_file():
+        raise ConfigError(f"model.init_from: no checkpoint at {path}")
+    try:
+        ckpt = load_checkpoint(path)
+    except CheckpointError as exc:
+        raise ConfigError(f"model.init_from: {exc}") from None
+    if model.get("name", ckpt["model_name"]) != ckpt["model_name"]:
+        raise ConfigError(f"model.name is {model['name']!r} but model.init_from {path} holds {ckpt['model_name']!r}")
+    data_section = data.get("data") if isinstance(data.get("data"), dict) else {}
+    wanted = get_class_set(data_section.get("class_set", DataSection.class_set))
+    held = ckpt.get("class_set")
+    if held is not None and list(get_class_set(held).names) != list(wanted.names):
+        raise ConfigError(f"model.init_from {path} predicts {list(get_class_set(held).names)}, but data.class_set "
+                          f"{wanted.name!r} is {list(wanted.names)}")
+    model["name"] = ckpt["model_name"]
+    model["config"] = dict(ckpt["model_config"])
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
@@ -341,6 +384,7 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Tr
     for key, value in (overrides or {}).items():
         set_dotted(data, key, value)
     try:
+        inherit_model_section(data)
         return TrainConfig.from_dict(data)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
