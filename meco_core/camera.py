@@ -46,6 +46,11 @@ def check_intrinsics(intrinsics: Sequence[float]) -> Intrinsics:
     return vals[0], vals[1], vals[2], vals[3]
 
 
+def parse_intrinsics(text: str) -> Intrinsics:
+    """'fx,fy,cx,cy' (commas or spaces) as typed on a command line -> checked intrinsics."""
+    return check_intrinsics(str(text).replace(",", " ").split())
+
+
 def default_intrinsics(height: int, width: int, hfov_deg: float = DEFAULT_HFOV_DEG) -> Intrinsics:
     """The default camera for an image of height x width pixels."""
     f = (width / 2.0) / math.tan(math.radians(hfov_deg) / 2.0)

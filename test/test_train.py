@@ -334,14 +334,17 @@ def test_init_from_alone_takes_the_network_from_the_checkpoint(trained, tiny_dat
     recipe = tmp_path / "finetune.yaml"
     smoke = yaml.safe_load(SMOKE.read_text())
     recipe.write_text(yaml.safe_dump({**smoke, "model": {"init_from": str(trained / "last.pt")}}))
-    cfg = load_config(recipe, overrides(tiny_data, tmp_path / "ft", **{"optim.steps": 2}))
+    cfg = load_config(recipe, overrides(tiny_data, tmp_path / "ft", **{"optim.steps": 2, "optim.lr": 1e-6, "run.seed": 5}))
     assert cfg.model.name == ckpt["model_name"] and cfg.model.config == ckpt["model_config"]
-    train(cfg, progress=False)
+    train(cfg, resume=True, progress=False)  # a script that always passes --resume: the first start still fine-tunes
     tuned = torch.load(tmp_path / "ft" / "last.pt", weights_only=True)
     assert tuned["model_config"] == ckpt["model_config"] and tuned["step"] == 2
+    weights = [k for k, v in ckpt["state_dict"].items() if k.endswith(".weight") and v.is_floating_point()]
+    assert max((tuned["state_dict"][k] - ckpt["state_dict"][k]).abs().max().item() for k in weights) < 1e-3, \
+        "the run did not start from model.init_from"
     # resuming re-reads the same checkpoint and finds the same config: no "config differs" refusal
-    train(load_config(recipe, overrides(tiny_data, tmp_path / "ft", **{"optim.steps": 2})), resume=True,
-          progress=False)
+    train(load_config(recipe, overrides(tiny_data, tmp_path / "ft", **{"optim.steps": 2, "optim.lr": 1e-6, "run.seed": 5})),
+          resume=True, progress=False)
     with pytest.raises(ConfigError, match=r"predicts \['background', 'fairway'.*data\.class_set 'camvid'"):
         load_config(recipe, {"data.class_set": "camvid"})
     with pytest.raises(ConfigError, match=r"model\.name is 'mlore' but model\.init_from .* holds 'meco'"):

@@ -47,6 +47,7 @@ from meco_core.bags.messages import (
 from meco_core.bag_options import DEPTH_ENCODINGS, MakeBagOptions
 from meco_core.bags import BagError, BagWriter
 from meco_core.data.format import DatasetReader
+from meco_core.camera import parse_intrinsics
 from meco_core.geometry import intrinsics_matrix, invert_transform, make_transform, quat_to_matrix, transform_points
 from meco_core.options import from_args
 
@@ -121,10 +122,7 @@ def frame_K(reader: DatasetReader, split: str, sample: Any, override: dict[str, 
 def _parse_intrinsics(spec: Any) -> dict[str, float] | None:
     if spec is None or isinstance(spec, dict):
         return spec
-    vals = [float(x) for x in str(spec).replace(",", " ").split()]
-    if len(vals) != 4:
-        raise ValueError(f"intrinsics must be 'fx,fy,cx,cy', got {spec!r}")
-    return dict(zip(("fx", "fy", "cx", "cy"), vals))
+    return dict(zip(("fx", "fy", "cx", "cy"), parse_intrinsics(spec)))
 
 
 def make_bag(data_dir: str | os.PathLike, out: str | os.PathLike, options: MakeBagOptions | None = None,

@@ -20,7 +20,7 @@ from pathlib import Path
 from meco_core.errors import MecoError
 
 # Module names under meco_core.cli.commands, in the order they appear in `meco --help`.
-COMMAND_MODULES = ("bench", "data", "train", "evaluate", "compare", "export")
+COMMAND_MODULES = ("bench", "data", "train", "evaluate", "predict", "compare", "export")
 PLUGIN_GROUP = "meco.commands"
 # OSErrors that mean "the path you gave": reported like a MecoError (other OSErrors keep their traceback).
 USER_PATH_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError)

@@ -61,7 +61,8 @@ class Trainer:
         seed_everything(cfg.run.seed)  # identical initial weights on every rank
         model = build_model(cfg.model.name, **cfg.model_config()).to(self.info.device)
         model.backbone.freeze_bn_stats = cfg.optim.freeze_backbone_bn
-        if cfg.model.init_from and not resume:
+        last = self.out_dir / "last.pt"
+        if cfg.model.init_from and not (resume and last.exists()):  # `--resume` before the first save starts here too
             self._init_weights(model, cfg.model.init_from)
         self.raw_model = model
         self.max_depth = float(model.max_depth)
@@ -75,7 +76,6 @@ class Trainer:
         self.step, self.best_score = 0, -math.inf
         self.last_val: dict[str, Any] = {}
         counters = (0, 0)  # (non-finite steps in a row, skipped steps): the OptimisationStep keeps them
-        last = self.out_dir / "last.pt"
         if resume and last.exists():
             counters = self._resume(last)
         elif resume:
