@@ -321,8 +321,13 @@ def test_real_grass_reaches_the_dataset_as_a_texture_bank(tiny_data, tmp_path) -
 def test_set_indexes_list_entries(tiny_data) -> None:
     cfg = load_config(SMOKE, {"data.train.0.root": "data/other_cart", "data.val.0.split": "test"})
     assert cfg.data.train[0].root == "data/other_cart" and cfg.data.val[0].split == "test"
-    with pytest.raises(ConfigError, match=r"data\.train is a list of 1; use an index 0-0 instead of '3'"):
+    cfg = load_config(SMOKE, {"data.train.1": {"root": "data/replay", "weight": 0.3}})
+    assert [s.root for s in cfg.data.train] == ["data/smoke", "data/replay"] and cfg.data.train[1].weight == 0.3
+    with pytest.raises(ConfigError, match=r"data\.train is a list of 1; use an index 0-0 \(or 1 to append a whole "
+                                          r"entry\) instead of '3'"):
         load_config(SMOKE, {"data.train.3.root": "x"})
+    with pytest.raises(ConfigError, match=r"instead of '1'"):
+        load_config(SMOKE, {"data.train.1.root": "x"})  # appending takes a whole entry
     with pytest.raises(ConfigError, match=r"instead of 'root'"):
         load_config(SMOKE, {"data.train.root": "x"})
     with pytest.raises(ConfigError, match=r"optim\.lr is not a section"):

@@ -320,16 +320,20 @@ def _validate_model(cfg: TrainConfig) -> None:
 # --------------------------------------------------------------------------- loading / diff
 def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     """data['a']['b'] = value for key 'a.b' (creating sections as needed); a number indexes a
-    list, so 'data.train.0.root' points a config's first training source at another dataset."""
+    list, so 'data.train.0.root' points a config's first training source at another dataset,
+    and the index one past the end appends ('data.train.2={root: ...}' to a list of two)."""
     parts = key.split(".")
     node: Any = data
     for depth, p in enumerate(parts):
         last = depth == len(parts) - 1
         if isinstance(node, list):
-            if not p.isdigit() or int(p) >= len(node):
+            if not p.isdigit() or int(p) > len(node) or (int(p) == len(node) and not last):
                 raise ConfigError(f"cannot set {key}: {'.'.join(parts[:depth]) or 'config'} is a list of "
-                                  f"{len(node)}; use an index 0-{len(node) - 1} instead of {p!r}")
-            if last:
+                                  f"{len(node)}; use an index 0-{len(node) - 1} (or {len(node)} to append a whole "
+                                  f"entry) instead of {p!r}")
+            if int(p) == len(node):
+                node.append(value)
+            elif last:
                 node[int(p)] = value
             else:
                 node = node[int(p)]
