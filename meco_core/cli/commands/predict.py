@@ -91,19 +91,8 @@ def _frame_summary(pred: Any, class_names: list[str]) -> dict[str, Any]:
     return out
 
 
-def run(args: argparse.Namespace) -> int:
-    import cv2
-    import numpy as np
-    import torch
-    from tqdm import tqdm
-
-    from meco_core.data.format import depth_to_mm
-    from meco_core.inference import Estimator
-    from meco_core.inference.frame_files import count_frames, expand_inputs, iter_frames
-    from meco_core.models.checkpoint import CheckpointError
-    from meco_core.inference.runtime import BackendError
-    from meco_core.visualize import colorize_depth
-
+def _check_args(args: argparse.Namespace) -> None:
+    """Option errors before any model loads: one line each."""
     if args.every < 1:
         raise MecoError(f"--every must be >= 1, got {args.every}")
     if args.hfov is not None and not 1.0 <= args.hfov < 180.0:
@@ -115,6 +104,57 @@ def run(args: argparse.Namespace) -> int:
             parse_intrinsics(args.intrinsics)
         except ValueError as exc:
             raise MecoError(f"--intrinsics: {exc}") from None
+
+
+class OutputWriter:
+    """Writes one frame's files under the output folder (the layout in the module docstring)."""
+
+    def __init__(self, out: Path, est: Any, depth_npy: bool, panels: bool) -> None:
+        self.out, self.est, self.depth_npy, self.panels = out, est, depth_npy, panels
+        for sub in ("depth", "labels") + (("panels",) if panels else ()):
+            (out / sub).mkdir(parents=True, exist_ok=True)
+
+    def write(self, name: str, rgb: Any, pred: Any) -> None:
+        import cv2
+        import numpy as np
+
+        from meco_core.data.format import depth_to_mm
+        from meco_core.visualize import colorize_depth
+
+        depth_rgb = labels_rgb = np.zeros_like(rgb)
+        if pred.depth_m is not None:
+            cv2.imwrite(str(self.out / "depth" / f"{name}.png"), depth_to_mm(pred.depth_m)[0])
+            if self.depth_npy:
+                np.save(self.out / "depth" / f"{name}.npy", pred.depth_m.astype(np.float32))
+            depth_rgb = colorize_depth(pred.depth_m, self.est.max_depth)
+        if pred.labels is not None:
+            cv2.imwrite(str(self.out / "labels" / f"{name}.png"), pred.labels)
+            labels_rgb = self.est.class_set.colorize(pred.labels)
+        if self.panels:
+            panel = _panel(rgb, depth_rgb, labels_rgb)
+            cv2.imwrite(str(self.out / "panels" / f"{name}.jpg"), cv2.cvtColor(panel, cv2.COLOR_RGB2BGR),
+                        [cv2.IMWRITE_JPEG_QUALITY, 90])
+
+
+def _camera_text(args: argparse.Namespace, first: dict[str, Any]) -> str:
+    if args.hfov is not None:
+        return "hfov %g deg" % args.hfov
+    if args.intrinsics is not None and first:
+        return f"intrinsics {args.intrinsics} for frames of {first['size'][1]}x{first['size'][0]}"
+    return "the model's default camera"
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+    from tqdm import tqdm
+
+    from meco_core.inference import Estimator
+    from meco_core.inference.frame_files import count_frames, expand_inputs, iter_frames
+    from meco_core.inference.runtime import BackendError
+    from meco_core.models.checkpoint import CheckpointError
+
+    _check_args(args)
     try:
         files = expand_inputs(args.inputs)
     except ValueError as exc:
@@ -127,9 +167,7 @@ def run(args: argparse.Namespace) -> int:
     except (CheckpointError, BackendError, ValueError) as exc:
         raise MecoError(str(exc)) from exc
     out = Path(args.out)
-    for sub in ("depth", "labels") + (() if args.no_panels else ("panels",)):
-        (out / sub).mkdir(parents=True, exist_ok=True)
-    names = list(est.class_set.names)
+    writer = OutputWriter(out, est, args.depth_npy, panels=not args.no_panels)
     frames: list[dict[str, Any]] = []
     failed: list[dict[str, str]] = []
     first: dict[str, Any] = {}
@@ -144,31 +182,14 @@ def run(args: argparse.Namespace) -> int:
         intrinsics = _camera_for(args, size, first)
         t0 = time.perf_counter()
         pred = est.predict(item.rgb, intrinsics=intrinsics)
-        ms = 1000.0 * (time.perf_counter() - t0)
         row: dict[str, Any] = {"name": item.name, "source": item.source, "size": [size[1], size[0]],
-                               "camera": pred.camera, "ms": round(ms, 1)}
+                               "camera": pred.camera, "ms": round(1000.0 * (time.perf_counter() - t0), 1)}
         if intrinsics is not None:
             row["intrinsics"] = [round(float(v), 3) for v in intrinsics]
-        row.update(_frame_summary(pred, names))
-        frames.append(row)
-        depth_rgb = labels_rgb = np.zeros_like(item.rgb)
-        if pred.depth_m is not None:
-            cv2.imwrite(str(out / "depth" / f"{item.name}.png"), depth_to_mm(pred.depth_m)[0])
-            if args.depth_npy:
-                np.save(out / "depth" / f"{item.name}.npy", pred.depth_m.astype(np.float32))
-            depth_rgb = colorize_depth(pred.depth_m, est.max_depth)
-        if pred.labels is not None:
-            cv2.imwrite(str(out / "labels" / f"{item.name}.png"), pred.labels)
-            labels_rgb = est.class_set.colorize(pred.labels)
-        if not args.no_panels:
-            panel = _panel(item.rgb, depth_rgb, labels_rgb)
-            cv2.imwrite(str(out / "panels" / f"{item.name}.jpg"), cv2.cvtColor(panel, cv2.COLOR_RGB2BGR),
-                        [cv2.IMWRITE_JPEG_QUALITY, 90])
-    summary = {"checkpoint": str(args.checkpoint), "backend": args.backend, "class_names": names,
-               "camera": ("hfov %g deg" % args.hfov) if args.hfov is not None else
-                         (f"intrinsics {args.intrinsics} for frames of {first['size'][1]}x{first['size'][0]}"
-                          if args.intrinsics is not None and first else "the model's default camera"),
-               "frames": frames, "failed": failed,
+        frames.append({**row, **_frame_summary(pred, list(est.class_set.names))})
+        writer.write(item.name, item.rgb, pred)
+    summary = {"checkpoint": str(args.checkpoint), "backend": args.backend, "class_names": list(est.class_set.names),
+               "camera": _camera_text(args, first), "frames": frames, "failed": failed,
                "ms_median": round(float(np.median([f["ms"] for f in frames])), 1) if frames else None}
     (out / "predictions.json").write_text(json.dumps(summary, indent=2))
     print(f"meco predict: {len(frames)} frames -> {out} (depth/, labels/{'' if args.no_panels else ', panels/'}, "
