@@ -23,8 +23,11 @@ from meco_core.errors import InputSizeError
 __all__ = [
     "ImageCodecError", "ImageDecodeError", "ImageEncodeError", "ImageSizeError", "ENCODINGS", "encoding_info",
     "decode_image", "encode_image", "to_rgb8", "convert_encoding", "count_nonfinite",
-    "compressed_size", "decode_compressed", "encode_compressed",
+    "compressed_size", "decode_compressed", "encode_compressed", "IMAGE_FILE_SUFFIXES",
 ]
+
+# Still-image files OpenCV reads, as users hand them over (folders of photos, labelling-tool exports).
+IMAGE_FILE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 
 
 class ImageCodecError(ValueError):

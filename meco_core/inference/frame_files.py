@@ -14,7 +14,8 @@ from typing import Iterable, Iterator
 import cv2
 import numpy as np
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
+from meco_core.image_codec import IMAGE_FILE_SUFFIXES
+
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"})
 
 
@@ -36,9 +37,9 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_FILE_SUFFIXES | VIDEO_SUFFIXES)
             if not found:
-                raise ValueError(f"{path}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) or videos in this folder")
+                raise ValueError(f"{path}: no images ({', '.join(sorted(IMAGE_FILE_SUFFIXES))}) or videos in this folder")
             files.extend(found)
         elif path.is_file():
             files.append(path)

@@ -5,6 +5,7 @@ Subcommands:
   ycor       Yamaha-CMU Off-Road -> labels (ycor classes) + geometric pseudo-depth
   rellis     one RELLIS-3D camera+lidar frame -> sparse depth + golf labels
   kitti      KITTI object frames (image_2 + velodyne + calib) -> sparse depth, per-frame intrinsics
+  labels     your own labelled frames: images + masks from a labelling tool (class ids, or colours + palette)
   synth      synthetic scenes (meco_core.data.synth)
   from-bag   rosbag (ROS 1/2) camera + lidar -> dataset (meco_core.bags.to_dataset)
   make-bag   dataset -> rosbag for replay tests (meco_core.bags.from_dataset)
@@ -102,6 +103,29 @@ def _run_kitti(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_labels(args: argparse.Namespace) -> int:
+    from meco_core.data.format import DatasetFormatError
+    from meco_core.data.labelled_folder import convert_labelled_folder
+    from meco_core.errors import MecoError
+
+    try:
+        stats = convert_labelled_folder(args.images, args.masks, args.out, target=args.classes, palette=args.palette,
+                                        label_map=args.map, split=args.split, hfov=args.hfov,
+                                        intrinsics=args.intrinsics, intrinsics_size=args.intrinsics_size)
+    except (DatasetFormatError, KeyError, ValueError) as exc:
+        raise MecoError(str(exc).strip("'\"")) from None
+    total = max(1, sum(stats["class_pixels"].values()))
+    shares = ", ".join(f"{n} {100 * v / total:.1f} %" for n, v in stats["class_pixels"].items())
+    print(f"labelled frames -> {args.out} [{args.split}]: {stats['written']} frames ({shares} of labelled pixels)")
+    if stats["unknown_colour_pixels"]:
+        print(f"  {stats['unknown_colour_pixels']} pixels of a colour not in the palette: unlabelled (255)")
+    if stats["unpaired_images"]:
+        first = ", ".join(stats["unpaired_images"][:5])
+        print(f"  {len(stats['unpaired_images'])} images without a mask of the same name, skipped: {first}"
+              + (" ..." if len(stats["unpaired_images"]) > 5 else ""))
+    return 0
+
+
 def _delegate(module: str) -> Callable[[argparse.Namespace], int]:
     """Handler calling `<module>.main_from_args(args)` (a bare name: under meco_core.data); the
     module is imported only when its command runs, so `meco --help` stays instant."""
@@ -168,6 +192,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test")
     p.add_argument("--limit", type=_positive_int, default=None, help="first N frames, sorted by name (quick tests)")
     p.set_defaults(handler=_run_kitti)
+
+    p = sub.add_parser("labels", help="your own labelled frames: images + masks from a labelling tool",
+                       description="Images and masks pair by file stem. Masks are class ids of --classes (one "
+                                   "channel or palette PNG, 255 = unlabelled) or colours with --palette; palette "
+                                   "labels reach the classes by name or --map (see meco_core/data/labelled_folder.py).")
+    p.add_argument("--images", required=True, help="folder of images")
+    p.add_argument("--masks", required=True, help="folder of masks, one per image with the same file stem")
+    p.add_argument("--out", required=True, help="output dataset root")
+    p.add_argument("--split", default="train")
+    p.add_argument("--classes", default="golf", help="class set written (a registered one: golf, camvid, ycor)")
+    p.add_argument("--palette", default=None,
+                   help="colour masks: CVAT labelmap.txt (name:r,g,b::) or YAML {name: [r, g, b]}")
+    p.add_argument("--map", default=None, metavar="SRC=DST,...",
+                   help="palette label -> class name ('ignore' = unlabelled), or a YAML file of the same")
+    camera = p.add_mutually_exclusive_group()
+    camera.add_argument("--hfov", type=float, default=None, help="the camera's horizontal field of view, degrees")
+    camera.add_argument("--intrinsics", default=None, metavar="FX,FY,CX,CY", help="the camera's intrinsics")
+    p.add_argument("--intrinsics-size", type=parse_size, default=None,
+                   help="HxW the --intrinsics are for (default: every frame's own size)")
+    p.set_defaults(handler=_run_labels)
 
     p = sub.add_parser("synth", help="synthetic golf-course scenes with exact depth and labels")
     p.add_argument("--out", required=True, help="output dataset root")
