@@ -61,6 +61,7 @@ for model in shipped finetuned; do
     --out "$OUT/$model/drive2_dense" --samples 4 --no-progress >/dev/null
 done
 OUT="$OUT/finetuned/real_dev" tools/real_dev_eval.sh "$OUT/my_golf.pt" >/dev/null
+.venv/bin/python tools/own_cart_figure.py "$OUT/my_golf.pt" --out "$OUT/own_cart_finetune.png"
 
 .venv/bin/python - "$OUT" runs/shipped/meco_golf/real_dev <<'EOF'
 import json, sys
