@@ -23,7 +23,7 @@ from meco_core.errors import InputSizeError
 __all__ = [
     "ImageCodecError", "ImageDecodeError", "ImageEncodeError", "ImageSizeError", "ENCODINGS", "encoding_info",
     "decode_image", "encode_image", "to_rgb8", "convert_encoding", "count_nonfinite",
-    "compressed_size", "decode_compressed", "encode_compressed", "IMAGE_FILE_SUFFIXES",
+    "compressed_size", "decode_compressed", "encode_compressed", "IMAGE_FILE_SUFFIXES", "read_image_file",
 ]
 
 # Still-image files OpenCV reads, as users hand them over (folders of photos, labelling-tool exports).
@@ -323,6 +323,32 @@ def decode_compressed(format: str, data: Any, max_pixels: int | None = None) -> 
     if orig == "16UC1" and enc == "mono16":
         return img, orig
     return img, enc
+
+
+def read_image_file(path: Any, max_pixels: int | None = None) -> np.ndarray:
+    """An image file a user hands over -> HxWx3 uint8 RGB. A PNG or JPEG is refused before
+    decoding when its header declares more than `max_pixels` (default MAX_IMAGE_PIXELS), as
+    `decode_compressed` does; other formats are left to OpenCV's own limit. ImageDecodeError
+    (unreadable, empty, not an image) or ImageSizeError."""
+    try:
+        raw = np.fromfile(path, np.uint8)
+    except OSError as exc:
+        raise ImageDecodeError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if raw.size == 0:
+        raise ImageDecodeError(f"{path} is empty")
+    try:
+        codec, width, height = compressed_size(raw)
+    except ImageDecodeError:
+        codec = None  # not PNG/JPEG (or a damaged header): OpenCV decides below
+    if codec is not None:
+        limit = defaults.MAX_IMAGE_PIXELS if max_pixels is None else int(max_pixels)
+        if width * height > limit:
+            raise ImageSizeError(f"{path} declares {width}x{height} in its {codec.upper()} header, more than the "
+                                 f"{limit} pixels allowed (MAX_IMAGE_PIXELS); not decoded")
+    bgr = cv2.imdecode(raw, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ImageDecodeError(f"{path} is not a readable image (truncated, or a format OpenCV does not read)")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def encode_compressed(array_: np.ndarray, encoding: str, fmt: str = "jpeg", quality: int = 90,

@@ -3,6 +3,7 @@ run with the shipped golf model (CPU, a few seconds)."""
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 
 import cv2
@@ -57,7 +58,7 @@ def test_frames_from_files_folders_and_videos(inputs, tmp_path) -> None:
     got = list(iter_frames(files, every=2))
     assert [f.name for f in got] == ["a", "b", "drive_000000", "drive_000002", "drive_000004", "broken"]
     assert got[1].rgb.shape == (480, 640, 3) and got[2].rgb.shape == (120, 160, 3)
-    assert got[-1].rgb is None and "not a readable image" in got[-1].error
+    assert got[-1].rgb is None and "broken.png is not a readable image (truncated" in got[-1].error
     with pytest.raises(FileNotFoundError, match="nowhere"):
         expand_inputs([tmp_path / "nowhere"])
     empty = tmp_path / "empty"
@@ -77,7 +78,7 @@ def test_predict_writes_depth_labels_panels_and_reports_bad_files(inputs, tmp_pa
     names = [f["name"] for f in report["frames"]]
     assert names == ["a", "b", "drive_000000", "drive_000001", "drive_000002"]
     assert report["failed"] == [{"name": "broken", "source": str(inputs / "broken.jpg"),
-                                 "error": "not a readable image (empty, truncated or another format)"}]
+                                 "error": f"{inputs / 'broken.jpg'} is empty"}]
     by_name = {f["name"]: f for f in report["frames"]}
     # --intrinsics describe the first frame's size; the 640x480 frame is the same camera at twice the size
     assert by_name["a"]["intrinsics"] == [250.0, 250.0, 159.5, 119.5]
@@ -124,6 +125,17 @@ def test_the_camera_sets_the_depth_scale(inputs, tmp_path) -> None:
 def test_bad_options_are_one_line(inputs, tmp_path, capsys, args, message) -> None:
     assert main(["predict", str(inputs), "--checkpoint", str(SHIPPED), "--out", str(tmp_path / "o"), *args]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_an_image_declaring_a_huge_size_is_refused_before_decoding(tmp_path) -> None:
+    """A 600-byte JPEG whose header says 30000x30000: OpenCV would allocate 2.7 GB for it."""
+    ok, buf = cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))
+    data = bytearray(buf.tobytes())
+    sof = data.find(b"\xff\xc0")
+    struct.pack_into(">HH", data, sof + 5, 30000, 30000)
+    (tmp_path / "bomb.jpg").write_bytes(bytes(data))
+    (frame,) = iter_frames([tmp_path / "bomb.jpg"])
+    assert frame.rgb is None and "declares 30000x30000 in its JPEG header" in frame.error
 
 
 def test_nothing_readable_is_an_error(tmp_path, capsys) -> None:

@@ -20,7 +20,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import yaml
 from PIL import Image
@@ -28,7 +27,7 @@ from PIL import Image
 from meco_core.camera import default_intrinsics, parse_intrinsics, scale_intrinsics
 from meco_core.classes import IGNORE_INDEX, ClassSet, get_class_set
 from meco_core.data.format import DatasetFormatError, DatasetWriter
-from meco_core.image_codec import IMAGE_FILE_SUFFIXES
+from meco_core.image_codec import IMAGE_FILE_SUFFIXES, ImageCodecError, read_image_file
 
 IGNORE_NAMES = frozenset({"ignore", "void", "unlabelled", "unlabeled"})
 
@@ -180,13 +179,14 @@ def convert_labelled_folder(images: str | os.PathLike, masks: str | os.PathLike,
                              "class_pixels": dict.fromkeys(classes.names, 0)}
     with DatasetWriter(out, classes, source=f"labelled frames from {images} + {masks}") as writer:
         for image_path in paired:
-            bgr = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
-            if bgr is None:
-                raise DatasetFormatError(f"{image_path}: not a readable image")
+            try:
+                rgb = read_image_file(image_path)
+            except ImageCodecError as exc:
+                raise DatasetFormatError(str(exc)) from None
             ids, unknown = mask_to_ids(mask_by_stem[image_path.stem], lut, classes)
             name = re.sub(r"[^A-Za-z0-9_.-]", "_", image_path.stem)  # the dataset's file-name rule
-            writer.write(split, name, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), labels=ids,
-                         intrinsics=frame_camera(bgr.shape[:2], hfov, intrinsics, intrinsics_size))
+            writer.write(split, name, rgb, labels=ids, intrinsics=frame_camera(rgb.shape[:2], hfov, intrinsics,
+                                                                                intrinsics_size))
             stats["written"] += 1
             stats["unknown_colour_pixels"] += unknown
             counts = np.bincount(ids.ravel(), minlength=256)

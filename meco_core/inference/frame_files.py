@@ -14,7 +14,7 @@ from typing import Iterable, Iterator
 import cv2
 import numpy as np
 
-from meco_core.image_codec import IMAGE_FILE_SUFFIXES
+from meco_core.image_codec import IMAGE_FILE_SUFFIXES, ImageCodecError, read_image_file
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"})
 
@@ -74,13 +74,9 @@ def _unique(name: str, seen: set[str]) -> str:
 
 def _read_image(path: Path) -> tuple[np.ndarray | None, str | None]:
     try:
-        raw = np.fromfile(path, np.uint8)
-    except OSError as exc:
-        return None, f"cannot read: {exc.strerror or exc}"
-    bgr = cv2.imdecode(raw, cv2.IMREAD_COLOR) if raw.size else None
-    if bgr is None:
-        return None, "not a readable image (empty, truncated or another format)"
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), None
+        return read_image_file(path), None
+    except ImageCodecError as exc:
+        return None, str(exc)
 
 
 def iter_frames(files: list[Path], every: int = 1) -> Iterator[FrameFile]:
