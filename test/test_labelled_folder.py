@@ -143,3 +143,35 @@ def test_cli(cvat_export, tmp_path, capsys) -> None:
     assert main(["data", "labels", "--images", str(tmp_path / "nowhere"), "--masks", str(tmp_path),
                  "--out", str(tmp_path / "c")]) == 2
     assert "no such folder" in capsys.readouterr().err
+
+
+YCOR_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ycor"
+
+
+@pytest.mark.skipif(not YCOR_DIR.is_dir(), reason="shared YCOR data not present")
+def test_real_ycor_frames_as_a_labelling_tool_export(tmp_path) -> None:
+    """Real frames: YCOR's palette-PNG masks read through --palette and --map land on the same
+    golf labels as `meco data ycor` followed by the registered ycor->golf remap."""
+    from meco_core.classes import YCOR, get_remap
+    from meco_core.data.ycor import convert_ycor
+
+    frames = sorted((p for p in (YCOR_DIR / "train").iterdir() if (p / "rgb.jpg").exists()), key=lambda p: int(p.name))[:3]
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    for f in frames:  # the export layout: images/ID.jpg, masks/ID.png
+        (images / f"{f.name}.jpg").symlink_to(f / "rgb.jpg")
+        (masks / f"{f.name}.png").symlink_to(f / "labels.png")
+    palette = tmp_path / "ycor.yaml"
+    palette.write_text("".join(f"{n}: [{r}, {g}, {b}]\n" for n, (r, g, b) in zip(YCOR.names, YCOR.colors)))
+    golf_map = ("sky=background,rough_trail=hazard,smooth_trail=hazard,traversable_grass=fairway,"
+                "high_vegetation=background,low_vegetation=background,puddle=hazard,obstacle=obstacle")
+    convert_labelled_folder(images, masks, tmp_path / "mine", palette=str(palette), label_map=golf_map)
+    convert_ycor(YCOR_DIR, tmp_path / "ycor", holdout=None, size=None, pseudo=False, limit=3, progress=False)
+    mine, ref = DatasetReader(tmp_path / "mine"), DatasetReader(tmp_path / "ycor")
+    remap = get_remap("ycor", "golf")
+    for f in frames:
+        ours = mine.load("train", f.name).labels
+        theirs = remap[ref.load("train", ref.names("train")[frames.index(f)]).labels]
+        assert ours.shape == theirs.shape and (ours != 255).mean() > 0.5
+        assert np.array_equal(ours, theirs)
