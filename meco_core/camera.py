@@ -57,6 +57,19 @@ def default_intrinsics(height: int, width: int, hfov_deg: float = DEFAULT_HFOV_D
     return f, f, (width - 1) / 2.0, (height - 1) / 2.0
 
 
+def camera_of_frame(size: tuple[int, int], hfov_deg: float | None = None, intrinsics: Sequence[float] | None = None,
+                    intrinsics_size: tuple[int, int] | None = None) -> Intrinsics | None:
+    """A user's camera for a frame of size (H, W): a horizontal field of view (principal point
+    at the centre), or intrinsics of frames of `intrinsics_size` (None: this frame's), scaled
+    when this frame has another size (the same camera, resized); None when neither is given."""
+    if hfov_deg is not None:
+        return default_intrinsics(size[0], size[1], hfov_deg)
+    if intrinsics is None:
+        return None
+    given = check_intrinsics(intrinsics)
+    return given if intrinsics_size in (None, tuple(size)) else scale_intrinsics(given, intrinsics_size, size)
+
+
 def scale_intrinsics(intrinsics: Sequence[float], src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> Intrinsics:
     """Intrinsics of an image resized from src (H, W) to dst (H, W) (pixel centres kept aligned)."""
     fx, fy, cx, cy = check_intrinsics(intrinsics)

@@ -13,12 +13,15 @@ import numpy as np
 from meco_core.data.format import DatasetReader
 from meco_core.evaluation.plotting import pyplot, save_figure
 from meco_core.inference.estimator import Estimator
+from meco_core.models.metrics import DepthMetrics
 from meco_core.visualize import colorize_depth
 
 
 def abs_rel(pred: np.ndarray, gt: np.ndarray) -> float:
-    valid = (gt > 0) & np.isfinite(pred)
-    return float(np.mean(np.abs(pred[valid] - gt[valid]) / gt[valid]))
+    """The frame's AbsRel by the metric code `meco eval` uses."""
+    metrics = DepthMetrics()
+    metrics.update(np.nan_to_num(pred, nan=0.0), gt)
+    return float(metrics.compute()["abs_rel"])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,7 +24,7 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from meco_core.camera import default_intrinsics, parse_intrinsics, scale_intrinsics
+from meco_core.camera import camera_of_frame, parse_intrinsics
 from meco_core.classes import IGNORE_INDEX, ClassSet, get_class_set
 from meco_core.data.format import DatasetFormatError, DatasetWriter
 from meco_core.image_codec import IMAGE_FILE_SUFFIXES, ImageCodecError, read_image_file
@@ -141,17 +141,6 @@ def _check_same_size(image_path: Path, mask_path: Path, mask_hw: tuple[int, ...]
         raise DatasetFormatError(f"{mask_path}: mask {mask_hw[1]}x{mask_hw[0]} but image {w}x{h}")
 
 
-def frame_camera(size: tuple[int, int], hfov: float | None, intrinsics: str | None,
-                 intrinsics_size: tuple[int, int] | None) -> tuple[float, float, float, float] | None:
-    """The frame's intrinsics from --hfov, or --intrinsics of frames of intrinsics_size (H, W)."""
-    if hfov is not None:
-        return default_intrinsics(size[0], size[1], hfov)
-    if intrinsics is None:
-        return None
-    given = parse_intrinsics(intrinsics)
-    return given if intrinsics_size in (None, size) else scale_intrinsics(given, intrinsics_size, size)
-
-
 def convert_labelled_folder(images: str | os.PathLike, masks: str | os.PathLike, out: str | os.PathLike, *,
                             target: str = "golf", palette: str | None = None, label_map: str | None = None,
                             split: str = "train", hfov: float | None = None, intrinsics: str | None = None,
@@ -162,6 +151,7 @@ def convert_labelled_folder(images: str | os.PathLike, masks: str | os.PathLike,
         if not folder.is_dir():
             raise FileNotFoundError(f"no such folder: {folder}")
     classes = get_class_set(target)
+    given = parse_intrinsics(intrinsics) if intrinsics is not None else None
     lut = colour_lut(read_palette(palette), parse_label_map(label_map), classes) if palette else None
     if lut is None and label_map:
         raise DatasetFormatError("--map renames palette labels: it needs --palette")
@@ -185,8 +175,8 @@ def convert_labelled_folder(images: str | os.PathLike, masks: str | os.PathLike,
                 raise DatasetFormatError(str(exc)) from None
             ids, unknown = mask_to_ids(mask_by_stem[image_path.stem], lut, classes)
             name = re.sub(r"[^A-Za-z0-9_.-]", "_", image_path.stem)  # the dataset's file-name rule
-            writer.write(split, name, rgb, labels=ids, intrinsics=frame_camera(rgb.shape[:2], hfov, intrinsics,
-                                                                                intrinsics_size))
+            writer.write(split, name, rgb, labels=ids, intrinsics=camera_of_frame(rgb.shape[:2], hfov, given,
+                                                                                   intrinsics_size))
             stats["written"] += 1
             stats["unknown_colour_pixels"] += unknown
             counts = np.bincount(ids.ravel(), minlength=256)

@@ -53,19 +53,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def _camera_for(args: argparse.Namespace, size: tuple[int, int], first: dict[str, Any]) -> tuple[float, ...] | None:
-    """The intrinsics of a frame of size (H, W) from --intrinsics / --hfov, or None (default camera)."""
-    from meco_core.camera import default_intrinsics, parse_intrinsics, scale_intrinsics
-
-    if args.hfov is not None:
-        return default_intrinsics(size[0], size[1], args.hfov)
-    if args.intrinsics is None:
-        return None
-    first.setdefault("size", size)  # --intrinsics describe frames of the first frame's size
-    given = parse_intrinsics(args.intrinsics)
-    return given if first["size"] == size else scale_intrinsics(given, first["size"], size)
-
-
 def _panel(rgb: Any, depth_rgb: Any, labels_rgb: Any) -> Any:
     import cv2
     import numpy as np
@@ -97,11 +84,12 @@ def _check_args(args: argparse.Namespace) -> None:
         raise MecoError(f"--every must be >= 1, got {args.every}")
     if args.hfov is not None and not 1.0 <= args.hfov < 180.0:
         raise MecoError(f"--hfov must be in [1, 180) degrees, got {args.hfov}")
+    args.intrinsics_parsed = None
     if args.intrinsics is not None:
         from meco_core.camera import parse_intrinsics
 
         try:
-            parse_intrinsics(args.intrinsics)
+            args.intrinsics_parsed = parse_intrinsics(args.intrinsics)
         except ValueError as exc:
             raise MecoError(f"--intrinsics: {exc}") from None
 
@@ -149,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
+    from meco_core.camera import camera_of_frame
     from meco_core.inference import Estimator
     from meco_core.inference.frame_files import count_frames, expand_inputs, iter_frames
     from meco_core.inference.runtime import BackendError
@@ -179,7 +168,8 @@ def run(args: argparse.Namespace) -> int:
             bar.write(f"meco predict: skipped {item.source}: {item.error}")
             continue
         size = item.rgb.shape[:2]
-        intrinsics = _camera_for(args, size, first)
+        first.setdefault("size", size)  # --intrinsics describe frames of the first frame's size
+        intrinsics = camera_of_frame(size, args.hfov, args.intrinsics_parsed, first["size"])
         t0 = time.perf_counter()
         pred = est.predict(item.rgb, intrinsics=intrinsics)
         row: dict[str, Any] = {"name": item.name, "source": item.source, "size": [size[1], size[0]],
