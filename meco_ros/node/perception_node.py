@@ -23,7 +23,10 @@ lifecycle manager (nav2_lifecycle_manager, `ros2 lifecycle set`) drives it.
 Real-time design: the subscription callback validates the message (cheap, zero-copy) and
 drops it into a one-slot mailbox; an inference thread always takes the newest frame, so
 frames that arrive during inference replace each other (counted as dropped) and no
-backlog can form. With `inference_workers` > 1 (auto: 2 for ONNX Runtime on a multi-core
+backlog can form. With the input QoS at KEEP_LAST 1 (the default) the executor takes a
+frame from DDS only while an inference thread waits for one (`intake.DemandGate`): frames
+that arrive during inference are replaced in DDS before Python sees them, and counted as
+dropped from the publisher's sequence numbers. With `inference_workers` > 1 (auto: 2 for ONNX Runtime on a multi-core
 CPU) several such threads each take the newest frame when free, and a frame finishing
 after a newer one is dropped, so outputs stay in stamp order. A publish thread
 post-processes and publishes a frame while the next one is inferred (hand-over of at most
@@ -57,6 +60,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
+from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Float64
 
@@ -67,6 +71,7 @@ from meco_core.stamps import stamp_to_ns
 from . import outputs as out
 from . import params
 from .frames import Frame, FrameCamera, InvalidFrame, check_raw, frame_to_rgb
+from .intake import DemandGate, SequenceGaps, arrival_monotonic, take_newest
 from meco_ros.dds_shm import STALE_CHECK_PERIOD_S, remove_stale_segments
 from meco_ros.package_paths import find_package_checkpoint
 from .monitoring import PipelineStats, RateLimitedLog, diagnostic_status
@@ -113,6 +118,8 @@ class PerceptionNode(LifecycleNode):
         self.mailbox: Mailbox[Frame] | None = None  # newest camera frame -> inference
         self.results: Mailbox[Pending] | None = None  # inferred frame -> post-processing and publishing
         self._inputs: list[Any] = []  # subscriptions: activate .. deactivate
+        self._frame_inputs: list[Any] = []  # the image subscriptions workers take frames from (intake.py)
+        self._frame_wanted = self.create_guard_condition(lambda: None)  # a worker waits: wake the executor
         self._input_topics: list[str] = []
         # not `_timers`: rclpy's Node keeps its own timers there, and overwriting that list made
         # the executor forget every other timer of the node (they never fired)
@@ -236,7 +243,8 @@ class PerceptionNode(LifecycleNode):
                                       f"({', '.join(class_set.names)}): left out of obstacles/points")
         self._lut = out.palette_lut(self.cfg.palette)
         self._applied_cfg = None
-        self.mailbox, self.results = Mailbox(), Mailbox()
+        self.mailbox, self.results = Mailbox(on_hungry=self._want_frame), Mailbox()
+        self._sequence = SequenceGaps()
         self._last_published = float("-inf")
         inference = [Stage(self.mailbox, self._infer, self._worker_error, f"meco-infer-{i}", init=self._warmup)
                      for i in range(self._workers)]
@@ -254,6 +262,7 @@ class PerceptionNode(LifecycleNode):
         """Subscriptions and timers go (rclpy manages only publishers); in-flight frames still
         finish, their publishing is a no-op once the publishers are disabled."""
         self._active = False
+        self._frame_inputs = []
         for sub in self._inputs:
             self.destroy_subscription(sub)
         for timer in self._activation_timers:
@@ -310,14 +319,21 @@ class PerceptionNode(LifecycleNode):
     def _create_subscriptions(self) -> None:
         p = lambda n: self.get_parameter(n).value  # noqa: E731
         qos = make_qos(p("qos.input.reliability"), p("qos.input.depth"))
+        # KEEP_LAST 1: frames are taken only while a worker waits (intake.py); a deeper queue
+        # would hand over its oldest frame then, so it is drained into the mailbox as it comes
+        gate = DemandGate(lambda: self.mailbox is not None and self.mailbox.hungry) if qos.depth == 1 else None
+        frames = []
         self._input_topics = []
         if p("topics.image"):
-            self._inputs.append(self.create_subscription(Image, p("topics.image"), self._on_image, qos))
+            frames.append(self.create_subscription(Image, p("topics.image"), self._on_image, qos,
+                                                   callback_group=gate))
             self._input_topics.append(self.resolve_topic_name(p("topics.image")))
         if p("topics.image_compressed"):
-            self._inputs.append(self.create_subscription(CompressedImage, p("topics.image_compressed"),
-                                                         self._on_compressed, qos))
+            frames.append(self.create_subscription(CompressedImage, p("topics.image_compressed"),
+                                                   self._on_compressed, qos, callback_group=gate))
             self._input_topics.append(self.resolve_topic_name(p("topics.image_compressed")))
+        self._inputs.extend(frames)
+        self._frame_inputs = frames if gate is not None else []
         if p("topics.camera_info"):
             self._inputs.append(self.create_subscription(CameraInfo, p("topics.camera_info"), self._on_camera_info,
                                                          qos))
@@ -355,22 +371,37 @@ class PerceptionNode(LifecycleNode):
             self.outputs.publish_label_map(self.cfg.palette)  # the latched map follows the colours (when active)
         self.get_logger().info("parameters changed: " + ", ".join(f"{p.name}={p.value}" for p in parameters))
 
-    # ---- input (executor thread) ----
-    def _on_image(self, msg: Image) -> None:
-        self.stats.count("received")
+    # ---- input (executor thread, or an inference thread that waits for a frame: _want_frame) ----
+    def _on_image(self, msg: Image, info: MessageInfo) -> None:
+        self._count_received(info)
         try:
             view = check_raw(msg, self.cfg.min_image_size)
         except InvalidFrame as exc:
             self._invalid(exc)
             return
-        self._enqueue(Frame(msg, False, view))
+        self._enqueue(Frame(msg, False, view, arrival_monotonic(info)))
 
-    def _on_compressed(self, msg: CompressedImage) -> None:
-        self.stats.count("received")
+    def _on_compressed(self, msg: CompressedImage, info: MessageInfo) -> None:
+        self._count_received(info)
         if len(msg.data) == 0:
             self._invalid(InvalidFrame("compressed", f"compressed image ({msg.format!r}) has no data"))
             return
-        self._enqueue(Frame(msg, True))
+        self._enqueue(Frame(msg, True, received=arrival_monotonic(info)))
+
+    def _want_frame(self) -> None:
+        """A worker waits on the empty mailbox (intake.py): it takes the frame DDS holds, on its
+        own thread; if none has come (or it was invalid), the executor takes the next one."""
+        while self._frame_inputs and self.mailbox.hungry and take_newest(self._frame_inputs):
+            pass
+        if self.mailbox.hungry:
+            self._frame_wanted.trigger()
+
+    def _count_received(self, info: MessageInfo) -> None:
+        """This frame, and those DDS replaced since the last one taken (received, then dropped)."""
+        missed = self._sequence.missed(info)
+        self.stats.count("received", 1 + missed)
+        if missed:
+            self.stats.count("dropped", missed)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self.camera.info = msg  # checked against each frame's size on the inference thread

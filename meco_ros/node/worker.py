@@ -25,12 +25,22 @@ T = TypeVar("T")
 
 
 class Mailbox(Generic[T]):
-    """Holds at most one item; `put` returns the item it replaced (a dropped frame) or None."""
+    """Holds at most one item; `put` returns the item it replaced (a dropped frame) or None.
 
-    def __init__(self) -> None:
+    `on_hungry` is called, under the (re-entrant) lock, when a `get` is about to wait on an
+    empty slot: the node takes a camera frame for it then and may `put` it from there
+    (`intake.py`); `hungry` says a getter waits on an empty slot."""
+
+    def __init__(self, on_hungry: Callable[[], None] | None = None) -> None:
         self._cond = threading.Condition()
         self._item: T | None = None
         self._closed = False
+        self._waiting = 0
+        self._on_hungry = on_hungry
+
+    @property
+    def hungry(self) -> bool:
+        return self._waiting > 0 and self._item is None and not self._closed
 
     def put(self, item: T) -> T | None:
         with self._cond:
@@ -50,9 +60,15 @@ class Mailbox(Generic[T]):
     def get(self, timeout: float | None = None) -> T | None:
         """The newest item, waiting up to `timeout`; None on timeout or once closed."""
         with self._cond:
-            if not self._cond.wait_for(lambda: self._item is not None or self._closed, timeout):
-                return None
-            if self._closed:
+            if self._item is None and not self._closed:
+                self._waiting += 1
+                try:
+                    if self._on_hungry is not None:
+                        self._on_hungry()
+                    self._cond.wait_for(lambda: self._item is not None or self._closed, timeout)
+                finally:
+                    self._waiting -= 1
+            if self._item is None or self._closed:
                 return None
             item, self._item = self._item, None
             self._cond.notify_all()  # wakes a put_wait
