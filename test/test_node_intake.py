@@ -17,15 +17,36 @@ def _info(seq: int | None, gid: bytes = b"camera-1") -> dict:
 
 def test_sequence_gaps_count_what_a_publisher_sent_and_this_reader_never_took():
     gaps = SequenceGaps()
-    assert [gaps.missed(_info(s)) for s in (1, 2, 5, 6, 10)] == [0, 0, 2, 0, 3]
-    assert gaps.missed(_info(1, b"camera-2")) == 0  # a restarted camera: a new publisher at 1
-    assert gaps.missed(_info(4, b"camera-2")) == 2
-    assert gaps.missed(_info(12)) == 1  # the first camera's count was kept
-    assert gaps.missed(_info(3)) == 0  # back in time (a reset): nothing counted
-    assert gaps.missed(_info(None)) == 0 and gaps.missed({}) == 0 and gaps.missed(None) == 0
+    assert [gaps.account(_info(s)) for s in (1, 2, 5, 6, 10)] == [(1, 0), (1, 0), (3, 2), (1, 0), (4, 3)]
+    assert gaps.account(_info(1, b"camera-2")) == (1, 0)  # a restarted camera: a new publisher at 1
+    assert gaps.account(_info(4, b"camera-2")) == (3, 2)
+    assert gaps.account(_info(12)) == (2, 1)  # the first camera's count was kept
+    # two threads take frames: 14 counted before 13 (presumed missed), then 13 arrives late
+    assert gaps.account(_info(14)) == (2, 1) and gaps.account(_info(13)) == (0, -1)
+    assert gaps.account(_info(13)) == (1, 0)  # the same one again: itself only, never undone twice
+    assert gaps.account(_info(14 + 10**6)) == (1, 0)  # a jump no drops explain: counted from there
+    assert gaps.account(_info(16 + 10**6)) == (2, 1)
+    for info in (_info(None), {}, None):  # no sequence numbers: each frame counts itself
+        assert gaps.account(info) == (1, 0)
     for i in range(MAX_PUBLISHERS + 5):  # many restarts: memory stays bounded
-        gaps.missed(_info(1, f"restart-{i}".encode()))
-    assert len(gaps._last) == MAX_PUBLISHERS
+        gaps.account(_info(1, f"restart-{i}".encode()))
+    assert len(gaps._publishers) == MAX_PUBLISHERS
+
+
+def test_sequence_gaps_add_up_whatever_order_two_threads_count_in():
+    """Frames 1..N taken by two threads, each counting some of its frames after the other
+    counted newer ones: the totals are those of N frames received, the untaken ones dropped."""
+    rng = np.random.default_rng(0)
+    taken = sorted(rng.choice(np.arange(2, 2000), 700, replace=False).tolist()) + [2000]
+    order = taken[:]
+    for i in range(0, len(order) - 1, 3):  # swap neighbours: one counted after a newer one
+        order[i], order[i + 1] = order[i + 1], order[i]
+    gaps = SequenceGaps()
+    received = dropped = 0
+    for seq in [1] + order:
+        r, d = gaps.account(_info(seq))
+        received, dropped = received + r, dropped + d
+    assert received == 2000 and dropped == 2000 - 1 - len(taken)
 
 
 def test_arrival_time_is_when_dds_received_the_frame():

@@ -12,6 +12,7 @@ received and dropped, from the publisher's sequence numbers (`SequenceGaps`).
 """
 from __future__ import annotations
 
+import threading
 import time
 from collections import OrderedDict
 from typing import Any, Callable
@@ -23,6 +24,8 @@ from rclpy.exceptions import InvalidHandle
 MAX_PUBLISHERS = 8
 #: a larger jump is not counted as drops (a reordered or reset publisher)
 MAX_GAP = 100_000
+#: how far behind the newest a frame may still arrive late (two threads take frames)
+LATE_WINDOW = 64
 
 
 class DemandGate(CallbackGroup):
@@ -48,24 +51,53 @@ class DemandGate(CallbackGroup):
 
 class SequenceGaps:
     """Frames a publisher sent that this reader never took, from MessageInfo's publication
-    sequence numbers (per publisher: a restarted camera starts again at 1). 0 where the
-    middleware does not report them."""
+    sequence numbers (per publisher: a restarted camera is a new publisher, starting at 1).
+
+    Two threads take frames (an idle worker, or the executor when none was there), so one
+    may count its frame after the other counted a newer one: the older frame was then
+    presumed missed, and arriving late it undoes that (`account` returns (0, -1)).
+    Middleware that reports no sequence numbers gives (1, 0) for every frame."""
 
     def __init__(self) -> None:
-        self._last: OrderedDict[bytes, int] = OrderedDict()
+        self._lock = threading.Lock()
+        self._publishers: OrderedDict[bytes, _Publisher] = OrderedDict()
 
-    def missed(self, info: dict[str, Any] | None) -> int:
+    def account(self, info: dict[str, Any] | None) -> tuple[int, int]:
+        """(received, dropped) to add to the counters for this frame and any it revealed missed."""
         seq = (info or {}).get("publication_sequence_number")
         gid = ((info or {}).get("publisher_gid") or {}).get("data")
         if not isinstance(seq, int) or gid is None:
-            return 0
-        gid = bytes(gid)
-        last = self._last.pop(gid, None)
-        self._last[gid] = seq
-        while len(self._last) > MAX_PUBLISHERS:
-            self._last.popitem(last=False)
-        gap = seq - last - 1 if last is not None else 0
-        return gap if 0 < gap <= MAX_GAP else 0
+            return 1, 0
+        with self._lock:
+            key = bytes(gid)
+            pub = self._publishers.pop(key, None) or _Publisher(seq - 1)
+            self._publishers[key] = pub
+            while len(self._publishers) > MAX_PUBLISHERS:
+                self._publishers.popitem(last=False)
+            return pub.account(seq)
+
+
+class _Publisher:
+    """The newest sequence number seen, and the recent ones before it presumed missed."""
+
+    def __init__(self, high: int) -> None:
+        self.high = high
+        self.presumed: set[int] = set()
+
+    def account(self, seq: int) -> tuple[int, int]:
+        if seq in self.presumed:  # counted missed, taken after a newer one after all
+            self.presumed.discard(seq)
+            return 0, -1
+        gap = seq - self.high - 1
+        if gap < 0:  # a duplicate: this frame only
+            return 1, 0
+        if gap > MAX_GAP:  # a jump no drops explain (a reset): count from here
+            self.high, self.presumed = seq, set()
+            return 1, 0
+        self.presumed.update(range(max(self.high + 1, seq - LATE_WINDOW), seq))
+        self.high = seq
+        self.presumed = {s for s in self.presumed if s > seq - LATE_WINDOW}
+        return 1 + gap, gap
 
 
 def arrival_monotonic(info: dict[str, Any] | None) -> float:

@@ -398,10 +398,11 @@ class PerceptionNode(LifecycleNode):
 
     def _count_received(self, info: MessageInfo) -> None:
         """This frame, and those DDS replaced since the last one taken (received, then dropped)."""
-        missed = self._sequence.missed(info)
-        self.stats.count("received", 1 + missed)
-        if missed:
-            self.stats.count("dropped", missed)
+        received, dropped = self._sequence.account(info)
+        if received:
+            self.stats.count("received", received)
+        if dropped:
+            self.stats.count("dropped", dropped)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self.camera.info = msg  # checked against each frame's size on the inference thread
