@@ -70,13 +70,22 @@ def test_a_hungry_mailbox_asks_once_per_wait_and_may_be_filled_by_the_asker():
     assert quiet.get(2.0) == 9 and asked[-1] is True and not quiet.hungry
 
 
-@pytest.mark.parametrize("depth", [1, 4])
-def test_a_camera_faster_than_the_node_reaches_python_only_when_a_worker_is_free(depth):
+class _TakeFails:
+    """A subscription whose take raises (an rclpy that renamed the call, say)."""
+
+    @property
+    def handle(self):
+        raise RuntimeError("take is not available")
+
+
+@pytest.mark.parametrize("depth,take_fails", [(1, False), (4, False), (1, True)])
+def test_a_camera_faster_than_the_node_reaches_python_only_when_a_worker_is_free(depth, take_fails):
     """The real node (random-weight dev model) and a 300 Hz camera in one process over DDS:
     with the default KEEP_LAST 1 input the node's image callback runs for fewer frames than
     were sent; with a deeper input queue (no gate: its oldest frame would be handed over)
     the executor takes frames as they come. Either way every frame sent is counted received,
-    and each one received is processed, dropped or invalid."""
+    and each one received is processed, dropped or invalid. A take on the worker's thread
+    that fails hands the job to the executor, logged, and the node carries on."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import qos_profile_sensor_data
@@ -102,6 +111,8 @@ def test_a_camera_faster_than_the_node_reaches_python_only_when_a_worker_is_free
         node._on_image = lambda msg, info: (taken.append(info["publication_sequence_number"]), on_image(msg, info))
         node.trigger_configure()
         node.trigger_activate()
+        if take_fails:
+            node._frame_inputs = [_TakeFails()]
         camera = rclpy.create_node("intake_test_camera", context=context)
         pub = camera.create_publisher(Image, "/intake_test/image", qos_profile_sensor_data)
         depths = []  # a client of the depth output: outputs nobody reads are not computed
@@ -131,6 +142,8 @@ def test_a_camera_faster_than_the_node_reaches_python_only_when_a_worker_is_free
         assert s.processed > 10 and depths, "the node processed almost nothing"
         if depth == 1:
             assert len(taken) < sent / 2, "most frames reached Python: DDS should have replaced them"
+        if take_fails:
+            assert node._frame_inputs == [], "the failing take was not given up"
         assert taken == sorted(taken), "frames were taken out of order"
         assert s.received == sent, (s.received, sent)  # the frames DDS replaced are counted too
         assert s.received == accounted(), vars(s)

@@ -391,8 +391,13 @@ class PerceptionNode(LifecycleNode):
     def _want_frame(self) -> None:
         """A worker waits on the empty mailbox (intake.py): it takes the frame DDS holds, on its
         own thread; if none has come (or it was invalid), the executor takes the next one."""
-        while self._frame_inputs and self.mailbox.hungry and take_newest(self._frame_inputs):
-            pass
+        try:
+            while self._frame_inputs and self.mailbox.hungry and take_newest(self._frame_inputs):
+                pass
+        except Exception as exc:  # noqa: BLE001 - must not end the worker: the executor takes frames instead
+            self._frame_inputs = []
+            self.get_logger().error(f"taking a frame on the inference thread failed ({exc!r}); "
+                                    "the executor takes them from now on")
         if self.mailbox.hungry:
             self._frame_wanted.trigger()
 
