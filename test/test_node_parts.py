@@ -261,6 +261,8 @@ def test_node_bench_end_to_end_reports_both_references(tmp_path):
     assert result["raw_model"]["node_config"]["threads"] == result["config"]["threads"]
     assert result["node"]["fps"] > 0 and result["stats"]["frames_processed"] > 0
     assert result["clouds"]["points"] == 48 * 64 and result["clouds"]["median_ms"] > 0
+    cpu = result["cpu_cores"]  # where the cores went: the node's threads, by name, and the camera
+    assert {"main", "meco-infer-0", "meco-publish"} <= set(cpu["node_threads"]) and cpu["camera"] >= 0
     assert "fps_ge_0.85x_min(best raw, rate)" in result["checks"]
     # only what was subscribed to was received and scored
     assert result["config"]["subscribed"] == ["depth", "segmentation"] == list(result["topics"])
@@ -465,3 +467,33 @@ def test_a_timer_made_before_activation_fires_after_it() -> None:
             node.close()
             node.destroy_node()
         rclpy.shutdown(context=context)
+
+
+def test_cpu_by_thread_names_the_thread_that_spends_it() -> None:
+    """thread_cpu reads /proc per thread: a named thread burning a core shows about one core, an
+    idle one about none, and the process total covers both."""
+    from meco_ros.bench.thread_cpu import cpu_cores, describe
+    from meco_ros.node.worker import name_native_thread
+
+    stop = threading.Event()
+
+    def burn() -> None:
+        name_native_thread("test-burner")
+        while not stop.is_set():
+            sum(i * i for i in range(1000))
+
+    def idle() -> None:
+        name_native_thread("test-idler")
+        stop.wait()
+
+    threads = [threading.Thread(target=burn, daemon=True), threading.Thread(target=idle, daemon=True)]
+    for t in threads:
+        t.start()
+    try:
+        cpu = cpu_cores(os.getpid(), {"self": os.getpid()}, 0.6)
+    finally:
+        stop.set()
+    assert cpu["node_threads"]["test-burner"] > 0.3, cpu  # a shared test machine may lend it less than a core
+    assert cpu["node_threads"]["test-idler"] < 0.05, cpu
+    assert cpu["node"] >= cpu["node_threads"]["test-burner"] - 0.05 and abs(cpu["self"] - cpu["node"]) < 0.1
+    assert "test-burner" in describe(cpu) and "test-idler" not in describe(cpu)

@@ -13,8 +13,9 @@ What runs (all over real DDS with the project's Fast DDS profile):
 Reported next to each other: node output FPS, latency (image stamp -> receipt) p50/p95/p99,
 frames sent/received/processed/dropped/invalid, latency p95 of the first vs the last 10 s
 (a backlog would show as growth), the raw model FPS (meco_core.evaluation.bench on the same model
-and inference size, in this process, before and after the node run) and the image
-conversion speed. Every wait has a timeout.
+and inference size, in this process, before and after the node run), the image
+conversion speed and the CPU each of the node's threads, the camera and the viewer use over
+the middle half of the run (`thread_cpu`). Every wait has a timeout.
 """
 from __future__ import annotations
 
@@ -37,6 +38,8 @@ from meco_core.evaluation.bench import percentiles
 from meco_core.defaults import BACKENDS, DEV_MODEL_CONFIG, NODE_ORT_SPIN, NODE_START_TIMEOUT_S
 
 from meco_ros.bench.bench_camera import CAMERA_MATCH_TIMEOUT_S
+from meco_ros.bench.thread_cpu import cpu_cores
+from meco_ros.bench.thread_cpu import describe as describe_cpu
 from meco_ros.bench.viewer import VIEWER_TOPICS, Viewer, checked_topics
 from meco_ros.proc import REPO, Process, node_checkpoint, node_ros_args, ros_env, start_node
 
@@ -327,17 +330,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     say(f"raw model FPS (before): {', '.join(backends)} x {thread_counts} threads ...")
     grid_before = raw_grid(*grid_args)
     costs = {"conversion": benchmark_conversion(h, w, n=100), "clouds": benchmark_clouds(h, w, stride=2)}
-    cam, stats, viewer, exit_code = run_node(args, setup, say, viewer_topics=args.subscribe)
+    cpu: dict[str, Any] = {}
+
+    def sample_cpu(node: Process, camera: Process, viewer: "Viewer") -> None:
+        """Where the cores go, over the middle half of the camera's run (after its start-up)."""
+        time.sleep(0.3 * args.duration)
+        cpu.update(cpu_cores(node.popen.pid, {"camera": camera.popen.pid, "viewer": os.getpid()},
+                             0.5 * args.duration))
+
+    cam, stats, viewer, exit_code = run_node(args, setup, say, viewer_topics=args.subscribe,
+                                             while_running=sample_cpu)
     say("raw model FPS (after) ...")
     grid = merge_grids(grid_before, raw_grid(*grid_args))
     return summarize(args, setup, grid, costs, cam, stats, viewer, exit_code,
-                     [load_before, os.getloadavg()[0]])
+                     [load_before, os.getloadavg()[0]], cpu)
 
 
 def summarize(args: argparse.Namespace, setup: BenchSetup, grid: list[dict[str, Any]], costs: dict[str, Any],
               cam: dict[str, Any], stats: Any, viewer: "Viewer", exit_code: int | None,
-              load: list[float]) -> dict[str, Any]:
-    """Node FPS and latency against both raw references, stage times, counters and checks."""
+              load: list[float], cpu: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Node FPS and latency against both raw references, stage times, CPU by thread, counters and checks."""
     sent_stamps = {tuple(s) for s in cam.get("stamps", [])}
     per_topic = {t: analyse(viewer.received[t]) for t in viewer.topics}
     unknown = sum(1 for t in viewer.topics for r in viewer.received[t] if r[2] not in sent_stamps)
@@ -366,6 +378,7 @@ def summarize(args: argparse.Namespace, setup: BenchSetup, grid: list[dict[str, 
                  "p95_last_over_first": ratio, "stages_ms": stage_means, "exit_code": exit_code,
                  "queueing_first_last_ms": queueing_first_last(steady)},
         "topics": per_topic,
+        "cpu_cores": cpu or None,
         "stats": None if stats is None else {
             "frames_received": stats.frames_received, "frames_processed": stats.frames_processed,
             "frames_dropped": stats.frames_dropped, "frames_invalid": stats.frames_invalid,
@@ -412,6 +425,8 @@ def render(result: dict[str, Any]) -> None:
         ("node stages ms: convert / inference / post / publish",
          " / ".join(f"{n['stages_ms'][k]:.1f}" for k in ("convert_ms", "inference_ms", "postprocess_ms",
                                                           "publish_ms"))),
+        ("CPU cores over the middle half of the run: the node's threads; other processes",
+         describe_cpu(result["cpu_cores"]) if result.get("cpu_cores") else "-"),
         ("frames sent by camera", str(result["camera"].get("sent", "?"))),
         ("frames received / processed by node", f"{st.get('frames_received', '?')} / {st.get('frames_processed', '?')}"),
         ("frames dropped (superseded) / invalid / errors",
