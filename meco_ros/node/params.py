@@ -213,7 +213,8 @@ def _spec_table() -> dict[str, Spec]:
         "topics.diagnostics": Spec("/diagnostics", False, "diagnostic_msgs/DiagnosticArray", check=_topic),
         "qos.input.reliability": Spec("best_effort", False, "input QoS: best_effort (sensor data) | reliable",
                                       check=_choice(RELIABILITIES)),
-        "qos.input.depth": Spec(1, False, "input queue depth (KEEP_LAST); 1 = always the newest frame", (1, 100)),
+        "qos.input.depth": Spec(1, False, "input queue depth (KEEP_LAST); 1 = always the newest frame, taken "
+                                "from DDS only when a worker is free; > 1 = every frame taken as it comes", (1, 100)),
         "qos.output.reliability": Spec("reliable", False, "output QoS (reliable also serves best-effort readers)",
                                        check=_choice(RELIABILITIES)),
         "qos.output.depth": Spec(1, False, "output queue depth (KEEP_LAST)", (1, 100)),
