@@ -107,12 +107,13 @@ def test_a_camera_faster_than_the_node_reaches_python_only_when_a_worker_is_free
             "-p", "topics.image:=/intake_test/image", "-p", "topics.camera_info:=''",
             "-p", f"qos.input.depth:={depth}"])
         taken = []
-        on_image = node._on_image
-        node._on_image = lambda msg, info: (taken.append(info["publication_sequence_number"]), on_image(msg, info))
         node.trigger_configure()
+        on_image = node.intake.on_image  # counted here: the frames that reached Python
+        node.intake.on_image = lambda msg, info: (taken.append(info["publication_sequence_number"]),
+                                                  on_image(msg, info))
         node.trigger_activate()
         if take_fails:
-            node._frame_inputs = [_TakeFails()]
+            node.intake.subscriptions = [_TakeFails()]
         camera = rclpy.create_node("intake_test_camera", context=context)
         pub = camera.create_publisher(Image, "/intake_test/image", qos_profile_sensor_data)
         depths = []  # a client of the depth output: outputs nobody reads are not computed
@@ -143,7 +144,7 @@ def test_a_camera_faster_than_the_node_reaches_python_only_when_a_worker_is_free
         if depth == 1:
             assert len(taken) < sent / 2, "most frames reached Python: DDS should have replaced them"
         if take_fails:
-            assert node._frame_inputs == [], "the failing take was not given up"
+            assert node.intake.subscriptions == [], "the failing take was not given up"
         assert taken == sorted(taken), "frames were taken out of order"
         assert s.received == sent, (s.received, sent)  # the frames DDS replaced are counted too
         assert s.received == accounted(), vars(s)

@@ -1,4 +1,5 @@
-"""Camera frames taken from DDS only when an inference worker is free to use one.
+"""Camera messages -> validated frames in the inference mailbox, counted, and taken from DDS
+only when an inference worker is free to use one (`FrameIntake`).
 
 Why: with a camera faster than the model most frames are dropped. Taking every one of
 them into Python first (an executor wake-up, deserialising 0.9 MB, a callback) only to
@@ -19,6 +20,10 @@ from typing import Any, Callable
 
 from rclpy.callback_groups import CallbackGroup
 from rclpy.exceptions import InvalidHandle
+
+from .frames import Frame, InvalidFrame, check_raw
+from .monitoring import PipelineStats
+from .worker import Mailbox
 
 #: publishers remembered for sequence gaps (a restarted camera is a new publisher)
 MAX_PUBLISHERS = 8
@@ -126,3 +131,65 @@ def take_newest(subscriptions: list[Any]) -> bool:
             sub.callback(*got)
             taken = True
     return taken
+
+
+class FrameIntake:
+    """The node's input stage: image callbacks (the executor's, or an idle worker's through
+    `want_frame`) validate each frame zero-copy, count it and put it in `mailbox`, whose
+    `get` the inference workers call. The node creates the subscriptions (`gate()` as their
+    callback group, `on_image` / `on_compressed` as callbacks) and lists the gated ones in
+    `subscriptions`."""
+
+    def __init__(self, stats: PipelineStats, min_image_size: Callable[[], int],
+                 on_invalid: Callable[[InvalidFrame], None], wake_executor: Callable[[], None],
+                 log_error: Callable[[str], None]) -> None:
+        self.stats, self._min_image_size, self._on_invalid = stats, min_image_size, on_invalid
+        self._wake_executor, self._log_error = wake_executor, log_error
+        self.mailbox: Mailbox[Frame] = Mailbox(on_hungry=self.want_frame)
+        self.subscriptions: list[Any] = []  # image subscriptions an idle worker takes frames from
+        self._sequence = SequenceGaps()
+
+    def gate(self) -> DemandGate:
+        """The callback group of KEEP_LAST 1 image subscriptions: open while a worker waits."""
+        return DemandGate(lambda: self.mailbox.hungry)
+
+    def on_image(self, msg: Any, info: dict[str, Any]) -> None:
+        self._count(info)
+        try:
+            view = check_raw(msg, self._min_image_size())
+        except InvalidFrame as exc:
+            self._on_invalid(exc)
+            return
+        self._put(Frame(msg, False, view, arrival_monotonic(info)))
+
+    def on_compressed(self, msg: Any, info: dict[str, Any]) -> None:
+        self._count(info)
+        if len(msg.data) == 0:
+            self._on_invalid(InvalidFrame("compressed", f"compressed image ({msg.format!r}) has no data"))
+            return
+        self._put(Frame(msg, True, received=arrival_monotonic(info)))
+
+    def want_frame(self) -> None:
+        """A worker waits on the empty mailbox (its `on_hungry`): it takes the frame DDS holds, on
+        its own thread; if none has come (or it was invalid), the executor takes the next one."""
+        try:
+            while self.subscriptions and self.mailbox.hungry and take_newest(self.subscriptions):
+                pass
+        except Exception as exc:  # noqa: BLE001 - must not end the worker: the executor takes frames instead
+            self.subscriptions = []
+            self._log_error(f"taking a frame on the inference thread failed ({exc!r}); "
+                            "the executor takes them from now on")
+        if self.mailbox.hungry:
+            self._wake_executor()
+
+    def _count(self, info: dict[str, Any]) -> None:
+        """This frame, and those DDS replaced since the last one taken (received, then dropped)."""
+        received, dropped = self._sequence.account(info)
+        if received:
+            self.stats.count("received", received)
+        if dropped:
+            self.stats.count("dropped", dropped)
+
+    def _put(self, frame: Frame) -> None:
+        if self.mailbox.put(frame) is not None:
+            self.stats.count("dropped")  # a frame still waiting was replaced

@@ -60,7 +60,6 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Float64
 
@@ -70,8 +69,8 @@ from meco_core.stamps import stamp_to_ns
 
 from . import outputs as out
 from . import params
-from .frames import Frame, FrameCamera, InvalidFrame, check_raw, frame_to_rgb
-from .intake import DemandGate, SequenceGaps, arrival_monotonic, take_newest
+from .frames import Frame, FrameCamera, InvalidFrame, frame_to_rgb
+from .intake import FrameIntake
 from meco_ros.dds_shm import STALE_CHECK_PERIOD_S, remove_stale_segments
 from meco_ros.package_paths import find_package_checkpoint
 from .monitoring import PipelineStats, RateLimitedLog, diagnostic_status
@@ -118,7 +117,7 @@ class PerceptionNode(LifecycleNode):
         self.mailbox: Mailbox[Frame] | None = None  # newest camera frame -> inference
         self.results: Mailbox[Pending] | None = None  # inferred frame -> post-processing and publishing
         self._inputs: list[Any] = []  # subscriptions: activate .. deactivate
-        self._frame_inputs: list[Any] = []  # the image subscriptions workers take frames from (intake.py)
+        self.intake: FrameIntake | None = None  # camera messages -> the mailbox: configure .. cleanup
         self._frame_wanted = self.create_guard_condition(lambda: None)  # a worker waits: wake the executor
         self._input_topics: list[str] = []
         # not `_timers`: rclpy's Node keeps its own timers there, and overwriting that list made
@@ -243,8 +242,9 @@ class PerceptionNode(LifecycleNode):
                                       f"({', '.join(class_set.names)}): left out of obstacles/points")
         self._lut = out.palette_lut(self.cfg.palette)
         self._applied_cfg = None
-        self.mailbox, self.results = Mailbox(on_hungry=self._want_frame), Mailbox()
-        self._sequence = SequenceGaps()
+        self.intake = FrameIntake(self.stats, lambda: self.cfg.min_image_size, self._invalid, self._frame_wanted.trigger,
+                                  self.get_logger().error)
+        self.mailbox, self.results = self.intake.mailbox, Mailbox()
         self._last_published = float("-inf")
         inference = [Stage(self.mailbox, self._infer, self._worker_error, f"meco-infer-{i}", init=self._warmup)
                      for i in range(self._workers)]
@@ -262,7 +262,8 @@ class PerceptionNode(LifecycleNode):
         """Subscriptions and timers go (rclpy manages only publishers); in-flight frames still
         finish, their publishing is a no-op once the publishers are disabled."""
         self._active = False
-        self._frame_inputs = []
+        if self.intake is not None:
+            self.intake.subscriptions = []
         for sub in self._inputs:
             self.destroy_subscription(sub)
         for timer in self._activation_timers:
@@ -321,19 +322,20 @@ class PerceptionNode(LifecycleNode):
         qos = make_qos(p("qos.input.reliability"), p("qos.input.depth"))
         # KEEP_LAST 1: frames are taken only while a worker waits (intake.py); a deeper queue
         # would hand over its oldest frame then, so it is drained into the mailbox as it comes
-        gate = DemandGate(lambda: self.mailbox is not None and self.mailbox.hungry) if qos.depth == 1 else None
+        intake = self.intake
+        gate = intake.gate() if qos.depth == 1 else None
         frames = []
         self._input_topics = []
         if p("topics.image"):
-            frames.append(self.create_subscription(Image, p("topics.image"), self._on_image, qos,
+            frames.append(self.create_subscription(Image, p("topics.image"), intake.on_image, qos,
                                                    callback_group=gate))
             self._input_topics.append(self.resolve_topic_name(p("topics.image")))
         if p("topics.image_compressed"):
             frames.append(self.create_subscription(CompressedImage, p("topics.image_compressed"),
-                                                   self._on_compressed, qos, callback_group=gate))
+                                                   intake.on_compressed, qos, callback_group=gate))
             self._input_topics.append(self.resolve_topic_name(p("topics.image_compressed")))
         self._inputs.extend(frames)
-        self._frame_inputs = frames if gate is not None else []
+        intake.subscriptions = frames if gate is not None else []
         if p("topics.camera_info"):
             self._inputs.append(self.create_subscription(CameraInfo, p("topics.camera_info"), self._on_camera_info,
                                                          qos))
@@ -371,50 +373,9 @@ class PerceptionNode(LifecycleNode):
             self.outputs.publish_label_map(self.cfg.palette)  # the latched map follows the colours (when active)
         self.get_logger().info("parameters changed: " + ", ".join(f"{p.name}={p.value}" for p in parameters))
 
-    # ---- input (executor thread, or an inference thread that waits for a frame: _want_frame) ----
-    def _on_image(self, msg: Image, info: MessageInfo) -> None:
-        self._count_received(info)
-        try:
-            view = check_raw(msg, self.cfg.min_image_size)
-        except InvalidFrame as exc:
-            self._invalid(exc)
-            return
-        self._enqueue(Frame(msg, False, view, arrival_monotonic(info)))
-
-    def _on_compressed(self, msg: CompressedImage, info: MessageInfo) -> None:
-        self._count_received(info)
-        if len(msg.data) == 0:
-            self._invalid(InvalidFrame("compressed", f"compressed image ({msg.format!r}) has no data"))
-            return
-        self._enqueue(Frame(msg, True, received=arrival_monotonic(info)))
-
-    def _want_frame(self) -> None:
-        """A worker waits on the empty mailbox (intake.py): it takes the frame DDS holds, on its
-        own thread; if none has come (or it was invalid), the executor takes the next one."""
-        try:
-            while self._frame_inputs and self.mailbox.hungry and take_newest(self._frame_inputs):
-                pass
-        except Exception as exc:  # noqa: BLE001 - must not end the worker: the executor takes frames instead
-            self._frame_inputs = []
-            self.get_logger().error(f"taking a frame on the inference thread failed ({exc!r}); "
-                                    "the executor takes them from now on")
-        if self.mailbox.hungry:
-            self._frame_wanted.trigger()
-
-    def _count_received(self, info: MessageInfo) -> None:
-        """This frame, and those DDS replaced since the last one taken (received, then dropped)."""
-        received, dropped = self._sequence.account(info)
-        if received:
-            self.stats.count("received", received)
-        if dropped:
-            self.stats.count("dropped", dropped)
-
+    # ---- input (executor thread; camera frames: intake.FrameIntake) ----
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self.camera.info = msg  # checked against each frame's size on the inference thread
-
-    def _enqueue(self, frame: Frame) -> None:
-        if self.mailbox.put(frame) is not None:
-            self.stats.count("dropped")
 
     def _invalid(self, exc: InvalidFrame) -> None:
         self.stats.count("invalid", case=exc.case)
