@@ -23,10 +23,11 @@ lifecycle manager (nav2_lifecycle_manager, `ros2 lifecycle set`) drives it.
 Real-time design: the subscription callback validates the message (cheap, zero-copy) and
 drops it into a one-slot mailbox; an inference thread always takes the newest frame, so
 frames that arrive during inference replace each other (counted as dropped) and no
-backlog can form. With the input QoS at KEEP_LAST 1 (the default) the executor takes a
-frame from DDS only while an inference thread waits for one (`intake.DemandGate`): frames
-that arrive during inference are replaced in DDS before Python sees them, and counted as
-dropped from the publisher's sequence numbers. With `inference_workers` > 1 (auto: 2 for ONNX Runtime on a multi-core
+backlog can form. With the input QoS at KEEP_LAST 1 (the default) a frame leaves DDS only
+when an inference thread waits for one (`intake.FrameIntake`: that thread takes it, or the
+executor when none has come yet): frames that arrive during inference are replaced in DDS
+before Python sees them, and counted as dropped from the publisher's sequence numbers.
+With `inference_workers` > 1 (auto: 2 for ONNX Runtime on a multi-core
 CPU) several such threads each take the newest frame when free, and a frame finishing
 after a newer one is dropped, so outputs stay in stamp order. A publish thread
 post-processes and publishes a frame while the next one is inferred (hand-over of at most
