@@ -34,18 +34,18 @@ LATE_WINDOW = 64
 
 
 class DemandGate(CallbackGroup):
-    """Callback group whose subscriptions the executor waits on only while `open()` is true.
+    """Callback group whose subscriptions the executor waits on only while `is_open()` is true.
 
     The executor leaves an entity out of its wait set while its group cannot execute
-    (rclpy `Executor.can_execute`); whoever flips `open` to true must wake the executor
+    (rclpy `Executor.can_execute`); whoever makes `is_open` true must wake the executor
     (a guard condition), which `Mailbox(on_hungry=...)` does when a worker starts waiting."""
 
-    def __init__(self, open: Callable[[], bool]) -> None:  # noqa: A002 - the gate's state
+    def __init__(self, is_open: Callable[[], bool]) -> None:
         super().__init__()
-        self._open = open
+        self._is_open = is_open
 
     def can_execute(self, entity: Any) -> bool:
-        return self._open()
+        return self._is_open()
 
     def beginning_execution(self, entity: Any) -> bool:
         return True  # callbacks of the group may run at once (a frame and camera info)
@@ -73,12 +73,15 @@ class SequenceGaps:
         gid = ((info or {}).get("publisher_gid") or {}).get("data")
         if not isinstance(seq, int) or gid is None:
             return 1, 0
+        key = bytes(gid)
         with self._lock:
-            key = bytes(gid)
-            pub = self._publishers.pop(key, None) or _Publisher(seq - 1)
-            self._publishers[key] = pub
-            while len(self._publishers) > MAX_PUBLISHERS:
-                self._publishers.popitem(last=False)
+            pub = self._publishers.get(key)
+            if pub is None:  # a new publisher: the least recently heard one goes past MAX_PUBLISHERS
+                pub = self._publishers[key] = _Publisher(seq - 1)
+                if len(self._publishers) > MAX_PUBLISHERS:
+                    self._publishers.popitem(last=False)
+            else:
+                self._publishers.move_to_end(key)
             return pub.account(seq)
 
 
@@ -101,7 +104,8 @@ class _Publisher:
             return 1, 0
         self.presumed.update(range(max(self.high + 1, seq - LATE_WINDOW), seq))
         self.high = seq
-        self.presumed = {s for s in self.presumed if s > seq - LATE_WINDOW}
+        if len(self.presumed) > LATE_WINDOW:  # forget those too old to arrive late (seldom: no rebuild per frame)
+            self.presumed = {s for s in self.presumed if s > seq - LATE_WINDOW}
         return 1 + gap, gap
 
 

@@ -115,10 +115,9 @@ class PerceptionNode(LifecycleNode):
         self.outputs: OutputPublishers | None = None  # managed publishers: configure .. cleanup
         self.status: StatusPublishers | None = None
         self.stages: list[Stage] = []
-        self.mailbox: Mailbox[Frame] | None = None  # newest camera frame -> inference
         self.results: Mailbox[Pending] | None = None  # inferred frame -> post-processing and publishing
         self._inputs: list[Any] = []  # subscriptions: activate .. deactivate
-        self.intake: FrameIntake | None = None  # camera messages -> the mailbox: configure .. cleanup
+        self.intake: FrameIntake | None = None  # camera messages -> its mailbox -> inference: configure .. cleanup
         self._frame_wanted = self.create_guard_condition(lambda: None)  # a worker waits: wake the executor
         self._input_topics: list[str] = []
         # not `_timers`: rclpy's Node keeps its own timers there, and overwriting that list made
@@ -245,9 +244,9 @@ class PerceptionNode(LifecycleNode):
         self._applied_cfg = None
         self.intake = FrameIntake(self.stats, lambda: self.cfg.min_image_size, self._invalid, self._frame_wanted.trigger,
                                   self.get_logger().error)
-        self.mailbox, self.results = self.intake.mailbox, Mailbox()
+        self.results = Mailbox()
         self._last_published = float("-inf")
-        inference = [Stage(self.mailbox, self._infer, self._worker_error, f"meco-infer-{i}", init=self._warmup)
+        inference = [Stage(self.intake.mailbox, self._infer, self._worker_error, f"meco-infer-{i}", init=self._warmup)
                      for i in range(self._workers)]
         self.stages = [*inference, Stage(self.results, self._finish, self._worker_error, "meco-publish",
                                          nice=PUBLISH_THREAD_NICE)]
