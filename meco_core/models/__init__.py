@@ -10,6 +10,7 @@ Config keys common to all models:
   backbone, backbone_weights (None | PATH | "imagenet" | "hub"), backbone_kwargs,
   hybrid_stem (CNN trunk under ViT blocks), feature_stride (CNNs: the common stride),
   input_mean / input_std (None = the backbone's own; the resolved values are recorded),
+  white_balance (grey-world strength on every input frame, 0 off: `white_balance.py`),
   taps, tasks, num_classes, max_depth, channels (decoder width C), head_upsample,
   stem_skip (stride-4 skip into the heads), drop_path_rate
 plus each decoder's own keys (see `model_config_keys(name)`).
@@ -35,6 +36,8 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "feature_stride": 16,
     "input_mean": None,
     "input_std": None,
+    # > 0: each frame's colour channels are balanced in the forward (grey-world, this strength)
+    "white_balance": 0.0,
     "taps": None,
     "tasks": list(TASKS),
     "num_classes": 5,
@@ -107,6 +110,9 @@ def build_model(name: str, **config: Any) -> MultiTaskModel:
     # Record what the weights expect, so a checkpoint rebuilds with the same normalisation.
     cfg["input_mean"] = [round(v, 6) for v in backbone.mean.flatten().tolist()]
     cfg["input_std"] = [round(v, 6) for v in backbone.std.flatten().tolist()]
+    if not 0.0 <= float(cfg["white_balance"]) <= 1.0:
+        raise ValueError(f"white_balance is a grey-world strength in [0, 1], got {cfg['white_balance']!r}")
+    backbone.white_balance = float(cfg["white_balance"])
     decoder_kwargs = {k: cfg[k] for k in inspect.signature(decoder_cls.__init__).parameters
                       if k in cfg and k not in ("tasks", "channels")}
     decoder = decoder_cls(in_dims=list(backbone.out_channels), tasks=list(cfg["tasks"]),

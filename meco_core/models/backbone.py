@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .pretrained import BackboneWeightsError, fit_state_dict, load_pretrained, source_state_dict
+from .white_balance import grey_world
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -85,6 +86,7 @@ class Backbone(nn.Module):
         self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self.freeze_bn_stats = False
+        self.white_balance = 0.0  # grey-world strength (`white_balance.grey_world`); set by build_model
 
     @property
     def taps(self) -> list[int]:
@@ -110,7 +112,9 @@ class Backbone(nn.Module):
         raise NotImplementedError
 
     def forward(self, image: torch.Tensor) -> BackboneOutput:
-        """Images in [0, 1], (B, 3, H, W) -> `BackboneOutput` of the normalised, padded input."""
+        """Images in [0, 1], (B, 3, H, W) -> `BackboneOutput` of the white-balanced (when
+        `white_balance` > 0), normalised, padded input."""
+        image = grey_world(image, self.white_balance)
         return self.features(self.pad((image - self.mean) / self.std))
 
 
