@@ -252,7 +252,8 @@ class Trainer:
         source = (mc.get("backbone_weights") or "RANDOM init (no backbone_weights)") if not cfg.model.init_from \
             else f"from {cfg.model.init_from}"
         self.log(f"backbone {mc.get('backbone')}{' over ' + mc['hybrid_stem'] if mc.get('hybrid_stem') else ''}: "
-                 f"weights {source}, input mean {mc.get('input_mean')} std {mc.get('input_std')}")
+                 f"weights {source}, input mean {mc.get('input_mean')} std {mc.get('input_std')}"
+                 f"{', grey-world white balance ' + str(mc['white_balance']) if mc.get('white_balance') else ''}")
 
     def check_ranks_agree(self) -> list[str]:
         """Digest of the weights on every rank; a mismatch means DDP replicas diverged."""
