@@ -80,6 +80,24 @@ def test_a_shipped_checkpoint_averages_with_a_run_fine_tuned_from_it(tmp_path) -
     assert torch.allclose(wise[key], (ship[key].float() + tuned_sd[key]) / 2)
 
 
+def test_a_checkpoint_saved_before_a_config_key_existed_averages_with_a_new_one(tmp_path, capsys) -> None:
+    """A checkpoint written before `white_balance` existed rebuilds at its default (0), so it is
+    the same network as a fine-tune of it that records the key; one that records another value
+    is not."""
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "new.pt", build_model("plain", **TINY), class_set={"name": "golf"})
+    old = load_checkpoint(tmp_path / "new.pt")
+    del old["model_config"]["white_balance"]
+    torch.save(old, tmp_path / "old.pt")
+    assert main(["export", "--checkpoint", str(tmp_path / "old.pt"), "--checkpoint", str(tmp_path / "new.pt"),
+                 "--out", str(tmp_path / "avg.pt"), "--fp32"]) == 0
+    save_checkpoint(tmp_path / "balanced.pt", build_model("plain", **TINY, white_balance=1.0), class_set={"name": "golf"})
+    capsys.readouterr()
+    assert main(["export", "--checkpoint", str(tmp_path / "old.pt"), "--checkpoint", str(tmp_path / "balanced.pt"),
+                 "--out", str(tmp_path / "x.pt")]) == 2
+    assert "model_config differ" in capsys.readouterr().err
+
+
 def test_paths_the_user_got_wrong_are_one_line_errors_not_tracebacks(tmp_path, capsys) -> None:
     """A missing input folder, a file where an output folder should be, an ONNX export into a
     folder that does not exist: exit 2 with one line naming the path (meco_core.cli.app)."""

@@ -251,6 +251,23 @@ def test_eval_cli_writes_json_and_grid(trained, tiny_data, tmp_path, capsys) -> 
     assert "AbsRel" in printed and "mIoU" in printed and "FPS" in printed
 
 
+def test_eval_scores_the_raw_arg_max_on_request(trained, tiny_data, tmp_path, capsys) -> None:
+    """--min-island-fraction 0 scores labels without the island step (a baseline scored before
+    it existed is compared like for like); the JSON records which; a fraction outside [0, 1) is
+    refused with its reason."""
+    runs = {}
+    for name, extra in (("default", []), ("raw", ["--min-island-fraction", "0"])):
+        js = tmp_path / f"{name}.json"
+        assert meco(["eval", "--checkpoint", str(trained / "best.pt"), "--data", str(tiny_data), "--json", str(js),
+                     "--no-progress", *extra]) == 0
+        runs[name] = json.loads(js.read_text())
+    assert runs["default"]["min_island_fraction"] == 0.002 and runs["raw"]["min_island_fraction"] == 0.0
+    capsys.readouterr()
+    assert meco(["eval", "--checkpoint", str(trained / "best.pt"), "--data", str(tiny_data),
+                 "--min-island-fraction", "1.5", "--no-progress"]) == 2
+    assert "--min-island-fraction must be in [0, 1)" in capsys.readouterr().err
+
+
 def test_eval_accepts_a_split_folder_and_uses_the_recorded_input_size(trained, tiny_data, tmp_path, capsys) -> None:
     from meco_core.inference.export import slim_checkpoint
 

@@ -137,8 +137,17 @@ INIT_ONLY_CONFIG = ("backbone_weights",)
 
 
 def architecture(ckpt: dict[str, Any]) -> dict[str, Any]:
-    """A checkpoint's model_config without its initialisation-only fields: what the model is."""
-    return {k: v for k, v in (ckpt.get("model_config") or {}).items() if k not in INIT_ONLY_CONFIG}
+    """A checkpoint's model_config without its initialisation-only fields: what the model is.
+    Keys added to the models since the checkpoint was saved count at their defaults (what
+    `build_from_checkpoint` rebuilds it with), so an old checkpoint and a fine-tune of it agree."""
+    from meco_core.models import model_config_keys
+
+    config = ckpt.get("model_config") or {}
+    try:
+        config = {**model_config_keys(ckpt.get("model_name")), **config}
+    except (KeyError, ValueError):  # an unknown model name: compare what the checkpoint says
+        pass
+    return {k: v for k, v in config.items() if k not in INIT_ONLY_CONFIG}
 
 
 def build_from_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",

@@ -19,7 +19,7 @@ import argparse
 import json
 from pathlib import Path
 
-from meco_core.defaults import BACKENDS
+from meco_core.defaults import BACKENDS, MIN_ISLAND_FRACTION
 from meco_core.errors import MecoError
 from meco_core.sizes import parse_size
 
@@ -47,6 +47,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--keep-aspect", action="store_true",
                    help="run frames at the size's pixel count and their own aspect ratio (torch backend), as "
                         "Estimator(keep_aspect=True), instead of resizing them to the size as the node does")
+    p.add_argument("--min-island-fraction", type=float, default=None,
+                   help=f"fold ground-class islands smaller than this fraction of the frame, as the Estimator "
+                        f"publishes labels (default {MIN_ISLAND_FRACTION}; 0: score the raw arg-max, as before "
+                        f"session 22)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(handler=run)
 
@@ -73,6 +77,9 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise MecoError(f"--device {args.device}: CUDA is not available")
+    islands = MIN_ISLAND_FRACTION if args.min_island_fraction is None else args.min_island_fraction
+    if not 0.0 <= islands < 1.0:
+        raise MecoError(f"--min-island-fraction must be in [0, 1), got {islands}")
     if args.keep_aspect and args.backend != "torch":
         raise MecoError(f"--keep-aspect needs --backend torch: {args.backend} runs one fixed input size")
     try:
@@ -92,11 +99,11 @@ def run(args: argparse.Namespace) -> int:
         raise MecoError(str(exc)) from exc
     result = evaluate(model, dataset, args.device if args.backend == "torch" else "cpu", max_frames=args.max_frames,
                       keep_samples=args.samples if args.out else 0, class_set=class_set,
-                      progress=not args.no_progress)
+                      progress=not args.no_progress, min_island_fraction=islands)
     m = result.metrics
     m.update(checkpoint=str(args.checkpoint), data=str(args.data), split=args.split, model=ckpt["model_name"],
              step=ckpt.get("step"), size=list(args.size) if args.size else "full", device=args.device,
-             backend=args.backend,
+             backend=args.backend, min_island_fraction=islands,
              threads=torch.get_num_threads())
     title = (f"{ckpt['model_name']} ({Path(args.checkpoint).name}) on {args.data} [{args.split}], "
              f"{m['frames']} frames, classes {class_set.name}")
