@@ -103,6 +103,8 @@ def build_model(name: str, **config: Any) -> MultiTaskModel:
     bad_tasks = set(cfg["tasks"]) - set(TASKS)
     if bad_tasks or not cfg["tasks"]:
         raise ValueError(f"tasks must be a non-empty subset of {TASKS}, got {cfg['tasks']}")
+    if not 0.0 <= float(cfg["white_balance"]) <= 1.0:
+        raise ValueError(f"white_balance is a grey-world strength in [0, 1], got {cfg['white_balance']!r}")
     backbone = create_backbone(cfg["backbone"], taps=cfg["taps"], weights=cfg["backbone_weights"],
                                drop_path_rate=cfg["drop_path_rate"], stem_skip=cfg["stem_skip"],
                                hybrid_stem=cfg["hybrid_stem"], feature_stride=cfg["feature_stride"],
@@ -110,8 +112,6 @@ def build_model(name: str, **config: Any) -> MultiTaskModel:
     # Record what the weights expect, so a checkpoint rebuilds with the same normalisation.
     cfg["input_mean"] = [round(v, 6) for v in backbone.mean.flatten().tolist()]
     cfg["input_std"] = [round(v, 6) for v in backbone.std.flatten().tolist()]
-    if not 0.0 <= float(cfg["white_balance"]) <= 1.0:
-        raise ValueError(f"white_balance is a grey-world strength in [0, 1], got {cfg['white_balance']!r}")
     backbone.white_balance = float(cfg["white_balance"])
     decoder_kwargs = {k: cfg[k] for k in inspect.signature(decoder_cls.__init__).parameters
                       if k in cfg and k not in ("tasks", "channels")}
