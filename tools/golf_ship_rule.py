@@ -72,6 +72,15 @@ baseline being v15a's camera_shift scores recorded before the island step; the m
 raise the mean miou_gt over the conditions by >= 2.2 points (2, plus twice the island step's +0.1
 on v15a's clean frames).
 
+Rule v16 (session 26, config/train/meco_golf_v18.yaml's re-judgement): rule v15's stated consequence
+(config/train/meco_golf_v19h.yaml). Its measurement, the balance against 17h3 on the 184 unseen
+frames of the half split (miou_gt and fairway IoU each at most 1 point lower), stands in for rule
+v14's block measurement, whose one loss was one shed; the candidate must be eligible by rule v12's
+candidate guards (rule v11's on the clean frames, the conditions' depth and RELLIS), the synthetic
+guard scored on the regression set tools/real_dev_eval.sh makes (seed 3, one 75-degree camera).
+Arguments: SHIPPED SHIPPED_SHIFTS BASELINE_ON_HALF MEASUREMENT_ON_HALF CANDIDATE CANDIDATE_SHIFTS
+(the two on the half split need only ycor_val.json).
+
 Rule v13 (config/train/meco_golf_v17h3.yaml): a measurement pair, no candidate. Arguments: the
 baseline and the changed recipe, both trained on half of YCOR and scored on the other half
 (data/ycor_half). Rule v11's measurement gate: the change must read the unseen half >= 2 points
@@ -214,6 +223,17 @@ def neighbours_gate(base_on_half: dict[str, float], measured: dict[str, float]) 
     return ok
 
 
+def balance_gate(baseline_dir: Path, measured_dir: Path) -> bool:
+    """Rule v15's measurement: the grey-world balance's cost on clean frames neither model saw."""
+    base, meas = (json.loads((d / "ycor_val.json").read_text()) for d in (baseline_dir, measured_dir))
+    ok = (base["miou_gt"] - meas["miou_gt"] <= 1.0
+          and class_iou(base, "fairway") - class_iou(meas, "fairway") <= 1.0)
+    print(f"balance measurement on {meas.get('frames', '?')} unseen frames: miou_gt {base['miou_gt']:.2f} -> "
+          f"{meas['miou_gt']:.2f}, fairway {class_iou(base, 'fairway'):.2f} -> {class_iou(meas, 'fairway'):.2f} "
+          f"(each at most 1 lower asked): {'holds' if ok else 'fails'}")
+    return ok
+
+
 def shift_scores(run: Path) -> dict[str, float]:
     """Means over the conditions of a tools/camera_shift_eval.sh directory (and the clean frames')."""
     conds = sorted(d for d in run.iterdir() if d.is_dir())
@@ -257,7 +277,7 @@ def eligible_v12(c: dict[str, float], base: dict[str, float], c_shift: dict[str,
 RULES = {"v3": (passes, lambda passing, base: winner_v3(passing)), "v5": (eligible_v5, winner_v5),
          "v6": (eligible_v6, winner_v6), "v7": (eligible_v6, winner_v7), "v9": (eligible_v9, winner_v5),
          "v10": (eligible_v10, winner_v10), "v11": (eligible_v11, winner_v11), "v12": (eligible_v11, winner_v11),
-         "v14": (eligible_v11, winner_v11)}
+         "v14": (eligible_v11, winner_v11), "v16": (eligible_v11, winner_v11)}
 MEASUREMENT_RULES = ("v13",)  # a gate between two measurements, no candidate (main)
 
 
@@ -288,6 +308,14 @@ def main(argv: list[str]) -> int:
                              f"CANDIDATE_SHIFTS")
         base_shift = shift_scores(cand_dirs[0])
         gate = camera_gate(shift_scores(cand_dirs[1]), shift_scores(cand_dirs[2]), 2.2 if rule == "v14" else 2.0)
+        cand_dirs, cand_shift = cand_dirs[3:4], shift_scores(cand_dirs[4])
+        check_rule = lambda s, b: eligible_v12(s, b, cand_shift, base_shift)  # noqa: E731
+    if rule == "v16":
+        if len(cand_dirs) != 5:
+            raise SystemExit("rule v16: SHIPPED SHIPPED_SHIFTS BASELINE_ON_HALF MEASUREMENT_ON_HALF CANDIDATE "
+                             "CANDIDATE_SHIFTS")
+        base_shift = shift_scores(cand_dirs[0])
+        gate = balance_gate(cand_dirs[1], cand_dirs[2])
         cand_dirs, cand_shift = cand_dirs[3:4], shift_scores(cand_dirs[4])
         check_rule = lambda s, b: eligible_v12(s, b, cand_shift, base_shift)  # noqa: E731
     rows = [(base_dir.name, base, None)] + [(d.name, s, check_rule(s, base)) for d in cand_dirs for s in [scores(d)]]
