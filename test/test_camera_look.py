@@ -4,12 +4,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from meco_core.classes import GOLF
-from meco_core.data.camera_look import GAIN_RANGE, camera_look
+from meco_core.data.camera_look import GAIN_RANGE, LOOK_PARTS, camera_look, check_look_parts
 from meco_core.data.dataset import MecoDataset
 from meco_core.data.format import DatasetWriter
+
+SMOKE = Path(__file__).resolve().parents[1] / "config" / "train" / "smoke.yaml"
 
 
 def _image(seed: int = 0) -> np.ndarray:
@@ -83,3 +86,29 @@ def test_camera_shift_tool_changes_the_image_only(tmp_path: Path) -> None:
         assert np.abs(out.rgb.astype(int) - src.rgb).mean() > 1.0, shift
     cool = DatasetReader(tmp_path / "s" / "cool").load("val", "f0").rgb.astype(float)
     assert cool[..., 0].mean() < src.rgb[..., 0].mean() and cool[..., 2].mean() > src.rgb[..., 2].mean()
+
+
+def test_parts_keep_only_the_named_differences() -> None:
+    """A model that balances white itself trains on blur, noise and JPEG only: a grey card
+    (which those parts barely move) keeps its grey, while all parts tint it."""
+    grey = np.full((40, 40, 3), 128, np.uint8)
+    sensor = ("blur", "noise", "jpeg")
+    for seed in range(20):
+        out = camera_look(grey, np.random.default_rng(seed), sensor).astype(np.float64)
+        means = out.reshape(-1, 3).mean(0)
+        assert np.abs(means - 128).max() < 2.0, (seed, means)
+    tinted = [camera_look(grey, np.random.default_rng(s)).astype(np.float64).reshape(-1, 3).mean(0) for s in range(20)]
+    assert max(abs(m[0] - m[2]) for m in tinted) > 10
+    img = _image()
+    np.testing.assert_array_equal(camera_look(img, np.random.default_rng(4), LOOK_PARTS),
+                                  camera_look(img, np.random.default_rng(4)))  # all parts: the old draws
+
+
+def test_unknown_part_is_an_error_naming_the_known_ones(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="blur"):
+        check_look_parts(["blurr"])
+    from meco_core.train.config import ConfigError, load_config
+    with pytest.raises(ConfigError, match="data.camera_look_parts.*blurr"):
+        load_config(SMOKE, {"data.camera_look": 0.5, "data.camera_look_parts": ["blurr"]})
+    cfg = load_config(SMOKE, {"data.camera_look_parts": ["blur", "jpeg"]})
+    assert cfg.data.camera_look_parts == ["blur", "jpeg"]

@@ -81,6 +81,14 @@ guard scored on the regression set tools/real_dev_eval.sh makes (seed 3, one 75-
 Arguments: SHIPPED SHIPPED_SHIFTS BASELINE_ON_HALF MEASUREMENT_ON_HALF CANDIDATE CANDIDATE_SHIFTS
 (the two on the half split need only ycor_val.json).
 
+Rule v17 (config/train/meco_golf_v20.yaml): another camera's sensor (blur, noise, JPEG) in
+training. Arguments as rule v12's, the measurement's baseline and run being camera_shift_eval
+directories of 19h and v20h on the half split (YCOR=data/ycor_half: 184 frames neither saw). The
+measurement must raise the mean miou_gt over the blur, noise and JPEG conditions by >= 1 point,
+keep the mean over all conditions no lower and lose at most 1 point of clean miou_gt and of
+clean fairway IoU. The candidate is eligible by rule v12's candidate guards, with KITTI's metric
+AbsRel under blur no higher than the shipped one's. It ships if both hold.
+
 Rule v13 (config/train/meco_golf_v17h3.yaml): a measurement pair, no candidate. Arguments: the
 baseline and the changed recipe, both trained on half of YCOR and scored on the other half
 (data/ycor_half). Rule v11's measurement gate: the change must read the unseen half >= 2 points
@@ -265,6 +273,35 @@ def camera_gate(base: dict[str, float], measured: dict[str, float], min_gain: fl
     return ok
 
 
+SENSOR_CONDITIONS = ("blur", "noise", "jpeg")  # rule v17's: what camera_look_parts [blur, noise, jpeg] trains
+
+
+def sensor_gate(base_dir: Path, measured_dir: Path) -> bool:
+    """Rule v17's measurement: a sensor-look change, on half-split frames neither model saw."""
+    base, meas = shift_scores(base_dir), shift_scores(measured_dir)
+    if base["conditions"] != meas["conditions"]:
+        raise SystemExit(f"rule v17: conditions differ: {base['conditions']} vs {meas['conditions']}")
+    def condition(run: Path, name: str) -> dict:
+        return json.loads((run / name / "ycor_val.json").read_text())
+    def sensor_mean(run: Path) -> float:
+        return sum(condition(run, c)["miou_gt"] for c in SENSOR_CONDITIONS) / len(SENSOR_CONDITIONS)
+    sensor_gain = sensor_mean(measured_dir) - sensor_mean(base_dir)
+    fairway_drop = class_iou(condition(base_dir, "clean"), "fairway") - class_iou(condition(measured_dir, "clean"), "fairway")
+    clean_drop = base["ycor_miou_gt_clean"] - meas["ycor_miou_gt_clean"]
+    ok = (sensor_gain >= 1.0 and meas["ycor_miou_gt"] >= base["ycor_miou_gt"] and clean_drop <= 1.0
+          and fairway_drop <= 1.0)
+    print(f"sensor-look measurement on the frames neither saw: blur/noise/JPEG mean miou_gt {sensor_mean(base_dir):.2f} -> "
+          f"{sensor_mean(measured_dir):.2f} ({sensor_gain:+.2f}, >= +1 asked), mean over {len(base['conditions'])} "
+          f"conditions {base['ycor_miou_gt']:.2f} -> {meas['ycor_miou_gt']:.2f} (no lower asked), clean miou_gt "
+          f"{-clean_drop:+.2f} and fairway {-fairway_drop:+.2f} (each at most 1 lower asked): {'holds' if ok else 'fails'}")
+    return ok
+
+
+def blur_depth(run: Path) -> float:
+    """KITTI's metric AbsRel under the blur condition of a camera_shift_eval directory."""
+    return json.loads((run / "blur" / "kitti.json").read_text())["abs_rel"]
+
+
 def eligible_v12(c: dict[str, float], base: dict[str, float], c_shift: dict[str, float],
                  base_shift: dict[str, float]) -> bool:
     ok = (eligible_v11(c, base) and c_shift["depth"] <= base_shift["depth"] + 0.01
@@ -277,7 +314,7 @@ def eligible_v12(c: dict[str, float], base: dict[str, float], c_shift: dict[str,
 RULES = {"v3": (passes, lambda passing, base: winner_v3(passing)), "v5": (eligible_v5, winner_v5),
          "v6": (eligible_v6, winner_v6), "v7": (eligible_v6, winner_v7), "v9": (eligible_v9, winner_v5),
          "v10": (eligible_v10, winner_v10), "v11": (eligible_v11, winner_v11), "v12": (eligible_v11, winner_v11),
-         "v14": (eligible_v11, winner_v11), "v16": (eligible_v11, winner_v11)}
+         "v14": (eligible_v11, winner_v11), "v16": (eligible_v11, winner_v11), "v17": (eligible_v11, winner_v11)}
 MEASUREMENT_RULES = ("v13",)  # a gate between two measurements, no candidate (main)
 
 
@@ -318,6 +355,18 @@ def main(argv: list[str]) -> int:
         gate = balance_gate(cand_dirs[1], cand_dirs[2])
         cand_dirs, cand_shift = cand_dirs[3:4], shift_scores(cand_dirs[4])
         check_rule = lambda s, b: eligible_v12(s, b, cand_shift, base_shift)  # noqa: E731
+    if rule == "v17":
+        if len(cand_dirs) != 5:
+            raise SystemExit("rule v17: SHIPPED SHIPPED_SHIFTS BASELINE_SHIFTS MEASUREMENT_SHIFTS CANDIDATE "
+                             "CANDIDATE_SHIFTS")
+        base_shift_dir, cand_shift_dir = cand_dirs[0], cand_dirs[4]
+        base_shift, cand_shift = shift_scores(base_shift_dir), shift_scores(cand_shift_dir)
+        gate = sensor_gate(cand_dirs[1], cand_dirs[2])
+        blur_ok = blur_depth(cand_shift_dir) <= blur_depth(base_shift_dir)
+        print(f"KITTI metric AbsRel under blur: {blur_depth(base_shift_dir):.3f} -> {blur_depth(cand_shift_dir):.3f} "
+              f"(no higher asked)")
+        cand_dirs = cand_dirs[3:4]
+        check_rule = lambda s, b: eligible_v12(s, b, cand_shift, base_shift) and blur_ok  # noqa: E731
     rows = [(base_dir.name, base, None)] + [(d.name, s, check_rule(s, base)) for d in cand_dirs for s in [scores(d)]]
     print(f"{'model':<22} {'depth score':>11} {'YCOR mIoU':>9} {'(GT classes)':>12} {'fairway':>7} {'synth AbsRel':>12} "
           f"{'synth mIoU':>10} {'CamVid streets':>14} {'KITTI hazard %':>14} {'RELLIS fairway':>14} "

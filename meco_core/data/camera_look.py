@@ -11,6 +11,8 @@ JPEG compression with probability 1/3. No pixel moves, so depth and labels stay 
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import cv2
 import numpy as np
 
@@ -66,14 +68,31 @@ def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
     return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
 
 
-def camera_look(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """(H, W, 3) uint8 RGB as another, randomly drawn camera might have recorded it."""
-    img = white_balance(rgb, _log_uniform(rng, *GAIN_RANGE), 1.0, _log_uniform(rng, *GAIN_RANGE))
-    img = tone_curve(img, _log_uniform(rng, *GAMMA_RANGE))
+LOOK_PARTS = ("white_balance", "tone_curve", "blur", "noise", "jpeg")
+
+
+def check_look_parts(parts: Sequence[str]) -> tuple[str, ...]:
+    """The parts as a tuple; a clear error naming the known ones for a misspelt part."""
+    unknown = sorted(set(parts) - set(LOOK_PARTS))
+    if unknown or not parts:
+        raise ValueError(f"camera look parts {list(parts)}: expected a non-empty subset of {list(LOOK_PARTS)}")
+    return tuple(parts)
+
+
+def camera_look(rgb: np.ndarray, rng: np.random.Generator, parts: Sequence[str] = LOOK_PARTS) -> np.ndarray:
+    """(H, W, 3) uint8 RGB as another, randomly drawn camera might have recorded it.
+
+    `parts` keeps only some differences (e.g. blur, noise and JPEG for a model that balances
+    white itself, `white_balance` > 0); with every part the draws are those of older releases."""
+    gains = _log_uniform(rng, *GAIN_RANGE), _log_uniform(rng, *GAIN_RANGE)
+    img = white_balance(rgb, gains[0], 1.0, gains[1]) if "white_balance" in parts else rgb
+    gamma = _log_uniform(rng, *GAMMA_RANGE)
+    img = tone_curve(img, gamma) if "tone_curve" in parts else img
     if rng.random() < 1 / 3:
-        img = soften(img, rng.uniform(*BLUR_SIGMA_FRAC))
-    if rng.random() < 1 / 3:
+        sigma_frac = rng.uniform(*BLUR_SIGMA_FRAC)
+        img = soften(img, sigma_frac) if "blur" in parts else img
+    if rng.random() < 1 / 3 and "noise" in parts:
         img = sensor_noise(img, rng.uniform(*NOISE_SIGMA), rng)
-    if rng.random() < 1 / 3:
+    if rng.random() < 1 / 3 and "jpeg" in parts:
         img = jpeg(img, int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1)))
     return np.ascontiguousarray(img)

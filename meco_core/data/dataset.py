@@ -37,7 +37,7 @@ import torch
 from torch.utils.data import Dataset
 
 from meco_core.camera import default_intrinsics, fit_size
-from meco_core.data.camera_look import camera_look
+from meco_core.data.camera_look import LOOK_PARTS, camera_look, check_look_parts
 from meco_core.classes import ClassSet, get_class_set, get_remap
 from meco_core.data.format import DatasetReader, Sample
 from meco_core.data.real_texture import LUMA, TextureBank
@@ -176,6 +176,7 @@ class MecoDataset(Dataset):
         flip: bool = True,
         jitter: float = 0.25,
         camera_look: float = 0.0,
+        camera_look_parts: Sequence[str] | None = None,
         keep_aspect: bool = False,
         scale_base: tuple[int, int] | None = None,
         squeeze_range: tuple[float, float] | None = None,
@@ -197,6 +198,7 @@ class MecoDataset(Dataset):
         self.flip = flip
         self.jitter = jitter
         self.camera_look_share = camera_look  # frames shown as another camera would record them (camera_look)
+        self.camera_look_parts = check_look_parts(camera_look_parts) if camera_look_parts is not None else LOOK_PARTS
         self.keep_aspect = keep_aspect
         self.scale_base = tuple(scale_base) if scale_base else None
         self.squeeze_range = tuple(squeeze_range) if squeeze_range else None
@@ -295,7 +297,7 @@ class MecoDataset(Dataset):
             if self.jitter > 0:
                 rgb = photometric_jitter(np.ascontiguousarray(rgb), rng, strength=self.jitter)
             if self.camera_look_share > 0 and rng.random() < self.camera_look_share:
-                rgb = camera_look(np.ascontiguousarray(rgb), rng)
+                rgb = camera_look(np.ascontiguousarray(rgb), rng, self.camera_look_parts)
 
         return {
             "image": torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(255.0),

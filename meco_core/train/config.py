@@ -4,7 +4,7 @@ A config file has five sections (see config/train/*.yaml for commented examples)
 
     model: {name, config: {...registry keys...}, init_from}   (init_from alone: name and config from it)
     data:  {train: [{root, split, weight, labels, depth, scale_range}], val: [{root, split, ...}], crop: [H, W], class_set,
-            batch_size, workers, scale_range, flip, jitter, camera_look, val_max_frames, val_size}
+            batch_size, workers, scale_range, flip, jitter, camera_look, camera_look_parts, val_max_frames, val_size}
     optim: {lr, weight_decay, backbone_lr_mult, warmup_steps, schedule, steps, grad_clip, ...}
     loss:  {depth_kind, depth, segmentation, vq, balance, class_weights}
     run:   {out_dir, seed, val_every, ckpt_every, log_every, precision, device, ...}
@@ -90,6 +90,7 @@ class DataSection:
     flip: bool = True
     jitter: float = 0.25
     camera_look: float = 0.0  # share of frames shown as another camera would record them (meco_core.data.camera_look)
+    camera_look_parts: Union[list[str], None] = None  # which camera differences (default: all of LOOK_PARTS)
     val_max_frames: Union[int, None] = None  # evenly spaced subset of the val set, for speed
     val_size: Union[tuple[int, int], None] = None  # resize val images (default: full resolution)
 
@@ -283,6 +284,13 @@ def validate(cfg: TrainConfig) -> None:
     need(d.batch_size >= 1, "data.batch_size", "must be >= 1")
     need(d.workers >= 0, "data.workers", "must be >= 0")
     need(0 < d.scale_range[0] <= d.scale_range[1], "data.scale_range", f"need 0 < min <= max, got {list(d.scale_range)}")
+    need(0 <= d.camera_look <= 1, "data.camera_look", f"must be in [0, 1], got {d.camera_look}")
+    if d.camera_look_parts is not None:
+        from meco_core.data.camera_look import check_look_parts
+        try:
+            check_look_parts(d.camera_look_parts)
+        except ValueError as exc:
+            raise ConfigError(f"data.camera_look_parts: {exc}") from None
     need(o.lr > 0, "optim.lr", "must be > 0")
     need(o.steps >= 1, "optim.steps", "must be >= 1")
     need(o.warmup_steps >= 0, "optim.warmup_steps", "must be >= 0 (a --steps smoke run may end inside warm-up)")
