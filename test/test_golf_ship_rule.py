@@ -183,11 +183,11 @@ def test_v11_gates_a_final_fit_by_its_twin_on_unseen_block_frames(tmp_path, caps
 
 
 def _shift_dir(tmp: Path, name: str, ycor: list[float], fairway: list[float], depth: list[float],
-               rellis: list[float]) -> Path:
+               rellis: list[float], conds: tuple[str, ...] = ("clean", "warm", "cool")) -> Path:
     """A tools/camera_shift_eval.sh directory: one condition per list entry, the first one clean."""
     d = tmp / name
     names = ["background", "fairway", "hazard", "road", "obstacle"]
-    conds = ["clean", "warm", "cool"][: len(ycor)]
+    conds = list(conds)[: len(ycor)]
     for cond, y, f, dep, r in zip(conds, ycor, fairway, depth, rellis):
         (d / cond).mkdir(parents=True)
         (d / cond / "ycor_val.json").write_text(json.dumps({"miou_gt": y, "class_names": names,
@@ -248,3 +248,60 @@ def test_v13_is_a_measurement_gate_that_ships_nothing(tmp_path, capsys):
             "the change carries to the next final fit" if carries else "the change does not carry; the recipe stays")
     with pytest.raises(SystemExit, match="BASELINE_ON_HALF CHANGE_ON_HALF"):
         _rule_module().main(["--rule", "v13", str(base)])
+
+
+def test_v16_ships_the_balanced_candidate_when_the_half_split_measurement_holds(tmp_path, capsys):
+    """Rule v15's measurement (ycor_val.json of two runs on the half split: miou_gt and fairway each at
+    most 1 lower) gates a candidate judged by rule v12's candidate guards."""
+    names = ["background", "fairway", "hazard", "road", "obstacle"]
+    hz = [6.6, 0.5, 0.0]
+    base = _scores(tmp_path, "v15", ycor=82.2, ycor_gt=82.2, hazard=hz, depth=0.2006, rellis_gt=52.7)
+    cand = _scores(tmp_path, "v18", ycor=80.5, ycor_gt=80.5, hazard=[1.9, 0, 0], depth=0.1873, rellis_gt=64.8)
+    base_shift = _shift_dir(tmp_path, "v15_shift", [87, 65, 82], [80, 65, 76], [0.20, 0.195, 0.198], [52, 53, 35])
+    cand_shift = _shift_dir(tmp_path, "v18_shift", [86, 86, 87], [80, 79, 80], [0.187, 0.187, 0.199], [65, 67, 63])
+
+    def half(name, miou_gt, fairway):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "ycor_val.json").write_text(json.dumps({"miou_gt": miou_gt, "class_names": names,
+                                                     "iou_per_class": [91.0, fairway, 93.0, 0.0, 60.0]}))
+        return d
+
+    h3 = half("17h3", 75.72, 66.85)
+    for measured, ships in ((half("19h", 78.91, 66.87), True), (half("costly", 74.6, 67.0), False),
+                            (half("fairway_lost", 79.0, 65.8), False), (half("just", 74.72, 65.85), True)):
+        assert _ships(["--rule", "v16", base, base_shift, h3, measured, cand, cand_shift], capsys) == (
+            "ships: v18" if ships else "ships: the current model (no candidate passes)"), measured.name
+    with pytest.raises(SystemExit, match="MEASUREMENT_ON_HALF"):
+        _rule_module().main(["--rule", "v16", str(base), str(base_shift), str(h3), str(cand), str(cand_shift)])
+
+
+def test_v17_asks_the_sensor_conditions_to_gain_and_kitti_blur_depth_not_to_worsen(tmp_path, capsys):
+    """Measurement: the mean miou_gt over blur, noise and JPEG +1, the mean over every condition no
+    lower, clean miou_gt and fairway at most 1 lower; candidate: rule v12's guards and KITTI's metric
+    AbsRel under blur no higher than the shipped model's."""
+    conds = ("clean", "blur", "noise", "jpeg", "warm")
+    hz = [1.9, 0.0, 0.0]
+    dev = dict(ycor=80.5, ycor_gt=80.5, hazard=hz, depth=0.187, rellis_gt=64.8, rellis_fairway=52.7)
+    base, cand = _scores(tmp_path, "v18", **dev), _scores(tmp_path, "v20", **dev)
+
+    def shift(name, ycor, fairway, depth, rellis=(64.8,) * 5):
+        return _shift_dir(tmp_path, name, list(ycor), list(fairway), list(depth), list(rellis), conds)
+
+    base_shift = shift("v18_shift", [86] * 5, [80] * 5, [0.19, 0.40, 0.19, 0.2, 0.19])
+    h19 = shift("19h", [78.9, 77.0, 76.0, 74.0, 78.5], [66.9] * 5, [0.2] * 5)
+    good = shift("20h", [78.5, 78.0, 77.0, 76.0, 78.0], [66.5] * 5, [0.2] * 5)       # sensor +1.33, mean +0.24
+    cand_shift = shift("v20_shift", [86] * 5, [80] * 5, [0.19, 0.30, 0.19, 0.2, 0.19])
+
+    def ships(measured, candidate_shift=cand_shift):
+        return _ships(["--rule", "v17", base, base_shift, h19, measured, cand, candidate_shift], capsys)
+
+    assert ships(good) == "ships: v20"
+    small = shift("small", [78.9, 77.5, 76.5, 75.0, 78.5], [66.9] * 5, [0.2] * 5)           # sensor +0.67
+    mean_down = shift("mean_down", [78.0, 78.0, 77.0, 75.0, 74.0], [66.9] * 5, [0.2] * 5)  # sensor +1, mean -0.48
+    clean_down = shift("clean_down", [77.8, 79.0, 78.0, 76.0, 79.0], [66.9] * 5, [0.2] * 5)
+    fairway_down = shift("fairway_down", [78.9, 78.0, 77.0, 76.0, 78.5], [65.8] + [66.9] * 4, [0.2] * 5)
+    for bad in (small, mean_down, clean_down, fairway_down):
+        assert ships(bad) == "ships: the current model (no candidate passes)", bad.name
+    blurrier = shift("blurrier", [86] * 5, [80] * 5, [0.19, 0.41, 0.19, 0.2, 0.19])
+    assert ships(good, blurrier) == "ships: the current model (no candidate passes)"

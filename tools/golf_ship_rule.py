@@ -297,9 +297,11 @@ def sensor_gate(base_dir: Path, measured_dir: Path) -> bool:
     return ok
 
 
-def blur_depth(run: Path) -> float:
-    """KITTI's metric AbsRel under the blur condition of a camera_shift_eval directory."""
-    return json.loads((run / "blur" / "kitti.json").read_text())["abs_rel"]
+def blur_gate(base_dir: Path, cand_dir: Path) -> bool:
+    """Rule v17's depth check: KITTI's metric AbsRel under blur (camera_shift_eval directories) no higher."""
+    base, cand = (json.loads((d / "blur" / "kitti.json").read_text())["abs_rel"] for d in (base_dir, cand_dir))
+    print(f"KITTI metric AbsRel under blur: {base:.3f} -> {cand:.3f} (no higher asked)")
+    return cand <= base
 
 
 def eligible_v12(c: dict[str, float], base: dict[str, float], c_shift: dict[str, float],
@@ -315,6 +317,12 @@ RULES = {"v3": (passes, lambda passing, base: winner_v3(passing)), "v5": (eligib
          "v6": (eligible_v6, winner_v6), "v7": (eligible_v6, winner_v7), "v9": (eligible_v9, winner_v5),
          "v10": (eligible_v10, winner_v10), "v11": (eligible_v11, winner_v11), "v12": (eligible_v11, winner_v11),
          "v14": (eligible_v11, winner_v11), "v16": (eligible_v11, winner_v11), "v17": (eligible_v11, winner_v11)}
+SHIFT_GATES = {  # rules with a measurement over two directories and a candidate judged over the conditions
+    "v12": (lambda b, m: camera_gate(shift_scores(b), shift_scores(m), 2.0), "BASELINE_SHIFTS MEASUREMENT_SHIFTS"),
+    "v14": (lambda b, m: camera_gate(shift_scores(b), shift_scores(m), 2.2), "BASELINE_SHIFTS MEASUREMENT_SHIFTS"),
+    "v16": (balance_gate, "BASELINE_ON_HALF MEASUREMENT_ON_HALF"),
+    "v17": (sensor_gate, "BASELINE_SHIFTS MEASUREMENT_SHIFTS"),
+}
 MEASUREMENT_RULES = ("v13",)  # a gate between two measurements, no candidate (main)
 
 
@@ -339,32 +347,14 @@ def main(argv: list[str]) -> int:
             raise SystemExit("rule v11: SHIPPED SHIPPED_ON_HALF MEASUREMENT_ON_HALF CANDIDATE...")
         gate = neighbours_gate(scores(cand_dirs[0]), scores(cand_dirs[1]))
         cand_dirs = cand_dirs[2:]
-    if rule in ("v12", "v14"):
+    if rule in SHIFT_GATES:
+        measure, names = SHIFT_GATES[rule]
         if len(cand_dirs) != 5:
-            raise SystemExit(f"rule {rule}: SHIPPED SHIPPED_SHIFTS BASELINE_SHIFTS MEASUREMENT_SHIFTS CANDIDATE "
-                             f"CANDIDATE_SHIFTS")
-        base_shift = shift_scores(cand_dirs[0])
-        gate = camera_gate(shift_scores(cand_dirs[1]), shift_scores(cand_dirs[2]), 2.2 if rule == "v14" else 2.0)
-        cand_dirs, cand_shift = cand_dirs[3:4], shift_scores(cand_dirs[4])
-        check_rule = lambda s, b: eligible_v12(s, b, cand_shift, base_shift)  # noqa: E731
-    if rule == "v16":
-        if len(cand_dirs) != 5:
-            raise SystemExit("rule v16: SHIPPED SHIPPED_SHIFTS BASELINE_ON_HALF MEASUREMENT_ON_HALF CANDIDATE "
-                             "CANDIDATE_SHIFTS")
-        base_shift = shift_scores(cand_dirs[0])
-        gate = balance_gate(cand_dirs[1], cand_dirs[2])
-        cand_dirs, cand_shift = cand_dirs[3:4], shift_scores(cand_dirs[4])
-        check_rule = lambda s, b: eligible_v12(s, b, cand_shift, base_shift)  # noqa: E731
-    if rule == "v17":
-        if len(cand_dirs) != 5:
-            raise SystemExit("rule v17: SHIPPED SHIPPED_SHIFTS BASELINE_SHIFTS MEASUREMENT_SHIFTS CANDIDATE "
-                             "CANDIDATE_SHIFTS")
+            raise SystemExit(f"rule {rule}: SHIPPED SHIPPED_SHIFTS {names} CANDIDATE CANDIDATE_SHIFTS")
         base_shift_dir, cand_shift_dir = cand_dirs[0], cand_dirs[4]
         base_shift, cand_shift = shift_scores(base_shift_dir), shift_scores(cand_shift_dir)
-        gate = sensor_gate(cand_dirs[1], cand_dirs[2])
-        blur_ok = blur_depth(cand_shift_dir) <= blur_depth(base_shift_dir)
-        print(f"KITTI metric AbsRel under blur: {blur_depth(base_shift_dir):.3f} -> {blur_depth(cand_shift_dir):.3f} "
-              f"(no higher asked)")
+        gate = measure(cand_dirs[1], cand_dirs[2])
+        blur_ok = rule != "v17" or blur_gate(base_shift_dir, cand_shift_dir)
         cand_dirs = cand_dirs[3:4]
         check_rule = lambda s, b: eligible_v12(s, b, cand_shift, base_shift) and blur_ok  # noqa: E731
     rows = [(base_dir.name, base, None)] + [(d.name, s, check_rule(s, base)) for d in cand_dirs for s in [scores(d)]]
