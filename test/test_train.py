@@ -166,6 +166,21 @@ def test_resume_rejects_a_different_config(trained, tiny_data) -> None:
         train(cfg, resume=True, progress=False)
 
 
+def test_a_run_saved_before_a_config_key_existed_resumes(trained, tiny_data, tmp_path) -> None:
+    """A key added since (here data.camera_look_parts) counts at its default; a real change still refuses."""
+    from meco_core.train.checkpointing import load_for_resume
+
+    old = torch.load(trained / "last.pt", weights_only=True)
+    del old["train_config"]["data"]["camera_look_parts"]
+    torch.save(old, tmp_path / "old.pt")
+    cfg = load_config(SMOKE, overrides(tiny_data, trained, **{"optim.steps": 12}))
+    assert load_for_resume(tmp_path / "old.pt", cfg.to_dict())["step"] == old["step"]
+    changed = load_config(SMOKE, overrides(tiny_data, trained, **{"optim.steps": 12,
+                                                                  "data.camera_look_parts": ["blur"]}))
+    with pytest.raises(ResumeError, match=r"data\.camera_look_parts"):
+        load_for_resume(tmp_path / "old.pt", changed.to_dict())
+
+
 def test_init_from_starts_from_another_runs_weights(trained, tiny_data, tmp_path) -> None:
     from meco_core.models.checkpoint import CheckpointError
     from meco_core.train.trainer import Trainer

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from meco_core.models.checkpoint import CheckpointError, load_checkpoint
-from meco_core.train.config import diff_configs, flatten
+from meco_core.train.config import diff_configs, flatten, with_defaults
 
 
 class ResumeError(CheckpointError):
@@ -77,6 +77,7 @@ def load_for_resume(path: Path, config: dict[str, Any]) -> dict[str, Any]:
     saved = ckpt.get("train_config")
     if saved is None:
         raise ResumeError(f"{path} has no training state (an exported model?); cannot resume from it")
+    saved = with_defaults(saved)
     differing = diff_configs(saved, config)
     if differing:
         a, b = flatten(saved), flatten(config)

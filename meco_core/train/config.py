@@ -414,6 +414,16 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def with_defaults(saved: dict[str, Any]) -> dict[str, Any]:
+    """A stored config with the keys added since it was saved at their defaults: a key that did not
+    exist trained at its default (new keys keep the old behaviour), so a run started before an
+    upgrade resumes after it. A config this release cannot read is returned as stored."""
+    try:
+        return _build(TrainConfig, saved, "").to_dict()
+    except ConfigError:
+        return saved
+
+
 def diff_configs(saved: dict[str, Any], current: dict[str, Any], ignore: frozenset[str] = RESUME_FREE) -> list[str]:
     """Dotted keys whose values differ (or exist on one side only), except `ignore`d ones."""
     a, b = flatten(_plain(saved)), flatten(_plain(current))
