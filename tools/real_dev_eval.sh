@@ -36,14 +36,16 @@ done
 # The regression set is one 75-degree camera (the command above). A test split made with --hfov random
 # (per-frame cameras) scores ~0.015 AbsRel worse for every model (session 26: v15 0.095 -> 0.111); refuse it.
 .venv/bin/python - "$SYNTH" <<'PY'
-import math, sys, yaml
+import sys, yaml
 from pathlib import Path
+from meco_core.camera import default_intrinsics
+from meco_core.data.synth.common import DEFAULT_HFOV_DEG
 root = Path(sys.argv[1])
 intr = (yaml.safe_load((root / "dataset.yaml").read_text()) or {}).get("intrinsics") or {}
-hfov = math.degrees(2 * math.atan(intr["width"] / 2 / intr["fx"])) if intr else None
-if (root / "test" / "camera").is_dir() or hfov is None or abs(hfov - 75.0) > 0.01:
-    sys.exit(f"real_dev_eval: {root}/test is not the synthetic regression set (seed 3, one 75-degree camera); "
-             f"remake it: rm -rf {root}/test && meco data synth --out {root} --n 300 --seed 3 --split test")
+one_camera = bool(intr) and abs(intr["fx"] - default_intrinsics(intr["height"], intr["width"], DEFAULT_HFOV_DEG)[0]) < 1e-3
+if (root / "test" / "camera").is_dir() or not one_camera:
+    sys.exit(f"real_dev_eval: {root}/test is not the synthetic regression set (seed 3, one {DEFAULT_HFOV_DEG:g}-degree "
+             f"camera); remake it: rm -rf {root}/test && meco data synth --out {root} --n 300 --seed 3 --split test")
 PY
 
 run() {  # name data split [extra meco eval args]
