@@ -305,3 +305,41 @@ def test_v17_asks_the_sensor_conditions_to_gain_and_kitti_blur_depth_not_to_wors
         assert ships(bad) == "ships: the current model (no candidate passes)", bad.name
     blurrier = shift("blurrier", [86] * 5, [80] * 5, [0.19, 0.41, 0.19, 0.2, 0.19])
     assert ships(good, blurrier) == "ships: the current model (no candidate passes)"
+
+
+def test_v18_adds_the_zoom_views_to_rule_v16s_test(tmp_path, capsys):
+    """Rule v16's measurement and candidate guards, and the candidate's mean metric AbsRel over the zoom
+    views of KITTI and RELLIS (tools/camera_views_eval.sh directories) at least 0.03 below the shipped one's."""
+    names = ["background", "fairway", "hazard", "road", "obstacle"]
+    dev = dict(ycor=80.5, ycor_gt=80.5, hazard=[1.9, 0, 0], depth=0.187, rellis_gt=64.8, rellis_fairway=52.7)
+    base, cand = _scores(tmp_path, "v18", **dev), _scores(tmp_path, "v21", **dev)
+    base_shift = _shift_dir(tmp_path, "v18_shift", [86] * 3, [80] * 3, [0.19] * 3, [65] * 3)
+    cand_shift = _shift_dir(tmp_path, "v21_shift", [86] * 3, [80] * 3, [0.19] * 3, [65] * 3)
+
+    def half(name, miou_gt, fairway):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "ycor_val.json").write_text(json.dumps({"miou_gt": miou_gt, "class_names": names,
+                                                     "iou_per_class": [91.0, fairway, 93.0, 0.0, 60.0]}))
+        return d
+
+    def views(name, kitti, rellis):
+        for view, k, r in zip(_rule_module().ZOOM_VIEWS, kitti, rellis):
+            (tmp_path / name / view).mkdir(parents=True)
+            for n, v in (("kitti", k), ("rellis", r)):
+                (tmp_path / name / view / f"{n}.json").write_text(json.dumps({"abs_rel": v}))
+        return tmp_path / name
+
+    h19, h21 = half("19h", 78.91, 66.87), half("21h", 78.5, 66.0)
+    v18_views = views("v18_views", [0.21, 0.20, 0.21, 0.21, 0.27], [0.26, 0.32, 0.44, 0.50, 0.52])  # mean 0.314
+    better = views("better", [0.21, 0.20, 0.21, 0.21, 0.25], [0.21, 0.24, 0.35, 0.44, 0.50])        # -0.032
+    barely = views("barely", [0.21, 0.20, 0.21, 0.21, 0.26], [0.24, 0.29, 0.40, 0.47, 0.50])        # -0.015
+
+    def ships(measured, cand_views):
+        return _ships(["--rule", "v18", base, base_shift, h19, measured, cand, cand_shift, v18_views, cand_views], capsys)
+
+    assert ships(h21, better) == "ships: v21"
+    assert ships(h21, barely) == "ships: the current model (no candidate passes)"
+    assert ships(half("costly", 77.8, 66.9), better) == "ships: the current model (no candidate passes)"
+    with pytest.raises(SystemExit, match="SHIPPED_VIEWS CANDIDATE_VIEWS"):
+        _rule_module().main(["--rule", "v18", *map(str, (base, base_shift, h19, h21, cand, cand_shift))])

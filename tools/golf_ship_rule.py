@@ -9,6 +9,8 @@
     .venv/bin/python tools/golf_ship_rule.py --rule v12 out/real_dev/v15 out/shift/v15 out/shift/v15a out/shift/v16a \
         out/real_dev/meco_golf_v16 out/shift/v16
     .venv/bin/python tools/golf_ship_rule.py --rule v13 out/real_dev/meco_golf_v17h3 out/real_dev/meco_golf_v17h6
+    .venv/bin/python tools/golf_ship_rule.py --rule v18 SHIPPED SHIPPED_SHIFTS BASELINE_ON_HALF MEASUREMENT_ON_HALF \
+        CANDIDATE CANDIDATE_SHIFTS SHIPPED_VIEWS CANDIDATE_VIEWS
 
 The first directory is the shipped model; each other one is a candidate.
 
@@ -88,6 +90,12 @@ measurement must raise the mean miou_gt over the blur, noise and JPEG conditions
 keep the mean over all conditions no lower and lose at most 1 point of clean miou_gt and of
 clean fairway IoU. The candidate is eligible by rule v12's candidate guards, with KITTI's metric
 AbsRel under blur no higher than the shipped one's. It ships if both hold.
+
+Rule v18 (config/train/meco_golf_v21.yaml): real off-road frames through a longer lens. Rule v16's
+arguments and test (measurement: v21h against 19h on the 184 half-split frames neither saw, miou_gt
+and fairway IoU each at most 1 lower; candidate: rule v12's candidate guards), then the shipped
+model's and the candidate's tools/camera_views_eval.sh directories: the candidate's mean metric AbsRel
+over the zoom views (level, x1.2, x1.4, x1.8, x2.2) of KITTI and RELLIS must be >= 0.03 lower.
 
 Rule v13 (config/train/meco_golf_v17h3.yaml): a measurement pair, no candidate. Arguments: the
 baseline and the changed recipe, both trained on half of YCOR and scored on the other half
@@ -304,6 +312,24 @@ def blur_gate(base_dir: Path, cand_dir: Path) -> bool:
     return cand <= base
 
 
+ZOOM_VIEWS = ("zoom_level", "zoom_x1.2", "zoom_x1.4", "zoom_x1.8", "zoom_x2.2")  # tools/camera_views.py
+
+
+def zoom_abs_rel(views_dir: Path) -> float:
+    """Mean metric AbsRel over the zoom views of KITTI and RELLIS (a tools/camera_views_eval.sh directory)."""
+    runs = [json.loads((views_dir / v / f"{n}.json").read_text())["abs_rel"] for v in ZOOM_VIEWS for n in ("kitti", "rellis")]
+    return sum(runs) / len(runs)
+
+
+def zoom_gate(base_dir: Path, cand_dir: Path) -> bool:
+    """Rule v18's lens check: metric depth through longer lenses on the real lidar frames."""
+    base, cand = zoom_abs_rel(base_dir), zoom_abs_rel(cand_dir)
+    ok = base - cand >= 0.03
+    print(f"mean metric AbsRel over the zoom views {', '.join(ZOOM_VIEWS)} (KITTI, RELLIS): {base:.4f} -> {cand:.4f} "
+          f"({cand - base:+.4f}, <= -0.03 asked): {'holds' if ok else 'fails'}")
+    return ok
+
+
 def eligible_v12(c: dict[str, float], base: dict[str, float], c_shift: dict[str, float],
                  base_shift: dict[str, float]) -> bool:
     ok = (eligible_v11(c, base) and c_shift["depth"] <= base_shift["depth"] + 0.01
@@ -316,13 +342,16 @@ def eligible_v12(c: dict[str, float], base: dict[str, float], c_shift: dict[str,
 RULES = {"v3": (passes, lambda passing, base: winner_v3(passing)), "v5": (eligible_v5, winner_v5),
          "v6": (eligible_v6, winner_v6), "v7": (eligible_v6, winner_v7), "v9": (eligible_v9, winner_v5),
          "v10": (eligible_v10, winner_v10), "v11": (eligible_v11, winner_v11), "v12": (eligible_v11, winner_v11),
-         "v14": (eligible_v11, winner_v11), "v16": (eligible_v11, winner_v11), "v17": (eligible_v11, winner_v11)}
+         "v14": (eligible_v11, winner_v11), "v16": (eligible_v11, winner_v11), "v17": (eligible_v11, winner_v11),
+         "v18": (eligible_v11, winner_v11)}
 SHIFT_GATES = {  # rules with a measurement over two directories and a candidate judged over the conditions
     "v12": (lambda b, m: camera_gate(shift_scores(b), shift_scores(m), 2.0), "BASELINE_SHIFTS MEASUREMENT_SHIFTS"),
     "v14": (lambda b, m: camera_gate(shift_scores(b), shift_scores(m), 2.2), "BASELINE_SHIFTS MEASUREMENT_SHIFTS"),
     "v16": (balance_gate, "BASELINE_ON_HALF MEASUREMENT_ON_HALF"),
     "v17": (sensor_gate, "BASELINE_SHIFTS MEASUREMENT_SHIFTS"),
+    "v18": (balance_gate, "BASELINE_ON_HALF MEASUREMENT_ON_HALF"),
 }
+VIEW_RULES = ("v18",)  # ... and the two models' camera_views_eval directories after the candidate's
 MEASUREMENT_RULES = ("v13",)  # a gate between two measurements, no candidate (main)
 
 
@@ -347,6 +376,12 @@ def main(argv: list[str]) -> int:
             raise SystemExit("rule v11: SHIPPED SHIPPED_ON_HALF MEASUREMENT_ON_HALF CANDIDATE...")
         gate = neighbours_gate(scores(cand_dirs[0]), scores(cand_dirs[1]))
         cand_dirs = cand_dirs[2:]
+    views_ok = True
+    if rule in VIEW_RULES:
+        if len(cand_dirs) != 7:
+            raise SystemExit(f"rule {rule}: SHIPPED SHIPPED_SHIFTS {SHIFT_GATES[rule][1]} CANDIDATE CANDIDATE_SHIFTS "
+                             "SHIPPED_VIEWS CANDIDATE_VIEWS")
+        views_ok, cand_dirs = zoom_gate(cand_dirs[5], cand_dirs[6]), cand_dirs[:5]
     if rule in SHIFT_GATES:
         measure, names = SHIFT_GATES[rule]
         if len(cand_dirs) != 5:
@@ -354,9 +389,9 @@ def main(argv: list[str]) -> int:
         base_shift_dir, cand_shift_dir = cand_dirs[0], cand_dirs[4]
         base_shift, cand_shift = shift_scores(base_shift_dir), shift_scores(cand_shift_dir)
         gate = measure(cand_dirs[1], cand_dirs[2])
-        blur_ok = rule != "v17" or blur_gate(base_shift_dir, cand_shift_dir)
+        extra_ok = (rule != "v17" or blur_gate(base_shift_dir, cand_shift_dir)) and views_ok
         cand_dirs = cand_dirs[3:4]
-        check_rule = lambda s, b: eligible_v12(s, b, cand_shift, base_shift) and blur_ok  # noqa: E731
+        check_rule = lambda s, b: eligible_v12(s, b, cand_shift, base_shift) and extra_ok  # noqa: E731
     rows = [(base_dir.name, base, None)] + [(d.name, s, check_rule(s, base)) for d in cand_dirs for s in [scores(d)]]
     print(f"{'model':<22} {'depth score':>11} {'YCOR mIoU':>9} {'(GT classes)':>12} {'fairway':>7} {'synth AbsRel':>12} "
           f"{'synth mIoU':>10} {'CamVid streets':>14} {'KITTI hazard %':>14} {'RELLIS fairway':>14} "
