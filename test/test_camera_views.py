@@ -1,4 +1,5 @@
-"""tools/camera_views.py: a camera turned about its centre sees the same rays, moved in the image."""
+"""tools/camera_views.py and meco_core.data.camera_turn: a camera turned about its centre sees the same
+rays, moved in the image; its depth is the points rotated into it."""
 from __future__ import annotations
 
 import math
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from meco_core.classes import GOLF
+from meco_core.data.camera_turn import camera_rotation, target_to_source
 from meco_core.data.format import DatasetReader, DatasetWriter
 from meco_core.geometry import intrinsics_matrix
 from tool_modules import load_tool
@@ -28,7 +30,7 @@ def _pixel(K: np.ndarray, xyz: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("angles", [(5.0, 0.0, 0.0), (-2.5, 0.0, 0.0), (0.0, 15.0, 0.0), (0.0, 0.0, 5.0),
                                     (3.0, -7.0, 2.0)])
 def test_each_3d_point_keeps_its_colour_and_gets_its_rotated_depth(angles) -> None:
-    R = views.camera_rotation(*angles)
+    R = camera_rotation(*angles)
     out_hw = views.common_size(INTR, SRC_HW, [R])
     K, K2 = intrinsics_matrix(*INTR), intrinsics_matrix(*views.turned_intrinsics(INTR, out_hw))
     rng = np.random.default_rng(1)
@@ -52,10 +54,10 @@ def test_each_3d_point_keeps_its_colour_and_gets_its_rotated_depth(angles) -> No
             continue
         assert depth2[int(round(v2)), int(round(u2))] == pytest.approx(x2[2], abs=1e-3)
         # the homography sends the turned pixel back to the source pixel on the same ray
-        src = views._target_to_source(K, R, K2) @ np.array([u2, v2, 1.0])
+        src = target_to_source(K, R, K2) @ np.array([u2, v2, 1.0])
         np.testing.assert_allclose(src[:2] / src[2], _pixel(K, x), atol=1e-6)
     # labels are sampled nearest along the homography (the pixel each turned pixel's ray hits)
-    H = views._target_to_source(K, R, K2)
+    H = target_to_source(K, R, K2)
     for v2 in range(3, out_hw[0], 17):
         for u2 in range(5, out_hw[1], 23):
             src = H @ np.array([u2, v2, 1.0])
@@ -70,7 +72,7 @@ def test_each_3d_point_keeps_its_colour_and_gets_its_rotated_depth(angles) -> No
     ((0.0, 15.0, 0.0), 0, -math.tan(math.radians(15.0))),  # looking right: straight ahead moves left
 ])
 def test_the_point_straight_ahead_moves_as_the_angle_says(angles, axis, expected) -> None:
-    R = views.camera_rotation(*angles)
+    R = camera_rotation(*angles)
     out_hw = (100, 180)
     fx, fy, cx, cy = views.turned_intrinsics(INTR, out_hw)
     u, v = _pixel(intrinsics_matrix(fx, fy, cx, cy), R.T @ np.array([0.0, 0.0, 1000.0]))
@@ -79,21 +81,21 @@ def test_the_point_straight_ahead_moves_as_the_angle_says(angles, axis, expected
 
 
 def test_roll_clockwise_turns_the_scene_counter_clockwise() -> None:
-    R = views.camera_rotation(0.0, 0.0, 5.0)
+    R = camera_rotation(0.0, 0.0, 5.0)
     fx, fy, cx, cy = views.turned_intrinsics(INTR, (100, 180))
     u, v = _pixel(intrinsics_matrix(fx, fy, cx, cy), R.T @ np.array([100.0, 0.0, 1000.0]))  # right, on the horizon
     assert u > cx and v < cy  # the horizon rises to the right
 
 
 def test_common_size_is_the_whole_frame_level_and_smaller_tilted() -> None:
-    level = views.common_size(INTR, SRC_HW, [views.camera_rotation(0, 0, 0)])
-    tilted = views.common_size(INTR, SRC_HW, [views.camera_rotation(0, 0, 0), views.camera_rotation(5, 0, 0)])
+    level = views.common_size(INTR, SRC_HW, [camera_rotation(0, 0, 0)])
+    tilted = views.common_size(INTR, SRC_HW, [camera_rotation(0, 0, 0), camera_rotation(5, 0, 0)])
     # level: the largest crop centred on the principal point (2.2 rows off the centre here)
     assert level[0] >= SRC_HW[0] - 2 * 2.2 - 2 and abs(level[1] / level[0] - SRC_HW[1] / SRC_HW[0]) < 0.02
     assert tilted[0] < level[0] and tilted[1] < level[1]
     K = intrinsics_matrix(*INTR)
     K2 = intrinsics_matrix(*views.turned_intrinsics(INTR, tilted))
-    assert views._fits(views._target_to_source(K, views.camera_rotation(5, 0, 0), K2), tilted, SRC_HW)
+    assert views._fits(target_to_source(K, camera_rotation(5, 0, 0), K2), tilted, SRC_HW)
 
 
 def test_cli_writes_each_group_at_one_size_with_its_intrinsics(tmp_path: Path) -> None:
@@ -106,7 +108,7 @@ def test_cli_writes_each_group_at_one_size_with_its_intrinsics(tmp_path: Path) -
     out = tmp_path / "views"
     subprocess.run([sys.executable, str(ROOT / "tools" / "camera_views.py"), str(tmp_path / "src"), "--out", str(out)],
                    check=True, capture_output=True)
-    for group in ("pitch", "roll", "yaw"):  # the turns: one size per group
+    for group in ("pitch", "pitch5", "roll", "yaw"):  # the turns: one size per group
         views = sorted(p for p in out.iterdir() if p.name.startswith(group + "_"))
         assert f"{group}_level" in {p.name for p in views} and len(views) >= 3
         shapes = {DatasetReader(p).load("test", "f1").rgb.shape for p in views}

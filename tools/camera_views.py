@@ -4,58 +4,44 @@ Why: every real frame with lidar here comes from a camera mounted level on its v
 RELLIS's), and the golf model's real training frames got their pseudo-depth from one assumed
 horizon per dataset, while a cart's camera may be pitched down a few degrees and the hidden sets'
 cameras are mounted as their vehicles have them. A camera turned about its own centre sees the
-same rays, so the turned view is exact: an image homography K' R^T K^-1 for the pixels (no
-parallax, whatever the depth) and the lidar points rotated into the new camera for the depth.
-Each group of views (pitch, roll, yaw) is cut at one size for all its angles, the largest that
-every angle of the group fills from the source image, so a group's level view differs from its
-turned ones by the turn alone. The zoom group is a longer lens at the same aspect: centred crops
+same rays, so the turned view is exact (`meco_core.data.camera_turn`: a homography for the pixels,
+no parallax whatever the depth; the lidar points rotated into the new camera for the depth).
+Each group of views (pitch 2.5 and 5 degrees, roll, yaw) is cut at one size for all its angles, the
+largest that every angle of the group fills from the source image, so a group's level view differs
+from its turned ones by the turn alone (a larger turn needs a smaller cut: a longer focal length at
+the network input, which the zoom group measures on its own). The zoom group is a longer lens at the same aspect: centred crops
 of the level view at 1/zoom of its size, the focal length kept (at the network input the focal
 grows by the zoom: the canonical camera must follow it).
 
     .venv/bin/python tools/camera_views.py data/kitti --split test --out data/views/kitti
     .venv/bin/meco eval --checkpoint checkpoints/meco_golf.pt --data data/views/kitti/pitch_down5 --split test
 
-Angles: pitch > 0 looks down, yaw > 0 looks right, roll > 0 rolls the camera clockwise as seen
-from behind it (the scene turns counter-clockwise in the image).
+Angles as in `meco_core.data.camera_turn` (pitch > 0 looks down, yaw > 0 right, roll > 0 clockwise).
 """
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from meco_core.data import camera_turn
+from meco_core.data.camera_turn import camera_rotation, target_to_source
 from meco_core.data.format import DatasetReader, DatasetWriter
-from meco_core.geometry import intrinsics_matrix, project_points, sparse_depth_image
+from meco_core.geometry import intrinsics_matrix
 
 # (group, view name, pitch, yaw, roll in degrees, zoom); every group holds its level view
 VIEWS = (
-    ("pitch", "level", 0.0, 0.0, 0.0, 1.0), ("pitch", "down5", 5.0, 0.0, 0.0, 1.0),
-    ("pitch", "down2.5", 2.5, 0.0, 0.0, 1.0), ("pitch", "up2.5", -2.5, 0.0, 0.0, 1.0),
-    ("pitch", "up5", -5.0, 0.0, 0.0, 1.0),
+    ("pitch", "level", 0.0, 0.0, 0.0, 1.0), ("pitch", "down2.5", 2.5, 0.0, 0.0, 1.0),
+    ("pitch", "up2.5", -2.5, 0.0, 0.0, 1.0),
+    ("pitch5", "level", 0.0, 0.0, 0.0, 1.0), ("pitch5", "down5", 5.0, 0.0, 0.0, 1.0),
+    ("pitch5", "up5", -5.0, 0.0, 0.0, 1.0),
     ("roll", "level", 0.0, 0.0, 0.0, 1.0), ("roll", "cw5", 0.0, 0.0, 5.0, 1.0), ("roll", "ccw5", 0.0, 0.0, -5.0, 1.0),
     ("yaw", "level", 0.0, 0.0, 0.0, 1.0), ("yaw", "right15", 0.0, 15.0, 0.0, 1.0),
     ("yaw", "left15", 0.0, -15.0, 0.0, 1.0),
     ("zoom", "level", 0.0, 0.0, 0.0, 1.0), ("zoom", "x1.2", 0.0, 0.0, 0.0, 1.2), ("zoom", "x1.4", 0.0, 0.0, 0.0, 1.4),
     ("zoom", "x1.8", 0.0, 0.0, 0.0, 1.8), ("zoom", "x2.2", 0.0, 0.0, 0.0, 2.2),
 )
-
-
-def camera_rotation(pitch_down_deg: float, yaw_right_deg: float, roll_cw_deg: float) -> np.ndarray:
-    """R whose columns are the turned camera's axes in the original camera's optical frame
-    (x right, y down, z forward): yaw, then pitch, then roll about the new optical axis."""
-    p, y, r = (math.radians(a) for a in (pitch_down_deg, yaw_right_deg, roll_cw_deg))
-    yaw = np.array([[math.cos(y), 0, math.sin(y)], [0, 1, 0], [-math.sin(y), 0, math.cos(y)]])
-    pitch = np.array([[1, 0, 0], [0, math.cos(p), math.sin(p)], [0, -math.sin(p), math.cos(p)]])
-    roll = np.array([[math.cos(r), -math.sin(r), 0], [math.sin(r), math.cos(r), 0], [0, 0, 1]])
-    return yaw @ pitch @ roll
-
-
-def _target_to_source(K_src: np.ndarray, R: np.ndarray, K_dst: np.ndarray) -> np.ndarray:
-    """Homography taking a pixel of the turned camera to the original image's pixel on the same ray."""
-    return K_src @ R @ np.linalg.inv(K_dst)
 
 
 def _fits(H: np.ndarray, out_hw: tuple[int, int], src_hw: tuple[int, int]) -> bool:
@@ -83,33 +69,17 @@ def common_size(intrinsics, src_hw: tuple[int, int], rotations: list[np.ndarray]
     for scale in np.arange(1.0, 0.05, -0.01):
         out_hw = (int(src_hw[0] * scale) // 2 * 2, int(src_hw[1] * scale) // 2 * 2)
         K_dst = intrinsics_matrix(*turned_intrinsics(intrinsics, out_hw))
-        if all(_fits(_target_to_source(K_src, R, K_dst), out_hw, src_hw) for R in rotations):
+        if all(_fits(target_to_source(K_src, R, K_dst), out_hw, src_hw) for R in rotations):
             return out_hw
     raise ValueError(f"no view of a {src_hw[1]}x{src_hw[0]} frame fits every rotation asked")
 
 
 def turned_view(rgb: np.ndarray, depth: np.ndarray | None, labels: np.ndarray | None, intrinsics,
                 R: np.ndarray, out_hw: tuple[int, int]):
-    """(rgb, depth, labels, intrinsics) the camera turned by R would have recorded at out_hw.
-    Pixels are resampled (bilinear; labels nearest); depth points are moved in 3D: back-projected
-    from their pixel, rotated into the turned camera (z changes), projected, nearest point wins."""
-    K_src = intrinsics_matrix(*intrinsics)
-    intr_dst = turned_intrinsics(intrinsics, out_hw)
-    K_dst = intrinsics_matrix(*intr_dst)
-    H = _target_to_source(K_src, R, K_dst)
-    size = (out_hw[1], out_hw[0])
-    flags = cv2.WARP_INVERSE_MAP
-    out_rgb = cv2.warpPerspective(rgb, H, size, flags=cv2.INTER_LINEAR | flags, borderMode=cv2.BORDER_REPLICATE)
-    out_labels = None if labels is None else cv2.warpPerspective(
-        labels, H, size, flags=cv2.INTER_NEAREST | flags, borderMode=cv2.BORDER_CONSTANT, borderValue=255)
-    out_depth = None
-    if depth is not None:
-        v, u = np.nonzero(np.isfinite(depth) & (depth > 0))
-        z = depth[v, u].astype(np.float64)
-        xyz = np.stack([(u - K_src[0, 2]) / K_src[0, 0] * z, (v - K_src[1, 2]) / K_src[1, 1] * z, z], 1)
-        uu, vv, zz, _ = project_points(xyz @ R, K_dst, out_hw[1], out_hw[0])  # rows of xyz @ R = R^T x
-        out_depth = sparse_depth_image(uu, vv, zz, out_hw[1], out_hw[0])
-    return out_rgb, out_depth, out_labels, intr_dst
+    """(rgb, depth, labels, intrinsics) of the turned camera at out_hw, its principal point at the centre
+    (`meco_core.data.camera_turn.turned_view`, which moves the lidar points in 3D)."""
+    intr = turned_intrinsics(intrinsics, out_hw)
+    return (*camera_turn.turned_view(rgb, depth, labels, intrinsics, R, out_hw, intr), intr)
 
 
 def main() -> None:

@@ -19,6 +19,10 @@ Geometric augmentation moves image, depth and labels together:
 - horizontal flip; photometric jitter (brightness, contrast, saturation, hue) and, for a
   `camera_look` share of frames, another camera's white balance, tone curve, blur, noise and
   JPEG (`meco_core.data.camera_look`), on the image only.
+- camera turn (first, on the stored frame): for a `camera_turn` share of frames, the frame as the
+  camera pitched and rolled by up to `camera_turn_deg` would have recorded it (same intrinsics;
+  `meco_core.data.camera_turn`: image and labels by homography, depth points rotated in 3D; rays
+  that miss the stored frame are black, unlabelled and without depth).
 Every item carries `focal`: the vertical focal length fy in pixels of the returned image
 (the sample's intrinsics, else the default camera of `meco_core.camera`, times the resize
 factor), so a canonical-focal model's output can be turned into metres per sample; zoom
@@ -38,6 +42,7 @@ from torch.utils.data import Dataset
 
 from meco_core.camera import default_intrinsics, fit_size
 from meco_core.data.camera_look import LOOK_PARTS, camera_look, check_look_parts
+from meco_core.data.camera_turn import camera_rotation, turned_view
 from meco_core.classes import ClassSet, get_class_set, get_remap
 from meco_core.data.format import DatasetReader, Sample
 from meco_core.data.real_texture import LUMA, TextureBank
@@ -177,6 +182,8 @@ class MecoDataset(Dataset):
         jitter: float = 0.25,
         camera_look: float = 0.0,
         camera_look_parts: Sequence[str] | None = None,
+        camera_turn: float = 0.0,
+        camera_turn_deg: tuple[float, float] = (5.0, 3.0),
         keep_aspect: bool = False,
         scale_base: tuple[int, int] | None = None,
         squeeze_range: tuple[float, float] | None = None,
@@ -199,6 +206,11 @@ class MecoDataset(Dataset):
         self.jitter = jitter
         self.camera_look_share = camera_look  # frames shown as another camera would record them (camera_look)
         self.camera_look_parts = check_look_parts(camera_look_parts) if camera_look_parts is not None else LOOK_PARTS
+        if not 0 <= camera_turn <= 1 or len(camera_turn_deg) != 2 or min(camera_turn_deg) < 0:
+            raise ValueError(f"camera_turn must be in [0, 1] and camera_turn_deg two angles >= 0 (max |pitch|, max |roll|); "
+                             f"got {camera_turn}, {camera_turn_deg}")
+        self.camera_turn_share = camera_turn  # frames shown as the camera pitched and rolled would record them
+        self.camera_turn_deg = (float(camera_turn_deg[0]), float(camera_turn_deg[1]))
         self.keep_aspect = keep_aspect
         self.scale_base = tuple(scale_base) if scale_base else None
         self.squeeze_range = tuple(squeeze_range) if squeeze_range else None
@@ -250,6 +262,12 @@ class MecoDataset(Dataset):
         depth = np.where(depth <= self.max_depth, depth, 0).astype(np.float32)
         rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item())) if self.augment else None
         intrinsics = s.intrinsics or default_intrinsics(h, w)
+
+        if rng is not None and self.camera_turn_share > 0 and rng.random() < self.camera_turn_share:
+            pitch, roll = (float(rng.uniform(-a, a)) for a in self.camera_turn_deg)
+            rgb, turned_depth, labels = turned_view(rgb, depth if has_depth else None, labels, intrinsics,
+                                                    camera_rotation(pitch, 0.0, roll), (h, w))
+            depth = turned_depth if has_depth else depth
 
         if rng is not None:
             scale = rng.uniform(*self.scale_range)

@@ -4,7 +4,8 @@ A config file has five sections (see config/train/*.yaml for commented examples)
 
     model: {name, config: {...registry keys...}, init_from}   (init_from alone: name and config from it)
     data:  {train: [{root, split, weight, labels, depth, scale_range}], val: [{root, split, ...}], crop: [H, W], class_set,
-            batch_size, workers, scale_range, flip, jitter, camera_look, camera_look_parts, val_max_frames, val_size}
+            batch_size, workers, scale_range, flip, jitter, camera_look, camera_look_parts, camera_turn,
+            camera_turn_deg, val_max_frames, val_size}
     optim: {lr, weight_decay, backbone_lr_mult, warmup_steps, schedule, steps, grad_clip, ...}
     loss:  {depth_kind, depth, segmentation, vq, balance, class_weights}
     run:   {out_dir, seed, val_every, ckpt_every, log_every, precision, device, ...}
@@ -91,6 +92,8 @@ class DataSection:
     jitter: float = 0.25
     camera_look: float = 0.0  # share of frames shown as another camera would record them (meco_core.data.camera_look)
     camera_look_parts: Union[list[str], None] = None  # which camera differences (default: all of LOOK_PARTS)
+    camera_turn: float = 0.0  # share of frames shown pitched and rolled (meco_core.data.camera_turn)
+    camera_turn_deg: tuple[float, float] = (5.0, 3.0)  # max |pitch|, max |roll| in degrees
     val_max_frames: Union[int, None] = None  # evenly spaced subset of the val set, for speed
     val_size: Union[tuple[int, int], None] = None  # resize val images (default: full resolution)
 
@@ -285,6 +288,9 @@ def validate(cfg: TrainConfig) -> None:
     need(d.workers >= 0, "data.workers", "must be >= 0")
     need(0 < d.scale_range[0] <= d.scale_range[1], "data.scale_range", f"need 0 < min <= max, got {list(d.scale_range)}")
     need(0 <= d.camera_look <= 1, "data.camera_look", f"must be in [0, 1], got {d.camera_look}")
+    need(0 <= d.camera_turn <= 1, "data.camera_turn", f"must be in [0, 1], got {d.camera_turn}")
+    need(len(d.camera_turn_deg) == 2 and min(d.camera_turn_deg) >= 0, "data.camera_turn_deg",
+         f"must be [max |pitch|, max |roll|] in degrees, each >= 0; got {list(d.camera_turn_deg)}")
     if d.camera_look_parts is not None:
         from meco_core.data.camera_look import check_look_parts
         try:

@@ -53,6 +53,7 @@ def source_dataset(src: DataSource, cfg: TrainConfig, class_set: ClassSet, max_d
         ds = MecoDataset(src.root, src.split, crop_size=d.crop, augment=True,
                          scale_range=tuple(src.scale_range or d.scale_range), flip=d.flip, jitter=d.jitter,
                          camera_look=d.camera_look, camera_look_parts=d.camera_look_parts,
+                         camera_turn=d.camera_turn, camera_turn_deg=tuple(d.camera_turn_deg),
                          scale_base=tuple(d.crop) if src.scale_from == "input" else None,
                          squeeze_range=src.squeeze_range, squeeze_prob=src.squeeze_prob,
                          recolors=[(kind, class_set.names.index(cls), share)
