@@ -250,26 +250,28 @@ def test_v13_is_a_measurement_gate_that_ships_nothing(tmp_path, capsys):
         _rule_module().main(["--rule", "v13", str(base)])
 
 
+def _half(tmp: Path, name: str, miou_gt: float, fairway: float) -> Path:
+    """A run scored on the half split: only ycor_val.json (miou_gt and the fairway IoU)."""
+    d = tmp / name
+    d.mkdir()
+    names = ["background", "fairway", "hazard", "road", "obstacle"]
+    (d / "ycor_val.json").write_text(json.dumps({"miou_gt": miou_gt, "class_names": names,
+                                                 "iou_per_class": [91.0, fairway, 93.0, 0.0, 60.0]}))
+    return d
+
+
 def test_v16_ships_the_balanced_candidate_when_the_half_split_measurement_holds(tmp_path, capsys):
     """Rule v15's measurement (ycor_val.json of two runs on the half split: miou_gt and fairway each at
     most 1 lower) gates a candidate judged by rule v12's candidate guards."""
-    names = ["background", "fairway", "hazard", "road", "obstacle"]
     hz = [6.6, 0.5, 0.0]
     base = _scores(tmp_path, "v15", ycor=82.2, ycor_gt=82.2, hazard=hz, depth=0.2006, rellis_gt=52.7)
     cand = _scores(tmp_path, "v18", ycor=80.5, ycor_gt=80.5, hazard=[1.9, 0, 0], depth=0.1873, rellis_gt=64.8)
     base_shift = _shift_dir(tmp_path, "v15_shift", [87, 65, 82], [80, 65, 76], [0.20, 0.195, 0.198], [52, 53, 35])
     cand_shift = _shift_dir(tmp_path, "v18_shift", [86, 86, 87], [80, 79, 80], [0.187, 0.187, 0.199], [65, 67, 63])
 
-    def half(name, miou_gt, fairway):
-        d = tmp_path / name
-        d.mkdir()
-        (d / "ycor_val.json").write_text(json.dumps({"miou_gt": miou_gt, "class_names": names,
-                                                     "iou_per_class": [91.0, fairway, 93.0, 0.0, 60.0]}))
-        return d
-
-    h3 = half("17h3", 75.72, 66.85)
-    for measured, ships in ((half("19h", 78.91, 66.87), True), (half("costly", 74.6, 67.0), False),
-                            (half("fairway_lost", 79.0, 65.8), False), (half("just", 74.72, 65.85), True)):
+    h3 = _half(tmp_path, "17h3", 75.72, 66.85)
+    for measured, ships in ((_half(tmp_path, "19h", 78.91, 66.87), True), (_half(tmp_path, "costly", 74.6, 67.0), False),
+                            (_half(tmp_path, "fairway_lost", 79.0, 65.8), False), (_half(tmp_path, "just", 74.72, 65.85), True)):
         assert _ships(["--rule", "v16", base, base_shift, h3, measured, cand, cand_shift], capsys) == (
             "ships: v18" if ships else "ships: the current model (no candidate passes)"), measured.name
     with pytest.raises(SystemExit, match="MEASUREMENT_ON_HALF"):
@@ -310,18 +312,10 @@ def test_v17_asks_the_sensor_conditions_to_gain_and_kitti_blur_depth_not_to_wors
 def test_v18_adds_the_zoom_views_to_rule_v16s_test(tmp_path, capsys):
     """Rule v16's measurement and candidate guards, and the candidate's mean metric AbsRel over the zoom
     views of KITTI and RELLIS (tools/camera_views_eval.sh directories) at least 0.03 below the shipped one's."""
-    names = ["background", "fairway", "hazard", "road", "obstacle"]
     dev = dict(ycor=80.5, ycor_gt=80.5, hazard=[1.9, 0, 0], depth=0.187, rellis_gt=64.8, rellis_fairway=52.7)
     base, cand = _scores(tmp_path, "v18", **dev), _scores(tmp_path, "v21", **dev)
     base_shift = _shift_dir(tmp_path, "v18_shift", [86] * 3, [80] * 3, [0.19] * 3, [65] * 3)
     cand_shift = _shift_dir(tmp_path, "v21_shift", [86] * 3, [80] * 3, [0.19] * 3, [65] * 3)
-
-    def half(name, miou_gt, fairway):
-        d = tmp_path / name
-        d.mkdir()
-        (d / "ycor_val.json").write_text(json.dumps({"miou_gt": miou_gt, "class_names": names,
-                                                     "iou_per_class": [91.0, fairway, 93.0, 0.0, 60.0]}))
-        return d
 
     def views(name, kitti, rellis):
         for view, k, r in zip(_rule_module().ZOOM_VIEWS, kitti, rellis):
@@ -330,7 +324,7 @@ def test_v18_adds_the_zoom_views_to_rule_v16s_test(tmp_path, capsys):
                 (tmp_path / name / view / f"{n}.json").write_text(json.dumps({"abs_rel": v}))
         return tmp_path / name
 
-    h19, h21 = half("19h", 78.91, 66.87), half("21h", 78.5, 66.0)
+    h19, h21 = _half(tmp_path, "19h", 78.91, 66.87), _half(tmp_path, "21h", 78.5, 66.0)
     v18_views = views("v18_views", [0.21, 0.20, 0.21, 0.21, 0.27], [0.26, 0.32, 0.44, 0.50, 0.52])  # mean 0.314
     better = views("better", [0.21, 0.20, 0.21, 0.21, 0.25], [0.21, 0.24, 0.35, 0.44, 0.50])        # -0.032
     barely = views("barely", [0.21, 0.20, 0.21, 0.21, 0.26], [0.24, 0.29, 0.40, 0.47, 0.50])        # -0.015
@@ -340,6 +334,6 @@ def test_v18_adds_the_zoom_views_to_rule_v16s_test(tmp_path, capsys):
 
     assert ships(h21, better) == "ships: v21"
     assert ships(h21, barely) == "ships: the current model (no candidate passes)"
-    assert ships(half("costly", 77.8, 66.9), better) == "ships: the current model (no candidate passes)"
+    assert ships(_half(tmp_path, "costly", 77.8, 66.9), better) == "ships: the current model (no candidate passes)"
     with pytest.raises(SystemExit, match="SHIPPED_VIEWS CANDIDATE_VIEWS"):
         _rule_module().main(["--rule", "v18", *map(str, (base, base_shift, h19, h21, cand, cand_shift))])

@@ -31,15 +31,4 @@ for cond in clean $SHIFTS; do
   done
 done
 
-.venv/bin/python - "$OUT" <<'EOF'
-import json, sys
-from pathlib import Path
-out = Path(sys.argv[1])
-print(f"{'condition':<13} {'YCOR miou_gt':>12} {'fairway':>7} {'KITTI AbsRel / ms':>18} {'RELLIS AbsRel / ms':>19} {'RELLIS miou_gt':>14}")
-for cond in sorted(d.name for d in out.iterdir() if d.is_dir()):
-    m = {n: json.loads((out / cond / f"{n}.json").read_text()) for n in ("ycor_val", "kitti", "rellis")}
-    fairway = dict(zip(m["ycor_val"]["class_names"], m["ycor_val"]["iou_per_class"]))["fairway"]
-    print(f"{cond:<13} {m['ycor_val']['miou_gt']:>12.1f} {fairway:>7.1f} "
-          f"{m['kitti']['abs_rel']:>9.3f} / {m['kitti']['ms_abs_rel']:.3f} {m['rellis']['abs_rel']:>10.3f} / "
-          f"{m['rellis']['ms_abs_rel']:.3f} {m['rellis']['miou_gt']:>14.1f}")
-EOF
+.venv/bin/python tools/condition_table.py "$OUT" ycor_val kitti rellis

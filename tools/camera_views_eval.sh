@@ -26,14 +26,4 @@ for view_dir in "$VIEWS"/kitti/*/; do
   done
 done
 
-.venv/bin/python - "$OUT" <<'EOF'
-import json, sys
-from pathlib import Path
-out = Path(sys.argv[1])
-print(f"{'view':<20} {'KITTI AbsRel / ms / scale':>26} {'RELLIS AbsRel / ms / scale':>27} {'RELLIS miou_gt / fairway':>25}")
-for view in sorted(d.name for d in out.iterdir() if d.is_dir()):
-    m = {n: json.loads((out / view / f"{n}.json").read_text()) for n in ("kitti", "rellis")}
-    fairway = dict(zip(m["rellis"]["class_names"], m["rellis"]["iou_per_class"]))["fairway"]
-    cells = [f"{m[n]['abs_rel']:.3f} / {m[n]['ms_abs_rel']:.3f} / {m[n]['ms_scale_median']:.2f}" for n in ("kitti", "rellis")]
-    print(f"{view:<20} {cells[0]:>26} {cells[1]:>27} {m['rellis']['miou_gt']:>16.1f} / {fairway:.1f}")
-EOF
+.venv/bin/python tools/condition_table.py "$OUT" kitti rellis
