@@ -337,3 +337,34 @@ def test_v18_adds_the_zoom_views_to_rule_v16s_test(tmp_path, capsys):
     assert ships(_half(tmp_path, "costly", 77.8, 66.9), better) == "ships: the current model (no candidate passes)"
     with pytest.raises(SystemExit, match="SHIPPED_VIEWS CANDIDATE_VIEWS"):
         _rule_module().main(["--rule", "v18", *map(str, (base, base_shift, h19, h21, cand, cand_shift))])
+
+
+def test_v19_asks_depth_to_follow_the_horizon_when_the_camera_pitches(tmp_path, capsys):
+    """Rule v18's test with the pitch groups: pitch sensitivity (mean |ln scale ratio| pitched vs level) at
+    most 0.7x the shipped model's, the mean metric AbsRel over the six views at most +0.01."""
+    dev = dict(ycor=80.5, ycor_gt=80.5, hazard=[1.9, 0, 0], depth=0.187, rellis_gt=64.8, rellis_fairway=52.7)
+    base, cand = _scores(tmp_path, "v18", **dev), _scores(tmp_path, "v22", **dev)
+    base_shift = _shift_dir(tmp_path, "v18_shift", [86] * 3, [80] * 3, [0.19] * 3, [65] * 3)
+    cand_shift = _shift_dir(tmp_path, "v22_shift", [86] * 3, [80] * 3, [0.19] * 3, [65] * 3)
+    h_base, h_meas = _half(tmp_path, "19h", 78.91, 66.87), _half(tmp_path, "22h", 78.5, 66.5)
+
+    def views(name, rellis_scales, abs_rel=0.3):
+        """KITTI level at scale 1.2 and unmoved; RELLIS's six views (level, down, up for each group) as given."""
+        order = ("pitch_level", "pitch_down2.5", "pitch_up2.5", "pitch5_level", "pitch5_down5", "pitch5_up5")
+        for view, r in zip(order, rellis_scales):
+            (tmp_path / name / view).mkdir(parents=True)
+            for n, scale in (("kitti", 1.2), ("rellis", r)):
+                (tmp_path / name / view / f"{n}.json").write_text(json.dumps({"abs_rel": abs_rel, "ms_scale_median": scale}))
+        return tmp_path / name
+
+    shipped = views("v18_views", [0.67, 0.65, 0.86, 0.63, 0.57, 0.90])  # as v18 on RELLIS
+    steady = views("steady", [0.80, 0.78, 0.84, 0.80, 0.75, 0.86])
+    steady_worse = views("steady_worse", [0.80, 0.78, 0.84, 0.80, 0.75, 0.86], abs_rel=0.311)
+    not_enough = views("not_enough", [0.67, 0.65, 0.82, 0.63, 0.58, 0.84])  # 0.82x of the shipped sensitivity
+
+    def ships(cand_views):
+        return _ships(["--rule", "v19", base, base_shift, h_base, h_meas, cand, cand_shift, shipped, cand_views], capsys)
+
+    assert ships(steady) == "ships: v22"
+    for bad in (steady_worse, not_enough):
+        assert ships(bad) == "ships: the current model (no candidate passes)", bad.name

@@ -97,6 +97,12 @@ and fairway IoU each at most 1 lower; candidate: rule v12's candidate guards), t
 model's and the candidate's tools/camera_views_eval.sh directories: the candidate's mean metric AbsRel
 over the zoom views (level, x1.2, x1.4, x1.8, x2.2) of KITTI and RELLIS must be >= 0.03 lower.
 
+Rule v19 (config/train/meco_golf_v22.yaml): real frames as other mounts would record them. Rule
+v18's arguments and test with the pitch groups instead of the zoom group: the candidate's pitch
+sensitivity (the mean over KITTI and RELLIS and the views pitched 2.5 and 5 degrees up and down of
+|ln(median scale / its group's level view's)|) at most 0.7x the shipped one's, and its mean metric
+AbsRel over those six views at most the shipped one's + 0.01.
+
 Rule v13 (config/train/meco_golf_v17h3.yaml): a measurement pair, no candidate. Arguments: the
 baseline and the changed recipe, both trained on half of YCOR and scored on the other half
 (data/ycor_half). Rule v11's measurement gate: the change must read the unseen half >= 2 points
@@ -111,6 +117,7 @@ road: v8's 1,164 road pixels in one frame of 48 cost it 11.2 points (session 14)
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -330,6 +337,36 @@ def zoom_gate(base_dir: Path, cand_dir: Path) -> bool:
     return ok
 
 
+PITCH_GROUPS = {"pitch_level": ("pitch_down2.5", "pitch_up2.5"), "pitch5_level": ("pitch5_down5", "pitch5_up5")}
+
+
+def pitch_scores(views_dir: Path) -> tuple[float, float]:
+    """(pitch sensitivity, mean metric AbsRel) over the pitch groups of KITTI and RELLIS: the mean of
+    |ln(median scale of a pitched view / its group's level view's)|, and the mean AbsRel of all six views."""
+    def load(view: str, n: str) -> dict:
+        return json.loads((views_dir / view / f"{n}.json").read_text())
+    shifts, abs_rels = [], []
+    for level, turned in PITCH_GROUPS.items():
+        for n in ("kitti", "rellis"):
+            base = load(level, n)
+            abs_rels.append(base["abs_rel"])
+            for view in turned:
+                m = load(view, n)
+                shifts.append(abs(math.log(m["ms_scale_median"] / base["ms_scale_median"])))
+                abs_rels.append(m["abs_rel"])
+    return sum(shifts) / len(shifts), sum(abs_rels) / len(abs_rels)
+
+
+def pitch_gate(base_dir: Path, cand_dir: Path) -> bool:
+    """Rule v19's mount check: depth that follows the horizon when the camera pitches, on the real lidar frames."""
+    (base_shift, base_abs), (cand_shift, cand_abs) = pitch_scores(base_dir), pitch_scores(cand_dir)
+    ok = cand_shift <= 0.7 * base_shift and cand_abs <= base_abs + 0.01
+    print(f"pitch sensitivity (mean |ln scale ratio| pitched vs level, KITTI and RELLIS, +-2.5 and +-5 deg): "
+          f"{base_shift:.4f} -> {cand_shift:.4f} (at most 0.7x asked), mean metric AbsRel over the six views "
+          f"{base_abs:.4f} -> {cand_abs:.4f} (at most +0.01): {'holds' if ok else 'fails'}")
+    return ok
+
+
 def eligible_v12(c: dict[str, float], base: dict[str, float], c_shift: dict[str, float],
                  base_shift: dict[str, float]) -> bool:
     ok = (eligible_v11(c, base) and c_shift["depth"] <= base_shift["depth"] + 0.01
@@ -343,15 +380,17 @@ RULES = {"v3": (passes, lambda passing, base: winner_v3(passing)), "v5": (eligib
          "v6": (eligible_v6, winner_v6), "v7": (eligible_v6, winner_v7), "v9": (eligible_v9, winner_v5),
          "v10": (eligible_v10, winner_v10), "v11": (eligible_v11, winner_v11), "v12": (eligible_v11, winner_v11),
          "v14": (eligible_v11, winner_v11), "v16": (eligible_v11, winner_v11), "v17": (eligible_v11, winner_v11),
-         "v18": (eligible_v11, winner_v11)}
+         "v18": (eligible_v11, winner_v11),
+         "v19": (eligible_v11, winner_v11)}
 SHIFT_GATES = {  # rules with a measurement over two directories and a candidate judged over the conditions
     "v12": (lambda b, m: camera_gate(shift_scores(b), shift_scores(m), 2.0), "BASELINE_SHIFTS MEASUREMENT_SHIFTS"),
     "v14": (lambda b, m: camera_gate(shift_scores(b), shift_scores(m), 2.2), "BASELINE_SHIFTS MEASUREMENT_SHIFTS"),
     "v16": (balance_gate, "BASELINE_ON_HALF MEASUREMENT_ON_HALF"),
     "v17": (sensor_gate, "BASELINE_SHIFTS MEASUREMENT_SHIFTS"),
     "v18": (balance_gate, "BASELINE_ON_HALF MEASUREMENT_ON_HALF"),
+    "v19": (balance_gate, "BASELINE_ON_HALF MEASUREMENT_ON_HALF"),
 }
-VIEW_RULES = ("v18",)  # ... and the two models' camera_views_eval directories after the candidate's
+VIEW_GATES = {"v18": zoom_gate, "v19": pitch_gate}  # ... on the two models' camera_views_eval directories, last
 MEASUREMENT_RULES = ("v13",)  # a gate between two measurements, no candidate (main)
 
 
@@ -377,11 +416,11 @@ def main(argv: list[str]) -> int:
         gate = neighbours_gate(scores(cand_dirs[0]), scores(cand_dirs[1]))
         cand_dirs = cand_dirs[2:]
     views_ok = True
-    if rule in VIEW_RULES:
+    if rule in VIEW_GATES:
         if len(cand_dirs) != 7:
             raise SystemExit(f"rule {rule}: SHIPPED SHIPPED_SHIFTS {SHIFT_GATES[rule][1]} CANDIDATE CANDIDATE_SHIFTS "
                              "SHIPPED_VIEWS CANDIDATE_VIEWS")
-        views_ok, cand_dirs = zoom_gate(cand_dirs[5], cand_dirs[6]), cand_dirs[:5]
+        views_ok, cand_dirs = VIEW_GATES[rule](cand_dirs[5], cand_dirs[6]), cand_dirs[:5]
     if rule in SHIFT_GATES:
         measure, names = SHIFT_GATES[rule]
         if len(cand_dirs) != 5:
