@@ -20,7 +20,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from meco_core.geometry import intrinsics_matrix, project_points, sparse_depth_image
+from meco_core.geometry import backproject_depth, intrinsics_matrix, project_points, sparse_depth_image
 
 
 def camera_rotation(pitch_down_deg: float, yaw_right_deg: float = 0.0, roll_cw_deg: float = 0.0) -> np.ndarray:
@@ -57,9 +57,7 @@ def turned_view(rgb: np.ndarray, depth: np.ndarray | None, labels: np.ndarray | 
         labels, H, size, flags=cv2.INTER_NEAREST | inverse, borderMode=cv2.BORDER_CONSTANT, borderValue=255)
     out_depth = None
     if depth is not None:
-        v, u = np.nonzero(np.isfinite(depth) & (depth > 0))
-        z = depth[v, u].astype(np.float64)
-        xyz = np.stack([(u - K_src[0, 2]) / K_src[0, 0] * z, (v - K_src[1, 2]) / K_src[1, 1] * z, z], 1)
+        xyz, _, _ = backproject_depth(depth, K_src)
         uu, vv, zz, _ = project_points(xyz @ R, K_dst, out_hw[1], out_hw[0])  # rows of xyz @ R: R^T x
         out_depth = sparse_depth_image(uu, vv, zz, out_hw[1], out_hw[0])
     return out_rgb, out_depth, out_labels
