@@ -11,6 +11,9 @@ BACKENDS = ("torch", "onnxruntime", "tensorrt")  # what runs a model (meco_core.
 PRECISIONS = ("fp32", "fp16", "bf16")  # inference precisions: fp16/bf16 run under autocast
 BENCH_SIZE = (384, 512)  # `meco bench`'s input size for registry models (a checkpoint: its own recorded size)
 MAX_DEPTH_M = 80.0  # metric depth range of the models and of the depth metrics (0 < gt < max)
+# Depth metrics are also broken down by true distance (KITTI-style range bands: where the error sits):
+# [0, 10), [10, 20), [20, 40), [40, max_depth) metres. Real frames' pseudo-depth ends at 40 m of ground.
+DEPTH_BAND_EDGES_M = (10.0, 20.0, 40.0)
 IGNORE_INDEX = 255  # label id that no loss or metric counts
 MIN_LIDAR_RANGE_M = 0.3  # lidars report "no return" as (0, 0, 0); nothing real is this close
 NODE_START_TIMEOUT_S = 180.0  # tools wait this long for a started node's "ready"

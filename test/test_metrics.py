@@ -247,3 +247,33 @@ def test_metric_set_and_table_show_the_median_scaled_row() -> None:
     empty = MetricSet(("depth",), num_classes=0).compute()
     doc = json.loads(json.dumps(json_safe(empty), allow_nan=False))
     assert all(doc[k] is None for k in MS_DEPTH_KEYS)
+
+
+def test_depth_by_true_distance_by_hand() -> None:
+    """Bands [0,10) [10,20) [20,40) [40,max): pixel share, metric AbsRel and the median gt/pred, by hand."""
+    from meco_core.evaluation.evaluate import MetricSet, format_table, json_safe
+
+    m = DepthMetrics(max_depth=80.0)
+    # near: ratios 1, 0.5, 1.25 (median 1; AbsRel (0 + 1 + 0.2) / 3); 10-20 m exact; 30 m and 60 m read half
+    m.update(np.array([5.0, 10.0, 4.0, 15.0, 15.0, 30.0]), np.array([5.0, 5.0, 5.0, 15.0, 30.0, 60.0]))
+    m.update(np.array([8.0]), np.array([10.0]))  # a second frame: 10 m exactly opens the second band
+    bands = m.compute()["bands"]
+    assert [(b["from_m"], b["to_m"], b["pixels"]) for b in bands] == [(0, 10, 3), (10, 20, 2), (20, 40, 1), (40, 80, 1)]
+    assert bands[0]["share"] == pytest.approx(3 / 7) and bands[0]["abs_rel"] == pytest.approx(0.4)
+    assert bands[0]["gt_over_pred_median"] == pytest.approx(1.0, rel=0.005)
+    assert bands[1]["abs_rel"] == pytest.approx(0.1) and bands[1]["gt_over_pred_median"] == pytest.approx(1.0, rel=0.005)
+    for far in bands[2:]:
+        assert far["abs_rel"] == pytest.approx(0.5) and far["gt_over_pred_median"] == pytest.approx(2.0, rel=0.005)
+    # merged frames count as one set; a band with no pixels is NaN and left out of the printed line
+    only_near = DepthMetrics(max_depth=80.0)
+    only_near.update(np.array([2.0]), np.array([4.0]))
+    near = only_near.compute()["bands"]
+    assert near[0]["gt_over_pred_median"] == pytest.approx(2.0, rel=0.005) and math.isnan(near[3]["abs_rel"])
+    ms = MetricSet(("depth",), num_classes=0, max_depth=80.0)
+    ms.update({"depth": torch.tensor([2.0, 30.0]).view(1, 1, 1, 2)},
+              {"depth": torch.tensor([4.0, 30.0]).view(1, 1, 1, 2), "has_depth": torch.tensor([True])})
+    r = ms.compute()
+    line = next(x for x in format_table(r).splitlines() if x.startswith("by true distance"))
+    assert "0-10 m: AbsRel 0.500, gt/pred 2.00 (50 %)" in line and "20-40 m: AbsRel 0.000, gt/pred 1.00" in line
+    assert "10-20" not in line
+    assert json_safe(r)["depth_bands"][1]["abs_rel"] is None  # NaN -> null in the JSON

@@ -81,6 +81,7 @@ class MetricSet:
         for k in (*DEPTH_KEYS, *MS_DEPTH_KEYS):
             out[k] = depth.get(k, math.nan)
         out["depth_pixels"] = depth.get("pixels", 0)
+        out["depth_bands"] = depth.get("bands", [])
         seg = self.seg.compute() if self.seg is not None else {}
         out["miou"] = seg.get("miou", math.nan)
         out["miou_gt"] = seg.get("miou_gt", math.nan)
@@ -261,9 +262,17 @@ def resolve_class_sets(model_cs: ClassSet | None, data_cs: ClassSet, num_classes
 
 
 # --------------------------------------------------------------------------- reporting
+def band_lines(bands: Sequence[dict[str, float]]) -> list[str]:
+    """Depth by true distance: each band's metric AbsRel, median gt/pred (above 1: read too near) and
+    share of the valid pixels; bands without pixels are left out."""
+    cells = [f"{b['from_m']:g}-{b['to_m']:g} m: AbsRel {b['abs_rel']:.3f}, gt/pred {b['gt_over_pred_median']:.2f} "
+             f"({100 * b['share']:.0f} %)" for b in bands if b.get("pixels")]
+    return ["by true distance: " + "; ".join(cells)] if cells else []
+
+
 def format_table(results: dict[str, Any], class_names: Sequence[str] | None = None, title: str = "") -> str:
     """The paper's layout: depth row (RMSE, RMSE log, AbsRel, SqRel, d1-d3) and, when present, the
-    median-scaled row under it (ms_ keys), then per-class IoU."""
+    median-scaled row under it (ms_ keys) and the distance bands, then per-class IoU."""
     lines = [title] if title else []
     if not math.isnan(results.get("rmse", math.nan)):
         head = f"{'RMSE':>8} {'RMSE log':>9} {'AbsRel':>8} {'SqRel':>8} {'d<1.25':>8} {'d<1.25^2':>9} {'d<1.25^3':>9}"
@@ -277,6 +286,7 @@ def format_table(results: dict[str, Any], class_names: Sequence[str] | None = No
         if all(k in results for k in MS_DEPTH_KEYS) and not math.isnan(results["ms_rmse"]):
             lines += [f"median-scaled (per frame, median(gt)/median(pred)); median scale "
                       f"{results['ms_scale_median']:.3f}", row("ms_")]
+        lines += band_lines(results.get("depth_bands") or [])
     elif "rmse" in results:
         lines.append("Depth: no valid ground truth in this set")
     ious = results.get("iou_per_class") or []

@@ -8,6 +8,10 @@ over that frame's valid pixels (numpy median: mean of the two middle values for 
 count), clamped to >= 1e-3 again, and the same metrics are accumulated over all valid pixels
 of the set (not averaged per frame). One `DepthMetrics.update` call is one frame (one s).
 `ms_scale_median` is the median over frames of s: how far off the metric scale is (1 = none).
+By true distance (`bands`, edges `DEPTH_BAND_EDGES_M`): each band's pixel count and share, metric
+AbsRel, and the median over its pixels of gt/pred (from a histogram of log(gt/pred) in 0.5 % steps,
+clipped to 1/55..55; the lower middle value for an even count): a model that reads far things near
+shows a band ratio above 1 growing with distance, which the set's one median scale hides.
 A frame without a valid pixel contributes nothing; with none in the whole set every depth
 value is NaN.
 Segmentation: confusion matrix over the set, ignore 255; IoU per class; a class absent
@@ -21,9 +25,11 @@ import math
 import numpy as np
 import torch
 
-from meco_core.defaults import MAX_DEPTH_M
+from meco_core.defaults import DEPTH_BAND_EDGES_M, MAX_DEPTH_M
 
 MIN_PRED_DEPTH = 1e-3
+BAND_LOG_RATIO_MAX = 4.0  # log(gt/pred) histogram range: ratios 1/55 .. 55
+BAND_HIST_BINS = 1601  # 0.005 wide in log: medians to 0.5 %
 
 
 def _as_tensor(x) -> torch.Tensor:
@@ -70,6 +76,9 @@ class DepthMetrics:
         self.sums = _depth_sums()
         self.ms_sums = _depth_sums()  # after per-frame median scaling
         self.scales: list[float] = []  # per-frame s = median(gt) / median(pred)
+        n_bands = len(DEPTH_BAND_EDGES_M) + 1
+        self.band_abs_rel = np.zeros(n_bands)
+        self.band_hist = np.zeros((n_bands, BAND_HIST_BINS), dtype=np.int64)  # log(gt/pred) per band
 
     def update(self, pred, gt) -> None:
         """One frame: prediction and ground truth of the same size (any shape), metres."""
@@ -86,6 +95,17 @@ class DepthMetrics:
         scale = float(np.median(g.numpy()) / np.median(p.numpy()))
         self.scales.append(scale)
         _add_depth_sums(self.ms_sums, (p * scale).clamp_min(MIN_PRED_DEPTH), g)
+        self._add_bands(p, g)
+
+    def _add_bands(self, p: torch.Tensor, g: torch.Tensor) -> None:
+        n_bands = self.band_hist.shape[0]
+        band = torch.bucketize(g, torch.tensor(DEPTH_BAND_EDGES_M, dtype=g.dtype), right=True)
+        self.band_abs_rel += torch.zeros(n_bands, dtype=g.dtype).index_add_(0, band, (p - g).abs() / g).numpy()
+        log_ratio = (g / p).log().clamp(-BAND_LOG_RATIO_MAX, BAND_LOG_RATIO_MAX)
+        step = 2 * BAND_LOG_RATIO_MAX / (BAND_HIST_BINS - 1)
+        idx = ((log_ratio + BAND_LOG_RATIO_MAX) / step).round().long()
+        flat = np.bincount((band * BAND_HIST_BINS + idx).numpy(), minlength=self.band_hist.size)
+        self.band_hist += flat.reshape(self.band_hist.shape)
 
     def merge(self, other: "DepthMetrics") -> None:
         """Add the frames `other` counted (e.g. one frame scored on its own) to this set."""
@@ -94,6 +114,8 @@ class DepthMetrics:
             for k, v in theirs.items():
                 mine[k] += v
         self.scales += other.scales
+        self.band_abs_rel += other.band_abs_rel
+        self.band_hist += other.band_hist
 
     def compute(self) -> dict[str, float]:
         """rmse .. d3, ms_rmse .. ms_d3, ms_scale_median (NaN without valid pixels) and pixels."""
@@ -102,6 +124,22 @@ class DepthMetrics:
         out |= {MEDIAN_SCALED_PREFIX + k: v for k, v in _depth_results(self.ms_sums, n).items()}
         out["ms_scale_median"] = float(np.median(self.scales)) if self.scales else math.nan
         out["pixels"] = n
+        out["bands"] = self._band_results()
+        return out
+
+    def _band_results(self) -> list[dict[str, float]]:
+        """One dict per distance band: from_m, to_m, pixels, share of the set's pixels, abs_rel and the
+        median of gt/pred (NaN for a band without pixels)."""
+        edges = (0.0, *DEPTH_BAND_EDGES_M, self.max_depth)
+        centres = np.exp(np.linspace(-BAND_LOG_RATIO_MAX, BAND_LOG_RATIO_MAX, BAND_HIST_BINS))
+        out = []
+        for b, hist in enumerate(self.band_hist):
+            pixels = int(hist.sum())
+            median = float(centres[np.searchsorted(np.cumsum(hist), (pixels + 1) // 2)]) if pixels else math.nan
+            out.append({"from_m": edges[b], "to_m": edges[b + 1], "pixels": pixels,
+                        "share": pixels / self.count if self.count else math.nan,
+                        "abs_rel": float(self.band_abs_rel[b] / pixels) if pixels else math.nan,
+                        "gt_over_pred_median": median})
         return out
 
 
