@@ -277,3 +277,6 @@ def test_depth_by_true_distance_by_hand() -> None:
     assert "0-10 m: AbsRel 0.500, gt/pred 2.00 (50 %)" in line and "20-40 m: AbsRel 0.000, gt/pred 1.00" in line
     assert "10-20" not in line
     assert json_safe(r)["depth_bands"][1]["abs_rel"] is None  # NaN -> null in the JSON
+    short = DepthMetrics(max_depth=15.0)  # a short-range model: bands end at its range
+    short.update(np.array([12.0]), np.array([14.0]))
+    assert [(b["from_m"], b["to_m"], b["pixels"]) for b in short.compute()["bands"]] == [(0, 10, 0), (10, 15, 1)]

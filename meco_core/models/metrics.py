@@ -8,7 +8,7 @@ over that frame's valid pixels (numpy median: mean of the two middle values for 
 count), clamped to >= 1e-3 again, and the same metrics are accumulated over all valid pixels
 of the set (not averaged per frame). One `DepthMetrics.update` call is one frame (one s).
 `ms_scale_median` is the median over frames of s: how far off the metric scale is (1 = none).
-By true distance (`bands`, edges `DEPTH_BAND_EDGES_M`): each band's pixel count and share, metric
+By true distance (`bands`, edges `DEPTH_BAND_EDGES_M` below max_depth): each band's pixel count and share, metric
 AbsRel, and the median over its pixels of gt/pred (from a histogram of log(gt/pred) in 0.5 % steps,
 clipped to 1/55..55; the lower middle value for an even count): a model that reads far things near
 shows a band ratio above 1 growing with distance, which the set's one median scale hides.
@@ -76,7 +76,8 @@ class DepthMetrics:
         self.sums = _depth_sums()
         self.ms_sums = _depth_sums()  # after per-frame median scaling
         self.scales: list[float] = []  # per-frame s = median(gt) / median(pred)
-        n_bands = len(DEPTH_BAND_EDGES_M) + 1
+        self.band_edges = tuple(e for e in DEPTH_BAND_EDGES_M if e < self.max_depth)  # a short range: fewer bands
+        n_bands = len(self.band_edges) + 1
         self.band_abs_rel = np.zeros(n_bands)
         self.band_hist = np.zeros((n_bands, BAND_HIST_BINS), dtype=np.int64)  # log(gt/pred) per band
 
@@ -99,7 +100,7 @@ class DepthMetrics:
 
     def _add_bands(self, p: torch.Tensor, g: torch.Tensor) -> None:
         n_bands = self.band_hist.shape[0]
-        band = torch.bucketize(g, torch.tensor(DEPTH_BAND_EDGES_M, dtype=g.dtype), right=True)
+        band = torch.bucketize(g, torch.tensor(self.band_edges, dtype=g.dtype), right=True)
         self.band_abs_rel += torch.zeros(n_bands, dtype=g.dtype).index_add_(0, band, (p - g).abs() / g).numpy()
         log_ratio = (g / p).log().clamp(-BAND_LOG_RATIO_MAX, BAND_LOG_RATIO_MAX)
         step = 2 * BAND_LOG_RATIO_MAX / (BAND_HIST_BINS - 1)
@@ -130,7 +131,7 @@ class DepthMetrics:
     def _band_results(self) -> list[dict[str, float]]:
         """One dict per distance band: from_m, to_m, pixels, share of the set's pixels, abs_rel and the
         median of gt/pred (NaN for a band without pixels)."""
-        edges = (0.0, *DEPTH_BAND_EDGES_M, self.max_depth)
+        edges = (0.0, *self.band_edges, self.max_depth)
         centres = np.exp(np.linspace(-BAND_LOG_RATIO_MAX, BAND_LOG_RATIO_MAX, BAND_HIST_BINS))
         out = []
         for b, hist in enumerate(self.band_hist):
