@@ -132,7 +132,8 @@ def scores(run: Path) -> dict[str, float]:
            "ycor_fairway": class_iou(m["ycor_val"], "fairway"), "synth_abs_rel": m["synth_test"]["abs_rel"],
            "synth_miou": m["synth_test"]["miou"], "camvid_streets": streets,
            "rellis_fairway": class_iou(m["rellis"], "fairway"), "rellis_miou_gt": m["rellis"].get("miou_gt"),
-           "real_ground": None if None in real_ground else sum(real_ground) / 2}
+           "real_ground": None if None in real_ground else sum(real_ground) / 2,
+           **{f"{n}_{k}": m[n][k] for n in ("kitti", "rellis") for k in ("abs_rel", "ms_abs_rel")}}
     shares = run / "kitti_class_shares.json"
     if shares.is_file():  # {checkpoint: {frame: {class: % of the frame}}}
         frames = list(next(iter(json.loads(shares.read_text()).values())).values())

@@ -39,10 +39,7 @@ FIGURES = (
 
 def figures(run: Path, views: Path | None) -> dict[str, float]:
     """The study's figures for one run (its real_dev_eval directory and, if given, its views directory)."""
-    out = dict(scores(run))
-    for name in ("kitti", "rellis"):
-        m = json.loads((run / f"{name}.json").read_text())
-        out[f"{name}_abs_rel"], out[f"{name}_ms_abs_rel"] = m["abs_rel"], m["ms_abs_rel"]
+    out = scores(run)
     if views is not None:
         out["pitch_sensitivity"], out["pitch_abs_rel"] = pitch_scores(views)
     return out
