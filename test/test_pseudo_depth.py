@@ -431,3 +431,33 @@ def test_camvid_without_pseudo_depth_has_no_depth(shared_data, tmp_path):
     r = DatasetReader(tmp_path)
     assert "camera_note" not in r.meta and r.intrinsics is None
     assert r.load("val", r.names("val")[0]).depth_m is None
+
+
+def test_max_ground_depth_option_reaches_the_importers(shared_data, tmp_path):
+    """`--max-ground-depth 80` gives ground between 40 and 80 m its depth (the rows nearer the
+    horizon), records the range in dataset.yaml, and leaves the default (40 m) unchanged."""
+    from meco_core.cli import main
+
+    camvid = shared_data / "camvid"
+    if not camvid.is_dir():
+        pytest.skip("no CamVid in shared data")
+    out40, out80 = tmp_path / "c40", tmp_path / "c80"
+    common = ["data", "camvid", "--root", str(camvid), "--limit", "2", "--splits", "val", "--pseudo-depth"]
+    assert main([*common, "--out", str(out40)]) == 0
+    assert main([*common, "--out", str(out80), "--max-ground-depth", "80"]) == 0
+    r40, r80 = DatasetReader(out40), DatasetReader(out80)
+    assert "ground to 40 m" in r40.meta["camera_note"] and "ground to 80 m" in r80.meta["camera_note"]
+    road = CAMVID.names.index("Road")
+    far_rows = 0
+    for name in r40.names("val"):
+        d40, d80, lab = r40.load("val", name).depth_m, r80.load("val", name).depth_m, r40.load("val", name).labels
+        near = (d40 > 0)
+        assert np.allclose(d80[near], d40[near])  # what 40 m gave is unchanged
+        extra = (d80 > 0) & ~near
+        assert d40.max() <= 40.0 + 1e-3 and d80.max() <= 80.0 + 1e-3
+        assert np.all(d80[extra] > 40.0 - 1e-3)  # the new depth is all beyond 40 m
+        far_rows += int((extra & (lab == road)).sum())
+    assert far_rows > 0  # the frames' road does reach beyond 40 m
+    for bad in ("0", "-5"):
+        with pytest.raises(ValueError, match="max_ground_depth"):
+            main([*common, "--out", str(tmp_path / "bad"), "--max-ground-depth", bad])

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from meco_core.camera import default_intrinsics
 from meco_core.classes import CAMVID, make_remap
 from meco_core.data.format import DatasetFormatError, DatasetWriter
-from meco_core.data.pseudo_depth import GROUND, SKY, UPRIGHT, pseudo_depth, role_lut
+from meco_core.data.pseudo_depth import GROUND, MAX_GROUND_DEPTH_M, SKY, UPRIGHT, pseudo_depth, role_lut
 
 SPLITS = ("train", "val", "test")
 # ids 0..10 stay, 11 (Unlabelled) and anything unexpected -> 255
@@ -45,6 +45,7 @@ def convert_camvid(
     hfov_deg: float = ASSUMED_HFOV_DEG,
     horizon_frac: float = ASSUMED_HORIZON_FRAC,
     camera_height: float = ASSUMED_CAMERA_HEIGHT_M,
+    max_ground_depth: float = MAX_GROUND_DEPTH_M,
 ) -> dict[str, int]:
     """Convert every split found under `root`; returns {split: samples written}.
 
@@ -61,7 +62,8 @@ def convert_camvid(
         fx, fy, cx, cy = default_intrinsics(360, 480, hfov_deg)
         intr = dict(fx=fx, fy=fy, cx=cx, cy=cy, width=480, height=360)
         note = (f"ASSUMED camera (CamVid has no calibration): HFOV {hfov_deg:g} deg, horizon at {horizon_frac:g} of "
-                f"the height, {camera_height:g} m above the road; depth is geometric pseudo-depth")
+                f"the height, {camera_height:g} m above the road; depth is geometric pseudo-depth, ground to "
+                f"{max_ground_depth:g} m")
     with DatasetWriter(out, CAMVID, intrinsics=intr, source=f"CamVid (SegNet tutorial) from {root}",
                        camera_note=note or "") as writer:
         for split in found:
@@ -84,7 +86,8 @@ def convert_camvid(
                     if labels.shape != (intr["height"], intr["width"]):
                         raise DatasetFormatError(f"{img_path}: pseudo-depth assumes 480x360 frames, got "
                                                  f"{labels.shape[1]}x{labels.shape[0]}")
-                    depth = pseudo_depth(labels, _ROLES, intr["fy"], horizon_frac * labels.shape[0], camera_height)
+                    depth = pseudo_depth(labels, _ROLES, intr["fy"], horizon_frac * labels.shape[0], camera_height,
+                                         max_ground_depth)
                 writer.write(split, img_path.stem, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), depth_m=depth, labels=labels)
             counts[split] = len(images)
     return counts

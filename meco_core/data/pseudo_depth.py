@@ -54,9 +54,9 @@ def pseudo_depth(labels: np.ndarray, roles: np.ndarray, fy: float, horizon_row: 
     labels = np.asarray(labels)
     if labels.ndim != 2:
         raise ValueError(f"labels must be (H, W), got {labels.shape}")
-    if not (fy > 0 and camera_height > 0 and math.isfinite(horizon_row)):
-        raise ValueError(f"need fy > 0, camera_height > 0 and a finite horizon row; got {fy}, {camera_height}, "
-                         f"{horizon_row}")
+    if not (fy > 0 and camera_height > 0 and math.isfinite(horizon_row) and max_ground_depth > 0):
+        raise ValueError(f"need fy > 0, camera_height > 0, a finite horizon row and max_ground_depth > 0; got "
+                         f"{fy}, {camera_height}, {horizon_row}, {max_ground_depth}")
     h, w = labels.shape
     role = roles[labels]
     row_z = ground_row_depth(h, fy, horizon_row, camera_height, max_ground_depth)

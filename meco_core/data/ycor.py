@@ -36,7 +36,7 @@ from tqdm import tqdm
 from meco_core.camera import default_intrinsics
 from meco_core.classes import YCOR
 from meco_core.data.format import DatasetFormatError, DatasetWriter
-from meco_core.data.pseudo_depth import GROUND, SKY, UPRIGHT, pseudo_depth, role_lut
+from meco_core.data.pseudo_depth import GROUND, MAX_GROUND_DEPTH_M, SKY, UPRIGHT, pseudo_depth, role_lut
 
 DEFAULT_HOLDOUT = (1000, 1149)  # inclusive id range kept out of training (75 frames of 367)
 DEFAULT_SIZE = (272, 512)  # half resolution: training crops are 240x320
@@ -77,7 +77,7 @@ def convert_ycor(root: str | os.PathLike, out: str | os.PathLike,
                  size: tuple[int, int] | None = DEFAULT_SIZE, pseudo: bool = True,
                  hfov_deg: float = ASSUMED_HFOV_DEG, horizon_frac: float = ASSUMED_HORIZON_FRAC,
                  camera_height: float = ASSUMED_CAMERA_HEIGHT_M, limit: int | None = None,
-                 progress: bool = True) -> dict[str, Any]:
+                 progress: bool = True, max_ground_depth: float = MAX_GROUND_DEPTH_M) -> dict[str, Any]:
     """Convert every frame under ROOT/train; returns counts per split and unknown-colour pixels."""
     root = Path(root)
     base = root / "train" if (root / "train").is_dir() else root
@@ -101,7 +101,8 @@ def convert_ycor(root: str | os.PathLike, out: str | os.PathLike,
     fx, fy, cx, cy = default_intrinsics(h, w, hfov_deg)
     note = (f"ASSUMED camera (YCOR has no calibration): HFOV {hfov_deg:g} deg, horizon at {horizon_frac:g} of the "
             f"height, {camera_height:g} m above ground"
-            + ("; depth is geometric pseudo-depth (meco_core.data.pseudo_depth)" if pseudo else ""))
+            + (f"; depth is geometric pseudo-depth (meco_core.data.pseudo_depth), ground to {max_ground_depth:g} m"
+               if pseudo else ""))
     with_depth = 0
     with DatasetWriter(out, YCOR, intrinsics=dict(fx=fx, fy=fy, cx=cx, cy=cy, width=w, height=h),
                        source=f"YCOR from {root}", camera_note=note, image_format="jpg") as writer:
@@ -121,7 +122,8 @@ def convert_ycor(root: str | os.PathLike, out: str | os.PathLike,
                 ids = cv2.resize(ids, (w, h), interpolation=cv2.INTER_NEAREST_EXACT)
             split = "val" if folder.name in held_out else "train"
             # held-out frames are scored against labels only: pseudo-depth is not ground truth
-            depth = pseudo_depth(ids, _ROLES, fy, horizon_frac * h, camera_height) if pseudo and split == "train" else None
+            depth = (pseudo_depth(ids, _ROLES, fy, horizon_frac * h, camera_height, max_ground_depth)
+                     if pseudo and split == "train" else None)
             with_depth += int(depth is not None and bool((depth > 0).any()))
             writer.write(split, folder.name, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), depth_m=depth, labels=ids)
             counts[split] = counts.get(split, 0) + 1

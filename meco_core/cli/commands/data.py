@@ -20,6 +20,7 @@ import importlib
 from typing import Callable
 
 from meco_core.bag_options import ImportBagOptions, MakeBagOptions
+from meco_core.data.pseudo_depth import MAX_GROUND_DEPTH_M
 from meco_core.options import add_options
 from meco_core.sizes import parse_size
 
@@ -28,7 +29,8 @@ def _run_camvid(args: argparse.Namespace) -> int:
     from meco_core.data.camvid import convert_camvid
 
     counts = convert_camvid(args.root, args.out, limit=args.limit, splits=args.splits, pseudo=args.pseudo_depth,
-                            hfov_deg=args.hfov, horizon_frac=args.horizon, camera_height=args.camera_height)
+                            hfov_deg=args.hfov, horizon_frac=args.horizon, camera_height=args.camera_height,
+                            max_ground_depth=args.max_ground_depth)
     print(f"CamVid -> {args.out}: " + ", ".join(f"{s} {n}" for s, n in counts.items()))
     return 0
 
@@ -56,7 +58,8 @@ def _run_ycor(args: argparse.Namespace) -> int:
     stats = convert_ycor(args.root, args.out, holdout=args.holdout, holdout_every=args.holdout_every,
                          size=None if args.full_size else args.size,
                          pseudo=not args.no_pseudo_depth, hfov_deg=args.hfov, horizon_frac=args.horizon,
-                         camera_height=args.camera_height, limit=args.limit)
+                         camera_height=args.camera_height, limit=args.limit,
+                         max_ground_depth=args.max_ground_depth)
     print(f"YCOR -> {args.out}: " + ", ".join(f"{s} {n}" for s, n in sorted(stats["splits"].items()))
           + f" ({_holdout_text(args.holdout, args.holdout_every)}); {stats['frames_with_depth']} frames with "
           f"pseudo-depth; {stats['unknown_colour_pixels']} pixels of unknown colour (ignored)")
@@ -88,6 +91,9 @@ def _pseudo_depth_args(p: argparse.ArgumentParser, hfov: float, horizon: float, 
     p.add_argument("--hfov", type=float, default=hfov, help="assumed horizontal field of view, degrees")
     p.add_argument("--horizon", type=float, default=horizon, help="assumed horizon row as a fraction of the height")
     p.add_argument("--camera-height", type=float, default=height, help="assumed camera height above ground, m")
+    p.add_argument("--max-ground-depth", type=float, default=MAX_GROUND_DEPTH_M,
+                   help="ground farther than this (m) gets no pseudo-depth: near the horizon a one-row error in the "
+                        "assumed horizon is tens of metres")
 
 
 def _run_kitti(args: argparse.Namespace) -> int:
