@@ -14,7 +14,8 @@ def _run(tmp_path, name: str, ratios: list[float], edges=(0.0, 10.0, 20.0, 40.0,
               "gt_over_pred_median": r}
              for lo, hi, r in zip(edges[:-1], edges[1:], ratios)]
     for dataset in ("kitti", "rellis"):
-        (d / f"{dataset}.json").write_text(json.dumps({"abs_rel": 0.2, "depth_bands": bands}))
+        (d / f"{dataset}.json").write_text(json.dumps({"abs_rel": 0.2, "depth_bands": bands,
+                                                     "depth_bands_by_pred": bands[::-1]}))
     return f"{name}={d}"
 
 
@@ -45,3 +46,12 @@ def test_clear_errors(tmp_path):
         tool.main([f"empty={tmp_path / 'empty'}"])
     with pytest.raises(SystemExit):
         tool.main(["no-equals-sign"])
+
+
+def test_by_predicted_distance(tmp_path, capsys):
+    a = _run(tmp_path, "old", [1.05, 1.14, 1.45, 2.15])
+    assert load_tool("depth_bands").main([a, "--by", "pred", "--sets", "kitti"]) == 0
+    printed = capsys.readouterr().out
+    assert "by predicted distance" in printed
+    assert printed.splitlines()[-1].split()[1:4] == ["2.15", "/", "1.150"]  # that file's bands, reversed
+    assert "(25 %)" in printed.splitlines()[-1]  # each model's own share in its cells

@@ -280,3 +280,38 @@ def test_depth_by_true_distance_by_hand() -> None:
     short = DepthMetrics(max_depth=15.0)  # a short-range model: bands end at its range
     short.update(np.array([12.0]), np.array([14.0]))
     assert [(b["from_m"], b["to_m"], b["pixels"]) for b in short.compute()["bands"]] == [(0, 10, 0), (10, 15, 1)]
+
+
+def test_depth_by_predicted_distance_by_hand() -> None:
+    """The same pixels binned by their prediction; and why: an uncertain but unbiased reading shows
+    regression to the mean by true distance, and none by its own distance."""
+    from meco_core.evaluation.evaluate import MetricSet, format_table, json_safe
+
+    m = DepthMetrics(max_depth=80.0)
+    m.update(np.array([5.0, 10.0, 4.0, 15.0, 15.0, 30.0]), np.array([5.0, 5.0, 5.0, 15.0, 30.0, 60.0]))
+    m.update(np.array([8.0]), np.array([10.0]))
+    bands = m.compute()["pred_bands"]
+    # predicted 5, 4, 8 m (gt 5, 5, 10): ratios 1, 1.25, 1.25; predicted 10, 15, 15 (gt 5, 15, 30): 0.5, 1, 2
+    assert [(b["from_m"], b["to_m"], b["pixels"]) for b in bands] == [(0, 10, 3), (10, 20, 3), (20, 40, 1), (40, 80, 0)]
+    assert bands[0]["abs_rel"] == pytest.approx(0.4 / 3) and bands[0]["gt_over_pred_median"] == pytest.approx(1.25, rel=0.005)
+    assert bands[1]["abs_rel"] == pytest.approx(0.5) and bands[1]["gt_over_pred_median"] == pytest.approx(1.0, rel=0.005)
+    assert bands[2]["gt_over_pred_median"] == pytest.approx(2.0, rel=0.005) and math.isnan(bands[3]["abs_rel"])
+    # one appearance, three true depths: the reading 20 m is the log-mean, unbiased for what it reads
+    u = DepthMetrics(max_depth=80.0)
+    u.update(np.full(3, 20.0), np.array([12.0, 20.0, 33.0]))
+    by_true, by_pred = u.compute()["bands"], u.compute()["pred_bands"]
+    assert by_true[1]["gt_over_pred_median"] == pytest.approx(0.6, rel=0.005)  # 12 m reads far
+    assert by_true[2]["gt_over_pred_median"] == pytest.approx(1.0, rel=0.005)  # 20 and 33 m: median ratio 1
+    assert by_pred[2]["pixels"] == 3 and by_pred[2]["gt_over_pred_median"] == pytest.approx(1.0, rel=0.005)
+    # beyond max_depth a prediction falls in the last band; merge adds both binnings
+    far = DepthMetrics(max_depth=80.0)
+    far.update(np.array([95.0]), np.array([50.0]))
+    m.merge(far)
+    assert m.compute()["pred_bands"][3]["pixels"] == 1 and m.compute()["bands"][3]["pixels"] == 2
+    ms = MetricSet(("depth",), num_classes=0, max_depth=80.0)
+    ms.update({"depth": torch.tensor([2.0, 30.0]).view(1, 1, 1, 2)},
+              {"depth": torch.tensor([4.0, 30.0]).view(1, 1, 1, 2), "has_depth": torch.tensor([True])})
+    r = ms.compute()
+    line = next(x for x in format_table(r).splitlines() if x.startswith("by predicted distance"))
+    assert "0-10 m: AbsRel 0.500, gt/pred 2.00 (50 %)" in line
+    assert json_safe(r)["depth_bands_by_pred"][1]["abs_rel"] is None

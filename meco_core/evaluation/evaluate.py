@@ -82,6 +82,7 @@ class MetricSet:
             out[k] = depth.get(k, math.nan)
         out["depth_pixels"] = depth.get("pixels", 0)
         out["depth_bands"] = depth.get("bands", [])
+        out["depth_bands_by_pred"] = depth.get("pred_bands", [])
         seg = self.seg.compute() if self.seg is not None else {}
         out["miou"] = seg.get("miou", math.nan)
         out["miou_gt"] = seg.get("miou_gt", math.nan)
@@ -262,12 +263,12 @@ def resolve_class_sets(model_cs: ClassSet | None, data_cs: ClassSet, num_classes
 
 
 # --------------------------------------------------------------------------- reporting
-def band_lines(bands: Sequence[dict[str, float]]) -> list[str]:
-    """Depth by true distance: each band's metric AbsRel, median gt/pred (above 1: read too near) and
-    share of the valid pixels; bands without pixels are left out."""
+def band_lines(bands: Sequence[dict[str, float]], by: str = "true") -> list[str]:
+    """Depth by true (or predicted) distance: each band's metric AbsRel, median gt/pred (above 1: read
+    too near) and share of the valid pixels; bands without pixels are left out."""
     cells = [f"{b['from_m']:g}-{b['to_m']:g} m: AbsRel {b['abs_rel']:.3f}, gt/pred {b['gt_over_pred_median']:.2f} "
              f"({100 * b['share']:.0f} %)" for b in bands if b.get("pixels")]
-    return ["by true distance: " + "; ".join(cells)] if cells else []
+    return [f"by {by} distance: " + "; ".join(cells)] if cells else []
 
 
 def format_table(results: dict[str, Any], class_names: Sequence[str] | None = None, title: str = "") -> str:
@@ -287,6 +288,7 @@ def format_table(results: dict[str, Any], class_names: Sequence[str] | None = No
             lines += [f"median-scaled (per frame, median(gt)/median(pred)); median scale "
                       f"{results['ms_scale_median']:.3f}", row("ms_")]
         lines += band_lines(results.get("depth_bands") or [])
+        lines += band_lines(results.get("depth_bands_by_pred") or [], by="predicted")
     elif "rmse" in results:
         lines.append("Depth: no valid ground truth in this set")
     ious = results.get("iou_per_class") or []

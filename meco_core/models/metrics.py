@@ -12,6 +12,12 @@ By true distance (`bands`, edges `DEPTH_BAND_EDGES_M` below max_depth): each ban
 AbsRel, and the median over its pixels of gt/pred (from a histogram of log(gt/pred) in 0.5 % steps,
 clipped to 1/55..55; the lower middle value for an even count): a model that reads far things near
 shows a band ratio above 1 growing with distance, which the set's one median scale hides.
+By predicted distance (`pred_bands`, the same edges, pixels binned by their clamped prediction; the
+last band also holds predictions at or beyond max_depth): why both: an unbiased but uncertain model
+(one that predicts E[depth | image]) reads far things near and near things far when binned by the
+truth (regression to the mean: the truly far pixels are those it underestimated), yet its ratios
+binned by its own reading are 1. A ratio above 1 there is a bias a user can act on: "what it calls
+30 m is farther".
 A frame without a valid pixel contributes nothing; with none in the whole set every depth
 value is NaN.
 Segmentation: confusion matrix over the set, ignore 255; IoU per class; a class absent
@@ -78,8 +84,9 @@ class DepthMetrics:
         self.scales: list[float] = []  # per-frame s = median(gt) / median(pred)
         self.band_edges = tuple(e for e in DEPTH_BAND_EDGES_M if e < self.max_depth)  # a short range: fewer bands
         n_bands = len(self.band_edges) + 1
-        self.band_abs_rel = np.zeros(n_bands)
-        self.band_hist = np.zeros((n_bands, BAND_HIST_BINS), dtype=np.int64)  # log(gt/pred) per band
+        # [0]: binned by true distance, [1]: by predicted distance
+        self.band_abs_rel = np.zeros((2, n_bands))
+        self.band_hist = np.zeros((2, n_bands, BAND_HIST_BINS), dtype=np.int64)  # log(gt/pred) per band
 
     def update(self, pred, gt) -> None:
         """One frame: prediction and ground truth of the same size (any shape), metres."""
@@ -99,14 +106,17 @@ class DepthMetrics:
         self._add_bands(p, g)
 
     def _add_bands(self, p: torch.Tensor, g: torch.Tensor) -> None:
-        n_bands = self.band_hist.shape[0]
-        band = torch.bucketize(g, torch.tensor(self.band_edges, dtype=g.dtype), right=True)
-        self.band_abs_rel += torch.zeros(n_bands, dtype=g.dtype).index_add_(0, band, (p - g).abs() / g).numpy()
+        n_bands = self.band_hist.shape[1]
+        edges = torch.tensor(self.band_edges, dtype=g.dtype)
+        abs_rel = (p - g).abs() / g
         log_ratio = (g / p).log().clamp(-BAND_LOG_RATIO_MAX, BAND_LOG_RATIO_MAX)
         step = 2 * BAND_LOG_RATIO_MAX / (BAND_HIST_BINS - 1)
         idx = ((log_ratio + BAND_LOG_RATIO_MAX) / step).round().long()
-        flat = np.bincount((band * BAND_HIST_BINS + idx).numpy(), minlength=self.band_hist.size)
-        self.band_hist += flat.reshape(self.band_hist.shape)
+        for k, key in enumerate((g, p)):
+            band = torch.bucketize(key, edges, right=True)
+            self.band_abs_rel[k] += torch.zeros(n_bands, dtype=g.dtype).index_add_(0, band, abs_rel).numpy()
+            flat = np.bincount((band * BAND_HIST_BINS + idx).numpy(), minlength=n_bands * BAND_HIST_BINS)
+            self.band_hist[k] += flat.reshape(n_bands, BAND_HIST_BINS)
 
     def merge(self, other: "DepthMetrics") -> None:
         """Add the frames `other` counted (e.g. one frame scored on its own) to this set."""
@@ -125,21 +135,22 @@ class DepthMetrics:
         out |= {MEDIAN_SCALED_PREFIX + k: v for k, v in _depth_results(self.ms_sums, n).items()}
         out["ms_scale_median"] = float(np.median(self.scales)) if self.scales else math.nan
         out["pixels"] = n
-        out["bands"] = self._band_results()
+        out["bands"] = self._band_results(0)
+        out["pred_bands"] = self._band_results(1)
         return out
 
-    def _band_results(self) -> list[dict[str, float]]:
-        """One dict per distance band: from_m, to_m, pixels, share of the set's pixels, abs_rel and the
-        median of gt/pred (NaN for a band without pixels)."""
+    def _band_results(self, by: int) -> list[dict[str, float]]:
+        """One dict per distance band (by=0: true, 1: predicted distance): from_m, to_m, pixels, share of
+        the set's pixels, abs_rel and the median of gt/pred (NaN for a band without pixels)."""
         edges = (0.0, *self.band_edges, self.max_depth)
         centres = np.exp(np.linspace(-BAND_LOG_RATIO_MAX, BAND_LOG_RATIO_MAX, BAND_HIST_BINS))
         out = []
-        for b, hist in enumerate(self.band_hist):
+        for b, hist in enumerate(self.band_hist[by]):
             pixels = int(hist.sum())
             median = float(centres[np.searchsorted(np.cumsum(hist), (pixels + 1) // 2)]) if pixels else math.nan
             out.append({"from_m": edges[b], "to_m": edges[b + 1], "pixels": pixels,
                         "share": pixels / self.count if self.count else math.nan,
-                        "abs_rel": float(self.band_abs_rel[b] / pixels) if pixels else math.nan,
+                        "abs_rel": float(self.band_abs_rel[by, b] / pixels) if pixels else math.nan,
                         "gt_over_pred_median": median})
         return out
 

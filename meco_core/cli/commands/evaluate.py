@@ -6,7 +6,8 @@ self-supervised depth work reports them; per-class IoU and mIoU; FPS at batch 1 
 the evaluation passes), writes the metrics as JSON (keys miou (percent), iou_per_class,
 rmse, rmse_log, abs_rel, sq_rel, d1, d2, d3, their median-scaled ms_rmse ... ms_d3,
 ms_scale_median (median over frames of the scale), depth_bands (by true distance 0-10, 10-20,
-20-40, 40-max m: pixels, share, abs_rel, gt_over_pred_median), confusion (pixels; rows ground truth,
+20-40, 40-max m: pixels, share, abs_rel, gt_over_pred_median), depth_bands_by_pred (the same, binned
+by predicted distance), confusion (pixels; rows ground truth,
 columns prediction), per_frame (each frame's AbsRel, median-scaled AbsRel and scale, d1,
 mIoU over its classes, mIoU, pixel accuracy; the worst three printed), fps, frames, ...),
 a PNG grid (input | predicted depth | predicted segmentation | ground-truth depth |
