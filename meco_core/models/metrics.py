@@ -11,7 +11,8 @@ of the set (not averaged per frame). One `DepthMetrics.update` call is one frame
 By true distance (`bands`, edges `DEPTH_BAND_EDGES_M` below max_depth): each band's pixel count and share, metric
 AbsRel, and the median over its pixels of gt/pred (from a histogram of log(gt/pred) in 0.5 % steps,
 clipped to 1/55..55; the lower middle value for an even count): a model that reads far things near
-shows a band ratio above 1 growing with distance, which the set's one median scale hides.
+shows a band ratio above 1 growing with distance, which the set's one median scale hides (a bias,
+or regression to the mean: the bands by predicted distance below tell them apart).
 By predicted distance (`pred_bands`, the same edges, pixels binned by their clamped prediction; the
 last band also holds predictions at or beyond max_depth): why both: an unbiased but uncertain model
 (one that predicts E[depth | image]) reads far things near and near things far when binned by the
