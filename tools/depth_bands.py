@@ -19,7 +19,8 @@ import sys
 from pathlib import Path
 
 
-BAND_KEYS = {"true": "depth_bands", "pred": "depth_bands_by_pred"}
+BAND_KEYS = {"true": "depth_bands", "pred": "depth_bands_by_pred"}  # `meco eval` JSON key per binning
+DISTANCE = {"true": "true distance", "pred": "predicted distance"}
 
 
 def load_bands(run: Path, dataset: str, by: str = "true") -> list[dict]:
@@ -64,9 +65,6 @@ def print_table(dataset: str, rows: dict[str, list[dict]], by: str = "true") -> 
         cells = "".join(f"{fmt(b['gt_over_pred_median'], '.2f') + ' / ' + fmt(b['abs_rel'], '.3f') + share(b, by):>26}"
                         for b in bands)
         print(f"{label:<16}{cells}")
-
-
-DISTANCE = {"true": "true distance", "pred": "predicted distance"}
 
 
 def plot(all_rows: dict[str, dict[str, list[dict]]], path: Path, by: str = "true") -> Path:

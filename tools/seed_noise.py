@@ -64,9 +64,9 @@ def verdict(a1: float, a2: float, b1: float, b2: float) -> dict[str, float | boo
     return {"diff_seed1": d1, "diff_seed2": d2, "seed_noise": noise, "real": real}
 
 
-def compare(runs: list[Path], views: list[Path] | None) -> dict[str, dict]:
-    """{figure: {a1, a2, b1, b2, diff_seed1, diff_seed2, seed_noise, real}} for the figures every run has."""
-    per_run = [figures(r, None if views is None else v) for r, v in zip(runs, views or [None] * 4)]
+def compare(per_run: list[dict[str, float]]) -> dict[str, dict]:
+    """{figure: {a1, a2, b1, b2, diff_seed1, diff_seed2, seed_noise, real}} for the figures every run has
+    (per_run: the four runs' `figures`, A seed 1, A seed 2, B seed 1, B seed 2)."""
     table = {}
     for key, _, _ in FIGURES:
         values = [f.get(key) for f in per_run]
@@ -129,10 +129,11 @@ def main(argv: list[str]) -> int:
     missing = [str(d) for d in [*args.runs, *(args.views or [])] if not d.is_dir()]
     if missing:
         raise SystemExit(f"seed_noise: not a directory: {', '.join(missing)}")
-    table = compare(args.runs, args.views)
+    per_run = [figures(r, None if args.views is None else v) for r, v in zip(args.runs, args.views or [None] * 4)]
+    table = compare(per_run)
     print_table(table, args.runs)
     if args.rule == "v20":
-        ships, lines = rule_v20(table, scores(args.runs[0]), scores(args.runs[2]))
+        ships, lines = rule_v20(table, per_run[0], per_run[2])
         print("rule v20:\n  " + "\n  ".join(lines))
         print(f"ships: {args.runs[2]}" if ships else "ships: the current model (rule v20 does not hold)")
     if args.json:
