@@ -1,4 +1,4 @@
-"""Depth by true distance, side by side for several models, on the real lidar frames.
+"""Depth by distance band (true or predicted), side by side for several models, on the real lidar frames.
 
     .venv/bin/python tools/depth_bands.py LABEL=DIR [LABEL=DIR ...] [--sets kitti rellis] [--by true|pred] [--png OUT.png]
 
@@ -19,13 +19,13 @@ import sys
 from pathlib import Path
 
 
-BAND_KEYS = {"true": "depth_bands", "pred": "depth_bands_by_pred"}  # `meco eval` JSON key per binning
-DISTANCE = {"true": "true distance", "pred": "predicted distance"}
+# binning: (its `meco eval` JSON key, what the pixels are binned by)
+BINNINGS = {"true": ("depth_bands", "true distance"), "pred": ("depth_bands_by_pred", "predicted distance")}
 
 
 def load_bands(run: Path, dataset: str, by: str = "true") -> list[dict]:
     """The bands list of RUN/DATASET.json; a clear error when the JSON predates them."""
-    path, key = run / f"{dataset}.json", BAND_KEYS[by]
+    path, key = run / f"{dataset}.json", BINNINGS[by][0]
     if not path.is_file():
         raise SystemExit(f"depth_bands: no {path} (score the model with tools/real_dev_eval.sh)")
     bands = json.loads(path.read_text()).get(key)
@@ -58,7 +58,7 @@ def share(band: dict, by: str) -> str:
 
 def print_table(dataset: str, rows: dict[str, list[dict]], by: str = "true") -> None:
     first = next(iter(rows.values()))
-    print(f"\n{dataset}: median gt/pred (1.00 = unbiased; > 1 reads near) and metric AbsRel, by {DISTANCE[by]}"
+    print(f"\n{dataset}: median gt/pred (1.00 = unbiased; > 1 reads near) and metric AbsRel, by {BINNINGS[by][1]}"
           + ("" if by == "true" else ", each model's own share of pixels"))
     print(f"{'model':<16}" + "".join(f"{band_name(b) + ' (' + fmt(100 * b['share'], '.1f') + ' %)':>26}" for b in first))
     for label, bands in rows.items():
@@ -82,7 +82,7 @@ def plot(all_rows: dict[str, dict[str, list[dict]]], path: Path, by: str = "true
         ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda y, _: f"{y:.2g}"))
         ax.yaxis.set_minor_formatter(plt.FuncFormatter(lambda y, _: f"{y:.2g}"))
         ax.set_xticks(range(len(names)), names)
-        ax.set_title(f"{dataset}: median gt / pred by {DISTANCE[by]}")
+        ax.set_title(f"{dataset}: median gt / pred by {BINNINGS[by][1]}")
         ax.set_ylabel("gt / pred (> 1: reads near)")
         ax.legend(fontsize=7)
     return save_figure(fig, path)
@@ -99,7 +99,7 @@ def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+", type=parse_run, metavar="LABEL=DIR")
     p.add_argument("--sets", nargs="+", default=["kitti", "rellis"], help="JSON names in each DIR")
-    p.add_argument("--by", choices=tuple(BAND_KEYS), default="true", help="bin by true or by predicted distance")
+    p.add_argument("--by", choices=tuple(BINNINGS), default="true", help="bin by true or by predicted distance")
     p.add_argument("--png", type=Path, help="draw gt/pred per band here")
     p.add_argument("--json", type=Path, help="write {set: {label: bands}} here")
     args = p.parse_args(argv)
